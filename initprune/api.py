@@ -1,0 +1,236 @@
+"""The two ways in: ``fit`` (bring your own model) and ``run`` (everything by name)."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from . import data as datasets
+from . import masks, models, pruners
+from .errors import InitpruneError
+from .train import Settings, Trainee, Trainer
+
+# Optimizer and batch size per dataset: the same for every method (METHOD.md, "Our experimental grid").
+TRAINING = {
+    "digits": Settings(lr=0.1, momentum=0.9, batch_size=32),
+    "mnist": Settings(lr=0.1, momentum=0.9, batch_size=128),
+    "fashion_mnist": Settings(lr=0.1, momentum=0.9, batch_size=128),
+    "cifar10": Settings(lr=0.05, momentum=0.9, weight_decay=5e-4, batch_size=128),
+}
+
+
+@dataclass
+class Result:
+    mask: masks.Mask
+    sparsity_target: float
+    sparsity_actual: float
+    test_accuracy: float
+    val_accuracy: float | None
+    epochs: int
+    history: list[dict]
+    layers: dict[str, dict[str, int]]
+    extra: dict
+    seconds: float
+
+
+def set_threads() -> int:
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    torch.set_num_threads(cores)
+    return cores
+
+
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
+        raise InitpruneError(f"unknown device '{device}'; choose auto, cpu or cuda")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise InitpruneError("--device cuda asked for, but no CUDA device is available; use --device auto or cpu")
+    return torch.device(device)
+
+
+def _check_split(name: str, split, model: nn.Module | None = None):
+    """(X, y) tensors that agree with each other; a DataLoader is taken as it is."""
+    if split is None or isinstance(split, torch.utils.data.DataLoader):
+        return split
+    if not (isinstance(split, (tuple, list)) and len(split) == 2 and all(torch.is_tensor(t) for t in split)):
+        raise InitpruneError(f"{name} must be an (X, y) pair of tensors or a DataLoader")
+    x, y = split
+    if len(x) != len(y) or len(y) == 0:
+        raise InitpruneError(f"{name}: X has {len(x)} rows and y has {len(y)}; give one label per row")
+    if y.dtype not in (torch.int64, torch.int32, torch.int16, torch.uint8) or y.dim() != 1:
+        raise InitpruneError(f"{name}: y must be a 1-d tensor of integer class labels, got {y.dtype} {tuple(y.shape)}")
+    if x.is_floating_point() and not torch.isfinite(x).all():
+        raise InitpruneError(f"{name}: X contains NaN or infinite values; clean or impute them first")
+    if int(y.min()) < 0:
+        raise InitpruneError(f"{name}: labels must be class indices >= 0, got {int(y.min())}")
+    return x.float() if not x.is_floating_point() else x, y.long()
+
+
+def fit(model: nn.Module, train, test, method: str = "random", sparsity: float = 0.9,
+        epochs: int = 10, seed: int = 0, *, val=None, device: str = "auto",
+        optimizer: str = "sgd", lr: float = 0.1, momentum: float = 0.9, weight_decay: float = 0.0,
+        batch_size: int = 32, augment=None, **options) -> Result:
+    """Prune ``model`` with ``method`` at ``sparsity`` and train it for ``epochs`` in all.
+
+    ``train``/``val``/``test``: ``(X, y)`` tensors or DataLoaders. The model is trained in place;
+    its pruned weights are exactly 0. Method options use METHOD.md's words (``k=8``, ...).
+    """
+    began = time.perf_counter()
+    pruner = pruners.make(method, sparsity, **options)
+    settings = Settings(optimizer, lr, momentum, weight_decay, batch_size)
+    if not isinstance(epochs, int) or epochs < 1:
+        raise InitpruneError(f"epochs must be a positive integer, got {epochs}")
+    if epochs < pruner.min_epochs:
+        raise InitpruneError(
+            f"method '{method}' trains {pruner.min_epochs} epochs while choosing its mask; "
+            f"use --epochs {pruner.min_epochs} or more (got {epochs})"
+        )
+    set_threads()
+    dev = resolve_device(device)
+    splits = [_check_split(n, s) for n, s in (("train", train), ("val", val), ("test", test))]
+    masks.prunable(model)  # a model with nothing to prune fails here
+    model.to(dev)
+    splits = [(s[0].to(dev), s[1].to(dev)) if isinstance(s, tuple) else s for s in splits]
+    _check_labels(model, splits)
+    train, val, test = splits
+    batches = (datasets.LoaderBatches(train, dev) if isinstance(train, torch.utils.data.DataLoader)
+               else datasets.Batches(*train, batch_size, seed, augment))
+    trainer = Trainer(batches, val, test, settings, dev, epochs)
+    trainee = Trainee(model, settings, masks.dense(model))
+    ctx = pruners.Context(trainer, trainee, torch.Generator().manual_seed(seed))
+    extra = pruner.prune(ctx)
+    trainer.run(trainee, epochs - trainee.epoch)
+    last = trainee.history[-1]
+    return Result(
+        mask={n: m.cpu() for n, m in trainee.mask.items()},
+        sparsity_target=float(sparsity),
+        sparsity_actual=masks.sparsity(trainee.mask),
+        test_accuracy=last["test_accuracy"],
+        val_accuracy=last["val_accuracy"],
+        epochs=epochs,
+        history=trainee.history,
+        layers=masks.layer_counts(trainee.mask),
+        extra=extra,
+        seconds=time.perf_counter() - began,
+    )
+
+
+@torch.no_grad()
+def _check_labels(model: nn.Module, splits) -> None:
+    """Every label must name an output of the model."""
+    tensors = [s for s in splits if isinstance(s, tuple)]
+    if not tensors:
+        return
+    x = tensors[0][0][:2]
+    try:
+        outputs = model(x).shape[-1]
+    except RuntimeError as err:
+        raise InitpruneError(
+            f"the model does not accept inputs of shape {tuple(x.shape[1:])}: {str(err).splitlines()[0]}"
+        ) from None
+    top = max(int(y.max()) for _, y in tensors)
+    if top >= outputs:
+        raise InitpruneError(f"label {top} is out of range for a model with {outputs} outputs")
+
+
+@dataclass
+class RunConfig:
+    """Everything that defines one run. Its identity hashes only the fields that differ from
+    their defaults, so that a new option with a neutral default keeps old identities valid."""
+
+    method: str = "random"
+    dataset: str = "digits"
+    arch: str = "mlp"
+    sparsity: float = 0.9
+    epochs: int = 20
+    seed: int = 0
+    options: dict = field(default_factory=dict)  # method options, METHOD.md's words
+    training: dict = field(default_factory=dict)  # overrides of TRAINING[dataset]
+
+    NOT_IDENTITY = ("seed",)
+
+    def pruner(self) -> pruners.Pruner:
+        return pruners.make(self.method, self.sparsity, **self.options)
+
+    def settings(self) -> Settings:
+        base = TRAINING.get(self.dataset, Settings())
+        unknown = set(self.training) - {f.name for f in dataclasses.fields(Settings)}
+        if unknown:
+            raise InitpruneError(f"unknown training setting(s) {sorted(unknown)}")
+        return dataclasses.replace(base, **self.training)
+
+    def identity(self) -> dict:
+        """The fields that define the run beside its seed, with defaults left out."""
+        out = {}
+        for f in dataclasses.fields(self):
+            if f.name in self.NOT_IDENTITY or f.name in ("options", "training"):
+                continue
+            value = getattr(self, f.name)
+            if value != f.default:
+                out[f.name] = value
+        pruner = self.pruner()
+        defaults = type(pruner)(sparsity=pruner.sparsity).options()
+        options = {k: v for k, v in pruner.options().items() if v != defaults[k]}
+        if options:
+            out["options"] = options
+        base = TRAINING.get(self.dataset, Settings())
+        training = {k: v for k, v in dataclasses.asdict(self.settings()).items()
+                    if v != getattr(base, k)}
+        if training:
+            out["training"] = training
+        return out
+
+    def hash(self) -> str:
+        text = json.dumps(self.identity(), sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def run(config: RunConfig, data_root: str | Path | None = None, device: str = "auto",
+        save_model: str | Path | None = None) -> dict:
+    """One run by name: the result JSON of INTERFACE.md (``run_id`` None: no tracking here)."""
+    began = time.perf_counter()
+    pruner = config.pruner()  # bad options fail before any loading
+    settings = config.settings()
+    if config.epochs < max(1, pruner.min_epochs):
+        raise InitpruneError(
+            f"method '{config.method}' trains {pruner.min_epochs} epochs while choosing its mask; "
+            f"use --epochs {max(1, pruner.min_epochs)} or more (got {config.epochs})"
+        )
+    models.MODELS[config.arch]  # an unknown name fails before the data loads
+    data = datasets.load(config.dataset, data_root)
+    model = models.build(config.arch, data.input_shape, data.num_classes, config.seed)
+    result = fit(
+        model, train=data.train, val=data.val, test=data.test, method=config.method,
+        sparsity=config.sparsity, epochs=config.epochs, seed=config.seed, device=device,
+        augment=data.augment, **dataclasses.asdict(settings), **pruner.options(),
+    )
+    if save_model:
+        save(model, result.mask, save_model)
+    return {
+        "method": config.method, "dataset": config.dataset, "arch": config.arch,
+        "seed": config.seed, "sparsity_target": result.sparsity_target,
+        "sparsity_actual": result.sparsity_actual, "test_accuracy": result.test_accuracy,
+        "val_accuracy": result.val_accuracy, "epochs": result.epochs, "history": result.history,
+        "layers": result.layers, "extra": result.extra, "config_hash": config.hash(),
+        "run_id": None, "seconds": time.perf_counter() - began,
+    }
+
+
+def save(model: nn.Module, mask: masks.Mask, path: str | Path) -> None:
+    """A checkpoint that loads with ``torch.load(path, weights_only=True)``."""
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    torch.save({"state_dict": state, "mask": {n: m.cpu() for n, m in mask.items()}}, path)
+
+
+def load(path: str | Path) -> dict:
+    """Read a checkpoint written by ``save``; never unpickles code."""
+    return torch.load(path, weights_only=True, map_location="cpu")

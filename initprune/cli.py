@@ -1,0 +1,109 @@
+"""``python -m initprune run | list``: the command line of shared/INTERFACE.md.
+
+Bad input exits with status 2 and one line on stderr, before any training starts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from . import api, data, models, pruners
+from .errors import DivergedError, InitpruneError
+
+# command-line flag -> pruner option (METHOD.md's words)
+METHOD_OPTIONS = {
+    "k": int, "fitness": str, "warmup_epochs": int, "selection": str, "prune_epochs": int,
+    "schedule": str, "tau": float, "kstarts_sparsity": float, "scope": str,
+}
+TRAINING_OPTIONS = {"optimizer": str, "lr": float, "momentum": float, "weight_decay": float, "batch_size": int}
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, status 2, no usage block
+        raise InitpruneError(f"{message} (see: python -m initprune {self.prog.split()[-1]} --help)")
+
+
+def parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="initprune", description="Pruning at initialization: K-starts, dissipating gradients and baselines.")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    r = sub.add_parser("run", help="prune, train and evaluate one model")
+    r.add_argument("--method", required=True, help=f"one of: {', '.join(pruners.PRUNERS.names())}")
+    r.add_argument("--dataset", default="digits", help=f"one of: {', '.join(data.DATASETS.names())}")
+    r.add_argument("--arch", default="mlp", help=f"one of: {', '.join(models.MODELS.names())}")
+    r.add_argument("--sparsity", type=float, default=0.9, help="fraction of prunable weights removed, in [0, 1)")
+    r.add_argument("--epochs", type=int, default=20, help="training epochs in all, pruning epochs included")
+    r.add_argument("--seed", type=int, default=0)
+    m = r.add_argument_group("method options (shared/METHOD.md)")
+    for name, kind in METHOD_OPTIONS.items():
+        m.add_argument("--" + name.replace("_", "-"), type=kind, default=None, dest=name)
+    t = r.add_argument_group("training (defaults per dataset)")
+    for name, kind in TRAINING_OPTIONS.items():
+        t.add_argument("--" + name.replace("_", "-"), type=kind, default=None, dest=name)
+    r.add_argument("--out", type=Path, help="write the result JSON here")
+    r.add_argument("--save-model", type=Path, help="write {state_dict, mask} here (torch.save)")
+    r.add_argument("--tracking-uri", help="MLflow tracking URI")
+    r.add_argument("--no-tracking", action="store_true", help="log nothing to MLflow")
+    r.add_argument("--data-root", type=Path, help="where torchvision datasets live (default data/ or $INITPRUNE_DATA)")
+    r.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    sub.add_parser("list", help="methods, datasets, architectures")
+    return p
+
+
+def _given(args, names) -> dict:
+    return {k: getattr(args, k) for k in names if getattr(args, k) is not None}
+
+
+def _writable(path: Path | None, flag: str) -> None:
+    if path is not None and not path.parent.exists():
+        raise InitpruneError(f"{flag} {path}: folder {path.parent} does not exist; create it first")
+
+
+def cmd_run(args) -> int:
+    config = api.RunConfig(
+        method=args.method, dataset=args.dataset, arch=args.arch, sparsity=args.sparsity,
+        epochs=args.epochs, seed=args.seed, options=_given(args, METHOD_OPTIONS),
+        training=_given(args, TRAINING_OPTIONS),
+    )
+    data.DATASETS[config.dataset]
+    _writable(args.out, "--out")
+    _writable(args.save_model, "--save-model")
+    result = api.run(config, data_root=args.data_root, device=args.device, save_model=args.save_model)
+    summary = (f"{config.method} {config.dataset}/{config.arch} s={result['sparsity_actual']:.4f}: "
+               f"test accuracy {result['test_accuracy']:.4f} in {result['seconds']:.1f}s")
+    print(summary, file=sys.stderr)
+    if args.out:
+        tmp = args.out.with_name(args.out.name + ".tmp")
+        tmp.write_text(json.dumps(result, indent=1))
+        tmp.replace(args.out)  # a finished file or none, never half of one
+    else:
+        print(json.dumps({k: v for k, v in result.items() if k != "history"}))
+    return 0
+
+
+def cmd_list(args) -> int:
+    print("methods:")
+    for name in pruners.PRUNERS.names():
+        cls = pruners.PRUNERS[name]
+        opts = [f"{k}={v}" for k, v in cls(sparsity=0.0 if cls.fixed_sparsity is not None else 0.5).options().items()]
+        print(f"  {name:12s} {' '.join(opts)}")
+    print("datasets:      " + ", ".join(data.DATASETS.names()))
+    print("architectures: " + ", ".join(models.MODELS.names()))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        args = parser().parse_args(argv)
+        return {"run": cmd_run, "list": cmd_list}[args.command](args)
+    except InitpruneError as err:
+        print(f"initprune: error: {err}", file=sys.stderr)
+        return 2
+    except DivergedError as err:
+        print(f"initprune: {err}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("initprune: interrupted", file=sys.stderr)
+        return 130

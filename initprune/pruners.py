@@ -1,0 +1,303 @@
+"""The pruning methods, by name (shared/METHOD.md says what each one is, precisely).
+
+A pruner is a dataclass of its options (defaults as in METHOD.md) whose ``prune(ctx)`` leaves
+``ctx.trainee`` with its final mask, having trained as many epochs as the method needs to choose
+it, and returns what the method reports (``extra``). Training then continues to the full epochs
+in the one shared loop.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import ClassVar
+
+import torch
+from torch import Tensor
+
+from . import masks
+from .errors import InitpruneError
+from .registry import Registry
+from .train import Trainee, Trainer
+
+PRUNERS: Registry = Registry("method")
+
+
+@dataclass
+class Context:
+    trainer: Trainer
+    trainee: Trainee
+    generator: torch.Generator  # every random draw of a pruner comes from here
+
+
+def _choice(value, allowed, option):
+    if value not in allowed:
+        raise InitpruneError(f"unknown {option} '{value}'; choose one of: {', '.join(allowed)}")
+
+
+@dataclass
+class Pruner:
+    sparsity: float
+    fixed_sparsity: ClassVar[float | None] = None  # dense only accepts 0
+
+    def __post_init__(self):
+        if not isinstance(self.sparsity, (int, float)) or not 0 <= self.sparsity < 1:
+            raise InitpruneError(
+                f"sparsity must be in [0, 1) (the fraction of weights removed), got {self.sparsity}"
+            )
+        if self.fixed_sparsity is not None and self.sparsity != self.fixed_sparsity:
+            raise InitpruneError(f"method '{self.name}' keeps every weight; use --sparsity 0")
+
+    @property
+    def name(self) -> str:
+        return next(n for n in PRUNERS.names() if PRUNERS[n] is type(self))
+
+    @property
+    def min_epochs(self) -> int:
+        """Epochs the method trains while choosing its mask."""
+        return 0
+
+    def options(self) -> dict:
+        """This pruner's options (everything but the sparsity)."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "sparsity"}
+
+    def prune(self, ctx: Context) -> dict:
+        raise NotImplementedError
+
+
+def make(method: str, sparsity: float, **options) -> Pruner:
+    """The pruner ``method`` with ``options``; an option it does not take is a clear error."""
+    cls = PRUNERS[method]
+    names = [f.name for f in dataclasses.fields(cls) if f.name != "sparsity"]
+    for key in options:
+        if key not in names:
+            takes = ", ".join(names) if names else "no options"
+            raise InitpruneError(f"option '{key}' does not apply to method '{method}' (it takes: {takes})")
+    return cls(sparsity=sparsity, **options)
+
+
+@PRUNERS.register("dense")
+@dataclass
+class Dense(Pruner):
+    """No pruning: the ceiling every method is measured against."""
+
+    fixed_sparsity: ClassVar[float | None] = 0.0
+
+    def prune(self, ctx: Context) -> dict:
+        return {}
+
+
+@PRUNERS.register("random")
+@dataclass
+class Random(Pruner):
+    """The paper's baseline: a uniformly random subset of each layer (or of all weights)."""
+
+    scope: str = "layerwise"
+
+    def __post_init__(self):
+        super().__post_init__()
+        masks.check_scope(self.scope)
+
+    def prune(self, ctx: Context) -> dict:
+        scores = masks.random_scores(ctx.trainee.model, ctx.generator)
+        ctx.trainee.set_mask(masks.select(scores, self.sparsity, self.scope))
+        return {}
+
+
+FITNESS = ("magnitude", "gradient", "both")
+SELECTION = ("full", "halving")
+
+
+@PRUNERS.register("kstarts")
+@dataclass
+class KStarts(Pruner):
+    """k random masks, each trained for a warm-up; the fittest goes on (no rewinding)."""
+
+    k: int = 8
+    fitness: str = "both"
+    warmup_epochs: int = 1
+    selection: str = "full"
+
+    def __post_init__(self):
+        super().__post_init__()
+        if not isinstance(self.k, int) or self.k < 1:
+            raise InitpruneError(f"--k must be an integer of at least 1, got {self.k}")
+        if not isinstance(self.warmup_epochs, int) or self.warmup_epochs < 1:
+            raise InitpruneError(f"--warmup-epochs must be at least 1, got {self.warmup_epochs}")
+        _choice(self.fitness, FITNESS, "fitness")
+        _choice(self.selection, SELECTION, "selection")
+
+    @property
+    def min_epochs(self) -> int:
+        return self.warmup_epochs
+
+    def prune(self, ctx: Context) -> dict:
+        base = ctx.trainee
+        settings = ctx.trainer.settings
+        candidates = []
+        for _ in range(self.k):  # same layer counts, different positions
+            mask = masks.select(masks.random_scores(base.model, ctx.generator), self.sparsity)
+            candidates.append(base.clone(settings, mask))
+        sinks = [[torch.zeros_like(w) for w in c._w] for c in candidates]
+        budget = self.warmup_epochs * ctx.trainer.steps_per_epoch
+        report: dict[int, dict] = {}
+        alive = list(range(self.k))
+        if self.selection == "full":
+            ends = [budget]
+        else:  # successive halving: slices t0, 2 t0, 4 t0, ... summing to the warm-up
+            rounds = max(1, math.ceil(math.log2(self.k)))
+            ends = [round(budget * (2 ** (r + 1) - 1) / (2**rounds - 1)) for r in range(rounds)]
+        for end in ends:
+            for i in alive:
+                ctx.trainer.steps(candidates[i], end - candidates[i].steps, sinks[i])
+            scores = self._fitness([candidates[i] for i in alive], [sinks[i] for i in alive])
+            for i, score in zip(alive, scores):
+                report[i] = {"index": i, **score, "epochs": candidates[i].steps / ctx.trainer.steps_per_epoch}
+            ranked = sorted(alive, key=lambda i: (-report[i]["fitness"], i))
+            alive = sorted(ranked[: max(1, math.ceil(len(alive) / 2))] if self.selection == "halving"
+                           else ranked[:1])
+            for i in set(range(self.k)) - set(alive):  # free what lost
+                candidates[i] = sinks[i] = None
+        winner = alive[0]
+        base.adopt(candidates[winner])
+        spent = sum(r["epochs"] for r in report.values())
+        return {
+            "candidates": [report[i] for i in range(self.k)],
+            "winner": winner,
+            "extra_cost_epochs": spent - self.warmup_epochs,
+        }
+
+    def _fitness(self, trainees: list[Trainee], sinks: list[list[Tensor]]) -> list[dict]:
+        """Each term a mean over a layer's kept weights, summed over layers (METHOD.md)."""
+        mags, grads = [], []
+        for t, sink in zip(trainees, sinks):
+            kept = [m.sum() for m in t._m]
+            mags.append(float(sum((w.detach().abs() * m).sum() / n for w, m, n in zip(t._w, t._m, kept))))
+            grads.append(float(sum((g * m).sum() / n for g, m, n in zip(sink, t._m, kept))))
+        top_m, top_g = max(mags) or 1.0, max(grads) or 1.0
+        out = []
+        for m, g in zip(mags, grads):
+            fitness = {"magnitude": m, "gradient": g, "both": (m / top_m) * (g / top_g)}[self.fitness]
+            out.append({"fitness": fitness, "magnitude": m, "gradient": g})
+        return out
+
+
+SCHEDULES = ("linear", "cubic")
+
+
+def scheduled(start: float, end: float, epoch: int, epochs: int, schedule: str) -> float:
+    """Sparsity after pruning epoch ``epoch`` of ``epochs``: linear, or cubic (Zhu & Gupta 2017)."""
+    frac = epoch / epochs
+    if schedule == "linear":
+        return start + (end - start) * frac
+    return end + (start - end) * (1 - frac) ** 3
+
+
+@PRUNERS.register("dissipating")
+@dataclass
+class Dissipating(Pruner):
+    """Prune the weights that moved least, relative to θ0, during the first epochs."""
+
+    prune_epochs: int = 3
+    schedule: str = "linear"
+    tau: float | None = None
+    scope: str = "layerwise"
+    eps: float = 1e-8
+
+    def __post_init__(self):
+        super().__post_init__()
+        if not isinstance(self.prune_epochs, int) or self.prune_epochs < 1:
+            raise InitpruneError(f"--prune-epochs must be at least 1, got {self.prune_epochs}")
+        if self.tau is not None and not self.tau > 0:
+            raise InitpruneError(f"--tau must be positive (a relative movement), got {self.tau}")
+        _choice(self.schedule, SCHEDULES, "schedule")
+        masks.check_scope(self.scope)
+
+    @property
+    def min_epochs(self) -> int:
+        return self.prune_epochs
+
+    def prune(self, ctx: Context) -> dict:
+        t = ctx.trainee
+        start = masks.sparsity(t.mask)
+        numels = {n: m.numel() for n, m in t.mask.items()}
+        if self.scope == "layerwise":
+            final = 1 - sum(masks.n_keep(n, self.sparsity) for n in numels.values()) / sum(numels.values())
+        else:
+            final = 1 - masks.n_keep(sum(numels.values()), self.sparsity) / sum(numels.values())
+        per_epoch, hists = [], []
+
+        def prune(t: Trainee) -> None:
+            movement = {n: (w.detach() - t.init[n]).abs() / (t.init[n].abs() + self.eps)
+                        for n, w in t.weights.items()}
+            hists.append(_log_histogram(movement, t.mask))
+            if self.tau is None:
+                target = scheduled(start, self.sparsity, len(per_epoch) + 1, self.prune_epochs, self.schedule)
+                mask = masks.select(movement, target, self.scope, within=t.mask)
+            else:
+                mask = masks.select(movement, self.sparsity, self.scope, within=t.mask,
+                                    keep=self._threshold_keep(movement, t.mask))
+            t.set_mask(mask)
+            per_epoch.append(masks.sparsity(mask))
+
+        ctx.trainer.run(t, self.prune_epochs, on_epoch_end=prune)
+        reached = next((e + 1 for e, s in enumerate(per_epoch) if s >= final - 1e-12), None)
+        return {"sparsity_per_epoch": per_epoch, "target_reached_epoch": reached,
+                "start_sparsity": start, "movement_histograms": hists}
+
+    def _threshold_keep(self, movement, mask):
+        """Kept counts when every weight with r < τ goes, capped at the target sparsity."""
+        above = {n: int(((r >= self.tau) & mask[n]).sum()) for n, r in movement.items()}
+        if self.scope == "layerwise":
+            return {n: max(above[n], masks.n_keep(mask[n].numel(), self.sparsity)) for n in above}
+        total = sum(m.numel() for m in mask.values())
+        return max(sum(above.values()), masks.n_keep(total, self.sparsity))
+
+
+def _log_histogram(movement: dict[str, Tensor], mask: masks.Mask, bins: int = 40) -> dict:
+    """Histogram of log10 relative movement over the kept weights: what the pruning cuts into."""
+    r = torch.cat([movement[n][mask[n]].flatten() for n in movement]).float().cpu()
+    logr = torch.log10(r.clamp_min(1e-8))
+    counts = torch.histc(logr, bins=bins, min=-8.0, max=2.0)
+    return {"log10_min": -8.0, "log10_max": 2.0, "counts": [int(c) for c in counts]}
+
+
+@PRUNERS.register("combined")
+@dataclass
+class Combined(Pruner):
+    """K-starts to s_k, then dissipating gradients from s_k to s, movement measured from θ0."""
+
+    kstarts_sparsity: float | None = None  # default: (1 - s_k) = sqrt(1 - s)
+    k: int = 8
+    fitness: str = "both"
+    warmup_epochs: int = 1
+    selection: str = "full"
+    prune_epochs: int = 3
+    schedule: str = "linear"
+    tau: float | None = None
+    scope: str = "layerwise"
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.kstarts_sparsity is not None and not 0 <= self.kstarts_sparsity <= self.sparsity:
+            raise InitpruneError(
+                f"--kstarts-sparsity must be in [0, sparsity={self.sparsity}], got {self.kstarts_sparsity}"
+            )
+        self._kstarts = KStarts(self.split, self.k, self.fitness, self.warmup_epochs, self.selection)
+        self._dissipating = Dissipating(self.sparsity, self.prune_epochs, self.schedule, self.tau, self.scope)
+
+    @property
+    def split(self) -> float:
+        if self.kstarts_sparsity is not None:
+            return self.kstarts_sparsity
+        return 1 - math.sqrt(1 - self.sparsity)
+
+    @property
+    def min_epochs(self) -> int:
+        return self.warmup_epochs + self.prune_epochs
+
+    def prune(self, ctx: Context) -> dict:
+        return {"kstarts_sparsity": self.split,
+                "kstarts": self._kstarts.prune(ctx),
+                "dissipating": self._dissipating.prune(ctx)}

@@ -1,0 +1,212 @@
+"""One training loop for every method.
+
+A ``Trainee`` is one line of training: a model, its optimizer, its mask and its history. The
+``Trainer`` holds what all trainees of a run share (data, optimizer settings, seed, device) and
+trains a trainee step by step, so that K-starts can train candidates for fractions of an epoch and
+every candidate sees the same data order.
+
+Pruned weights stay exactly zero: their gradients are zeroed before each step, the weights are
+zeroed after it, and the optimizer's state (momentum, Adam moments) is cleared wherever a mask
+removes a weight.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from . import masks
+from .errors import DivergedError, InitpruneError
+
+OPTIMIZERS = ("sgd", "adam", "adamw")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Optimizer and batching, the same for every method on a dataset and architecture."""
+
+    optimizer: str = "sgd"
+    lr: float = 0.1
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    batch_size: int = 32
+
+    def __post_init__(self):
+        if self.optimizer not in OPTIMIZERS:
+            raise InitpruneError(f"unknown optimizer '{self.optimizer}'; choose one of: {', '.join(OPTIMIZERS)}")
+        if not self.lr > 0:
+            raise InitpruneError(f"--lr must be positive, got {self.lr}")
+        if self.batch_size < 1:
+            raise InitpruneError(f"--batch-size must be at least 1, got {self.batch_size}")
+        if self.weight_decay < 0 or self.momentum < 0:
+            raise InitpruneError("--weight-decay and --momentum must not be negative")
+
+    def make(self, params) -> torch.optim.Optimizer:
+        if self.optimizer == "sgd":
+            return torch.optim.SGD(params, self.lr, momentum=self.momentum, weight_decay=self.weight_decay)
+        cls = torch.optim.Adam if self.optimizer == "adam" else torch.optim.AdamW
+        return cls(params, self.lr, weight_decay=self.weight_decay)
+
+
+class Trainee:
+    """A model under training with its optimizer and mask; ``history`` has one entry per epoch."""
+
+    def __init__(self, model: nn.Module, settings: Settings, mask: masks.Mask):
+        self.model = model
+        self.optimizer = settings.make(model.parameters())
+        self.weights = masks.prunable(model)
+        self.init = {n: w.detach().clone() for n, w in self.weights.items()}  # θ0
+        self.history: list[dict] = []
+        self.steps = 0
+        self._loss = [0.0, 0]  # running (sum, count) of the current epoch's training loss
+        self._seconds = 0.0
+        self.set_mask(mask)
+
+    @property
+    def epoch(self) -> int:
+        """Completed epochs."""
+        return len(self.history)
+
+    @torch.no_grad()
+    def set_mask(self, mask: masks.Mask) -> None:
+        """Apply a mask: zero the removed weights and their optimizer state."""
+        self.mask = {n: m.to(self.weights[n].device) for n, m in mask.items()}
+        self._dense = all(bool(m.all()) for m in self.mask.values())
+        self._w = list(self.weights.values())
+        self._m = [self.mask[n].to(w.dtype) for n, w in self.weights.items()]
+        torch._foreach_mul_(self._w, self._m)
+        for w, m in zip(self._w, self._m):
+            for value in self.optimizer.state.get(w, {}).values():
+                if torch.is_tensor(value) and value.shape == w.shape:
+                    value.mul_(m)
+
+    def mask_grads(self) -> None:
+        if not self._dense:
+            grads = [w.grad for w in self._w]
+            torch._foreach_mul_(grads, self._m)
+
+    @torch.no_grad()
+    def mask_weights(self) -> None:
+        if not self._dense:
+            torch._foreach_mul_(self._w, self._m)
+
+    def clone(self, settings: Settings, mask: masks.Mask) -> "Trainee":
+        """A fresh trainee from this one's θ0 with another mask (for K-starts candidates)."""
+        model = copy.deepcopy(self.model)
+        with torch.no_grad():
+            for name, w in masks.prunable(model).items():
+                w.copy_(self.init[name])
+        twin = Trainee(model, settings, mask)
+        twin.init = self.init
+        return twin
+
+    def adopt(self, other: "Trainee") -> None:
+        """Take over another trainee's weights, optimizer state, mask and history, in place."""
+        self.model.load_state_dict(other.model.state_dict())
+        self.optimizer.load_state_dict(other.optimizer.state_dict())  # same parameter order
+        self.history, self.steps = other.history, other.steps
+        self._loss, self._seconds = other._loss, other._seconds
+        self.set_mask(other.mask)
+
+
+class Trainer:
+    """Trains trainees on shared data, with a progress bar and a per-epoch history."""
+
+    def __init__(self, train, val, test, settings: Settings, device, epochs: int,
+                 eval_batch: int = 1024):
+        self.train_batches, self.val, self.test = train, val, test
+        self.settings, self.device, self.epochs = settings, device, epochs
+        self.eval_batch = eval_batch
+        self.steps_per_epoch = len(train)
+
+    def run(self, t: Trainee, epochs: int = 1, on_epoch_end: Callable[[Trainee], None] | None = None,
+            grad_sink: list[Tensor] | None = None) -> None:
+        """Train ``epochs`` whole epochs (pruning in ``on_epoch_end`` before the record)."""
+        for _ in range(epochs):
+            self.steps(t, self.steps_per_epoch - t.steps % self.steps_per_epoch, grad_sink, on_epoch_end)
+
+    def steps(self, t: Trainee, n: int, grad_sink: list[Tensor] | None = None,
+              on_epoch_end: Callable[[Trainee], None] | None = None) -> None:
+        """Train ``n`` steps; ``grad_sink`` (one tensor per prunable weight) accumulates Σ|∂L/∂θ|."""
+        t.model.train()
+        while n > 0:
+            epoch, start = divmod(t.steps, self.steps_per_epoch)
+            todo = min(n, self.steps_per_epoch - start)
+            began = time.perf_counter()
+            bar = tqdm(total=todo, desc=f"epoch {epoch + 1}/{self.epochs}", leave=False,
+                       disable=None, unit="batch")
+            for i, (x, y) in enumerate(self.train_batches.epoch(epoch, start)):
+                if i == todo:
+                    break
+                loss = self._step(t, x, y, grad_sink)
+                t._loss[0] += loss
+                t._loss[1] += 1
+                bar.update()
+            bar.close()
+            t.steps += todo
+            n -= todo
+            t._seconds += time.perf_counter() - began
+            if t.steps % self.steps_per_epoch == 0:
+                self._end_epoch(t, on_epoch_end)
+
+    def _step(self, t: Trainee, x: Tensor, y: Tensor, grad_sink) -> Tensor:
+        t.optimizer.zero_grad(set_to_none=False)
+        loss = F.cross_entropy(t.model(x), y)
+        loss.backward()
+        t.mask_grads()
+        if grad_sink is not None:
+            torch._foreach_add_(grad_sink, torch._foreach_abs([w.grad for w in t._w]))
+        t.optimizer.step()
+        t.mask_weights()
+        return loss.detach()
+
+    def _end_epoch(self, t: Trainee, on_epoch_end) -> None:
+        began = time.perf_counter()
+        if on_epoch_end is not None:
+            on_epoch_end(t)
+        loss_sum, count = t._loss
+        train_loss = float(loss_sum) / max(count, 1)
+        if not math.isfinite(train_loss):
+            raise DivergedError(
+                f"training diverged: the loss is {train_loss} in epoch {t.epoch + 1}; lower --lr"
+            )
+        t.history.append({
+            "epoch": t.epoch + 1,
+            "train_loss": train_loss,
+            "val_accuracy": self.accuracy(t.model, self.val),
+            "test_accuracy": self.accuracy(t.model, self.test),
+            "sparsity": masks.sparsity(t.mask),
+            "seconds": t._seconds + time.perf_counter() - began,
+        })
+        t._loss, t._seconds = [0.0, 0], 0.0
+
+    @torch.no_grad()
+    def accuracy(self, model: nn.Module, split) -> float | None:
+        if split is None:
+            return None
+        was_training = model.training
+        model.eval()
+        correct = total = 0
+        for x, y in _eval_batches(split, self.eval_batch, self.device):
+            correct += int((model(x).argmax(1) == y).sum())
+            total += len(y)
+        model.train(was_training)
+        return correct / max(total, 1)
+
+
+def _eval_batches(split, batch_size, device):
+    if isinstance(split, tuple):
+        x, y = split
+        for i in range(0, len(y), batch_size):
+            yield x[i : i + batch_size], y[i : i + batch_size]
+    else:  # a DataLoader
+        for x, y in split:
+            yield x.to(device), y.to(device)

@@ -1,0 +1,155 @@
+"""One suite over every registered pruner, then exact checks of each of the paper's methods."""
+
+import math
+
+import pytest
+import torch
+
+import initprune
+from initprune import masks, pruners
+from initprune.errors import InitpruneError
+
+from conftest import toy_data, toy_model
+
+FAST = {"kstarts": {"k": 3}, "combined": {"k": 3, "prune_epochs": 1}, "dissipating": {"prune_epochs": 1}}
+
+
+def fit(method, sparsity, seed=0, model=None, epochs=2, **options):
+    model = model if model is not None else toy_model(seed)
+    return initprune.fit(model, train=toy_data(), test=toy_data(48, seed=1), method=method,
+                         sparsity=sparsity, epochs=epochs, seed=seed, device="cpu", batch_size=16,
+                         **{**FAST.get(method, {}), **options})
+
+
+@pytest.mark.parametrize("method", initprune.PRUNERS.names())
+@pytest.mark.parametrize("sparsity", [0.0, 0.5, 0.9, 0.99])
+def test_every_pruner_keeps_exact_counts(method, sparsity):
+    if pruners.PRUNERS[method].fixed_sparsity not in (None, sparsity):
+        with pytest.raises(InitpruneError, match="--sparsity 0"):
+            fit(method, sparsity)
+        return
+    model = toy_model()
+    result = fit(method, sparsity, model=model)
+    assert list(result.mask) == list(masks.prunable(model))
+    for name, mask in result.mask.items():
+        assert mask.dtype == torch.bool and mask.shape == masks.prunable(model)[name].shape
+        assert result.layers[name]["kept"] == max(1, math.floor((1 - sparsity) * mask.numel() + 0.5))
+    assert result.history[-1]["sparsity"] == pytest.approx(result.sparsity_actual)
+    assert len(result.history) == 2
+
+
+@pytest.mark.parametrize("method", [m for m in initprune.PRUNERS.names() if m != "dense"])
+def test_same_seed_same_mask_and_another_seed_another(method):
+    a, b, c = fit(method, 0.5, seed=3), fit(method, 0.5, seed=3), fit(method, 0.5, seed=4)
+    assert all(torch.equal(a.mask[n], b.mask[n]) for n in a.mask)
+    assert a.test_accuracy == b.test_accuracy and a.history[-1]["train_loss"] == b.history[-1]["train_loss"]
+    assert any(not torch.equal(a.mask[n], c.mask[n]) for n in a.mask)
+
+
+def test_random_scoring_leaves_the_weights_untouched():
+    model = toy_model()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    mask = masks.select(masks.random_scores(model, torch.Generator().manual_seed(0)), 0.5)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert masks.sparsity(mask) == pytest.approx(0.5, abs=0.02)
+
+
+def test_unknown_method_and_misplaced_option_are_clear_errors():
+    with pytest.raises(InitpruneError, match="unknown method 'snipp'; choose one of: dense, random"):
+        fit("snipp", 0.5)
+    with pytest.raises(InitpruneError, match="option 'k' does not apply to method 'random'"):
+        fit("random", 0.5, k=3)
+    with pytest.raises(InitpruneError, match="--k must be an integer of at least 1"):
+        fit("kstarts", 0.5, k=0)
+    with pytest.raises(InitpruneError, match="use --epochs 4 or more"):
+        fit("combined", 0.5, epochs=3, warmup_epochs=1, prune_epochs=3)
+
+
+# ---- K-starts ----------------------------------------------------------------------------
+
+def test_kstarts_fitness_is_the_formula_of_method_md():
+    """Hand-set weights, masks and accumulated gradients; the numbers below are worked by hand."""
+    model = torch.nn.Sequential(torch.nn.Linear(2, 2, bias=False), torch.nn.Linear(2, 1, bias=False))
+    with torch.no_grad():
+        model[0].weight.copy_(torch.tensor([[1.0, -2.0], [3.0, 4.0]]))
+        model[1].weight.copy_(torch.tensor([[-5.0, 6.0]]))
+    settings = initprune.train.Settings()
+    keep_a = {"0.weight": torch.tensor([[True, True], [False, False]]), "1.weight": torch.tensor([[True, False]])}
+    keep_b = {"0.weight": torch.tensor([[False, False], [True, True]]), "1.weight": torch.tensor([[False, True]])}
+    a = initprune.train.Trainee(model, settings, {k: torch.ones_like(v) for k, v in keep_a.items()}).clone(settings, keep_a)
+    b = a.clone(settings, keep_b)
+    sink_a = [torch.tensor([[2.0, 4.0], [9.0, 9.0]]), torch.tensor([[1.0, 9.0]])]
+    sink_b = [torch.tensor([[9.0, 9.0], [1.0, 1.0]]), torch.tensor([[9.0, 2.0]])]
+    # magnitude: a = mean(1, 2) + 5 = 6.5; b = mean(3, 4) + 6 = 9.5
+    # gradient:  a = mean(2, 4) + 1 = 4.0; b = mean(1, 1) + 2 = 3.0
+    # both: a = 6.5/9.5 * 4/4 = 0.684..; b = 9.5/9.5 * 3/4 = 0.75
+    scores = pruners.KStarts(0.5)._fitness([a, b], [sink_a, sink_b])
+    assert [s["magnitude"] for s in scores] == [6.5, 9.5]
+    assert [s["gradient"] for s in scores] == [4.0, 3.0]
+    assert [s["fitness"] for s in scores] == pytest.approx([6.5 / 9.5, 0.75])
+    assert pruners.KStarts(0.5, fitness="gradient")._fitness([a, b], [sink_a, sink_b])[0]["fitness"] == 4.0
+
+
+@pytest.mark.parametrize("fitness", pruners.FITNESS)
+@pytest.mark.parametrize("selection", pruners.SELECTION)
+def test_kstarts_goes_on_with_the_fittest_candidate(fitness, selection):
+    k, sparsity, seed = 4, 0.8, 7
+    result = fit("kstarts", sparsity, seed=seed, k=k, fitness=fitness, selection=selection, epochs=3)
+    extra = result.extra
+    final = [c for c in extra["candidates"] if c["epochs"] == 1.0]
+    assert extra["winner"] == max(final, key=lambda c: (c["fitness"], -c["index"]))["index"]
+    # the winner's mask is the winner-th random mask drawn from the run's generator
+    g, model = torch.Generator().manual_seed(seed), toy_model(seed)
+    drawn = [masks.select(masks.random_scores(model, g), sparsity) for _ in range(k)]
+    assert all(torch.equal(result.mask[n], drawn[extra["winner"]][n]) for n in result.mask)
+    expected_cost = (k - 1) * 1.0 if selection == "full" else sum(c["epochs"] for c in extra["candidates"]) - 1
+    assert extra["extra_cost_epochs"] == pytest.approx(expected_cost)
+    if selection == "halving":
+        assert extra["extra_cost_epochs"] < k - 1
+        assert sorted(c["epochs"] for c in extra["candidates"]) == pytest.approx([1 / 3, 1 / 3, 1, 1])
+    assert len(result.history) == 3  # the warm-up epoch counts: no retraining
+
+
+# ---- dissipating gradients ------------------------------------------------------------------
+
+def test_dissipating_prunes_exactly_the_weights_that_moved_least():
+    sparsity, seed = 0.7, 2
+    dense_model, theta0 = toy_model(seed), masks.prunable(toy_model(seed))
+    fit("dense", 0.0, seed=seed, model=dense_model, epochs=1)  # the same first epoch, unpruned
+    moved = masks.prunable(dense_model)
+    expected = masks.select(
+        {n: (moved[n] - theta0[n]).abs() / (theta0[n].abs() + 1e-8) for n in moved}, sparsity)
+    result = fit("dissipating", sparsity, seed=seed, epochs=1, prune_epochs=1)
+    assert all(torch.equal(result.mask[n], expected[n]) for n in expected)
+
+
+@pytest.mark.parametrize("schedule", pruners.SCHEDULES)
+def test_dissipating_follows_its_schedule_and_reports_it(schedule):
+    result = fit("dissipating", 0.9, prune_epochs=3, schedule=schedule, epochs=4)
+    per_epoch = result.extra["sparsity_per_epoch"]
+    expected = [pruners.scheduled(0.0, 0.9, e, 3, schedule) for e in (1, 2, 3)]
+    assert per_epoch == pytest.approx(expected, abs=0.02)
+    assert [h["sparsity"] for h in result.history[:3]] == per_epoch
+    assert result.extra["target_reached_epoch"] == 3
+    if schedule == "cubic":
+        assert per_epoch[0] > pruners.scheduled(0.0, 0.9, 1, 3, "linear")  # fast first
+
+
+def test_dissipating_threshold_prunes_below_tau_capped_by_the_target():
+    low = fit("dissipating", 0.9, tau=1e-9, prune_epochs=1, epochs=1)
+    assert low.sparsity_actual < 0.2  # almost everything moved more than 1e-9 of itself
+    high = fit("dissipating", 0.9, tau=1e9, prune_epochs=1, epochs=1)
+    assert high.sparsity_actual == pytest.approx(0.9, abs=0.02)  # capped
+
+
+# ---- combined ------------------------------------------------------------------------------
+
+def test_combined_kstarts_stage_at_the_split_then_reaches_the_target():
+    result = fit("combined", 0.96, k=3, warmup_epochs=1, prune_epochs=2, epochs=4)
+    assert result.extra["kstarts_sparsity"] == pytest.approx(0.8)  # 1 - sqrt(1 - 0.96)
+    assert result.history[0]["sparsity"] == pytest.approx(0.8, abs=0.02)
+    assert result.extra["dissipating"]["start_sparsity"] == result.history[0]["sparsity"]
+    assert result.sparsity_actual == pytest.approx(0.96, abs=0.02)
+    assert [h["sparsity"] for h in result.history][1:3] == result.extra["dissipating"]["sparsity_per_epoch"]
+    explicit = fit("combined", 0.96, k=3, prune_epochs=1, kstarts_sparsity=0.5, epochs=2)
+    assert explicit.history[0]["sparsity"] == pytest.approx(0.5, abs=0.02)
