@@ -57,6 +57,16 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
+def check_epochs(pruner: pruners.Pruner, epochs) -> None:
+    if not isinstance(epochs, int) or epochs < 1:
+        raise InitpruneError(f"epochs must be a positive integer, got {epochs}")
+    if epochs < pruner.min_epochs:
+        raise InitpruneError(
+            f"method '{pruner.name}' trains {pruner.min_epochs} epochs while choosing its mask; "
+            f"use --epochs {pruner.min_epochs} or more (got {epochs})"
+        )
+
+
 def _check_split(name: str, split, model: nn.Module | None = None):
     """(X, y) tensors that agree with each other; a DataLoader is taken as it is."""
     if split is None or isinstance(split, torch.utils.data.DataLoader):
@@ -87,13 +97,7 @@ def fit(model: nn.Module, train, test, method: str = "random", sparsity: float =
     began = time.perf_counter()
     pruner = pruners.make(method, sparsity, **options)
     settings = Settings(optimizer, lr, momentum, weight_decay, batch_size)
-    if not isinstance(epochs, int) or epochs < 1:
-        raise InitpruneError(f"epochs must be a positive integer, got {epochs}")
-    if epochs < pruner.min_epochs:
-        raise InitpruneError(
-            f"method '{method}' trains {pruner.min_epochs} epochs while choosing its mask; "
-            f"use --epochs {pruner.min_epochs} or more (got {epochs})"
-        )
+    check_epochs(pruner, epochs)
     set_threads()
     dev = resolve_device(device)
     splits = [_check_split(n, s) for n, s in (("train", train), ("val", val), ("test", test))]
@@ -200,11 +204,7 @@ def run(config: RunConfig, data_root: str | Path | None = None, device: str = "a
     began = time.perf_counter()
     pruner = config.pruner()  # bad options fail before any loading
     settings = config.settings()
-    if config.epochs < max(1, pruner.min_epochs):
-        raise InitpruneError(
-            f"method '{config.method}' trains {pruner.min_epochs} epochs while choosing its mask; "
-            f"use --epochs {max(1, pruner.min_epochs)} or more (got {config.epochs})"
-        )
+    check_epochs(pruner, config.epochs)
     models.MODELS[config.arch]  # an unknown name fails before the data loads
     data = datasets.load(config.dataset, data_root)
     model = models.build(config.arch, data.input_shape, data.num_classes, config.seed)

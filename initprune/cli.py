@@ -27,9 +27,10 @@ class _Parser(argparse.ArgumentParser):
 
 
 def parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="initprune", description="Pruning at initialization: K-starts, dissipating gradients and baselines.")
+    p = _Parser(prog="initprune",
+                description="Pruning at initialization: K-starts, dissipating gradients and baselines.")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    r = sub.add_parser("run", help="prune, train and evaluate one model")
+    r = sub.add_parser("run", help="prune, train and evaluate one model", allow_abbrev=False)
     r.add_argument("--method", required=True, help=f"one of: {', '.join(pruners.PRUNERS.names())}")
     r.add_argument("--dataset", default="digits", help=f"one of: {', '.join(data.DATASETS.names())}")
     r.add_argument("--arch", default="mlp", help=f"one of: {', '.join(models.MODELS.names())}")

@@ -8,9 +8,9 @@ come through torchvision: read from ``--data-root`` (default ``data/`` at the re
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
 
 import numpy as np
 import torch
@@ -36,7 +36,7 @@ class Data:
     def input_shape(self) -> tuple[int, ...]:
         return tuple(self.train[0].shape[1:])
 
-    def to(self, device) -> "Data":
+    def to(self, device) -> Data:
         move = lambda xy: (xy[0].to(device), xy[1].to(device))  # noqa: E731
         return Data(move(self.train), move(self.val), move(self.test), self.num_classes, self.augment)
 

@@ -15,8 +15,8 @@ from __future__ import annotations
 import copy
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -98,7 +98,7 @@ class Trainee:
         if not self._dense:
             torch._foreach_mul_(self._w, self._m)
 
-    def clone(self, settings: Settings, mask: masks.Mask) -> "Trainee":
+    def clone(self, settings: Settings, mask: masks.Mask) -> Trainee:
         """A fresh trainee from this one's θ0 with another mask (for K-starts candidates)."""
         model = copy.deepcopy(self.model)
         with torch.no_grad():
@@ -108,7 +108,7 @@ class Trainee:
         twin.init = self.init
         return twin
 
-    def adopt(self, other: "Trainee") -> None:
+    def adopt(self, other: Trainee) -> None:
         """Take over another trainee's weights, optimizer state, mask and history, in place."""
         self.model.load_state_dict(other.model.state_dict())
         self.optimizer.load_state_dict(other.optimizer.state_dict())  # same parameter order

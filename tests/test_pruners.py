@@ -76,7 +76,8 @@ def test_kstarts_fitness_is_the_formula_of_method_md():
     settings = initprune.train.Settings()
     keep_a = {"0.weight": torch.tensor([[True, True], [False, False]]), "1.weight": torch.tensor([[True, False]])}
     keep_b = {"0.weight": torch.tensor([[False, False], [True, True]]), "1.weight": torch.tensor([[False, True]])}
-    a = initprune.train.Trainee(model, settings, {k: torch.ones_like(v) for k, v in keep_a.items()}).clone(settings, keep_a)
+    dense = {k: torch.ones_like(v) for k, v in keep_a.items()}
+    a = initprune.train.Trainee(model, settings, dense).clone(settings, keep_a)
     b = a.clone(settings, keep_b)
     sink_a = [torch.tensor([[2.0, 4.0], [9.0, 9.0]]), torch.tensor([[1.0, 9.0]])]
     sink_b = [torch.tensor([[9.0, 9.0], [1.0, 1.0]]), torch.tensor([[9.0, 2.0]])]

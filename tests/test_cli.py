@@ -1,0 +1,99 @@
+"""The command line of shared/INTERFACE.md: the run, its JSON and checkpoint, and bad input."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from initprune import api, cli
+
+
+def run_cli(*args):
+    return subprocess.run([sys.executable, "-m", "initprune", *args], capture_output=True, text=True)
+
+
+@pytest.mark.parametrize("method,sparsity,extra", [
+    ("random", 0.9, []), ("kstarts", 0.9, ["--k", "3"]), ("dissipating", 0.9, ["--prune-epochs", "2"]),
+    ("combined", 0.9, ["--k", "2", "--prune-epochs", "1"]), ("dense", 0.0, []),
+])
+def test_run_writes_the_result_json_and_a_safe_checkpoint(tmp_path, method, sparsity, extra):
+    out, ckpt = tmp_path / "r.json", tmp_path / "m.pt"
+    code = cli.main(["run", "--method", method, "--sparsity", str(sparsity), "--epochs", "3",
+                     "--seed", "0", "--out", str(out), "--save-model", str(ckpt), "--no-tracking", *extra])
+    assert code == 0
+    result = json.loads(out.read_text())
+    keys = {"method", "dataset", "arch", "seed", "sparsity_target", "sparsity_actual", "test_accuracy",
+            "val_accuracy", "epochs", "history", "layers", "extra", "run_id", "seconds"}
+    assert keys <= set(result)
+    assert result["method"] == method and result["epochs"] == 3 and len(result["history"]) == 3
+    assert set(result["history"][0]) == {"epoch", "train_loss", "val_accuracy", "test_accuracy", "sparsity", "seconds"}
+    assert result["sparsity_actual"] == pytest.approx(sparsity, abs=1e-3)
+    assert result["test_accuracy"] > 0.5  # digits is easy; chance is 0.1
+    saved = torch.load(ckpt, weights_only=True)
+    for name, mask in saved["mask"].items():
+        assert mask.dtype == torch.bool
+        assert (saved["state_dict"][name][~mask] == 0).all()
+        assert result["layers"][name] == {"numel": mask.numel(), "kept": int(mask.sum())}
+
+
+BAD = [
+    (["--method", "snipp"], "unknown method 'snipp'"),
+    (["--method", "random", "--dataset", "imagenet"], "unknown dataset 'imagenet'"),
+    (["--method", "random", "--arch", "vgg99"], "unknown architecture 'vgg99'"),
+    (["--method", "random", "--sparsity", "1"], "sparsity must be in [0, 1)"),
+    (["--method", "random", "--sparsity", "-0.1"], "sparsity must be in [0, 1)"),
+    (["--method", "random", "--sparsity", "lots"], "invalid float value: 'lots'"),
+    (["--method", "kstarts", "--k", "0"], "--k must be an integer of at least 1"),
+    (["--method", "kstarts", "--epochs", "1", "--warmup-epochs", "2"], "use --epochs 2 or more"),
+    (["--method", "dissipating", "--epochs", "2"], "use --epochs 3 or more"),
+    (["--method", "random", "--k", "3"], "option 'k' does not apply to method 'random'"),
+    (["--method", "kstarts", "--fitness", "beauty"], "unknown fitness 'beauty'"),
+    (["--method", "dissipating", "--schedule", "cosine"], "unknown schedule 'cosine'"),
+    (["--method", "random", "--scope", "local"], "unknown scope 'local'"),
+    (["--method", "dissipating", "--tau", "-1"], "--tau must be positive"),
+    (["--method", "dense", "--sparsity", "0.5"], "use --sparsity 0"),
+    (["--method", "random", "--dataset", "mnist", "--arch", "lenet300", "--data-root", "{tmp}"],
+     "dataset 'mnist' not found under"),
+    (["--method", "random", "--out", "{tmp}/missing/r.json"], "folder"),
+    (["--method", "random", "--device", "tpu"], "unknown device 'tpu'"),
+    (["--method", "random", "--optimizer", "lion"], "unknown optimizer 'lion'"),
+    (["--method", "random", "--epochs", "0"], "epochs must be a positive integer"),
+    (["--method", "random", "--sparsty", "0.5"], "unrecognized arguments: --sparsty"),
+    ([], "the following arguments are required: --method"),
+]
+
+
+@pytest.mark.parametrize("args,message", BAD, ids=[m for _, m in BAD])
+def test_bad_input_exits_2_with_one_line_and_writes_nothing(tmp_path, capsys, args, message):
+    out = tmp_path / "r.json"
+    args = [a.replace("{tmp}", str(tmp_path)) for a in args]
+    code = cli.main(["run", *args, "--out", str(out)] if "--out" not in args else ["run", *args])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.count("\n") == 1 and err.startswith("initprune: error:") and message in err
+    assert not out.exists()
+
+
+def test_bad_input_from_a_real_process_has_no_traceback():
+    proc = run_cli("run", "--method", "random", "--sparsity", "1.5")
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        "initprune: error: sparsity must be in [0, 1) (the fraction of weights removed), got 1.5"]
+
+
+def test_list_names_everything(capsys):
+    assert cli.main(["list"]) == 0
+    out = capsys.readouterr().out
+    for name in ("kstarts", "dissipating", "combined", "digits", "cifar10", "resnet20", "k=8"):
+        assert name in out
+
+
+def test_config_hash_ignores_defaults_and_the_seed():
+    base = api.RunConfig(method="kstarts")
+    assert base.hash() == api.RunConfig(method="kstarts", seed=5, options={"k": 8}).hash()
+    assert base.hash() != api.RunConfig(method="kstarts", options={"k": 4}).hash()
+    assert base.identity() == {"method": "kstarts"}
+    # pinned: a change here silently orphans every recorded run
+    assert api.RunConfig(method="kstarts", sparsity=0.95, options={"k": 4}).hash() == "a51f79830542"

@@ -1,0 +1,40 @@
+import pytest
+import torch
+
+from initprune import masks, models
+from initprune.errors import InitpruneError
+
+SHAPES = {"mlp": (1, 8, 8), "lenet300": (1, 28, 28), "lenet5": (1, 28, 28), "conv6": (3, 32, 32),
+          "resnet20": (3, 32, 32)}
+
+
+@pytest.mark.parametrize("arch", models.MODELS.names())
+def test_every_model_builds_and_runs(arch):
+    model = models.build(arch, SHAPES[arch], 10, seed=0)
+    assert model(torch.zeros(2, *SHAPES[arch])).shape == (2, 10)
+    assert masks.prunable(model)
+
+
+@pytest.mark.parametrize("arch", models.MODELS.names())
+def test_same_seed_same_init_and_the_global_rng_untouched(arch):
+    state = torch.get_rng_state()
+    a, b = models.build(arch, SHAPES[arch], 10, 1), models.build(arch, SHAPES[arch], 10, 1)
+    c = models.build(arch, SHAPES[arch], 10, 2)
+    assert torch.equal(torch.get_rng_state(), state)
+    assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+    assert not torch.equal(next(a.parameters()), next(c.parameters()))
+
+
+def test_known_sizes():
+    count = lambda m: sum(w.numel() for w in masks.prunable(m).values())  # noqa: E731
+    assert count(models.build("mlp", (1, 8, 8), 10, 0)) == 64 * 300 + 300 * 100 + 100 * 10
+    assert count(models.build("lenet300", (1, 28, 28), 10, 0)) == 784 * 300 + 300 * 100 + 100 * 10
+    assert count(models.build("lenet5", (1, 28, 28), 10, 0)) == 150 + 2400 + 400 * 120 + 120 * 84 + 840
+    resnet = models.build("resnet20", (3, 32, 32), 10, 0)
+    assert len(masks.prunable(resnet)) == 20  # 19 convolutions and the classifier
+    assert 0.26e6 < count(resnet) < 0.28e6  # ResNet-20 has about 0.27M weights
+
+
+def test_a_model_that_does_not_fit_the_input_is_a_clear_error():
+    with pytest.raises(InitpruneError, match="does not fit inputs of shape"):
+        models.build("lenet5", (1, 8, 8), 10, 0)

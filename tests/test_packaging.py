@@ -1,0 +1,30 @@
+"""The set-up files agree with each other."""
+
+from pathlib import Path
+
+import tomllib
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_environment_yml_installs_the_package_with_the_extras_of_pyproject():
+    import yaml
+
+    env = yaml.safe_load((ROOT / "environment.yml").read_text())
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    python = next(d for d in env["dependencies"] if isinstance(d, str) and d.startswith("python="))
+    assert python == "python=3.11"
+    pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
+    assert pip == [f"-e .[{','.join(sorted(project['optional-dependencies']))}]"]
+    # nothing else is listed there: pyproject.toml is the one list of dependencies
+    assert [d for d in env["dependencies"] if isinstance(d, str)] == [python, "pip"]
+
+
+def test_pyproject_lists_what_the_issue_asks_for():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    names = lambda deps: {d.split(">")[0].split("=")[0].split("[")[0] for d in deps}  # noqa: E731
+    assert names(project["dependencies"]) == {
+        "torch", "torchvision", "scikit-learn", "numpy", "matplotlib", "tqdm", "pyyaml"}
+    extras = project["optional-dependencies"]
+    assert {"jupyterlab", "papermill", "ipykernel", "nbval", "mlflow"} <= names(extras["notebooks"])
+    assert {"pytest", "hypothesis", "ruff"} <= names(extras["dev"])
