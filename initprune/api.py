@@ -42,7 +42,9 @@ class Result:
 
 
 def set_threads() -> int:
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    """Torch threads: the cores available, or $INITPRUNE_THREADS (a sweep's share per job)."""
+    cores = int(os.environ.get("INITPRUNE_THREADS") or 0) or (
+        len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
     torch.set_num_threads(cores)
     return cores
 

@@ -118,6 +118,7 @@ class KStarts(Pruner):
     fitness: str = "both"
     warmup_epochs: int = 1
     selection: str = "full"
+    analysis: bool = False  # also train every candidate to the end: is the fittest the best?
 
     def __post_init__(self):
         super().__post_init__()
@@ -157,16 +158,33 @@ class KStarts(Pruner):
             ranked = sorted(alive, key=lambda i: (-report[i]["fitness"], i))
             alive = sorted(ranked[: max(1, math.ceil(len(alive) / 2))] if self.selection == "halving"
                            else ranked[:1])
-            for i in set(range(self.k)) - set(alive):  # free what lost
-                candidates[i] = sinks[i] = None
+            if not self.analysis:
+                for i in set(range(self.k)) - set(alive):  # free what lost
+                    candidates[i] = sinks[i] = None
         winner = alive[0]
         base.adopt(candidates[winner])
         spent = sum(r["epochs"] for r in report.values())
-        return {
+        out = {
             "candidates": [report[i] for i in range(self.k)],
             "winner": winner,
             "extra_cost_epochs": spent - self.warmup_epochs,
         }
+        if self.analysis:
+            out["rank_correlation"] = self._train_all(ctx, candidates, out["candidates"])
+        return out
+
+    def _train_all(self, ctx: Context, candidates: list[Trainee], report: list[dict]) -> float | None:
+        """Analysis mode: every candidate trained to the end (the winner as a copy, so the run
+        itself is untouched); returns the Spearman correlation of fitness with final accuracy."""
+        from scipy.stats import spearmanr
+
+        for candidate, row in zip(candidates, report):
+            ctx.trainer.steps(candidate, ctx.trainer.epochs * ctx.trainer.steps_per_epoch - candidate.steps)
+            row["final_test_accuracy"] = candidate.history[-1]["test_accuracy"]
+        fitness, final = [r["fitness"] for r in report], [r["final_test_accuracy"] for r in report]
+        if len(report) < 3 or len(set(fitness)) < 2 or len(set(final)) < 2:
+            return None  # undefined
+        return float(spearmanr(fitness, final)[0])
 
     def _fitness(self, trainees: list[Trainee], sinks: list[list[Tensor]]) -> list[dict]:
         """Each term a mean over a layer's kept weights, summed over layers (METHOD.md)."""

@@ -111,9 +111,10 @@ class Trainee:
     def adopt(self, other: Trainee) -> None:
         """Take over another trainee's weights, optimizer state, mask and history, in place."""
         self.model.load_state_dict(other.model.state_dict())
-        self.optimizer.load_state_dict(other.optimizer.state_dict())  # same parameter order
-        self.history, self.steps = other.history, other.steps
-        self._loss, self._seconds = other._loss, other._seconds
+        # same parameter order; a deep copy, since loading keeps tensors it could share
+        self.optimizer.load_state_dict(copy.deepcopy(other.optimizer.state_dict()))
+        self.history, self.steps = list(other.history), other.steps
+        self._loss, self._seconds = list(other._loss), other._seconds
         self.set_mask(other.mask)
 
 

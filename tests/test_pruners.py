@@ -154,3 +154,14 @@ def test_combined_kstarts_stage_at_the_split_then_reaches_the_target():
     assert [h["sparsity"] for h in result.history][1:3] == result.extra["dissipating"]["sparsity_per_epoch"]
     explicit = fit("combined", 0.96, k=3, prune_epochs=1, kstarts_sparsity=0.5, epochs=2)
     assert explicit.history[0]["sparsity"] == pytest.approx(0.5, abs=0.02)
+
+
+def test_kstarts_analysis_trains_every_candidate_and_leaves_the_run_as_it_was():
+    plain = fit("kstarts", 0.8, k=3, epochs=3)
+    analysed = fit("kstarts", 0.8, k=3, epochs=3, analysis=True)
+    finals = [c["final_test_accuracy"] for c in analysed.extra["candidates"]]
+    assert len(finals) == 3 and all(0 <= a <= 1 for a in finals)
+    # the winner's copy trained to the end is the run itself: same data order, same state
+    assert finals[analysed.extra["winner"]] == analysed.test_accuracy == plain.test_accuracy
+    rho = analysed.extra["rank_correlation"]
+    assert rho is None or -1 <= rho <= 1

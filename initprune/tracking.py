@@ -1,0 +1,247 @@
+"""MLflow tracking: one parent run per notebook execution, one child run per (sparsity, seed) point.
+
+The store is ``sqlite:///<repo>/mlruns/mlflow.db`` with artifacts in ``<repo>/mlruns/artifacts``,
+resolved from the repository root; ``MLFLOW_TRACKING_URI`` overrides it. A point is identified by
+(config hash, seed): one with a FINISHED run is never trained again, a FAILED one is retried.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import json
+import logging
+import os
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+from . import api, data
+from .errors import InitpruneError
+
+EXPERIMENT = os.environ.get("INITPRUNE_EXPERIMENT", "initprune")
+ROOT = data.REPO_ROOT
+# runs that the figures read; kept small so that the table stays one row per point
+PARAMS = ("method", "dataset", "arch", "sparsity", "epochs", "seed")
+
+
+def default_uri() -> str:
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{ROOT / 'mlruns' / 'mlflow.db'}"
+
+
+def _artifact_root(uri: str) -> str | None:
+    """Artifacts beside a sqlite store (``mlruns/artifacts``); a server keeps its own."""
+    if uri.startswith("sqlite:///"):
+        return (Path(uri[len("sqlite:///"):]).parent / "artifacts").resolve().as_uri()
+    return None
+
+
+def client(uri: str | None = None):
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    logging.getLogger("mlflow").setLevel(logging.WARNING)
+    from mlflow import MlflowClient
+
+    return MlflowClient(uri or default_uri())
+
+
+def ensure_store(uri: str | None = None) -> tuple[object, str]:
+    """Create the database and the experiment once, before any parallel writer starts.
+
+    Returns (client, experiment id). A store that cannot be written fails here, at once.
+    """
+    uri = uri or default_uri()
+    if uri.startswith("sqlite:///"):
+        folder = Path(uri[len("sqlite:///"):]).parent
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            probe = tempfile.NamedTemporaryFile(dir=folder, prefix=".write-probe-")
+            probe.close()
+        except OSError as err:
+            raise InitpruneError(f"cannot write the MLflow store in {folder} ({err.strerror}); "
+                                 "free space or fix its permissions, or set MLFLOW_TRACKING_URI") from None
+    c = client(uri)
+    exp = c.get_experiment_by_name(EXPERIMENT)
+    if exp is None:
+        try:
+            exp_id = c.create_experiment(EXPERIMENT, artifact_location=_artifact_root(uri),
+                                         tags={"mlflow.experimentKind": "custom_model_development"})
+        except Exception:  # another process created it first
+            exp_id = c.get_experiment_by_name(EXPERIMENT).experiment_id
+    else:
+        exp_id = exp.experiment_id
+    return c, exp_id
+
+
+def git_commit() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
+                             text=True, timeout=10)
+        return out.stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def expand(method: str, dataset: str, arch: str, sparsities, seeds, epochs: int,
+           options: dict | None = None) -> list[api.RunConfig]:
+    """The points of one execution: every sparsity x seed x combination of list-valued options."""
+    options = options or {}
+    keys = list(options)
+    values = [v if isinstance(v, list) else [v] for v in options.values()]
+    if not sparsities or not seeds or any(not v for v in values):
+        raise InitpruneError(f"the grid of '{method}' on {dataset}/{arch} is empty; give at least one "
+                             "sparsity, one seed and one value per option")
+    points = []
+    for combo in itertools.product(*values):
+        for sparsity in sparsities:
+            for seed in seeds:
+                config = api.RunConfig(method=method, dataset=dataset, arch=arch, sparsity=float(sparsity),
+                                       epochs=int(epochs), seed=int(seed), options=dict(zip(keys, combo)))
+                config.pruner()  # bad options fail now, before anything trains
+                api.check_epochs(config.pruner(), config.epochs)
+                points.append(config)
+    return points
+
+
+def finished(c, exp_id: str, config: api.RunConfig):
+    """The FINISHED child run of this point, or None."""
+    runs = c.search_runs(
+        [exp_id],
+        f"tags.config_hash = '{config.hash()}' and tags.seed = '{config.seed}' "
+        "and tags.kind = 'point' and attributes.status = 'FINISHED'",
+        max_results=1,
+    )
+    return runs[0] if runs else None
+
+
+def start_parent(c, exp_id: str, notebook: str, dataset: str, arch: str, profile: str) -> str:
+    tags = {"kind": "execution", "method": notebook, "dataset": dataset, "arch": arch,
+            "git_commit": git_commit(), "profile": profile, "host": socket.gethostname()}
+    return c.create_run(exp_id, tags=tags, run_name=f"{notebook} {dataset}/{arch}").info.run_id
+
+
+def _inject_failure(config: api.RunConfig) -> None:
+    """Fault injection for tests: INITPRUNE_INJECT_FAILURE='method:seed' fails that point once
+    per marker file, so that a retry can be shown to succeed."""
+    spec = os.environ.get("INITPRUNE_INJECT_FAILURE")
+    if spec and spec.split(":")[:2] == [config.method, str(config.seed)]:
+        marker = spec.split(":", 2)[2] if spec.count(":") >= 2 else ""
+        if not marker or not Path(marker).exists():
+            if marker:
+                Path(marker).touch()
+            raise RuntimeError(f"injected failure at {config.method} seed {config.seed}")
+
+
+def execute(method: str, dataset: str = "digits", arch: str = "mlp", sparsities=(0.9,), seeds=(0,),
+            epochs: int = 20, options: dict | None = None, parent_run_id: str = "", profile: str = "",
+            data_root: str | None = None, device: str = "auto", tracking: bool = True,
+            progress: bool = True) -> list[dict]:
+    """Run every point of one execution, logging each as a child run; finished points are read
+    back from the store instead of trained again. Returns the result dicts, in grid order."""
+    points = expand(method, dataset, arch, list(sparsities), list(seeds), epochs, options)
+    if not tracking:
+        return [api.run(p, data_root=data_root, device=device) for p in points]
+    c, exp_id = ensure_store()
+    own_parent = not parent_run_id
+    if own_parent:
+        parent_run_id = start_parent(c, exp_id, method, dataset, arch, profile or "notebook")
+    results, status = [], "FAILED"
+    try:
+        from tqdm.auto import tqdm
+
+        quiet = None if progress else True  # None: a bar only on a terminal
+        for config in tqdm(points, desc=f"{method} {dataset}/{arch}", disable=quiet):
+            done = finished(c, exp_id, config)
+            if done is not None:
+                results.append(load_result(done))
+                continue
+            results.append(_run_point(c, exp_id, parent_run_id, config, data_root, device))
+        status = "FINISHED"
+    finally:
+        if own_parent:
+            c.set_terminated(parent_run_id, status)
+    return results
+
+
+def _run_point(c, exp_id, parent_run_id, config: api.RunConfig, data_root, device) -> dict:
+    from mlflow.entities import Metric, Param
+
+    tags = {"kind": "point", "mlflow.parentRunId": parent_run_id, "config_hash": config.hash(),
+            "seed": str(config.seed), "method": config.method, "dataset": config.dataset,
+            "arch": config.arch, "variant": json.dumps(config.identity().get("options", {}), sort_keys=True)}
+    run_id = c.create_run(exp_id, tags=tags,
+                          run_name=f"{config.method} s={config.sparsity} seed={config.seed}").info.run_id
+    try:
+        _inject_failure(config)
+        result = api.run(config, data_root=data_root, device=device)
+        result["run_id"] = run_id
+        params = {p: getattr(config, p) for p in PARAMS}
+        params.update({f"option.{k}": v for k, v in config.pruner().options().items()})
+        params.update({f"training.{k}": v for k, v in dataclasses.asdict(config.settings()).items()})
+        now = int(time.time() * 1000)
+        metrics = [Metric(key, float(h[key]), now, h["epoch"]) for h in result["history"]
+                   for key in ("train_loss", "val_accuracy", "test_accuracy", "sparsity", "seconds")
+                   if h[key] is not None]
+        metrics += [Metric(k, float(result[k]), now, 0)
+                    for k in ("test_accuracy", "val_accuracy", "sparsity_actual", "seconds")]
+        metrics += [Metric(f"kept.{name}", v["kept"], now, 0) for name, v in result["layers"].items()]
+        metrics += _extra_metrics(result["extra"], now)
+        c.log_batch(run_id, metrics=metrics[:1000], params=[Param(k, str(v)) for k, v in params.items()])
+        for start in range(1000, len(metrics), 1000):
+            c.log_batch(run_id, metrics=metrics[start:start + 1000])
+        c.log_dict(run_id, result, "result.json")
+        c.set_terminated(run_id, "FINISHED")  # only now does the point count as done
+        return result
+    except BaseException:
+        c.set_terminated(run_id, "FAILED")
+        raise
+
+
+def _extra_metrics(extra: dict, now: int) -> list:
+    """The method's report as metrics: K-starts fitness per candidate, dissipating sparsity per epoch."""
+    from mlflow.entities import Metric
+
+    out = []
+    kstarts = extra.get("kstarts", extra)
+    if "candidates" in kstarts:
+        out.append(Metric("kstarts.winner", kstarts["winner"], now, 0))
+        out.append(Metric("kstarts.extra_cost_epochs", kstarts["extra_cost_epochs"], now, 0))
+        out += [Metric("kstarts.fitness", c["fitness"], now, c["index"]) for c in kstarts["candidates"]]
+    dissipating = extra.get("dissipating", extra)
+    if "sparsity_per_epoch" in dissipating:
+        out += [Metric("dissipating.sparsity", s, now, e + 1)
+                for e, s in enumerate(dissipating["sparsity_per_epoch"])]
+    return out
+
+
+def load_result(run) -> dict:
+    import mlflow.artifacts
+
+    result = mlflow.artifacts.load_dict(f"{run.info.artifact_uri}/result.json")
+    result["run_id"] = run.info.run_id
+    return result
+
+
+def runs_table(uri: str | None = None, status: str = "FINISHED"):
+    """Every finished point of the store as a pandas table, one row per run, with its history
+    and the method's report; columns: method, dataset, arch, sparsity, seed, test_accuracy, ..."""
+    import pandas as pd
+
+    c, exp_id = ensure_store(uri)
+    rows, token = [], None
+    while True:
+        page = c.search_runs([exp_id], f"tags.kind = 'point' and attributes.status = '{status}'",
+                             max_results=1000, page_token=token)
+        for run in page:
+            result = load_result(run)
+            result["variant"] = run.data.tags.get("variant", "{}")
+            result["config_hash"] = run.data.tags.get("config_hash")
+            result["sparsity"] = result["sparsity_target"]
+            result["options"] = {k[len("option."):]: v for k, v in run.data.params.items()
+                                 if k.startswith("option.")}
+            rows.append(result)
+        token = page.token
+        if not token:
+            break
+    return pd.DataFrame(rows)
