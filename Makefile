@@ -8,7 +8,11 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: help setup test lint clean
+PROFILE ?= paper
+JOBS ?= 2
+PORT ?= 5000
+
+.PHONY: help setup demo reproduce figures test lint lab ui clean
 
 help:  ## list the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -21,7 +25,24 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet --progress-bar off -e '.[notebooks,dev]'
 	touch $@
 
-test: setup  ## the whole test suite (ruff, pytest)
+demo: setup  ## every method on offline digits: sweep, MLflow, figures/ (a second run skips what is done)
+	$(PY) -m initprune sweep --profile demo --jobs $(JOBS)
+	$(PY) -m initprune figures
+
+reproduce: setup  ## the full grid of METHOD.md (PROFILE=... picks another); resumable
+	$(PY) -m initprune sweep --profile $(PROFILE) --jobs $(JOBS)
+	$(PY) -m initprune figures
+
+figures: setup  ## the paper's figures and claims.md from every run in MLflow
+	$(PY) -m initprune figures
+
+lab: setup  ## JupyterLab over notebooks/
+	$(VENV)/bin/jupyter lab --notebook-dir=notebooks --ip=127.0.0.1
+
+ui: setup  ## the MLflow UI over mlruns/ on 127.0.0.1 (PORT=5000)
+	$(PY) -m initprune ui --port $(PORT)
+
+test: setup  ## the whole test suite (ruff, pytest, nbval)
 	$(VENV)/bin/ruff check initprune tests
 	$(PY) -m pytest
 

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from . import data as datasets
-from . import masks, models, pruners
+from . import masks, models, pruners, seeds
 from .errors import InitpruneError
 from .train import Settings, Trainee, Trainer
 
@@ -112,7 +112,7 @@ def fit(model: nn.Module, train, test, method: str = "random", sparsity: float =
                else datasets.Batches(*train, batch_size, seed, augment))
     trainer = Trainer(batches, val, test, settings, dev, epochs)
     trainee = Trainee(model, settings, masks.dense(model))
-    ctx = pruners.Context(trainer, trainee, torch.Generator().manual_seed(seed))
+    ctx = pruners.Context(trainer, trainee, seeds.generator(seed, "masks"))
     extra = pruner.prune(ctx)
     trainer.run(trainee, epochs - trainee.epoch)
     last = trainee.history[-1]
@@ -223,6 +223,7 @@ def run(config: RunConfig, data_root: str | Path | None = None, device: str = "a
         "sparsity_actual": result.sparsity_actual, "test_accuracy": result.test_accuracy,
         "val_accuracy": result.val_accuracy, "epochs": result.epochs, "history": result.history,
         "layers": result.layers, "extra": result.extra, "config_hash": config.hash(),
+        "options": pruner.options(), "variant": json.dumps(config.identity().get("options", {}), sort_keys=True),
         "run_id": None, "seconds": time.perf_counter() - began,
     }
 
@@ -236,3 +237,9 @@ def save(model: nn.Module, mask: masks.Mask, path: str | Path) -> None:
 def load(path: str | Path) -> dict:
     """Read a checkpoint written by ``save``; never unpickles code."""
     return torch.load(path, weights_only=True, map_location="cpu")
+
+
+def compare(methods, sparsity: float = 0.9, epochs: int = 10, seed: int = 0, **config) -> list[dict]:
+    """One run per method on the same data and seed (dense at sparsity 0), untracked."""
+    return [run(RunConfig(method=m, sparsity=0.0 if m == "dense" else sparsity, epochs=epochs, seed=seed,
+                          **config)) for m in methods]

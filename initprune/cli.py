@@ -49,7 +49,17 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--no-tracking", action="store_true", help="log nothing to MLflow")
     r.add_argument("--data-root", type=Path, help="where torchvision datasets live (default data/ or $INITPRUNE_DATA)")
     r.add_argument("--device", default="auto", help="auto, cpu or cuda")
-    sub.add_parser("list", help="methods, datasets, architectures")
+    s = sub.add_parser("sweep", help="run a profile's notebooks through papermill, logging to MLflow",
+                       allow_abbrev=False)
+    s.add_argument("--profile", required=True, help="a YAML file under notebooks/profiles/ (see: list)")
+    s.add_argument("--jobs", type=int, default=1, help="notebook executions in parallel")
+    s.add_argument("--dry-run", action="store_true", help="print the grid and what is finished; run nothing")
+    f = sub.add_parser("figures", help="the paper's figures from every run in MLflow", allow_abbrev=False)
+    f.add_argument("--out", type=Path, help="default: figures/ at the repository root, or $INITPRUNE_FIGURES")
+    u = sub.add_parser("ui", help="the MLflow UI over the store, on 127.0.0.1", allow_abbrev=False)
+    u.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1: this machine only)")
+    u.add_argument("--port", type=int, default=5000)
+    sub.add_parser("list", help="methods, datasets, architectures, profiles")
     return p
 
 
@@ -92,13 +102,47 @@ def cmd_list(args) -> int:
         print(f"  {name:12s} {' '.join(opts)}")
     print("datasets:      " + ", ".join(data.DATASETS.names()))
     print("architectures: " + ", ".join(models.MODELS.names()))
+    from . import sweep
+
+    print("profiles:      " + ", ".join(sweep.profiles()))
     return 0
+
+
+def cmd_sweep(args) -> int:
+    from . import sweep
+
+    return sweep.sweep(args.profile, jobs=args.jobs, dry_run=args.dry_run)
+
+
+def cmd_ui(args) -> int:
+    import os
+    import shutil
+
+    from . import tracking
+
+    uri = tracking.default_uri()
+    _, exp_id = tracking.ensure_store(uri)
+    print(f"MLflow UI: compare runs at http://{args.host}:{args.port}/#/experiments/{exp_id}/runs", flush=True)
+    command = [shutil.which("mlflow") or "mlflow", "ui", "--backend-store-uri", uri, "--host", args.host,
+               "--port", str(args.port), "--workers", "1"]
+    root = tracking._artifact_root(uri)
+    if root:
+        command += ["--default-artifact-root", root]
+    os.execv(command[0], command)
+
+
+def cmd_figures(args) -> int:
+    from . import sweep
+
+    return sweep.figures(args.out)
 
 
 def main(argv: list[str] | None = None) -> int:
     try:
         args = parser().parse_args(argv)
-        return {"run": cmd_run, "list": cmd_list}[args.command](args)
+        commands = {"run": cmd_run, "list": cmd_list, "sweep": cmd_sweep, "figures": cmd_figures,
+                    "ui": cmd_ui}
+        return commands[args.command](args)
     except InitpruneError as err:
         print(f"initprune: error: {err}", file=sys.stderr)
         return 2

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from . import seeds
 from .errors import InitpruneError
 from .registry import Registry
 
@@ -162,7 +163,7 @@ class Batches:
         return -(-len(self.y) // self.batch_size)
 
     def generator(self, epoch: int) -> torch.Generator:
-        return torch.Generator(device=self.x.device).manual_seed(self.seed * 100_003 + epoch)
+        return seeds.generator(self.seed, f"data:{epoch}", self.x.device)
 
     def epoch(self, epoch: int, start: int = 0) -> Iterator[tuple[Tensor, Tensor]]:
         g = self.generator(epoch)

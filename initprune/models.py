@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import seeds
 from .errors import InitpruneError
 from .registry import Registry
 
@@ -23,7 +24,7 @@ def build(arch: str, input_shape: tuple[int, ...], num_classes: int, seed: int) 
     with torch.device("meta"):
         model = builder(input_shape, num_classes)
     model = model.to_empty(device="cpu")
-    initialize(model, torch.Generator().manual_seed(seed))
+    initialize(model, seeds.generator(seed, "init"))
     return model
 
 

@@ -38,7 +38,8 @@ class Execution:
 
     @property
     def label(self) -> str:
-        return f"{self.notebook} {self.params['dataset']}/{self.params['arch']}"
+        options = " ".join(f"{k}={v}" for k, v in self.given.items() if k not in COMMON)
+        return f"{self.notebook} {self.params['dataset']}/{self.params['arch']} {options}".strip()
 
     def points(self):
         options = {k: v for k, v in self.params.items() if k in option_names(self.notebook)}
@@ -170,7 +171,7 @@ def sweep(profile: str, jobs: int = 1, dry_run: bool = False, echo=print) -> int
     rows = status(executions, profile)  # creates the store before any parallel writer starts
     if dry_run:
         for ex, n, done in rows:
-            echo(f"{ex.label:40s} {n:4d} points, {done:4d} finished")
+            echo(f"{n:4d} points, {done:4d} finished  {ex.label}")
         echo(f"{sum(r[1] for r in rows)} points in {len(rows)} executions, {sum(r[2] for r in rows)} finished")
         return 0
     todo = [ex for ex, n, done in rows if done < n]
@@ -196,3 +197,30 @@ def sweep(profile: str, jobs: int = 1, dry_run: bool = False, echo=print) -> int
     echo(f"done: {len(results) - len(failed)} executions finished, {len(failed)} failed, "
          f"{len(rows) - len(todo)} skipped")
     return 1 if failed else 0
+
+
+def figures(out: str | Path | None = None) -> int:
+    """Execute figures.ipynb (the report) into a figures run: figures, tables and the notebook."""
+    import papermill
+
+    out = Path(out or tracking.figures_dir()).resolve()
+    c, exp_id = tracking.ensure_store()
+    run_id = c.create_run(exp_id, tags={"kind": "figures", "git_commit": tracking.git_commit()},
+                          run_name="figures").info.run_id
+    with tempfile.TemporaryDirectory() as tmp:
+        output = Path(tmp) / "figures.ipynb"
+        try:
+            papermill.execute_notebook(str(NOTEBOOKS / "figures.ipynb"), str(output),
+                                       parameters={"out": str(out), "figures_run_id": run_id},
+                                       cwd=str(NOTEBOOKS), progress_bar=False)
+            error = None
+        except Exception as err:
+            error = _first_line(err)
+        if output.exists():
+            c.log_artifact(run_id, str(output))
+        c.set_terminated(run_id, "FAILED" if error else "FINISHED")
+    if error:
+        print(f"figures FAILED: {error}")
+        return 1
+    print(f"figures written to {out} (claims: {out / 'claims.md'})")
+    return 0

@@ -16,11 +16,13 @@ import socket
 import subprocess
 import tempfile
 import time
+import urllib.parse
 from pathlib import Path
 
-from . import api, data
+from . import api, data, models
 from .errors import InitpruneError
 
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 EXPERIMENT = os.environ.get("INITPRUNE_EXPERIMENT", "initprune")
 ROOT = data.REPO_ROOT
 # runs that the figures read; kept small so that the table stays one row per point
@@ -39,10 +41,10 @@ def _artifact_root(uri: str) -> str | None:
 
 
 def client(uri: str | None = None):
-    logging.getLogger("alembic").setLevel(logging.WARNING)
-    logging.getLogger("mlflow").setLevel(logging.WARNING)
-    from mlflow import MlflowClient
+    from mlflow import MlflowClient  # configures its loggers on import: quieten them after
 
+    for name in ("mlflow", "alembic"):
+        logging.getLogger(name).setLevel(logging.WARNING)
     return MlflowClient(uri or default_uri())
 
 
@@ -86,6 +88,7 @@ def git_commit() -> str:
 def expand(method: str, dataset: str, arch: str, sparsities, seeds, epochs: int,
            options: dict | None = None) -> list[api.RunConfig]:
     """The points of one execution: every sparsity x seed x combination of list-valued options."""
+    data.DATASETS[dataset], models.MODELS[arch]  # unknown names fail here, listing the known ones
     options = options or {}
     keys = list(options)
     values = [v if isinstance(v, list) else [v] for v in options.values()]
@@ -96,8 +99,10 @@ def expand(method: str, dataset: str, arch: str, sparsities, seeds, epochs: int,
     for combo in itertools.product(*values):
         for sparsity in sparsities:
             for seed in seeds:
-                config = api.RunConfig(method=method, dataset=dataset, arch=arch, sparsity=float(sparsity),
-                                       epochs=int(epochs), seed=int(seed), options=dict(zip(keys, combo)))
+                # random pruning at sparsity 0 is the dense network: record it once, as dense
+                name, opts = ("dense", {}) if method == "random" and sparsity == 0 else (method, dict(zip(keys, combo)))
+                config = api.RunConfig(method=name, dataset=dataset, arch=arch, sparsity=float(sparsity),
+                                       epochs=int(epochs), seed=int(seed), options=opts)
                 config.pruner()  # bad options fail now, before anything trains
                 api.check_epochs(config.pruner(), config.epochs)
                 points.append(config)
@@ -180,11 +185,13 @@ def _run_point(c, exp_id, parent_run_id, config: api.RunConfig, data_root, devic
         params.update({f"option.{k}": v for k, v in config.pruner().options().items()})
         params.update({f"training.{k}": v for k, v in dataclasses.asdict(config.settings()).items()})
         now = int(time.time() * 1000)
-        metrics = [Metric(key, float(h[key]), now, h["epoch"]) for h in result["history"]
-                   for key in ("train_loss", "val_accuracy", "test_accuracy", "sparsity", "seconds")
+        # per-epoch metrics as steps: the last step is the final value the runs table shows
+        metrics = [Metric(name, float(h[key]), now, h["epoch"]) for h in result["history"]
+                   for key, name in (("train_loss", "train_loss"), ("val_accuracy", "val_accuracy"),
+                                     ("test_accuracy", "test_accuracy"), ("sparsity", "sparsity"),
+                                     ("seconds", "epoch_seconds"))
                    if h[key] is not None]
-        metrics += [Metric(k, float(result[k]), now, 0)
-                    for k in ("test_accuracy", "val_accuracy", "sparsity_actual", "seconds")]
+        metrics += [Metric(k, float(result[k]), now, 0) for k in ("sparsity_actual", "seconds")]
         metrics += [Metric(f"kept.{name}", v["kept"], now, 0) for name, v in result["layers"].items()]
         metrics += _extra_metrics(result["extra"], now)
         c.log_batch(run_id, metrics=metrics[:1000], params=[Param(k, str(v)) for k, v in params.items()])
@@ -216,32 +223,67 @@ def _extra_metrics(extra: dict, now: int) -> list:
 
 
 def load_result(run) -> dict:
-    import mlflow.artifacts
+    """The result JSON of a finished point: read in place from a local store, else downloaded."""
+    uri = run.info.artifact_uri
+    if uri.startswith("file:"):
+        result = json.loads((Path(urllib.parse.urlparse(uri).path) / "result.json").read_text())
+    else:
+        import mlflow.artifacts
 
-    result = mlflow.artifacts.load_dict(f"{run.info.artifact_uri}/result.json")
+        result = mlflow.artifacts.load_dict(f"{uri}/result.json")
     result["run_id"] = run.info.run_id
     return result
 
 
-def runs_table(uri: str | None = None, status: str = "FINISHED"):
-    """Every finished point of the store as a pandas table, one row per run, with its history
-    and the method's report; columns: method, dataset, arch, sparsity, seed, test_accuracy, ..."""
+def to_table(results: list[dict]):
+    """Result dicts as a pandas table, one row per run (the input of every figure)."""
     import pandas as pd
 
+    columns = ["method", "dataset", "arch", "sparsity", "seed", "test_accuracy", "val_accuracy",
+               "sparsity_actual", "variant", "options", "history", "extra", "layers", "run_id"]
+    rows = [{**r, "sparsity": r["sparsity_target"]} for r in results]
+    return pd.DataFrame(rows, columns=list(dict.fromkeys(columns + [k for r in rows for k in r])))
+
+
+def runs_table(uri: str | None = None):
+    """Every FINISHED point of the store, one row per (config hash, seed): the oldest run of a
+    point wins if two sweeps ever both finished it."""
     c, exp_id = ensure_store(uri)
-    rows, token = [], None
+    results, seen, token = [], set(), None
     while True:
-        page = c.search_runs([exp_id], f"tags.kind = 'point' and attributes.status = '{status}'",
-                             max_results=1000, page_token=token)
+        page = c.search_runs([exp_id], "tags.kind = 'point' and attributes.status = 'FINISHED'",
+                             max_results=1000, page_token=token, order_by=["attributes.start_time ASC"])
         for run in page:
-            result = load_result(run)
-            result["variant"] = run.data.tags.get("variant", "{}")
-            result["config_hash"] = run.data.tags.get("config_hash")
-            result["sparsity"] = result["sparsity_target"]
-            result["options"] = {k[len("option."):]: v for k, v in run.data.params.items()
-                                 if k.startswith("option.")}
-            rows.append(result)
+            key = (run.data.tags.get("config_hash"), run.data.tags.get("seed"))
+            if key not in seen:
+                seen.add(key)
+                results.append(load_result(run))
         token = page.token
         if not token:
             break
-    return pd.DataFrame(rows)
+    return to_table(results)
+
+
+def figures_dir() -> Path:
+    return Path(os.environ.get("INITPRUNE_FIGURES") or ROOT / "figures")
+
+
+def make_figures(out: str | Path | None = None, run_id: str = "", uri: str | None = None) -> list[Path]:
+    """Assemble every figure from the store into ``out`` (default ``figures/``, or
+    $INITPRUNE_FIGURES) and log them to a figures run."""
+    from . import figures
+
+    out = Path(out) if out else figures_dir()
+    table = runs_table(uri)
+    written = figures.assemble(table, out)
+    c, exp_id = ensure_store(uri)
+    own = not run_id
+    if own:
+        run_id = c.create_run(exp_id, tags={"kind": "figures", "git_commit": git_commit()},
+                              run_name="figures").info.run_id
+    for path in written:
+        c.log_artifact(run_id, str(path), "figures")
+    c.log_metric(run_id, "runs", len(table))
+    if own:
+        c.set_terminated(run_id, "FINISHED")
+    return written

@@ -1,10 +1,6 @@
-import os
-
 import pytest
 import torch
 from torch import nn
-
-os.environ["INITPRUNE_OFFLINE"] = "1"  # tests never reach for the network
 
 
 class Toy(nn.Module):

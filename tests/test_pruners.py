@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import initprune
-from initprune import masks, pruners
+from initprune import masks, models, pruners, seeds
 from initprune.errors import InitpruneError
 
 from conftest import toy_data, toy_model
@@ -100,7 +100,7 @@ def test_kstarts_goes_on_with_the_fittest_candidate(fitness, selection):
     final = [c for c in extra["candidates"] if c["epochs"] == 1.0]
     assert extra["winner"] == max(final, key=lambda c: (c["fitness"], -c["index"]))["index"]
     # the winner's mask is the winner-th random mask drawn from the run's generator
-    g, model = torch.Generator().manual_seed(seed), toy_model(seed)
+    g, model = seeds.generator(seed, "masks"), toy_model(seed)
     drawn = [masks.select(masks.random_scores(model, g), sparsity) for _ in range(k)]
     assert all(torch.equal(result.mask[n], drawn[extra["winner"]][n]) for n in result.mask)
     expected_cost = (k - 1) * 1.0 if selection == "full" else sum(c["epochs"] for c in extra["candidates"]) - 1
@@ -165,3 +165,19 @@ def test_kstarts_analysis_trains_every_candidate_and_leaves_the_run_as_it_was():
     assert finals[analysed.extra["winner"]] == analysed.test_accuracy == plain.test_accuracy
     rho = analysed.extra["rank_correlation"]
     assert rho is None or -1 <= rho <= 1
+
+
+def test_random_masks_do_not_follow_the_weights():
+    """θ0 and the masks come from one seed but separate streams: a random mask keeps weights of
+    ordinary size, not the largest (the bug of drawing both from the same numbers)."""
+    model = models.build("mlp", (1, 8, 8), 10, seed=0)
+    result = initprune.fit(model, train=toy_data(64, inputs=64, classes=10), test=toy_data(16, inputs=64, classes=10),
+                           method="random", sparsity=0.9, epochs=1, seed=0, device="cpu", lr=1e-9)
+    w = models.build("mlp", (1, 8, 8), 10, seed=0)[1].weight.detach().abs()
+    kept = result.mask["1.weight"]
+    assert float(w[kept].mean()) == pytest.approx(float(w.mean()), rel=0.05)
+
+
+def test_seed_streams_are_distinct_and_stable():
+    assert len({seeds.derive(0, p) for p in ("init", "masks", "data:0", "data:1")}) == 4
+    assert seeds.derive(0, "init") == seeds.derive(0, "init") != seeds.derive(1, "init")

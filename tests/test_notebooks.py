@@ -1,0 +1,74 @@
+"""Notebooks are thin, parameterized and stripped; profiles only pass parameters that exist."""
+
+import ast
+import json
+from pathlib import Path
+
+import pytest
+
+from initprune import sweep
+from initprune.errors import InitpruneError
+
+NOTEBOOKS = sorted(sweep.NOTEBOOKS.glob("*.ipynb"))
+
+
+def cells(path, kind="code"):
+    return [c for c in json.loads(Path(path).read_text())["cells"] if c["cell_type"] == kind]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_one_parameters_cell_every_line_of_it_seen_by_papermill(path):
+    tagged = [c for c in cells(path) if "parameters" in c.get("metadata", {}).get("tags", [])]
+    assert len(tagged) == 1
+    assigned = [n.target.id for n in ast.parse("".join(tagged[0]["source"])).body if isinstance(n, ast.AnnAssign)]
+    assert list(sweep.notebook_parameters(path.stem)) == assigned  # a comment papermill misreads drops one
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_no_outputs_committed_and_no_logic_in_notebooks(path):
+    for cell in cells(path):
+        assert not cell.get("outputs") and cell.get("execution_count") is None
+        tree = ast.parse("".join(cell["source"]))
+        assert not [n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.ClassDef, ast.Lambda))]
+
+
+@pytest.mark.parametrize("profile", sweep.profiles())
+def test_every_profile_passes_only_parameters_its_notebooks_have(profile):
+    executions = sweep.load_profile(profile)  # validates names, types and every grid point
+    assert executions and all(ex.points() for ex in executions)
+
+
+def test_profiles_cover_every_method_of_the_paper():
+    for profile in ("smoke", "demo", "paper"):
+        methods = {p.method for ex in sweep.load_profile(profile) for p in ex.points()}
+        assert {"dense", "random", "kstarts", "dissipating", "combined"} <= methods
+    demo = {p.sparsity for ex in sweep.load_profile("demo") for p in ex.points()}
+    assert {0.5, 0.8, 0.9, 0.95, 0.98} <= demo
+
+
+BAD_PROFILES = [
+    ("executions: [{notebook: random}]\nsurprise: 1\n", "unknown key(s) ['surprise']"),
+    ("executions: [{notebook: random, k: 3}]\n", "'k' is not a parameter of random.ipynb"),
+    ("executions: [{notebook: random, epochs: ten}]\n", "'epochs' must be int, got 'ten'"),
+    ("executions: [{notebook: kstarts, fitness: beauty}]\n", "unknown fitness 'beauty'"),
+    ("executions: [{notebook: snip}]\n", "no notebook 'snip'"),
+    ("executions: [{notebook: random, dataset: imagenet}]\n", "unknown dataset 'imagenet'"),
+    ("executions: [{notebook: random, sparsities: []}]\n", "is empty"),
+    ("executions: []\n", "has no executions"),
+    ("executions: [{notebook: random, sparsities: [1.5]}]\n", "sparsity must be in [0, 1)"),
+    ("executions: [random\n", "not valid YAML"),
+]
+
+
+@pytest.mark.parametrize("text,message", BAD_PROFILES, ids=[m for _, m in BAD_PROFILES])
+def test_a_bad_profile_is_one_clear_error(tmp_path, text, message):
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    with pytest.raises(InitpruneError) as err:
+        sweep.load_profile(str(path))
+    assert message in str(err.value) and "\n" not in str(err.value)
+
+
+def test_unknown_profile_lists_the_known_ones():
+    with pytest.raises(InitpruneError, match="unknown profile 'nope'; choose one of: demo, paper, smoke"):
+        sweep.load_profile("nope")

@@ -1,0 +1,83 @@
+"""The smoke sweep end to end in a temporary MLflow store: runs, skipping, failure and retry."""
+
+import os
+
+import pytest
+
+from initprune import cli, sweep, tracking
+
+
+@pytest.fixture
+def store(tmp_path, monkeypatch):
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    return uri
+
+
+def runs(uri, kind, status=None):
+    c, exp_id = tracking.ensure_store(uri)
+    found = c.search_runs([exp_id], f"tags.kind = '{kind}'", max_results=1000)
+    return [r for r in found if status is None or r.info.status == status]
+
+
+def test_smoke_sweep_logs_every_point_once_and_a_rerun_trains_nothing(store, capsys):
+    assert cli.main(["sweep", "--profile", "smoke"]) == 0
+    expected = sum(len(ex.points()) for ex in sweep.load_profile("smoke"))
+    points = runs(store, "point", "FINISHED")
+    assert len(points) == expected == 5
+    assert {r.data.tags["method"] for r in points} == {"dense", "random", "kstarts", "dissipating", "combined"}
+    parents = runs(store, "execution", "FINISHED")
+    assert len(parents) == 4
+    assert all(r.data.tags["mlflow.parentRunId"] in {p.info.run_id for p in parents} for r in points)
+    c, _ = tracking.ensure_store(store)
+    for parent in parents:
+        assert {"git_commit", "profile", "method", "dataset", "arch"} <= set(parent.data.tags)
+        assert [a.path for a in c.list_artifacts(parent.info.run_id)] == [f"{parent.data.tags['method']}.ipynb"]
+    kstarts = next(r for r in points if r.data.tags["method"] == "kstarts")
+    assert len(c.get_metric_history(kstarts.info.run_id, "test_accuracy")) == 2  # one per epoch
+    assert "kstarts.winner" in kstarts.data.metrics and "kept.1.weight" in kstarts.data.metrics
+    assert kstarts.data.params["option.k"] == "2"
+    capsys.readouterr()
+
+    assert cli.main(["sweep", "--profile", "smoke"]) == 0
+    assert "0 executions finished, 0 failed, 4 skipped" in capsys.readouterr().out
+    assert len(runs(store, "point")) == expected  # nothing trained again
+
+    assert cli.main(["figures"]) == 0
+    assert (tracking.figures_dir() / "claims.md").exists()
+    assert runs(store, "figures", "FINISHED")
+
+
+def test_a_failed_point_is_failed_not_finished_and_is_retried(store, tmp_path, monkeypatch, capsys):
+    profile = tmp_path / "two.yaml"
+    profile.write_text("executions:\n  - {notebook: random, sparsities: [0.5], seeds: [0, 1], epochs: 1}\n")
+    monkeypatch.setenv("INITPRUNE_INJECT_FAILURE", f"random:1:{tmp_path / 'failed-once'}")
+    assert cli.main(["sweep", "--profile", str(profile)]) == 1
+    out = capsys.readouterr().out
+    assert "FAILED" in out and "injected failure" in out
+    assert [r.data.tags["seed"] for r in runs(store, "point", "FINISHED")] == ["0"]
+    assert [r.data.tags["seed"] for r in runs(store, "point", "FAILED")] == ["1"]
+    assert len(runs(store, "execution", "FAILED")) == 1
+
+    assert cli.main(["sweep", "--profile", str(profile)]) == 0  # the failure was transient
+    assert sorted(r.data.tags["seed"] for r in runs(store, "point", "FINISHED")) == ["0", "1"]
+    assert len(runs(store, "point")) == 3  # seed 0 was not trained again
+
+
+def test_a_dataset_that_cannot_be_had_fails_its_execution_and_the_sweep_goes_on(store, tmp_path, capsys):
+    profile = tmp_path / "mixed.yaml"
+    profile.write_text(
+        f"executions:\n  - {{notebook: random, dataset: mnist, arch: lenet300, data_root: '{tmp_path}',"
+        " sparsities: [0.5], epochs: 1}\n  - {notebook: random, sparsities: [0.5], epochs: 1}\n")
+    assert cli.main(["sweep", "--profile", str(profile)]) == 1
+    out = capsys.readouterr().out
+    assert "InitpruneError: dataset 'mnist' not found under" in out
+    assert "1 executions finished, 1 failed" in out
+    assert len(runs(store, "point", "FINISHED")) == 1
+
+
+def test_dry_run_reports_and_runs_nothing(store, capsys):
+    assert cli.main(["sweep", "--profile", "smoke", "--dry-run"]) == 0
+    assert "5 points in 4 executions, 0 finished" in capsys.readouterr().out
+    assert not runs(store, "point")
+    assert os.environ["MLFLOW_TRACKING_URI"] == store
