@@ -16,7 +16,7 @@ from .errors import DivergedError, InitpruneError
 # command-line flag -> pruner option (METHOD.md's words)
 METHOD_OPTIONS = {
     "k": int, "fitness": str, "warmup_epochs": int, "selection": str, "prune_epochs": int,
-    "schedule": str, "tau": float, "kstarts_sparsity": float, "scope": str,
+    "schedule": str, "tau": float, "kstarts_sparsity": float, "scope": str, "analysis": bool,
 }
 TRAINING_OPTIONS = {"optimizer": str, "lr": float, "momentum": float, "weight_decay": float, "batch_size": int}
 
@@ -39,7 +39,10 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--seed", type=int, default=0)
     m = r.add_argument_group("method options (shared/METHOD.md)")
     for name, kind in METHOD_OPTIONS.items():
-        m.add_argument("--" + name.replace("_", "-"), type=kind, default=None, dest=name)
+        if kind is bool:
+            m.add_argument("--" + name.replace("_", "-"), action="store_true", default=None, dest=name)
+        else:
+            m.add_argument("--" + name.replace("_", "-"), type=kind, default=None, dest=name)
     t = r.add_argument_group("training (defaults per dataset)")
     for name, kind in TRAINING_OPTIONS.items():
         t.add_argument("--" + name.replace("_", "-"), type=kind, default=None, dest=name)

@@ -47,6 +47,15 @@ def _note(fig):
     return fig
 
 
+def _label(ax, xlabel: str, ylabel: str, title: str) -> None:
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.3)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=8)
+
+
 def _methods(table):
     present = list(dict.fromkeys(table["method"]))
     return [m for m in ORDER if m in present] + [m for m in present if m not in ORDER]
@@ -70,11 +79,7 @@ def accuracy_vs_sparsity(table):
                         label=method, color=COLORS.get(method))
         ax.set_xscale("log")
         ax.invert_xaxis()
-        ax.set_xlabel("density (fraction of weights kept, log)")
-        ax.set_ylabel("test accuracy")
-        ax.set_title(f"{dataset} / {arch}")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+        _label(ax, "density (fraction of weights kept, log)", "test accuracy", f"{dataset} / {arch}")
     return _note(fig)
 
 
@@ -95,11 +100,7 @@ def learning_curves(table, sparsity: float | None = None):
             mean = curves.mean(0)
             ax.plot(epochs, mean, label=method, color=COLORS.get(method), ls="--" if method == "dense" else "-")
             ax.fill_between(epochs, curves.min(0), curves.max(0), alpha=0.15, color=COLORS.get(method))
-        ax.set_xlabel("epoch")
-        ax.set_ylabel("test accuracy")
-        ax.set_title(f"{dataset} / {arch}, sparsity {sparsity:g}")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+        _label(ax, "epoch", "test accuracy", f"{dataset} / {arch}, sparsity {sparsity:g}")
     return _note(fig)
 
 
@@ -115,10 +116,7 @@ def kstarts_candidates(table):
                    label="winner" if n == 0 else None)
     ax.set_xticks(range(len(rows)))
     ax.set_xticklabels([f"s={s:g}\nseed {d}" for s, d in zip(rows["sparsity"], rows["seed"])], fontsize=7)
-    ax.set_ylabel("fitness after warm-up")
-    ax.set_title("K-starts: every candidate's fitness, and the one that went on")
-    if len(rows):
-        ax.legend(fontsize=8)
+    _label(ax, "", "fitness after warm-up", "K-starts: every candidate's fitness, and the one that went on")
     return _note(fig)
 
 
@@ -127,25 +125,21 @@ def kstarts_k_and_fitness(table):
     rows = table[table["method"] == "kstarts"].copy()
     rows["k"] = [int(o.get("k", 8)) for o in rows["options"]]
     rows["fitness"] = [o.get("fitness", "both") for o in rows["options"]]
-    rows["selection"] = [o.get("selection", "full") for o in rows["options"]]
+    rows = rows[[o.get("selection", "full") == "full" for o in rows["options"]]]  # halving: not this figure
     sparsities = sorted(s for s in rows["sparsity"].unique() if rows[rows["sparsity"] == s]["k"].nunique() > 1)
     fig, axes = plt.subplots(1, max(1, len(sparsities)), figsize=(5 * max(1, len(sparsities)), 3.8), squeeze=False)
     random = _default(table[table["method"] == "random"])
     for s, ax in zip(sparsities, axes[0]):
         part = rows[rows["sparsity"] == s]
-        for (fitness, selection), group in part.groupby(["fitness", "selection"]):
+        for fitness, group in part.groupby("fitness"):
             stats = group.groupby("k")["test_accuracy"].agg(["mean", "std"]).sort_index()
             ax.errorbar(stats.index, stats["mean"], yerr=stats["std"].fillna(0), marker="o", capsize=3,
-                        label=f"{fitness}" + ("" if selection == "full" else f" ({selection})"))
+                        label=f"fitness: {fitness}")
         base = random[random["sparsity"] == s]["test_accuracy"]
         if len(base):
             ax.axhline(base.mean(), color="gray", ls=":", label="random (k=1)")
         ax.set_xscale("log", base=2)
-        ax.set_xlabel("k (random starts)")
-        ax.set_ylabel("test accuracy")
-        ax.set_title(f"K-starts at sparsity {s:g}")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+        _label(ax, "k (random starts)", "test accuracy", f"K-starts at sparsity {s:g}")
     return _note(fig)
 
 
@@ -165,12 +159,7 @@ def kstarts_fitness_vs_final(table):
     title = "fitness rank after warm-up vs final accuracy"
     if rhos:
         title += f"\nmean Spearman rho {np.mean(rhos):.2f} over {len(rhos)} runs"
-    ax.set_title(title, fontsize=10)
-    ax.set_xlabel("fitness rank (0 = least fit, 1 = fittest)")
-    ax.set_ylabel("final test accuracy")
-    ax.grid(alpha=0.3)
-    if rows:
-        ax.legend(fontsize=8)
+    _label(ax, "fitness rank (0 = least fit, 1 = fittest)", "final test accuracy", title)
     return _note(fig)
 
 
@@ -179,25 +168,26 @@ def _dissipating_report(extra):
 
 
 def dissipating_sparsity(table):
-    """Figure 4a: sparsity after each pruning epoch, per method and schedule."""
+    """Figure 4a: sparsity after each epoch at the highest target, one line per method and
+    schedule (mean over seeds); combined starts after its K-starts warm-up."""
     rows = table[table["method"].isin(["dissipating", "combined"])]
     fig, ax = plt.subplots(figsize=(5.5, 4))
-    seen = set()
-    for _, row in rows.iterrows():
+    target = rows["sparsity"].max() if len(rows) else None
+    lines: dict[str, list] = {}
+    for _, row in rows[rows["sparsity"] == target].iterrows():
         report = _dissipating_report(row["extra"])
-        per_epoch = report["sparsity_per_epoch"]
         start = int(row["options"].get("warmup_epochs", 1)) if row["method"] == "combined" else 0
-        label = f"{row['method']} {row['options'].get('schedule', 'linear')} -> {row['sparsity']:g}"
-        ax.plot(range(start, start + len(per_epoch) + 1), [report["start_sparsity"], *per_epoch], marker="o",
-                alpha=0.7, color=COLORS.get(row["method"]), ls="-" if "linear" in label else "--",
-                label=label if label not in seen else None)
-        seen.add(label)
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("sparsity")
-    ax.set_title("Dissipating gradients: sparsity per epoch")
-    ax.grid(alpha=0.3)
-    if seen:
-        ax.legend(fontsize=7)
+        schedule = row["options"].get("schedule", "linear")
+        label = f"{row['method']}, {schedule}, E_d={len(report['sparsity_per_epoch'])}"
+        lines.setdefault(label, []).append((start, [report["start_sparsity"], *report["sparsity_per_epoch"]]))
+    for label, runs in sorted(lines.items()):
+        start, curve = runs[0][0], list(np.mean([c for _, c in runs], axis=0))
+        epochs = [0] * (start > 0) + list(range(start, start + len(curve)))  # combined: dense at 0
+        ax.plot(epochs, [0.0] * (start > 0) + curve, marker="o", label=label,
+                color=COLORS["combined" if label.startswith("combined") else "dissipating"],
+                ls="--" if "cubic" in label else "-", alpha=0.8)
+    _label(ax, "epoch", "sparsity", "Dissipating gradients: sparsity per epoch"
+           + (f" (target {target:g})" if target is not None else ""))
     return _note(fig)
 
 
@@ -205,18 +195,15 @@ def dissipating_movement(table):
     """The distribution of relative movement |θ_e - θ0| / |θ0| at each pruning epoch (one run)."""
     rows = table[table["method"].isin(["dissipating", "combined"])]
     fig, ax = plt.subplots(figsize=(5.5, 4))
+    title = "relative movement of the kept weights"
     if len(rows):
-        report = _dissipating_report(rows.iloc[-1]["extra"])
-        for e, hist in enumerate(report["movement_histograms"]):
+        last = rows.iloc[-1]
+        for e, hist in enumerate(_dissipating_report(last["extra"])["movement_histograms"]):
             counts = np.array(hist["counts"])
             edges = np.linspace(hist["log10_min"], hist["log10_max"], len(counts) + 1)
             ax.stairs(counts, edges, label=f"pruning epoch {e + 1}")
-        ax.set_title(f"{rows.iloc[-1]['method']}, sparsity {rows.iloc[-1]['sparsity']:g}: relative movement "
-                     "of kept weights", fontsize=9)
-        ax.legend(fontsize=8)
-    ax.set_xlabel("log10 relative movement r (pruned: the smallest)")
-    ax.set_ylabel("weights")
-    ax.grid(alpha=0.3)
+        title = f"{last['method']}, sparsity {last['sparsity']:g}: {title}"
+    _label(ax, "log10 relative movement r (pruned: the smallest)", "weights", title)
     return _note(fig)
 
 
@@ -231,12 +218,7 @@ def dissipating_prune_epochs(table):
         stats = group.groupby("prune_epochs")["test_accuracy"].agg(["mean", "std"]).sort_index()
         ax.errorbar(stats.index, stats["mean"], yerr=stats["std"].fillna(0), marker="o", capsize=3,
                     label=f"sparsity {s:g}")
-    ax.set_xlabel("pruning epochs E_d")
-    ax.set_ylabel("test accuracy")
-    ax.set_title("Dissipating gradients: accuracy against E_d")
-    ax.grid(alpha=0.3)
-    if ax.get_legend_handles_labels()[0]:
-        ax.legend(fontsize=8)
+    _label(ax, "pruning epochs E_d", "test accuracy", "Dissipating gradients: accuracy against E_d")
     return _note(fig)
 
 
@@ -251,10 +233,8 @@ def layer_density(results: list[dict]):
                color=COLORS.get(r["method"]))
     ax.set_xticks(np.arange(len(layers)) + 0.4 - width / 2)
     ax.set_xticklabels(layers, fontsize=8)
-    ax.set_ylabel("density (kept / weights)")
     ax.set_yscale("log")
-    ax.set_title("Which layers keep their weights")
-    ax.legend(fontsize=7)
+    _label(ax, "", "density (kept / weights)", "Which layers keep their weights")
     return _note(fig)
 
 
