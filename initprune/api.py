@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import hashlib
 import json
@@ -87,17 +88,43 @@ def _check_split(name: str, split, model: nn.Module | None = None):
     return x.float() if not x.is_floating_point() else x, y.long()
 
 
+ABLATIONS = ("none", "shuffle", "reinit", "invert", "rewind")
+
+
+def option_names(method: str) -> list[str]:
+    """The options a method takes (METHOD.md's words)."""
+    return [f.name for f in dataclasses.fields(pruners.PRUNERS[method]) if f.name != "sparsity"]
+
+
+def make_pruner(method: str, sparsity: float, ablation: str = "none", **options) -> pruners.Pruner:
+    pruner = pruners.make(method, sparsity, **options)
+    if ablation not in ABLATIONS:
+        raise InitpruneError(f"unknown ablation '{ablation}'; choose one of: {', '.join(ABLATIONS)}")
+    if ablation != "none" and pruner.fixed_sparsity is not None:
+        raise InitpruneError(f"--ablation {ablation} does not apply to method '{method}': it prunes nothing")
+    if ablation == "invert":
+        if not pruner.invertible:
+            raise InitpruneError(f"--ablation invert does not apply to method '{method}': it has no scores "
+                                 "to invert; use shuffle or reinit")
+        pruner.inverted = True
+    return pruner
+
+
 def fit(model: nn.Module, train, test, method: str = "random", sparsity: float = 0.9,
         epochs: int = 10, seed: int = 0, *, val=None, device: str = "auto",
         optimizer: str = "sgd", lr: float = 0.1, momentum: float = 0.9, weight_decay: float = 0.0,
-        batch_size: int = 32, augment=None, **options) -> Result:
+        batch_size: int = 32, augment=None, ablation: str = "none", **options) -> Result:
     """Prune ``model`` with ``method`` at ``sparsity`` and train it for ``epochs`` in all.
 
     ``train``/``val``/``test``: ``(X, y)`` tensors or DataLoaders. The model is trained in place;
     its pruned weights are exactly 0. Method options use METHOD.md's words (``k=8``, ...).
+    ``ablation`` (Frankle et al. 2020): the method's final mask is shuffled within each layer
+    (``shuffle``), kept with fresh weights (``reinit``), or the method keeps its worst choices
+    (``invert``); the ablated network then trains from initialization for ``epochs``.
+    ``rewind`` is the control: the mask unchanged, trained again from θ0.
     """
     began = time.perf_counter()
-    pruner = pruners.make(method, sparsity, **options)
+    pruner = make_pruner(method, sparsity, ablation, **options)
     settings = Settings(optimizer, lr, momentum, weight_decay, batch_size)
     check_epochs(pruner, epochs)
     set_threads()
@@ -111,9 +138,12 @@ def fit(model: nn.Module, train, test, method: str = "random", sparsity: float =
     batches = (datasets.LoaderBatches(train, dev) if isinstance(train, torch.utils.data.DataLoader)
                else datasets.Batches(*train, batch_size, seed, augment))
     trainer = Trainer(batches, val, test, settings, dev, epochs)
+    theta0 = copy.deepcopy(model.state_dict()) if ablation != "none" else None
     trainee = Trainee(model, settings, masks.dense(model))
     ctx = pruners.Context(trainer, trainee, seeds.generator(seed, "masks"))
     extra = pruner.prune(ctx)
+    if ablation != "none":
+        trainee, extra["ablation"] = _ablate(trainee, settings, ablation, theta0, seed)
     trainer.run(trainee, epochs - trainee.epoch)
     last = trainee.history[-1]
     return Result(
@@ -128,6 +158,30 @@ def fit(model: nn.Module, train, test, method: str = "random", sparsity: float =
         extra=extra,
         seconds=time.perf_counter() - began,
     )
+
+
+def _ablate(trainee: Trainee, settings: Settings, ablation: str, theta0: dict, seed: int):
+    """The sanity checks of Frankle et al. 2020 on the method's final mask: a new trainee that
+    starts over from initialization (its weights θ0, or fresh ones for reinit)."""
+    model, mask = trainee.model, trainee.mask
+    report = {"kind": ablation, "epochs_before_restart": trainee.epoch}
+    if ablation == "shuffle":  # same count per layer, positions drawn anew
+        g = seeds.generator(seed, "shuffle")
+        shuffled = {}
+        for n, m in mask.items():
+            order = torch.randperm(m.numel(), generator=g).to(m.device)
+            shuffled[n] = m.flatten()[order].view_as(m)
+        moved = sum(int((shuffled[n] != m).sum()) for n, m in mask.items())
+        report["mask_changed"] = moved / max(1, 2 * masks.kept(mask))
+        mask = shuffled
+    with torch.no_grad():
+        model.load_state_dict(theta0)
+        if ablation == "reinit":  # same mask, weights drawn from the initializer with another seed
+            models.initialize(model, seeds.generator(seed, "reinit"))
+            changed = [(w != theta0[n]).float().mean() for n, w in masks.prunable(model).items()]
+            report["weights_changed"] = float(sum(changed) / len(changed))
+    fresh = Trainee(model, settings, mask)
+    return fresh, report
 
 
 @torch.no_grad()
@@ -161,11 +215,12 @@ class RunConfig:
     seed: int = 0
     options: dict = field(default_factory=dict)  # method options, METHOD.md's words
     training: dict = field(default_factory=dict)  # overrides of TRAINING[dataset]
+    ablation: str = "none"  # shuffle, reinit, invert, rewind: the sanity checks
 
     NOT_IDENTITY = ("seed",)
 
     def pruner(self) -> pruners.Pruner:
-        return pruners.make(self.method, self.sparsity, **self.options)
+        return make_pruner(self.method, self.sparsity, self.ablation, **self.options)
 
     def settings(self) -> Settings:
         base = TRAINING.get(self.dataset, Settings())
@@ -213,12 +268,12 @@ def run(config: RunConfig, data_root: str | Path | None = None, device: str = "a
     result = fit(
         model, train=data.train, val=data.val, test=data.test, method=config.method,
         sparsity=config.sparsity, epochs=config.epochs, seed=config.seed, device=device,
-        augment=data.augment, **dataclasses.asdict(settings), **pruner.options(),
+        augment=data.augment, ablation=config.ablation, **dataclasses.asdict(settings), **pruner.options(),
     )
     if save_model:
         save(model, result.mask, save_model)
     return {
-        "method": config.method, "dataset": config.dataset, "arch": config.arch,
+        "method": config.method, "dataset": config.dataset, "arch": config.arch, "ablation": config.ablation,
         "seed": config.seed, "sparsity_target": result.sparsity_target,
         "sparsity_actual": result.sparsity_actual, "test_accuracy": result.test_accuracy,
         "val_accuracy": result.val_accuracy, "epochs": result.epochs, "history": result.history,

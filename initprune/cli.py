@@ -17,6 +17,7 @@ from .errors import DivergedError, InitpruneError
 METHOD_OPTIONS = {
     "k": int, "fitness": str, "warmup_epochs": int, "selection": str, "prune_epochs": int,
     "schedule": str, "tau": float, "kstarts_sparsity": float, "scope": str, "analysis": bool,
+    "batches": int, "temperature": float, "rounds": int, "double": bool, "finetune_epochs": int,
 }
 TRAINING_OPTIONS = {"optimizer": str, "lr": float, "momentum": float, "weight_decay": float, "batch_size": int}
 
@@ -43,6 +44,7 @@ def parser() -> argparse.ArgumentParser:
             m.add_argument("--" + name.replace("_", "-"), action="store_true", default=None, dest=name)
         else:
             m.add_argument("--" + name.replace("_", "-"), type=kind, default=None, dest=name)
+    m.add_argument("--ablation", default="none", help="sanity check: none, shuffle, reinit, invert, rewind")
     t = r.add_argument_group("training (defaults per dataset)")
     for name, kind in TRAINING_OPTIONS.items():
         t.add_argument("--" + name.replace("_", "-"), type=kind, default=None, dest=name)
@@ -79,7 +81,7 @@ def cmd_run(args) -> int:
     config = api.RunConfig(
         method=args.method, dataset=args.dataset, arch=args.arch, sparsity=args.sparsity,
         epochs=args.epochs, seed=args.seed, options=_given(args, METHOD_OPTIONS),
-        training=_given(args, TRAINING_OPTIONS),
+        training=_given(args, TRAINING_OPTIONS), ablation=args.ablation,
     )
     data.DATASETS[config.dataset]
     _writable(args.out, "--out")

@@ -16,14 +16,18 @@ import numpy as np
 
 NOTE = "initprune, on our grid (shared/METHOD.md), not the paper's numbers"
 PAPER = ("random", "kstarts", "dissipating", "combined")
-ORDER = ("dense", *PAPER)
+BASELINES = ("magnitude", "snip", "grasp", "synflow", "posttrain")
+ORDER = ("dense", *PAPER, *BASELINES)
 COLORS = {"dense": "black", "random": "tab:gray", "kstarts": "tab:blue", "dissipating": "tab:orange",
-          "combined": "tab:green"}
+          "combined": "tab:green", "magnitude": "tab:brown", "snip": "tab:purple", "grasp": "tab:pink",
+          "synflow": "tab:olive", "posttrain": "tab:cyan"}
+STYLES = {m: ":" for m in BASELINES}  # the paper's methods solid, the baselines dotted
 
 
 def _default(table):
     """The main comparison: per dataset, arch and method, the runs with the method's default
     options, or where there are none, the option set that covers the most points."""
+    table = table[table["ablation"] == "none"]
     if table.empty:
         return table
     keep = []
@@ -76,7 +80,7 @@ def accuracy_vs_sparsity(table):
             stats = rows.groupby("sparsity")["test_accuracy"].agg(["mean", "std", "count"]).sort_index()
             density = 1 - stats.index.to_numpy()
             ax.errorbar(density, stats["mean"], yerr=stats["std"].fillna(0), marker="o", capsize=3,
-                        label=method, color=COLORS.get(method))
+                        label=method, color=COLORS.get(method), ls=STYLES.get(method, "-"))
         ax.set_xscale("log")
         ax.invert_xaxis()
         _label(ax, "density (fraction of weights kept, log)", "test accuracy", f"{dataset} / {arch}")
@@ -125,7 +129,7 @@ def kstarts_k_and_fitness(table):
     rows = table[table["method"] == "kstarts"].copy()
     rows["k"] = [int(o.get("k", 8)) for o in rows["options"]]
     rows["fitness"] = [o.get("fitness", "both") for o in rows["options"]]
-    rows = rows[[o.get("selection", "full") == "full" for o in rows["options"]]]  # halving: not this figure
+    rows = rows.loc[[o.get("selection", "full") == "full" for o in rows["options"]]]  # halving: not here
     sparsities = sorted(s for s in rows["sparsity"].unique() if rows[rows["sparsity"] == s]["k"].nunique() > 1)
     fig, axes = plt.subplots(1, max(1, len(sparsities)), figsize=(5 * max(1, len(sparsities)), 3.8), squeeze=False)
     random = _default(table[table["method"] == "random"])
@@ -262,6 +266,9 @@ CLAIMS = [
     ("2: K-starts picks better masks than random", "kstarts", ["random"]),
     ("3: dissipating gradients preserves accuracy best", "dissipating", ["random", "kstarts"]),
     ("4: the combination beats each of them and random", "combined", ["kstarts", "dissipating", "random"]),
+    # beyond the paper: where its methods stand among the established ones
+    *[(f"beyond the paper: {m} against the established baselines", m, list(BASELINES[:4]))
+      for m in ("combined", "dissipating", "kstarts")],
 ]
 
 
@@ -315,6 +322,33 @@ def claims_markdown(table) -> str:
     return "\n".join(lines)
 
 
+def ablation_loss(table):
+    """Sanity checks (Frankle et al. 2020): test accuracy lost under each ablation, per method,
+    paired by (sparsity, seed) with the unablated run and averaged. A method whose accuracy
+    survives shuffling chooses layer densities, not weights."""
+    keys = ["dataset", "arch", "method", "sparsity", "seed", "variant"]
+    base = table[table["ablation"] == "none"].drop_duplicates(keys).set_index(keys)["test_accuracy"]
+    ablated = table[table["ablation"] != "none"]
+    fig, ax = plt.subplots(figsize=(7, 4))
+    if len(ablated):
+        joined = ablated.join(base.rename("unablated"), on=keys).dropna(subset=["unablated"])
+        joined["lost"] = joined["unablated"] - joined["test_accuracy"]
+        stats = joined.groupby(["method", "ablation"])["lost"].agg(["mean", "std"]).reset_index()
+        methods = _methods(stats)
+        kinds = list(dict.fromkeys(stats["ablation"]))
+        width = 0.8 / max(1, len(kinds))
+        for i, kind in enumerate(kinds):
+            part = stats[stats["ablation"] == kind].set_index("method").reindex(methods)
+            ax.bar(np.arange(len(methods)) + i * width, part["mean"], width, yerr=part["std"].fillna(0),
+                   capsize=2, label=kind)
+        ax.set_xticks(np.arange(len(methods)) + 0.4 - width / 2)
+        ax.set_xticklabels(methods, fontsize=8)
+        ax.axhline(0, color="black", lw=0.8)
+    _label(ax, "", "test accuracy lost (unablated - ablated)",
+           "Sanity checks: what each method's mask carries beyond layer densities")
+    return _note(fig)
+
+
 FIGURES = {
     "accuracy_vs_sparsity": accuracy_vs_sparsity,
     "learning_curves": learning_curves,
@@ -324,6 +358,7 @@ FIGURES = {
     "dissipating_sparsity": dissipating_sparsity,
     "dissipating_movement": dissipating_movement,
     "dissipating_prune_epochs": dissipating_prune_epochs,
+    "ablation_loss": ablation_loss,
 }
 
 

@@ -8,16 +8,20 @@ in the one shared loop.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
+import itertools
 import math
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import ClassVar
 
 import torch
-from torch import Tensor
+import torch.nn.functional as F
+from torch import Tensor, nn
 
 from . import masks
-from .errors import InitpruneError
+from .errors import DivergedError, InitpruneError
 from .registry import Registry
 from .train import Trainee, Trainer
 
@@ -40,6 +44,8 @@ def _choice(value, allowed, option):
 class Pruner:
     sparsity: float
     fixed_sparsity: ClassVar[float | None] = None  # dense only accepts 0
+    invertible: ClassVar[bool] = False  # has a meaning for "keep the worst" (the invert ablation)
+    inverted: ClassVar[bool] = False  # set on an instance by the invert ablation
 
     def __post_init__(self):
         if not isinstance(self.sparsity, (int, float)) or not 0 <= self.sparsity < 1:
@@ -114,6 +120,8 @@ SELECTION = ("full", "halving")
 class KStarts(Pruner):
     """k random masks, each trained for a warm-up; the fittest goes on (no rewinding)."""
 
+    invertible: ClassVar[bool] = True
+
     k: int = 8
     fitness: str = "both"
     warmup_epochs: int = 1
@@ -155,7 +163,8 @@ class KStarts(Pruner):
             scores = self._fitness([candidates[i] for i in alive], [sinks[i] for i in alive])
             for i, score in zip(alive, scores):
                 report[i] = {"index": i, **score, "epochs": candidates[i].steps / ctx.trainer.steps_per_epoch}
-            ranked = sorted(alive, key=lambda i: (-report[i]["fitness"], i))
+            sign = 1 if self.inverted else -1  # invert ablation: the least fit goes on
+            ranked = sorted(alive, key=lambda i: (sign * report[i]["fitness"], i))
             alive = sorted(ranked[: max(1, math.ceil(len(alive) / 2))] if self.selection == "halving"
                            else ranked[:1])
             if not self.analysis:
@@ -217,6 +226,8 @@ def scheduled(start: float, end: float, epoch: int, epochs: int, schedule: str) 
 class Dissipating(Pruner):
     """Prune the weights that moved least, relative to θ0, during the first epochs."""
 
+    invertible: ClassVar[bool] = True
+
     prune_epochs: int = 3
     schedule: str = "linear"
     tau: float | None = None
@@ -250,6 +261,8 @@ class Dissipating(Pruner):
             movement = {n: (w.detach() - t.init[n]).abs() / (t.init[n].abs() + self.eps)
                         for n, w in t.weights.items()}
             hists.append(_log_histogram(movement, t.mask))
+            if self.inverted:  # invert ablation: prune the weights that moved most
+                movement = {n: -r for n, r in movement.items()}
             if self.tau is None:
                 target = scheduled(start, self.sparsity, len(per_epoch) + 1, self.prune_epochs, self.schedule)
                 mask = masks.select(movement, target, self.scope, within=t.mask)
@@ -265,8 +278,9 @@ class Dissipating(Pruner):
                 "start_sparsity": start, "movement_histograms": hists}
 
     def _threshold_keep(self, movement, mask):
-        """Kept counts when every weight with r < τ goes, capped at the target sparsity."""
-        above = {n: int(((r >= self.tau) & mask[n]).sum()) for n, r in movement.items()}
+        """Kept counts when every weight with r < τ goes (inverted: r > τ), capped at the target."""
+        tau = -self.tau if self.inverted else self.tau
+        above = {n: int(((r >= tau) & mask[n]).sum()) for n, r in movement.items()}
         if self.scope == "layerwise":
             return {n: max(above[n], masks.n_keep(mask[n].numel(), self.sparsity)) for n in above}
         total = sum(m.numel() for m in mask.values())
@@ -285,6 +299,8 @@ def _log_histogram(movement: dict[str, Tensor], mask: masks.Mask, bins: int = 40
 @dataclass
 class Combined(Pruner):
     """K-starts to s_k, then dissipating gradients from s_k to s, movement measured from θ0."""
+
+    invertible: ClassVar[bool] = True
 
     kstarts_sparsity: float | None = None  # default: (1 - s_k) = sqrt(1 - s)
     k: int = 8
@@ -316,6 +332,190 @@ class Combined(Pruner):
         return self.warmup_epochs + self.prune_epochs
 
     def prune(self, ctx: Context) -> dict:
+        self._kstarts.inverted = self._dissipating.inverted = self.inverted
         return {"kstarts_sparsity": self.split,
                 "kstarts": self._kstarts.prune(ctx),
                 "dissipating": self._dissipating.prune(ctx)}
+
+
+# ---- established baselines (METHOD.md, "Baselines beyond the paper") -------------------------------
+
+
+@contextmanager
+def _scratch(model: nn.Module, dtype=None):
+    """A throwaway copy of the model to score on: the model itself stays exactly as it was."""
+    copy_ = copy.deepcopy(model)
+    if dtype is not None:
+        copy_.to(dtype)
+    yield copy_
+    del copy_
+
+
+def _batches(ctx: Context, n: int):
+    """The first ``n`` training batches of epoch 0 (the order every method sees)."""
+    return itertools.islice(ctx.trainer.train_batches.epoch(0), n)
+
+
+@dataclass
+class ScorePruner(Pruner):
+    """Score every prunable weight once at θ0; keep the highest scores (one shared selection)."""
+
+    invertible: ClassVar[bool] = True
+    scope: str = "global"
+
+    def __post_init__(self):
+        super().__post_init__()
+        masks.check_scope(self.scope)
+
+    def scores(self, ctx: Context) -> dict[str, Tensor]:
+        raise NotImplementedError
+
+    def prune(self, ctx: Context) -> dict:
+        scores = self.scores(ctx)
+        if self.inverted:  # keep the lowest instead
+            scores = {n: -s for n, s in scores.items()}
+        ctx.trainee.set_mask(masks.select(scores, self.sparsity, self.scope))
+        return {}
+
+
+@PRUNERS.register("magnitude")
+@dataclass
+class Magnitude(ScorePruner):
+    """Keep the largest |θ0|, per layer by default: ranked globally, layers initialized with
+    smaller weights (larger fan-in) are emptied first."""
+
+    scope: str = "layerwise"
+
+    def scores(self, ctx: Context) -> dict[str, Tensor]:
+        return {n: w.detach().abs() for n, w in ctx.trainee.weights.items()}
+
+
+@PRUNERS.register("snip")
+@dataclass
+class Snip(ScorePruner):
+    """SNIP (Lee et al. 2019): |θ ⊙ ∂L/∂θ| at θ0, summed over a few batches."""
+
+    batches: int = 10
+
+    def __post_init__(self):
+        super().__post_init__()
+        if not isinstance(self.batches, int) or self.batches < 1:
+            raise InitpruneError(f"--batches must be at least 1, got {self.batches}")
+
+    def scores(self, ctx: Context) -> dict[str, Tensor]:
+        with _scratch(ctx.trainee.model) as model:
+            weights = masks.prunable(model)
+            total = {n: torch.zeros_like(w) for n, w in weights.items()}
+            for x, y in _batches(ctx, self.batches):
+                grads = torch.autograd.grad(F.cross_entropy(model(x), y), list(weights.values()))
+                for (n, w), g in zip(weights.items(), grads):
+                    total[n] += (w.detach() * g).abs()
+        return total
+
+
+@PRUNERS.register("grasp")
+@dataclass
+class Grasp(ScorePruner):
+    """GraSP (Wang et al. 2020): score -θ ⊙ Hg with the logits divided by a temperature;
+    the highest scores are removed. Hg by double backward."""
+
+    batches: int = 10
+    temperature: float = 200.0
+
+    def __post_init__(self):
+        super().__post_init__()
+        if not isinstance(self.batches, int) or self.batches < 1:
+            raise InitpruneError(f"--batches must be at least 1, got {self.batches}")
+        if not self.temperature > 0:
+            raise InitpruneError(f"--temperature must be positive, got {self.temperature}")
+
+    def scores(self, ctx: Context) -> dict[str, Tensor]:
+        with _scratch(ctx.trainee.model) as model:
+            params = list(masks.prunable(model).values())
+            data = list(_batches(ctx, self.batches))
+            g = [torch.zeros_like(w) for w in params]
+            for x, y in data:  # g = ∂L/∂θ, held fixed
+                grads = torch.autograd.grad(F.cross_entropy(model(x) / self.temperature, y), params)
+                g = [a + b for a, b in zip(g, grads)]
+            hg = [torch.zeros_like(w) for w in params]
+            for x, y in data:  # Hg = ∂(gᵀ ∂L/∂θ)/∂θ
+                grads = torch.autograd.grad(F.cross_entropy(model(x) / self.temperature, y), params,
+                                            create_graph=True)
+                dot = sum((a * b.detach()).sum() for a, b in zip(grads, g))
+                hg = [a + b for a, b in zip(hg, torch.autograd.grad(dot, params))]
+            names = list(masks.prunable(model))
+            # GraSP removes the highest -θ ⊙ Hg, so it keeps the highest θ ⊙ Hg
+            return {n: (w.detach() * h) for n, w, h in zip(names, params, hg)}
+
+
+@PRUNERS.register("synflow")
+@dataclass
+class SynFlow(ScorePruner):
+    """SynFlow (Tanaka et al. 2020), data-free: |θ| weights, an all-ones input, R = Σ outputs,
+    score |θ ⊙ ∂R/∂θ|, over ``rounds`` rounds with the density following d^(r/rounds)."""
+
+    rounds: int = 100
+    double: bool = False  # float64, for deep networks whose R overflows float32
+
+    def __post_init__(self):
+        super().__post_init__()
+        if not isinstance(self.rounds, int) or self.rounds < 1:
+            raise InitpruneError(f"--rounds must be at least 1, got {self.rounds}")
+
+    def prune(self, ctx: Context) -> dict:
+        x, _ = next(iter(_batches(ctx, 1)))
+        dtype = torch.float64 if self.double else torch.float32
+        with _scratch(ctx.trainee.model, dtype) as model:
+            model.eval()  # batch norm in inference mode: R is a polynomial of the weights
+            with torch.no_grad():
+                for p in model.state_dict().values():
+                    if p.is_floating_point():
+                        p.abs_()
+            weights = masks.prunable(model)
+            original = {n: w.detach().clone() for n, w in weights.items()}
+            ones = torch.ones((1, *x.shape[1:]), dtype=dtype, device=x.device)
+            mask = {n: torch.ones_like(w, dtype=torch.bool) for n, w in weights.items()}
+            density = 1 - self.sparsity
+            for r in range(1, self.rounds + 1):
+                with torch.no_grad():
+                    for n, w in weights.items():
+                        w.copy_(original[n] * mask[n])
+                model.zero_grad()
+                model(ones).sum().backward()
+                scores = {n: (w.detach() * w.grad).abs() for n, w in weights.items()}
+                if not all(torch.isfinite(s).all() for s in scores.values()):
+                    raise DivergedError(
+                        "SynFlow scores overflowed (R is too large in float32 for this network); "
+                        "rerun with --double"
+                    )
+                if self.inverted:  # keep the lowest single-shot scores (iterating would revive them)
+                    mask = masks.select({n: -s for n, s in scores.items()}, self.sparsity, self.scope)
+                    break
+                mask = masks.select(scores, 1 - density ** (r / self.rounds), self.scope, within=mask)
+        ctx.trainee.set_mask(mask)
+        return {"rounds": self.rounds}
+
+
+@PRUNERS.register("posttrain")
+@dataclass
+class PostTrain(Pruner):
+    """The reference from the other side: train dense for all the epochs, prune the smallest
+    weights globally in one shot, then fine-tune."""
+
+    finetune_epochs: int = 5
+    scope: str = "global"
+
+    def __post_init__(self):
+        super().__post_init__()
+        if not isinstance(self.finetune_epochs, int) or self.finetune_epochs < 0:
+            raise InitpruneError(f"--finetune-epochs must be 0 or more, got {self.finetune_epochs}")
+        masks.check_scope(self.scope)
+
+    def prune(self, ctx: Context) -> dict:
+        t = ctx.trainee
+        ctx.trainer.run(t, ctx.trainer.epochs)  # the same dense training every method gets
+        dense_accuracy = t.history[-1]["test_accuracy"]
+        t.set_mask(masks.select({n: w.detach().abs() for n, w in t.weights.items()}, self.sparsity, self.scope))
+        ctx.trainer.run(t, self.finetune_epochs)
+        return {"dense_test_accuracy": dense_accuracy, "total_epochs": t.epoch,
+                "finetune_epochs": self.finetune_epochs}

@@ -18,15 +18,15 @@ from pathlib import Path
 
 import yaml
 
-from . import pruners, tracking
+from . import tracking
 from .data import REPO_ROOT
 from .errors import InitpruneError
 
 NOTEBOOKS = REPO_ROOT / "notebooks"
 PROFILES = NOTEBOOKS / "profiles"
 # the parameters every method notebook has beside its method's options
-COMMON = ("dataset", "arch", "sparsities", "seeds", "epochs", "data_root", "device", "parent_run_id",
-          "profile", "tracking")
+COMMON = ("dataset", "arch", "sparsities", "seeds", "epochs", "data_root", "device", "log_to_mlflow",
+          "parent_run_id", "profile")
 PROFILE_KEYS = ("description", "defaults", "executions")
 
 
@@ -42,13 +42,11 @@ class Execution:
         return f"{self.notebook} {self.params['dataset']}/{self.params['arch']} {options}".strip()
 
     def points(self):
-        options = {k: v for k, v in self.params.items() if k in option_names(self.notebook)}
-        return tracking.expand(self.notebook, self.params["dataset"], self.params["arch"],
-                               self.params["sparsities"], self.params["seeds"], self.params["epochs"], options)
-
-
-def option_names(method: str) -> list[str]:
-    return list(pruners.PRUNERS[method](sparsity=0.0 if method == "dense" else 0.5).options())
+        method = self.params.get("method", self.notebook)  # baselines and sanity name their method
+        options = {k: v for k, v in self.params.items() if k not in (*COMMON, "method", "ablations")}
+        return tracking.expand(method, self.params["dataset"], self.params["arch"], self.params["sparsities"],
+                               self.params["seeds"], self.params["epochs"], options,
+                               self.params.get("ablations", ("none",)))
 
 
 def notebook_parameters(name: str) -> dict:

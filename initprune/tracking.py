@@ -85,27 +85,33 @@ def git_commit() -> str:
         return "unknown"
 
 
-def expand(method: str, dataset: str, arch: str, sparsities, seeds, epochs: int,
-           options: dict | None = None) -> list[api.RunConfig]:
-    """The points of one execution: every sparsity x seed x combination of list-valued options."""
+def expand(method: str | list, dataset: str, arch: str, sparsities, seeds, epochs: int,
+           options: dict | None = None, ablations=("none",)) -> list[api.RunConfig]:
+    """The points of one execution: every ablation x combination of list-valued options x
+    sparsity x seed. Options the method does not take, and None values, are left out."""
+    if isinstance(method, list):  # one execution may run several methods (baselines, sanity)
+        return [p for m in method for p in expand(m, dataset, arch, sparsities, seeds, epochs, options, ablations)]
     data.DATASETS[dataset], models.MODELS[arch]  # unknown names fail here, listing the known ones
-    options = options or {}
+    # a notebook passes all its option parameters: keep those this method takes, None = its default
+    takes = api.option_names(method)
+    options = {k: v for k, v in (options or {}).items() if k in takes and v is not None}
     keys = list(options)
     values = [v if isinstance(v, list) else [v] for v in options.values()]
     if not sparsities or not seeds or any(not v for v in values):
         raise InitpruneError(f"the grid of '{method}' on {dataset}/{arch} is empty; give at least one "
                              "sparsity, one seed and one value per option")
+    if isinstance(ablations, str):
+        ablations = [ablations]
     points = []
-    for combo in itertools.product(*values):
-        for sparsity in sparsities:
-            for seed in seeds:
-                # random pruning at sparsity 0 is the dense network: record it once, as dense
-                name, opts = ("dense", {}) if method == "random" and sparsity == 0 else (method, dict(zip(keys, combo)))
-                config = api.RunConfig(method=name, dataset=dataset, arch=arch, sparsity=float(sparsity),
-                                       epochs=int(epochs), seed=int(seed), options=opts)
-                config.pruner()  # bad options fail now, before anything trains
-                api.check_epochs(config.pruner(), config.epochs)
-                points.append(config)
+    for ablation, combo, sparsity, seed in itertools.product(ablations, itertools.product(*values),
+                                                             sparsities, seeds):
+        # random pruning at sparsity 0 is the dense network: record it once, as dense
+        dense = method == "random" and sparsity == 0
+        config = api.RunConfig(method="dense" if dense else method, dataset=dataset, arch=arch,
+                               sparsity=float(sparsity), epochs=int(epochs), seed=int(seed),
+                               options={} if dense else dict(zip(keys, combo)), ablation=ablation)
+        api.check_epochs(config.pruner(), config.epochs)  # bad options fail now, before anything trains
+        points.append(config)
     return points
 
 
@@ -120,7 +126,8 @@ def finished(c, exp_id: str, config: api.RunConfig):
     return runs[0] if runs else None
 
 
-def start_parent(c, exp_id: str, notebook: str, dataset: str, arch: str, profile: str) -> str:
+def start_parent(c, exp_id: str, notebook, dataset: str, arch: str, profile: str) -> str:
+    notebook = notebook if isinstance(notebook, str) else ",".join(notebook)  # a list of methods
     tags = {"kind": "execution", "method": notebook, "dataset": dataset, "arch": arch,
             "git_commit": git_commit(), "profile": profile, "host": socket.gethostname()}
     return c.create_run(exp_id, tags=tags, run_name=f"{notebook} {dataset}/{arch}").info.run_id
@@ -138,13 +145,13 @@ def _inject_failure(config: api.RunConfig) -> None:
             raise RuntimeError(f"injected failure at {config.method} seed {config.seed}")
 
 
-def execute(method: str, dataset: str = "digits", arch: str = "mlp", sparsities=(0.9,), seeds=(0,),
+def execute(method: str | list, dataset: str = "digits", arch: str = "mlp", sparsities=(0.9,), seeds=(0,),
             epochs: int = 20, options: dict | None = None, parent_run_id: str = "", profile: str = "",
             data_root: str | None = None, device: str = "auto", tracking: bool = True,
-            progress: bool = True) -> list[dict]:
+            progress: bool = True, ablations=("none",)) -> list[dict]:
     """Run every point of one execution, logging each as a child run; finished points are read
     back from the store instead of trained again. Returns the result dicts, in grid order."""
-    points = expand(method, dataset, arch, list(sparsities), list(seeds), epochs, options)
+    points = expand(method, dataset, arch, list(sparsities), list(seeds), epochs, options, ablations)
     if not tracking:
         return [api.run(p, data_root=data_root, device=device) for p in points]
     c, exp_id = ensure_store()
@@ -174,14 +181,15 @@ def _run_point(c, exp_id, parent_run_id, config: api.RunConfig, data_root, devic
 
     tags = {"kind": "point", "mlflow.parentRunId": parent_run_id, "config_hash": config.hash(),
             "seed": str(config.seed), "method": config.method, "dataset": config.dataset,
-            "arch": config.arch, "variant": json.dumps(config.identity().get("options", {}), sort_keys=True)}
+            "arch": config.arch, "ablation": config.ablation,
+            "variant": json.dumps(config.identity().get("options", {}), sort_keys=True)}
     run_id = c.create_run(exp_id, tags=tags,
                           run_name=f"{config.method} s={config.sparsity} seed={config.seed}").info.run_id
     try:
         _inject_failure(config)
         result = api.run(config, data_root=data_root, device=device)
         result["run_id"] = run_id
-        params = {p: getattr(config, p) for p in PARAMS}
+        params = {p: getattr(config, p) for p in (*PARAMS, "ablation")}
         params.update({f"option.{k}": v for k, v in config.pruner().options().items()})
         params.update({f"training.{k}": v for k, v in dataclasses.asdict(config.settings()).items()})
         now = int(time.time() * 1000)
@@ -239,9 +247,9 @@ def to_table(results: list[dict]):
     """Result dicts as a pandas table, one row per run (the input of every figure)."""
     import pandas as pd
 
-    columns = ["method", "dataset", "arch", "sparsity", "seed", "test_accuracy", "val_accuracy",
+    columns = ["method", "dataset", "arch", "sparsity", "seed", "ablation", "test_accuracy", "val_accuracy",
                "sparsity_actual", "variant", "options", "history", "extra", "layers", "run_id"]
-    rows = [{**r, "sparsity": r["sparsity_target"]} for r in results]
+    rows = [{"ablation": "none", **r, "sparsity": r["sparsity_target"]} for r in results]
     return pd.DataFrame(rows, columns=list(dict.fromkeys(columns + [k for r in rows for k in r])))
 
 

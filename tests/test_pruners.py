@@ -11,7 +11,8 @@ from initprune.errors import InitpruneError
 
 from conftest import toy_data, toy_model
 
-FAST = {"kstarts": {"k": 3}, "combined": {"k": 3, "prune_epochs": 1}, "dissipating": {"prune_epochs": 1}}
+FAST = {"kstarts": {"k": 3}, "combined": {"k": 3, "prune_epochs": 1}, "dissipating": {"prune_epochs": 1},
+        "snip": {"batches": 2}, "grasp": {"batches": 2}, "synflow": {"rounds": 5}, "posttrain": {"finetune_epochs": 1}}
 
 
 def fit(method, sparsity, seed=0, model=None, epochs=2, **options):
@@ -31,11 +32,16 @@ def test_every_pruner_keeps_exact_counts(method, sparsity):
     model = toy_model()
     result = fit(method, sparsity, model=model)
     assert list(result.mask) == list(masks.prunable(model))
+    exact = lambda n: max(1, math.floor((1 - sparsity) * n + 0.5))
     for name, mask in result.mask.items():
         assert mask.dtype == torch.bool and mask.shape == masks.prunable(model)[name].shape
-        assert result.layers[name]["kept"] == max(1, math.floor((1 - sparsity) * mask.numel() + 0.5))
+        assert mask.any()  # no layer emptied
+    if pruners.make(method, sparsity).options().get("scope") == "global":
+        assert masks.kept(result.mask) == max(len(result.mask), exact(masks.total(result.mask)))
+    else:
+        assert all(v["kept"] == exact(v["numel"]) for v in result.layers.values())
     assert result.history[-1]["sparsity"] == pytest.approx(result.sparsity_actual)
-    assert len(result.history) == 2
+    assert len(result.history) == 2 + result.extra.get("finetune_epochs", 0)
 
 
 @pytest.mark.parametrize("method", [m for m in initprune.PRUNERS.names() if m != "dense"])

@@ -22,12 +22,15 @@ def runs(uri, kind, status=None):
 
 def test_smoke_sweep_logs_every_point_once_and_a_rerun_trains_nothing(store, capsys):
     assert cli.main(["sweep", "--profile", "smoke"]) == 0
-    expected = sum(len(ex.points()) for ex in sweep.load_profile("smoke"))
+    expected = {(p.hash(), p.seed) for ex in sweep.load_profile("smoke") for p in ex.points()}
     points = runs(store, "point", "FINISHED")
-    assert len(points) == expected == 5
-    assert {r.data.tags["method"] for r in points} == {"dense", "random", "kstarts", "dissipating", "combined"}
+    assert len(points) == len(expected) == 14  # the unablated SNIP point is shared by two executions
+    assert {(r.data.tags["config_hash"], int(r.data.tags["seed"])) for r in points} == expected
+    assert {r.data.tags["method"] for r in points} == {"dense", "random", "kstarts", "dissipating", "combined",
+                                                       "magnitude", "snip", "grasp", "synflow", "posttrain"}
+    assert {r.data.tags["ablation"] for r in points} == {"none", "shuffle", "reinit", "invert", "rewind"}
     parents = runs(store, "execution", "FINISHED")
-    assert len(parents) == 4
+    assert len(parents) == 6
     assert all(r.data.tags["mlflow.parentRunId"] in {p.info.run_id for p in parents} for r in points)
     c, _ = tracking.ensure_store(store)
     for parent in parents:
@@ -40,8 +43,8 @@ def test_smoke_sweep_logs_every_point_once_and_a_rerun_trains_nothing(store, cap
     capsys.readouterr()
 
     assert cli.main(["sweep", "--profile", "smoke"]) == 0
-    assert "0 executions finished, 0 failed, 4 skipped" in capsys.readouterr().out
-    assert len(runs(store, "point")) == expected  # nothing trained again
+    assert "0 executions finished, 0 failed, 6 skipped" in capsys.readouterr().out
+    assert len(runs(store, "point")) == len(expected)  # nothing trained again
 
     assert cli.main(["figures"]) == 0
     assert (tracking.figures_dir() / "claims.md").exists()
@@ -78,6 +81,6 @@ def test_a_dataset_that_cannot_be_had_fails_its_execution_and_the_sweep_goes_on(
 
 def test_dry_run_reports_and_runs_nothing(store, capsys):
     assert cli.main(["sweep", "--profile", "smoke", "--dry-run"]) == 0
-    assert "5 points in 4 executions, 0 finished" in capsys.readouterr().out
+    assert "15 points in 6 executions, 0 finished" in capsys.readouterr().out
     assert not runs(store, "point")
     assert os.environ["MLFLOW_TRACKING_URI"] == store
