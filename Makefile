@@ -12,7 +12,7 @@ PROFILE ?= paper
 JOBS ?= 2
 PORT ?= 5000
 
-.PHONY: help setup demo reproduce figures test lint lab ui clean
+.PHONY: help setup demo reproduce figures bench test lint lab ui clean
 
 help:  ## list the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -36,6 +36,9 @@ reproduce: setup  ## the full grid of METHOD.md (PROFILE=... picks another); res
 figures: setup  ## the paper's figures and claims.md from every run in MLflow
 	$(PY) -m initprune figures
 
+bench: setup  ## speed benchmarks: prints the table, writes benchmarks/latest.json (not part of make test)
+	$(PY) benchmarks/bench.py
+
 lab: setup  ## JupyterLab over notebooks/
 	$(VENV)/bin/jupyter lab --notebook-dir=notebooks --ip=127.0.0.1
 
@@ -43,11 +46,11 @@ ui: setup  ## the MLflow UI over mlruns/ on 127.0.0.1 (PORT=5000)
 	$(PY) -m initprune ui --port $(PORT)
 
 test: setup  ## the whole test suite (ruff, pytest, nbval)
-	$(VENV)/bin/ruff check initprune tests
+	$(VENV)/bin/ruff check initprune tests benchmarks
 	$(PY) -m pytest
 
 lint: setup  ## ruff over the library and tests
-	$(VENV)/bin/ruff check initprune tests
+	$(VENV)/bin/ruff check initprune tests benchmarks
 
 clean:  ## remove the environment and caches (keeps mlruns/ and data/)
 	rm -rf $(VENV) .pytest_cache .hypothesis .ruff_cache initprune.egg-info

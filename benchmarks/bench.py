@@ -1,0 +1,278 @@
+"""initprune's speed, each figure a ratio against its reference, measured in one process.
+
+    python benchmarks/bench.py [--quick] [--skip-demo]     (make bench)
+
+Synthetic tensors of the real shapes (no download). Each figure is the median of several
+repetitions after a warm-up; the table prints min, median and max; benchmarks/latest.json keeps
+every key. Timing lives here, never in a unit test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.nn.utils import prune as torch_prune
+
+import initprune
+from initprune import masks, models, pruners, seeds
+from initprune.data import Batches
+from initprune.train import Settings, Trainee, Trainer
+
+ROOT = Path(__file__).resolve().parent.parent
+TARGETS = {  # key: (comparison, bound); None: reported only
+    "mask_overhead_vs_dense": ("<=", 1.05),
+    "torch_prune_overhead_vs_dense": None,
+    "epoch_speedup_vs_per_sample_loader": (">=", 5.0),
+    "epoch_vs_flop_bound": ("<=", 2.0),
+    "kstarts_halving_cost_vs_full": ("<=", 0.4),
+    "kstarts_full_cost_vs_dense_epochs": ("<=", 8.0),
+    "demo_seconds": ("<=", 300.0),
+}
+
+
+def timed(fn, reps: int, warmup: int = 1) -> list[float]:
+    for _ in range(warmup):
+        fn()
+    out = []
+    for _ in range(reps):
+        began = time.perf_counter()
+        fn()
+        out.append(time.perf_counter() - began)
+    return out
+
+
+def mnist_like(n: int, seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(n, 1, 28, 28, generator=g), torch.randint(0, 10, (n,), generator=g)
+
+
+def trainer_for(x, y, batch=128, epochs=1):
+    return Trainer(Batches(x, y, batch, seed=0), None, None, Settings(batch_size=batch), "cpu", epochs)
+
+
+def ratios(a: list[float], b: list[float]) -> list[float]:
+    """Per-repetition ratios a/b (paired, same order)."""
+    return [x / y for x, y in zip(a, b)]
+
+
+# ---- mask enforcement ----------------------------------------------------------------------
+
+def step_times(arch: str, sparsity: float | None, steps: int, reps: int, use_torch_prune=False) -> list[float]:
+    x, y = mnist_like(steps * 128)
+    model = models.build(arch, (1, 28, 28), 10, 0)
+    settings = Settings(batch_size=128)
+    if use_torch_prune:
+        mask = masks.select(masks.random_scores(model, seeds.generator(0, "masks")), sparsity)
+        for name, module in model.named_modules():
+            if isinstance(module, masks.PRUNABLE):
+                torch_prune.custom_from_mask(module, "weight", mask[f"{name}.weight"])
+        opt = settings.make(model.parameters())
+        batches = [(x[i * 128:(i + 1) * 128], y[i * 128:(i + 1) * 128]) for i in range(steps)]
+
+        def run():
+            for xb, yb in batches:
+                opt.zero_grad(set_to_none=False)
+                F.cross_entropy(model(xb), yb).backward()
+                opt.step()
+        return timed(run, reps)
+    mask = (masks.dense(model) if sparsity is None else
+            masks.select(masks.random_scores(model, seeds.generator(0, "masks")), sparsity))
+    trainee = Trainee(model, settings, mask)
+    trainer = trainer_for(x, y)
+    batches = [(x[i * 128:(i + 1) * 128], y[i * 128:(i + 1) * 128]) for i in range(steps)]
+
+    def run():
+        for xb, yb in batches:
+            trainer._step(trainee, xb, yb, None)
+    return timed(run, reps)
+
+
+def bench_masks(reps: int, steps: int) -> dict:
+    out = {}
+    for arch in ("lenet300", "lenet5"):
+        dense = step_times(arch, None, steps, reps)
+        ours = step_times(arch, 0.9, steps, reps)
+        theirs = step_times(arch, 0.9, steps, reps, use_torch_prune=True)
+        out[arch] = {"ours": ratios(ours, dense), "torch_prune": ratios(theirs, dense),
+                     "dense_step_ms": 1000 * statistics.median(dense) / steps}
+    worst = max(out, key=lambda a: statistics.median(out[a]["ours"]))
+    worst_torch = max(out, key=lambda a: statistics.median(out[a]["torch_prune"]))
+    return {"mask_overhead_vs_dense": (out[worst]["ours"], f"{worst}, 90% sparse, batch 128"),
+            "torch_prune_overhead_vs_dense": (out[worst_torch]["torch_prune"], f"{worst_torch}, custom_from_mask"),
+            "_detail": {a: {k: (statistics.median(v) if isinstance(v, list) else v) for k, v in d.items()}
+                        for a, d in out.items()}}
+
+
+# ---- data loading --------------------------------------------------------------------------
+
+class PerSampleMNIST(torch.utils.data.Dataset):
+    """The loop most pruning code runs: each sample through PIL, ToTensor and Normalize."""
+
+    def __init__(self, images: np.ndarray, labels: np.ndarray):
+        from torchvision import transforms
+
+        self.images, self.labels = images, labels
+        self.transform = transforms.Compose([transforms.ToTensor(), transforms.Normalize((0.1307,), (0.3081,))])
+
+    def __len__(self):
+        return len(self.labels)
+
+    def __getitem__(self, i):
+        from PIL import Image
+
+        return self.transform(Image.fromarray(self.images[i], mode="L")), int(self.labels[i])
+
+
+def bench_epoch(reps: int, n: int) -> dict:
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (n, 28, 28), dtype=np.uint8)
+    labels = rng.integers(0, 10, n)
+    x = (torch.from_numpy(images).float().unsqueeze(1) / 255 - 0.1307) / 0.3081
+    y = torch.from_numpy(labels).long()
+
+    def ours_epoch():
+        model = models.build("lenet300", (1, 28, 28), 10, 0)
+        trainee = Trainee(model, Settings(batch_size=128), masks.dense(model))
+        trainer = trainer_for(x, y)
+        trainer.steps(trainee, len(trainer.train_batches))
+
+    def loader_epoch():
+        model = models.build("lenet300", (1, 28, 28), 10, 0)
+        opt = Settings(batch_size=128).make(model.parameters())
+        loader = torch.utils.data.DataLoader(PerSampleMNIST(images, labels), batch_size=128, shuffle=True)
+        for xb, yb in loader:
+            opt.zero_grad()
+            F.cross_entropy(model(xb), yb).backward()
+            opt.step()
+
+    ours = timed(ours_epoch, reps)
+    theirs = timed(loader_epoch, max(1, reps // 2))
+    med = statistics.median(theirs)
+    speedup = [med / t for t in ours]
+
+    # the machine's floating-point peak: a large float32 matmul
+    a, b = torch.randn(2048, 2048), torch.randn(2048, 2048)
+    mm = timed(lambda: a @ b, 5)
+    peak = 2 * 2048**3 / min(mm)
+    sizes = [(784, 300), (300, 100), (100, 10)]
+    forward = sum(2 * i * o for i, o in sizes)
+    backward = sum(2 * i * o for i, o in sizes) + sum(2 * i * o for i, o in sizes[1:])  # weights + inputs
+    flops = n * (forward + backward)
+    bound = flops / peak
+    return {"epoch_speedup_vs_per_sample_loader": (speedup, f"lenet300, {n} images, batch 128"),
+            "epoch_vs_flop_bound": ([t / bound for t in ours],
+                                    f"{flops / 1e9:.1f} GFLOP at a measured peak of {peak / 1e9:.0f} GFLOP/s"),
+            "_detail": {"ours_epoch_s": statistics.median(ours), "per_sample_epoch_s": med,
+                        "peak_gflops": peak / 1e9, "flop_bound_s": bound}}
+
+
+# ---- K-starts ------------------------------------------------------------------------------
+
+def kstarts_phase(selection: str, x, y, k=8) -> float:
+    model = models.build("lenet300", (1, 28, 28), 10, 0)
+    trainer = trainer_for(x, y, epochs=1)
+    trainee = Trainee(model, Settings(batch_size=128), masks.dense(model))
+    ctx = pruners.Context(trainer, trainee, seeds.generator(0, "masks"))
+    began = time.perf_counter()
+    pruners.KStarts(0.9, k=k, selection=selection).prune(ctx)
+    return time.perf_counter() - began
+
+
+def bench_kstarts(reps: int, n: int) -> dict:
+    x, y = mnist_like(n)
+    full = timed(lambda: kstarts_phase("full", x, y), reps, warmup=0)
+    halving = timed(lambda: kstarts_phase("halving", x, y), reps, warmup=0)
+
+    def dense_epoch():
+        model = models.build("lenet300", (1, 28, 28), 10, 0)
+        trainer = trainer_for(x, y)
+        t = Trainee(model, Settings(batch_size=128), masks.dense(model))
+        trainer.run(t, 1)  # with its evaluation, like each candidate's epoch
+    dense = statistics.median(timed(dense_epoch, reps))
+    return {"kstarts_halving_cost_vs_full": (ratios(halving, full), "k=8, one warm-up epoch, lenet300"),
+            "kstarts_full_cost_vs_dense_epochs": ([t / dense for t in full], "k=8, E_w=1: naive is 8")}
+
+
+def bench_halving_agreement(seeds_: int = 10) -> dict:
+    """Do halving and full pick the same candidate, and train as well? digits, s=0.95, 20 epochs."""
+    rows = []
+    for seed in range(seeds_):
+        full = initprune.run(initprune.RunConfig(method="kstarts", sparsity=0.95, epochs=20, seed=seed))
+        half = initprune.run(initprune.RunConfig(method="kstarts", sparsity=0.95, epochs=20, seed=seed,
+                                                 options={"selection": "halving"}))
+        rows.append((full["extra"]["winner"] == half["extra"]["winner"], full["test_accuracy"],
+                     half["test_accuracy"]))
+    return {"agreement": sum(r[0] for r in rows) / len(rows),
+            "full_accuracy": statistics.mean(r[1] for r in rows),
+            "halving_accuracy": statistics.mean(r[2] for r in rows),
+            "seeds": seeds_}
+
+
+# ---- make demo -----------------------------------------------------------------------------
+
+def bench_demo() -> dict:
+    """`make demo` from a clean store (the environment already set up), in a scratch copy."""
+    with tempfile.TemporaryDirectory() as tmp:
+        env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp}/mlflow.db",
+               "INITPRUNE_FIGURES": f"{tmp}/figures"}
+        began = time.perf_counter()
+        subprocess.run(["make", "demo"], cwd=ROOT, env=env, check=True, capture_output=True)
+        seconds = time.perf_counter() - began
+    return {"demo_seconds": ([seconds], "make demo, clean store, .venv present")}
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--quick", action="store_true", help="fewer repetitions and images (a smoke run)")
+    p.add_argument("--skip-demo", action="store_true", help="do not time make demo")
+    args = p.parse_args(argv)
+    initprune.api.set_threads()
+    reps = 3 if args.quick else 7
+    results, details = {}, {}
+    for part in (bench_masks(reps, 20 if args.quick else 60),
+                 bench_epoch(max(2, reps // 2), 10_000 if args.quick else 60_000),
+                 bench_kstarts(max(2, reps // 2), 5_000 if args.quick else 20_000)):
+        details.update(part.pop("_detail", {}))
+        results.update(part)
+    if not args.skip_demo:
+        results.update(bench_demo())
+    agreement = bench_halving_agreement(3 if args.quick else 10)
+
+    machine = (f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, "
+               f"torch {torch.__version__}")
+    print(f"initprune benchmarks on {machine}")
+    print(f"{'key':38s} {'min':>8s} {'median':>8s} {'max':>8s}  target   met   what")
+    out = {"machine": machine, "quick": args.quick}
+    for key, (values, what) in results.items():
+        med = statistics.median(values)
+        target = TARGETS[key]
+        ok = target is not None and (med <= target[1] if target[0] == "<=" else med >= target[1])
+        met = "" if target is None else ("yes" if ok else "NO")
+        goal = "report" if target is None else f"{target[0]} {target[1]:g}"
+        print(f"{key:38s} {min(values):8.3f} {med:8.3f} {max(values):8.3f}  {goal:8s} {met:4s}  {what}")
+        out[key] = med
+        out[f"{key}_range"] = [min(values), max(values)]
+    print(f"halving vs full over {agreement['seeds']} seeds on digits (s=0.95): same winner "
+          f"{agreement['agreement']:.0%}, test accuracy {agreement['full_accuracy']:.4f} (full) vs "
+          f"{agreement['halving_accuracy']:.4f} (halving)")
+    out["halving_agreement"] = agreement
+    out["details"] = details
+    (ROOT / "benchmarks" / "latest.json").write_text(json.dumps(out, indent=1) + "\n")
+    print(f"wrote {ROOT / 'benchmarks' / 'latest.json'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
