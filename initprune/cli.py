@@ -155,5 +155,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"initprune: {err}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print("initprune: interrupted", file=sys.stderr)
+        print("initprune: interrupted; what finished is kept: run the same command again to resume",
+              file=sys.stderr)
         return 130

@@ -144,6 +144,9 @@ def _execute(execution: Execution, profile: str, threads: int) -> dict:
                 cwd=str(NOTEBOOKS), progress_bar=False, log_output=False,
             )
             error = None
+        except KeyboardInterrupt:  # Ctrl-C: this execution and what it was training are KILLED
+            tracking.reap(c, exp_id, parent)
+            raise
         except Exception as err:  # the notebook failed: keep its output, mark the run FAILED
             error = _first_line(err)
         if output.exists():
@@ -172,6 +175,10 @@ def sweep(profile: str, jobs: int = 1, dry_run: bool = False, echo=print) -> int
             echo(f"{n:4d} points, {done:4d} finished  {ex.label}")
         echo(f"{sum(r[1] for r in rows)} points in {len(rows)} executions, {sum(r[2] for r in rows)} finished")
         return 0
+    c, exp_id = tracking.ensure_store()
+    reaped = tracking.reap(c, exp_id)  # runs that a killed sweep left RUNNING on this host
+    if reaped:
+        echo(f"marked {reaped} run(s) KILLED that an interrupted sweep had left RUNNING")
     todo = [ex for ex, n, done in rows if done < n]
     echo(f"profile {profile}: {len(rows)} executions, {len(rows) - len(todo)} already finished, {len(todo)} to run")
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1

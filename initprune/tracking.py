@@ -89,6 +89,7 @@ def expand(method: str | list, dataset: str, arch: str, sparsities, seeds, epoch
            options: dict | None = None, ablations=("none",)) -> list[api.RunConfig]:
     """The points of one execution: every ablation x combination of list-valued options x
     sparsity x seed. Options the method does not take, and None values, are left out."""
+    _check_grid(sparsities, seeds, epochs)
     if isinstance(method, list):  # one execution may run several methods (baselines, sanity)
         return [p for m in method for p in expand(m, dataset, arch, sparsities, seeds, epochs, options, ablations)]
     data.DATASETS[dataset], models.MODELS[arch]  # unknown names fail here, listing the known ones
@@ -115,6 +116,18 @@ def expand(method: str | list, dataset: str, arch: str, sparsities, seeds, epoch
     return points
 
 
+def _check_grid(sparsities, seeds, epochs) -> None:
+    """Notebook parameters arrive as whatever papermill was given: check them before anything runs."""
+    number = lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)
+    if not isinstance(sparsities, (list, tuple)) or not all(number(s) for s in sparsities):
+        raise InitpruneError(f"sparsities must be a list of numbers in [0, 1), got {sparsities!r}")
+    if not isinstance(seeds, (list, tuple)) or not all(isinstance(s, int) and not isinstance(s, bool)
+                                                       for s in seeds):
+        raise InitpruneError(f"seeds must be a list of integers, got {seeds!r}")
+    if not isinstance(epochs, int) or isinstance(epochs, bool):
+        raise InitpruneError(f"epochs must be an integer, got {epochs!r}")
+
+
 def finished(c, exp_id: str, config: api.RunConfig):
     """The FINISHED child run of this point, or None."""
     runs = c.search_runs(
@@ -129,8 +142,50 @@ def finished(c, exp_id: str, config: api.RunConfig):
 def start_parent(c, exp_id: str, notebook, dataset: str, arch: str, profile: str) -> str:
     notebook = notebook if isinstance(notebook, str) else ",".join(notebook)  # a list of methods
     tags = {"kind": "execution", "method": notebook, "dataset": dataset, "arch": arch,
-            "git_commit": git_commit(), "profile": profile, "host": socket.gethostname()}
+            "git_commit": git_commit(), "profile": profile, **_owner()}
     return c.create_run(exp_id, tags=tags, run_name=f"{notebook} {dataset}/{arch}").info.run_id
+
+
+def _owner() -> dict:
+    """Who runs this: a RUNNING run whose process is gone was killed, not still running."""
+    return {"host": socket.gethostname(), "pid": str(os.getpid())}
+
+
+def _alive(pid: str) -> bool:
+    try:
+        os.kill(int(pid), 0)
+    except (ProcessLookupError, ValueError):
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def reap(c, exp_id: str, parent_run_id: str | None = None) -> int:
+    """Mark KILLED what is left RUNNING: the runs of ``parent_run_id`` (a sweep stopped by
+    Ctrl-C), or else every run of this host whose process no longer exists (a sweep killed).
+    Returns how many were marked."""
+    if parent_run_id:
+        query = f"tags.mlflow.parentRunId = '{parent_run_id}' and attributes.status = 'RUNNING'"
+    else:
+        query = f"tags.host = '{socket.gethostname()}' and attributes.status = 'RUNNING'"
+    stale = [r for r in c.search_runs([exp_id], query, max_results=5000)
+             if parent_run_id or not _alive(r.data.tags.get("pid", ""))]
+    if parent_run_id:
+        stale += [c.get_run(parent_run_id)]
+    for run in stale:
+        if run.info.status == "RUNNING":
+            c.set_terminated(run.info.run_id, "KILLED")
+    return len(stale)
+
+
+def _pause(stage: str) -> None:
+    """Fault injection for tests: INITPRUNE_TEST_PAUSE='stage:seconds' holds a point at
+    'training' (its run just opened) or 'logging' (metrics half written), so that a test can
+    kill the sweep exactly there."""
+    spec = os.environ.get("INITPRUNE_TEST_PAUSE", "")
+    if spec.startswith(f"{stage}:"):
+        time.sleep(float(spec.split(":")[1]))
 
 
 def _inject_failure(config: api.RunConfig) -> None:
@@ -151,7 +206,7 @@ def execute(method: str | list, dataset: str = "digits", arch: str = "mlp", spar
             progress: bool = True, ablations=("none",)) -> list[dict]:
     """Run every point of one execution, logging each as a child run; finished points are read
     back from the store instead of trained again. Returns the result dicts, in grid order."""
-    points = expand(method, dataset, arch, list(sparsities), list(seeds), epochs, options, ablations)
+    points = expand(method, dataset, arch, sparsities, seeds, epochs, options, ablations)
     if not tracking:
         return [api.run(p, data_root=data_root, device=device) for p in points]
     c, exp_id = ensure_store()
@@ -181,12 +236,13 @@ def _run_point(c, exp_id, parent_run_id, config: api.RunConfig, data_root, devic
 
     tags = {"kind": "point", "mlflow.parentRunId": parent_run_id, "config_hash": config.hash(),
             "seed": str(config.seed), "method": config.method, "dataset": config.dataset,
-            "arch": config.arch, "ablation": config.ablation,
+            "arch": config.arch, "ablation": config.ablation, **_owner(),
             "variant": json.dumps(config.identity().get("options", {}), sort_keys=True)}
     run_id = c.create_run(exp_id, tags=tags,
                           run_name=f"{config.method} s={config.sparsity} seed={config.seed}").info.run_id
     try:
         _inject_failure(config)
+        _pause("training")
         result = api.run(config, data_root=data_root, device=device)
         result["run_id"] = run_id
         params = {p: getattr(config, p) for p in (*PARAMS, "ablation")}
@@ -203,13 +259,15 @@ def _run_point(c, exp_id, parent_run_id, config: api.RunConfig, data_root, devic
         metrics += [Metric(f"kept.{name}", v["kept"], now, 0) for name, v in result["layers"].items()]
         metrics += _extra_metrics(result["extra"], now)
         c.log_batch(run_id, metrics=metrics[:1000], params=[Param(k, str(v)) for k, v in params.items()])
+        _pause("logging")
         for start in range(1000, len(metrics), 1000):
             c.log_batch(run_id, metrics=metrics[start:start + 1000])
         c.log_dict(run_id, result, "result.json")
         c.set_terminated(run_id, "FINISHED")  # only now does the point count as done
         return result
-    except BaseException:
-        c.set_terminated(run_id, "FAILED")
+    except BaseException as err:  # recorded, never FINISHED: the next sweep retries the point
+        c.set_tag(run_id, "error", f"{type(err).__name__}: {err}"[:500])
+        c.set_terminated(run_id, "KILLED" if isinstance(err, KeyboardInterrupt) else "FAILED")
         raise
 
 

@@ -10,7 +10,7 @@ from initprune.data import Batches
 from initprune.errors import InitpruneError
 from initprune.train import Settings, Trainee, Trainer
 
-from conftest import toy_data, toy_model
+from toys import toy_data, toy_model
 
 SCORE_BASED = ["magnitude", "snip", "grasp", "synflow"]
 FAST = {"snip": {"batches": 2}, "grasp": {"batches": 2}, "synflow": {"rounds": 5}, "kstarts": {"k": 2},

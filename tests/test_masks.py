@@ -9,7 +9,7 @@ import initprune
 from initprune import masks
 from initprune.errors import InitpruneError
 
-from conftest import toy_data, toy_model
+from toys import toy_data, toy_model
 
 
 def arange_scores(*sizes):

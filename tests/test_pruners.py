@@ -9,7 +9,7 @@ import initprune
 from initprune import masks, models, pruners, seeds
 from initprune.errors import InitpruneError
 
-from conftest import toy_data, toy_model
+from toys import toy_data, toy_model
 
 FAST = {"kstarts": {"k": 3}, "combined": {"k": 3, "prune_epochs": 1}, "dissipating": {"prune_epochs": 1},
         "snip": {"batches": 2}, "grasp": {"batches": 2}, "synflow": {"rounds": 5}, "posttrain": {"finetune_epochs": 1}}

@@ -1,0 +1,147 @@
+"""Breaking sweeps on purpose: SIGKILL at several points, Ctrl-C, two sweeps at once.
+
+Each test runs real `python -m initprune sweep` processes on the smoke profile in a temporary
+store, then checks what a user relies on: one FINISHED run per grid point, nothing FINISHED
+without its metrics or its notebook, nothing left RUNNING, and an intact sqlite file.
+"""
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from initprune import sweep, tracking
+
+PROFILE = "smoke"
+
+
+@pytest.fixture
+def store(tmp_path, monkeypatch):
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.setenv("INITPRUNE_FIGURES", str(tmp_path / "figures"))
+    return uri
+
+
+def start(uri, *extra, pause=""):
+    env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "PYTHONUNBUFFERED": "1", "INITPRUNE_TEST_PAUSE": pause}
+    return subprocess.Popen([sys.executable, "-m", "initprune", "sweep", "--profile", PROFILE, *extra],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process under ``pid`` (the notebook kernels start their own sessions)."""
+    children = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    out, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            out.append(child)
+            todo.append(child)
+    return out
+
+
+def crash(proc) -> None:
+    """SIGKILL the sweep and everything it started: what a power cut does."""
+    for pid in [proc.pid, *descendants(proc.pid)]:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    proc.wait()
+
+
+def check_store(uri):
+    c, exp_id = tracking.ensure_store(uri)
+    runs = c.search_runs([exp_id], "", max_results=5000)
+    expected = {(p.hash(), p.seed) for ex in sweep.load_profile(PROFILE) for p in ex.points()}
+    points = [r for r in runs if r.data.tags.get("kind") == "point"]
+    finished = [r for r in points if r.info.status == "FINISHED"]
+    for r in finished:  # a FINISHED point has everything a figure needs
+        assert "test_accuracy" in r.data.metrics and "sparsity_actual" in r.data.metrics
+        assert tracking.load_result(r)["test_accuracy"] == pytest.approx(r.data.metrics["test_accuracy"])
+    for r in runs:
+        if r.data.tags.get("kind") == "execution" and r.info.status == "FINISHED":
+            assert c.list_artifacts(r.info.run_id), "a FINISHED execution without its notebook"
+    assert not [r for r in runs if r.info.status == "RUNNING"]
+    table = tracking.runs_table(uri)
+    assert len(table) == len(expected)  # exactly one counted run per grid point
+    db = uri[len("sqlite:///"):]
+    assert sqlite3.connect(db).execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    return points
+
+
+def wait_for(uri, query, seen=(), timeout=120):
+    """Poll the store until a run that is not in ``seen`` matches ``query``."""
+    c, exp_id = tracking.ensure_store(uri)
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if [r for r in c.search_runs([exp_id], query, max_results=100) if r.info.run_id not in seen]:
+            return
+        time.sleep(0.3)
+    raise AssertionError(f"no new run matched {query!r} in {timeout}s")
+
+
+def run_ids(uri) -> set[str]:
+    c, exp_id = tracking.ensure_store(uri)
+    return {r.info.run_id for r in c.search_runs([exp_id], "", max_results=5000)}
+
+
+RUNNING_POINT = "tags.kind = 'point' and attributes.status = 'RUNNING'"
+
+
+def test_sigkill_at_several_points_then_resume(store):
+    # during a notebook's training, during MLflow logging, between executions
+    for pause, when in (("training:30", RUNNING_POINT), ("logging:30", RUNNING_POINT),
+                        ("", "tags.kind = 'execution' and attributes.status = 'FINISHED'")):
+        seen = run_ids(store)
+        proc = start(store, pause=pause)
+        wait_for(store, when, seen)
+        crash(proc)
+    proc = start(store)
+    out, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 0, out
+    points = check_store(store)
+    killed = [r for r in points if r.info.status == "KILLED"]
+    assert len(killed) >= 2  # the two caught mid-point; never counted, trained again
+    print(f"{len(points)} point runs after 3 crashes: {len(killed)} KILLED, "
+          f"{len(points) - len(killed)} FINISHED")
+
+
+def test_ctrl_c_stops_marks_killed_and_says_how_to_resume(store):
+    proc = start(store, pause="training:30")
+    wait_for(store, RUNNING_POINT)
+    began = time.perf_counter()
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=60)
+    stopped = time.perf_counter() - began
+    assert proc.returncode == 130 and stopped < 15, out
+    assert "run the same command again to resume" in out
+    c, exp_id = tracking.ensure_store(store)
+    runs = c.search_runs([exp_id], "", max_results=5000)
+    assert not [r for r in runs if r.info.status == "RUNNING"]
+    killed = [r for r in runs if r.info.status == "KILLED"]
+    assert {r.data.tags["kind"] for r in killed} == {"execution", "point"}  # the current run and its parent
+    proc = start(store)
+    out, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 0, out
+    check_store(store)
+
+
+def test_two_sweeps_at_once_on_one_store(store):
+    tracking.ensure_store(store)  # as `sweep` does before any parallel writer
+    a, b = start(store), start(store)
+    out_a, _ = a.communicate(timeout=400)
+    out_b, _ = b.communicate(timeout=400)
+    assert a.returncode == 0 and b.returncode == 0, out_a + out_b
+    check_store(store)
