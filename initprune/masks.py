@@ -107,10 +107,18 @@ def select(
 
 
 def _top(scores: Tensor, count: int) -> Tensor:
-    """Bool vector with True at the ``count`` highest scores (ties: lowest index first)."""
-    order = torch.argsort(scores, descending=True, stable=True)
-    out = torch.zeros_like(scores, dtype=torch.bool)
-    out[order[:count]] = True
+    """Bool vector with True at the ``count`` highest scores (ties: lowest index first).
+
+    The same result as a stable descending argsort, at the cost of a top-k: everything above
+    the k-th value, then the lowest-indexed weights that tie with it.
+    """
+    count = min(count, scores.numel())
+    if count <= 0:
+        return torch.zeros_like(scores, dtype=torch.bool)
+    kth = torch.topk(scores, count, sorted=False).values.min()
+    out = scores > kth
+    ties = torch.nonzero(scores == kth).flatten()[: count - int(out.sum())]
+    out[ties] = True
     return out
 
 

@@ -87,3 +87,13 @@ def test_pruned_weights_stay_exactly_zero(optimizer, sparsity, hidden, method, s
     for name, mask in result.mask.items():
         assert (weights[name][~mask] == 0).all()
         assert weights[name][mask].abs().sum() > 0
+
+
+@settings(max_examples=60, deadline=None)
+@given(values=st.lists(st.sampled_from([-math.inf, 0.0, 0.5, 1.0, 2.0]), min_size=1, max_size=40),
+       count=st.integers(0, 45))
+def test_top_k_equals_a_stable_argsort_even_with_ties(values, count):
+    scores = torch.tensor(values)
+    expected = torch.zeros(len(values), dtype=torch.bool)
+    expected[torch.argsort(scores, descending=True, stable=True)[:count]] = True
+    assert torch.equal(masks._top(scores, count), expected)
