@@ -121,14 +121,13 @@ def cmd_sweep(args) -> int:
 
 def cmd_ui(args) -> int:
     import os
-    import shutil
 
     from . import tracking
 
     uri = tracking.default_uri()
     _, exp_id = tracking.ensure_store(uri)
     print(f"MLflow UI: compare runs at http://{args.host}:{args.port}/#/experiments/{exp_id}/runs", flush=True)
-    command = [shutil.which("mlflow") or "mlflow", "ui", "--backend-store-uri", uri, "--host", args.host,
+    command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri, "--host", args.host,
                "--port", str(args.port), "--workers", "1"]
     root = tracking._artifact_root(uri)
     if root:

@@ -158,8 +158,8 @@ class KStarts(Pruner):
             rounds = max(1, math.ceil(math.log2(self.k)))
             ends = [round(budget * (2 ** (r + 1) - 1) / (2**rounds - 1)) for r in range(rounds)]
         for end in ends:
-            for i in alive:
-                ctx.trainer.steps(candidates[i], end - candidates[i].steps, sinks[i])
+            ctx.trainer.together([candidates[i] for i in alive], end - candidates[alive[0]].steps,
+                                 [sinks[i] for i in alive])
             scores = self._fitness([candidates[i] for i in alive], [sinks[i] for i in alive])
             for i, score in zip(alive, scores):
                 report[i] = {"index": i, **score, "epochs": candidates[i].steps / ctx.trainer.steps_per_epoch}
