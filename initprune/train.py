@@ -50,10 +50,12 @@ class Settings:
             raise InitpruneError("--weight-decay and --momentum must not be negative")
 
     def make(self, params) -> torch.optim.Optimizer:
+        # foreach: one kernel per step for all parameters (torch uses it by default on CUDA only)
         if self.optimizer == "sgd":
-            return torch.optim.SGD(params, self.lr, momentum=self.momentum, weight_decay=self.weight_decay)
+            return torch.optim.SGD(params, self.lr, momentum=self.momentum, weight_decay=self.weight_decay,
+                                   foreach=True)
         cls = torch.optim.Adam if self.optimizer == "adam" else torch.optim.AdamW
-        return cls(params, self.lr, weight_decay=self.weight_decay)
+        return cls(params, self.lr, weight_decay=self.weight_decay, foreach=True)
 
 
 class Trainee:
@@ -194,7 +196,7 @@ class Trainer:
                     self._end_epoch(t, None)
 
     def _step(self, t: Trainee, x: Tensor, y: Tensor, grad_sink) -> Tensor:
-        t.optimizer.zero_grad(set_to_none=False)
+        t.optimizer.zero_grad(set_to_none=True)
         loss = F.cross_entropy(t.model(x), y)
         loss.backward()
         t.mask_grads()
