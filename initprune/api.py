@@ -70,7 +70,7 @@ def check_epochs(pruner: pruners.Pruner, epochs) -> None:
         )
 
 
-def _check_split(name: str, split, model: nn.Module | None = None):
+def _check_split(name: str, split):
     """(X, y) tensors that agree with each other; a DataLoader is taken as it is."""
     if split is None or isinstance(split, torch.utils.data.DataLoader):
         return split

@@ -37,10 +37,6 @@ class Data:
     def input_shape(self) -> tuple[int, ...]:
         return tuple(self.train[0].shape[1:])
 
-    def to(self, device) -> Data:
-        move = lambda xy: (xy[0].to(device), xy[1].to(device))  # noqa: E731
-        return Data(move(self.train), move(self.val), move(self.test), self.num_classes, self.augment)
-
 
 def default_root() -> Path:
     return Path(os.environ.get("INITPRUNE_DATA") or REPO_ROOT / "data")

@@ -84,6 +84,9 @@ class Trainee:
         self._dense = all(bool(m.all()) for m in self.mask.values())
         self._w = list(self.weights.values())
         self._m = [self.mask[n].to(w.dtype) for n, w in self.weights.items()]
+        for w in self._w:  # a layer the forward never uses still gets a (zero) gradient to mask
+            if w.grad is None:
+                w.grad = torch.zeros_like(w)
         torch._foreach_mul_(self._w, self._m)
         for w, m in zip(self._w, self._m):
             for value in self.optimizer.state.get(w, {}).values():
@@ -196,7 +199,7 @@ class Trainer:
                     self._end_epoch(t, None)
 
     def _step(self, t: Trainee, x: Tensor, y: Tensor, grad_sink) -> Tensor:
-        t.optimizer.zero_grad(set_to_none=True)
+        t.optimizer.zero_grad(set_to_none=False)  # kept allocated: masked in place every step
         loss = F.cross_entropy(t.model(x), y)
         loss.backward()
         t.mask_grads()

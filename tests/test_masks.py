@@ -97,3 +97,17 @@ def test_top_k_equals_a_stable_argsort_even_with_ties(values, count):
     expected = torch.zeros(len(values), dtype=torch.bool)
     expected[torch.argsort(scores, descending=True, stable=True)[:count]] = True
     assert torch.equal(masks._top(scores, count), expected)
+
+
+def test_a_prunable_layer_the_forward_never_uses_does_not_break_training():
+    class Spare(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.used, self.unused = torch.nn.Linear(8, 3), torch.nn.Linear(8, 3)
+
+        def forward(self, x):
+            return self.used(x)
+
+    result = initprune.fit(Spare(), train=toy_data(), test=toy_data(16, seed=1), method="random", sparsity=0.5,
+                           epochs=1, device="cpu", batch_size=16)
+    assert result.layers["unused.weight"]["kept"] == 12
