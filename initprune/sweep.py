@@ -28,6 +28,9 @@ PROFILES = NOTEBOOKS / "profiles"
 COMMON = ("dataset", "arch", "sparsities", "seeds", "epochs", "data_root", "device", "log_to_mlflow",
           "parent_run_id", "profile")
 PROFILE_KEYS = ("description", "defaults", "executions")
+# the kernel's own start-up warnings (it listens on 127.0.0.1 over TCP) are noise on a sweep's stderr;
+# a notebook's errors still come back through papermill
+KERNEL = {"progress_bar": False, "extra_arguments": ["--IPKernelApp.log_level=CRITICAL"]}
 
 
 @dataclass
@@ -141,7 +144,7 @@ def _execute(execution: Execution, profile: str, threads: int) -> dict:
             papermill.execute_notebook(
                 str(NOTEBOOKS / f"{execution.notebook}.ipynb"), str(output),
                 parameters={**execution.given, "parent_run_id": parent, "profile": profile},
-                cwd=str(NOTEBOOKS), progress_bar=False, log_output=False,
+                cwd=str(NOTEBOOKS), **KERNEL,
             )
             error = None
         except KeyboardInterrupt:  # Ctrl-C: this execution and what it was training are KILLED
@@ -217,7 +220,7 @@ def figures(out: str | Path | None = None) -> int:
         try:
             papermill.execute_notebook(str(NOTEBOOKS / "figures.ipynb"), str(output),
                                        parameters={"out": str(out), "figures_run_id": run_id},
-                                       cwd=str(NOTEBOOKS), progress_bar=False)
+                                       cwd=str(NOTEBOOKS), **KERNEL)
             error = None
         except Exception as err:
             error = _first_line(err)
