@@ -25,8 +25,8 @@ from .errors import InitpruneError
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 EXPERIMENT = os.environ.get("INITPRUNE_EXPERIMENT", "initprune")
 ROOT = data.REPO_ROOT
-# runs that the figures read; kept small so that the table stays one row per point
-PARAMS = ("method", "dataset", "arch", "sparsity", "epochs", "seed")
+# the run's own fields logged as MLflow params (options and training settings are added by prefix)
+PARAMS = ("method", "dataset", "arch", "sparsity", "epochs", "seed", "ablation")
 
 
 def default_uri() -> str:
@@ -245,7 +245,7 @@ def _run_point(c, exp_id, parent_run_id, config: api.RunConfig, data_root, devic
         _pause("training")
         result = api.run(config, data_root=data_root, device=device)
         result["run_id"] = run_id
-        params = {p: getattr(config, p) for p in (*PARAMS, "ablation")}
+        params = {p: getattr(config, p) for p in PARAMS}
         params.update({f"option.{k}": v for k, v in config.pruner().options().items()})
         params.update({f"training.{k}": v for k, v in dataclasses.asdict(config.settings()).items()})
         now = int(time.time() * 1000)
