@@ -1,4 +1,4 @@
-"""``python -m initprune run | list``: the command line of shared/INTERFACE.md.
+"""``python -m initprune run | sweep | figures | ui | server | list``: the command line of shared/INTERFACE.md.
 
 Bad input exits with status 2 and one line on stderr, before any training starts.
 """
@@ -57,13 +57,27 @@ def parser() -> argparse.ArgumentParser:
     s = sub.add_parser("sweep", help="run a profile's notebooks through papermill, logging to MLflow",
                        allow_abbrev=False)
     s.add_argument("--profile", required=True, help="a YAML file under notebooks/profiles/ (see: list)")
-    s.add_argument("--jobs", type=int, default=1, help="notebook executions in parallel")
+    s.add_argument("--jobs", type=int, default=1, help="notebook executions in parallel (local; dask's local cluster)")
     s.add_argument("--dry-run", action="store_true", help="print the grid and what is finished; run nothing")
+    s.add_argument("--executor", default="local", help="local (a process pool, the default), ray or dask")
+    s.add_argument("--ray-address", help="a Ray cluster, HOST:6379 (default $RAY_ADDRESS, else a local instance)")
+    s.add_argument("--dask-scheduler", help="a Dask scheduler, tcp://HOST:8786 (default: a local cluster)")
+    s.add_argument("--shared-fs", action="store_true",
+                   help="every worker sees this machine's paths, so a sqlite store works on a cluster")
+    s.add_argument("--retries", type=int, default=3, help="times Ray retries an execution whose worker died")
+    s.add_argument("--cpus-per-task", type=float, dest="cpus", help="CPUs per execution (default: the profile's, 1)")
+    s.add_argument("--gpus-per-task", type=float, dest="gpus",
+                   help="GPUs per execution (default: the profile's; 1 where device is cuda)")
     f = sub.add_parser("figures", help="the paper's figures from every run in MLflow", allow_abbrev=False)
     f.add_argument("--out", type=Path, help="default: figures/ at the repository root, or $INITPRUNE_FIGURES")
     u = sub.add_parser("ui", help="the MLflow UI over the store, on 127.0.0.1", allow_abbrev=False)
     u.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1: this machine only)")
     u.add_argument("--port", type=int, default=5000)
+    v = sub.add_parser("server", help="a shared MLflow tracking server over the store, for cluster sweeps",
+                       allow_abbrev=False)
+    v.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1; 0.0.0.0 for workers)")
+    v.add_argument("--port", type=int, default=5000)
+    v.add_argument("--allowed-hosts", help="host names workers use to reach it, if not this network's addresses")
     sub.add_parser("list", help="methods, datasets, architectures, profiles")
     return p
 
@@ -116,7 +130,9 @@ def cmd_list(args) -> int:
 def cmd_sweep(args) -> int:
     from . import sweep
 
-    return sweep.sweep(args.profile, jobs=args.jobs, dry_run=args.dry_run)
+    return sweep.sweep(args.profile, jobs=args.jobs, dry_run=args.dry_run, executor=args.executor,
+                       ray_address=args.ray_address, dask_scheduler=args.dask_scheduler, shared_fs=args.shared_fs,
+                       retries=args.retries, cpus=args.cpus, gpus=args.gpus)
 
 
 def cmd_ui(args) -> int:
@@ -135,6 +151,27 @@ def cmd_ui(args) -> int:
     os.execv(command[0], command)
 
 
+def cmd_server(args) -> int:
+    """``mlflow server`` over the project's sqlite store, serving its artifacts to the workers."""
+    import os
+
+    from . import tracking
+
+    store = tracking.ROOT / "mlruns"
+    uri = f"sqlite:///{store / 'mlflow.db'}"
+    store.mkdir(exist_ok=True)
+    tracking.client(uri).search_experiments(max_results=1)  # create the database before the server's workers
+    print(f"MLflow tracking server at http://{args.host}:{args.port}: on every worker and the driver, "
+          f"export MLFLOW_TRACKING_URI=http://{args.host if args.host != '0.0.0.0' else 'THIS_HOST'}:{args.port}",
+          flush=True)
+    command = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", uri, "--serve-artifacts",
+               "--artifacts-destination", str(store / "artifacts"), "--host", args.host, "--port", str(args.port),
+               "--workers", "2"]
+    if args.allowed_hosts:
+        command += ["--allowed-hosts", args.allowed_hosts]
+    os.execv(command[0], command)
+
+
 def cmd_figures(args) -> int:
     from . import sweep
 
@@ -145,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = parser().parse_args(argv)
         commands = {"run": cmd_run, "list": cmd_list, "sweep": cmd_sweep, "figures": cmd_figures,
-                    "ui": cmd_ui}
+                    "ui": cmd_ui, "server": cmd_server}
         return commands[args.command](args)
     except InitpruneError as err:
         print(f"initprune: error: {err}", file=sys.stderr)

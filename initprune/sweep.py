@@ -8,12 +8,15 @@ interrupted sweep resumes where it stopped and a finished one does no training.
 from __future__ import annotations
 
 import ast
+import contextlib
+import hashlib
+import json
 import os
+import socket
 import tempfile
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
+import uuid
 from dataclasses import dataclass, field
-from multiprocessing import get_context
 from pathlib import Path
 
 import yaml
@@ -27,7 +30,8 @@ PROFILES = NOTEBOOKS / "profiles"
 # the parameters every method notebook has beside its method's options
 COMMON = ("dataset", "arch", "sparsities", "seeds", "epochs", "data_root", "device", "log_to_mlflow",
           "parent_run_id", "profile")
-PROFILE_KEYS = ("description", "defaults", "executions")
+PROFILE_KEYS = ("description", "defaults", "resources", "executions")
+RESOURCES = ("cpus", "gpus")  # what one execution asks of a cluster (Ray, Dask); the local pool ignores it
 # the kernel's own start-up warnings (it listens on 127.0.0.1 over TCP) are noise on a sweep's stderr;
 # a notebook's errors still come back through papermill
 KERNEL = {"progress_bar": False, "extra_arguments": ["--IPKernelApp.log_level=CRITICAL"]}
@@ -38,11 +42,24 @@ class Execution:
     notebook: str
     params: dict  # every parameter of the notebook: its defaults, overridden by the profile
     given: dict = field(default_factory=dict)  # what the profile set (passed to papermill)
+    asks: dict = field(default_factory=dict)  # the profile's resources: {cpus, gpus}
+
+    def resources(self, cpus: float | None = None, gpus: float | None = None) -> dict:
+        """CPUs and GPUs of one execution: the command line, else the profile, else one CPU and,
+        for a notebook told to train on cuda, one GPU."""
+        return {"cpus": cpus if cpus is not None else self.asks.get("cpus", 1),
+                "gpus": gpus if gpus is not None else self.asks.get("gpus", int(self.params.get("device") == "cuda"))}
 
     @property
     def label(self) -> str:
         options = " ".join(f"{k}={v}" for k, v in self.given.items() if k not in COMMON)
         return f"{self.notebook} {self.params['dataset']}/{self.params['arch']} {options}".strip()
+
+    @property
+    def cell(self) -> str:
+        """This grid cell's identity: its notebook and what the profile set, not which sweep ran it."""
+        spec = json.dumps({"notebook": self.notebook, "given": self.given}, sort_keys=True, default=str)
+        return hashlib.sha256(spec.encode()).hexdigest()[:12]
 
     def points(self):
         method = self.params.get("method", self.notebook)  # baselines and sanity name their method
@@ -106,17 +123,30 @@ def load_profile(name: str) -> list[Execution]:
         where = f"profile {path.name}, execution {i + 1}"
         if not isinstance(entry, dict) or "notebook" not in entry:
             raise InitpruneError(f"{where}: each execution needs 'notebook: NAME'")
-        given = {**(spec.get("defaults") or {}), **{k: v for k, v in entry.items() if k != "notebook"}}
+        given = {**(spec.get("defaults") or {}),
+                 **{k: v for k, v in entry.items() if k not in ("notebook", "resources")}}
+        asks = {**_resources(path.name, spec.get("resources")), **_resources(where, entry.get("resources"))}
         defaults = notebook_parameters(entry["notebook"])
         for key, value in given.items():
             if key not in defaults:
                 raise InitpruneError(f"{where}: '{key}' is not a parameter of {entry['notebook']}.ipynb "
                                      f"(it takes: {', '.join(defaults)})")
             _check_type(where, key, value, defaults[key])
-        execution = Execution(entry["notebook"], {**defaults, **given}, given)
+        execution = Execution(entry["notebook"], {**defaults, **given}, given, asks)
         execution.points()  # unknown names, bad options, empty grids: fail before anything runs
         out.append(execution)
     return out
+
+
+def _resources(where: str, spec) -> dict:
+    if spec is None:
+        return {}
+    if not isinstance(spec, dict) or set(spec) - set(RESOURCES):
+        raise InitpruneError(f"{where}: resources must be a mapping of {', '.join(RESOURCES)}, got {spec!r}")
+    for key, value in spec.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+            raise InitpruneError(f"{where}: resources.{key} must be a number of 0 or more, got {value!r}")
+    return spec
 
 
 def status(executions: list[Execution], profile: str) -> list[tuple[Execution, int, int]]:
@@ -129,33 +159,75 @@ def status(executions: list[Execution], profile: str) -> list[tuple[Execution, i
     return rows
 
 
-def _execute(execution: Execution, profile: str, threads: int) -> dict:
-    """One notebook execution, owned by its parent run: FINISHED only if the notebook finished."""
+@dataclass
+class Task:
+    """One notebook execution of one grid cell, as it travels to a worker: everything it needs,
+    the notebook itself included, since a remote worker may have no ``notebooks/``."""
+
+    execution: Execution
+    profile: str
+    sweep: str  # the id of the sweep that started it, a tag on its runs
+    notebook: str  # the notebook's JSON text
+    env: dict  # the MLflow store and INITPRUNE_* settings of the driver
+    threads: int = 1
+    cpus: float = 1
+    gpus: float = 0
+
+    @property
+    def key(self) -> str:  # unique in a sweep, the same on a retry
+        return f"{self.execution.notebook}-{self.execution.cell}-{self.sweep[:8]}"
+
+
+def run_task(task: Task) -> dict:
+    """The unit every executor runs: one notebook execution, owned by its own MLflow run, which
+    is FINISHED only if the notebook finished. Returns a small dict; the rest is in MLflow."""
     import papermill
 
-    os.environ["INITPRUNE_THREADS"] = str(threads)
-    c, exp_id = tracking.ensure_store()
-    p = execution.params
-    parent = tracking.start_parent(c, exp_id, execution.notebook, p["dataset"], p["arch"], profile)
+    import initprune
+
     began = time.perf_counter()
-    with tempfile.TemporaryDirectory() as tmp:
-        output = Path(tmp) / f"{execution.notebook}.ipynb"
-        try:
-            papermill.execute_notebook(
-                str(NOTEBOOKS / f"{execution.notebook}.ipynb"), str(output),
-                parameters={**execution.given, "parent_run_id": parent, "profile": profile},
-                cwd=str(NOTEBOOKS), **KERNEL,
-            )
-            error = None
-        except KeyboardInterrupt:  # Ctrl-C: this execution and what it was training are KILLED
-            tracking.reap(c, exp_id, parent)
-            raise
-        except Exception as err:  # the notebook failed: keep its output, mark the run FAILED
-            error = _first_line(err)
-        if output.exists():
-            c.log_artifact(parent, str(output))
-        c.set_terminated(parent, "FAILED" if error else "FINISHED")
-    return {"label": execution.label, "error": error, "seconds": time.perf_counter() - began}
+    code = str(Path(initprune.__file__).resolve().parents[1])  # where this worker found the package
+    env = {**task.env, "INITPRUNE_THREADS": str(task.threads),
+           "PYTHONPATH": os.pathsep.join(filter(None, [code, os.environ.get("PYTHONPATH")]))}
+    ex, p = task.execution, task.execution.params
+    with _environ(env):  # the notebook's kernel inherits it
+        c, exp_id = tracking.ensure_store()
+        run_id, attempt = tracking.start_attempt(c, exp_id, ex.notebook, p["dataset"], p["arch"], task.profile,
+                                                 ex.cell, task.sweep)
+        with tempfile.TemporaryDirectory() as tmp:
+            source, output = Path(tmp) / "source.ipynb", Path(tmp) / f"{ex.notebook}.ipynb"
+            source.write_text(task.notebook)
+            try:
+                papermill.execute_notebook(
+                    str(source), str(output),
+                    parameters={**ex.given, "parent_run_id": run_id, "profile": task.profile},
+                    cwd=str(NOTEBOOKS if NOTEBOOKS.is_dir() else tmp), **KERNEL,
+                )
+                error = None
+            except KeyboardInterrupt:  # Ctrl-C: this execution and what it was training are KILLED
+                tracking.reap(c, exp_id, run_id)
+                raise
+            except Exception as err:  # the notebook failed: keep its output, mark the run FAILED
+                error = _first_line(err)
+            if output.exists():
+                c.log_artifact(run_id, str(output))
+            c.set_terminated(run_id, "FAILED" if error else "FINISHED")
+    return {"label": ex.label, "error": error, "seconds": time.perf_counter() - began, "run_id": run_id,
+            "attempt": attempt, "host": socket.gethostname()}
+
+
+@contextlib.contextmanager
+def _environ(values: dict):
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 def _first_line(err: Exception) -> str:
@@ -165,13 +237,20 @@ def _first_line(err: Exception) -> str:
     return f"{name}: {str(value).strip().splitlines()[0] if str(value).strip() else ''}"
 
 
-def sweep(profile: str, jobs: int = 1, dry_run: bool = False, echo=print) -> int:
-    """Run a profile; returns the exit status (0: everything finished)."""
+def sweep(profile: str, jobs: int = 1, dry_run: bool = False, executor: str = "local",
+          ray_address: str | None = None, dask_scheduler: str | None = None, shared_fs: bool = False,
+          retries: int = 3, cpus: float | None = None, gpus: float | None = None, echo=print) -> int:
+    """Run a profile on an executor (local, ray, dask); returns the exit status (0: everything finished)."""
     from tqdm.auto import tqdm
 
-    if jobs < 1:
-        raise InitpruneError(f"--jobs must be at least 1, got {jobs}")
+    from . import executors
+
+    ray_address = ray_address or (os.environ.get("RAY_ADDRESS") if executor == "ray" else None)
+    _check_executor(executor, jobs, ray_address, dask_scheduler, retries, cpus, gpus)
     executions = load_profile(profile)
+    uri = tracking.default_uri()
+    if ray_address or dask_scheduler:
+        _check_shared_store(uri, shared_fs)
     rows = status(executions, profile)  # creates the store before any parallel writer starts
     if dry_run:
         for ex, n, done in rows:
@@ -179,32 +258,102 @@ def sweep(profile: str, jobs: int = 1, dry_run: bool = False, echo=print) -> int
         echo(f"{sum(r[1] for r in rows)} points in {len(rows)} executions, {sum(r[2] for r in rows)} finished")
         return 0
     c, exp_id = tracking.ensure_store()
+    if ray_address or dask_scheduler:
+        _check_served_artifacts(c, exp_id, shared_fs)
     reaped = tracking.reap(c, exp_id)  # runs that a killed sweep left RUNNING on this host
     if reaped:
         echo(f"marked {reaped} run(s) KILLED that an interrupted sweep had left RUNNING")
     todo = [ex for ex, n, done in rows if done < n]
-    echo(f"profile {profile}: {len(rows)} executions, {len(rows) - len(todo)} already finished, {len(todo)} to run")
+    echo(f"profile {profile}: {len(rows)} executions, {len(rows) - len(todo)} already finished, {len(todo)} to run"
+         + ("" if executor == "local" else f" on {executor} ({ray_address or dask_scheduler or 'a local cluster'})"))
+    if not todo:
+        echo(f"done: 0 executions finished, 0 failed, {len(rows)} skipped")
+        return 0
+    sweep_id = uuid.uuid4().hex
+    env = {"MLFLOW_TRACKING_URI": uri, **{k: v for k, v in os.environ.items()
+                                          if k.startswith(("INITPRUNE_", "MLFLOW_TRACKING_"))}}
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    threads = max(1, cores // jobs)
+    tasks = []
+    for ex in todo:
+        need = ex.resources(cpus, gpus)
+        threads = max(1, cores // jobs) if executor == "local" else max(1, int(need["cpus"]))
+        tasks.append(Task(ex, profile, sweep_id, (NOTEBOOKS / f"{ex.notebook}.ipynb").read_text(), env, threads,
+                          need["cpus"], need["gpus"]))
+    began = time.perf_counter()
+    if executor == "ray":
+        stream = executors.ray(tasks, ray_address, retries)
+    elif executor == "dask":
+        stream = executors.dask(tasks, dask_scheduler, jobs)
+    else:
+        stream = executors.local(tasks, jobs)
     results = []
     bar = tqdm(total=len(todo), desc=f"sweep {profile}", unit="notebook", disable=None)
-    if jobs == 1:
-        for ex in todo:
-            results.append(_execute(ex, profile, threads))
+    try:
+        for result in stream:
+            results.append(result)
             bar.update()
-    else:
-        with ProcessPoolExecutor(jobs, mp_context=get_context("spawn")) as pool:
-            futures = [pool.submit(_execute, ex, profile, threads) for ex in todo]
-            for future in as_completed(futures):
-                results.append(future.result())
-                bar.update()
-    bar.close()
+    finally:
+        stream.close()  # cancels what has not finished (Ctrl-C, an error)
+        bar.close()
+        killed = tracking.end_sweep(c, exp_id, sweep_id)  # nothing of this sweep stays RUNNING
     failed = [r for r in results if r["error"]]
     for r in failed:
         echo(f"FAILED {r['label']}: {r['error']}")
+    retried = sum(1 for r in results if (r.get("attempt") or 1) > 1)
+    if retried or killed:
+        echo(f"{retried} execution(s) retried after a lost worker; {killed} run(s) left RUNNING marked KILLED")
     echo(f"done: {len(results) - len(failed)} executions finished, {len(failed)} failed, "
-         f"{len(rows) - len(todo)} skipped")
+         f"{len(rows) - len(todo)} skipped, in {time.perf_counter() - began:.0f}s")
     return 1 if failed else 0
+
+
+def _check_executor(executor, jobs, ray_address, dask_scheduler, retries, cpus, gpus) -> None:
+    from .executors import NAMES
+
+    if executor not in NAMES:
+        raise InitpruneError(f"unknown executor '{executor}'; choose one of: {', '.join(NAMES)}")
+    if jobs < 1:
+        raise InitpruneError(f"--jobs must be at least 1, got {jobs}")
+    if retries < 0:
+        raise InitpruneError(f"--retries must be 0 or more, got {retries}")
+    for flag, value in (("--cpus-per-task", cpus), ("--gpus-per-task", gpus)):
+        if value is not None and value < 0:
+            raise InitpruneError(f"{flag} must be 0 or more, got {value}")
+    if dask_scheduler and executor != "dask":
+        raise InitpruneError("--dask-scheduler goes with --executor dask")
+    if ray_address and executor != "ray":
+        raise InitpruneError("--ray-address goes with --executor ray")
+    if dask_scheduler and not dask_scheduler.startswith(("tcp://", "tls://", "ucx://", "inproc://")):
+        raise InitpruneError(f"--dask-scheduler {dask_scheduler}: give the scheduler's address, tcp://HOST:8786")
+
+
+def _check_shared_store(uri: str, shared_fs: bool) -> None:
+    """Workers on other machines must reach the store: a tracking server, or a path they share."""
+    if uri.startswith(("http://", "https://")):
+        _check_server(uri)
+    elif not shared_fs:
+        raise InitpruneError(
+            f"workers on other machines cannot write to {uri}: start `make server` on this machine and set "
+            "MLFLOW_TRACKING_URI=http://THIS_HOST:5000, or pass --shared-fs if every worker sees this path")
+
+
+def _check_server(uri: str) -> None:
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=10) as answer:
+            answer.read()
+    except OSError as err:
+        raise InitpruneError(f"no MLflow tracking server answers at {uri} ({getattr(err, 'reason', err)}); "
+                             "start one with `make server`") from None
+
+
+def _check_served_artifacts(c, exp_id: str, shared_fs: bool) -> None:
+    location = c.get_experiment(exp_id).artifact_location
+    if location.startswith("file:") and not shared_fs:
+        raise InitpruneError(
+            f"experiment '{tracking.experiment()}' keeps its artifacts at {location}, which workers on other "
+            "machines cannot write: set INITPRUNE_EXPERIMENT to a new name for a served one, or pass --shared-fs")
 
 
 def figures(out: str | Path | None = None) -> int:

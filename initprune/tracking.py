@@ -23,10 +23,19 @@ from . import api, data, models
 from .errors import InitpruneError
 
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-EXPERIMENT = os.environ.get("INITPRUNE_EXPERIMENT", "initprune")
 ROOT = data.REPO_ROOT
 # the run's own fields logged as MLflow params (options and training settings are added by prefix)
 PARAMS = ("method", "dataset", "arch", "sparsity", "epochs", "seed", "ablation")
+
+
+class Superseded(InitpruneError):
+    """A point whose execution was given up while it ran: KILLED, never FINISHED."""
+
+
+def experiment() -> str:
+    """The experiment every run goes to; read at each call, so that a worker serving several
+    sweeps follows the one whose task it runs."""
+    return os.environ.get("INITPRUNE_EXPERIMENT") or "initprune"
 
 
 def default_uri() -> str:
@@ -64,13 +73,14 @@ def ensure_store(uri: str | None = None) -> tuple[object, str]:
             raise InitpruneError(f"cannot write the MLflow store in {folder} ({err.strerror}); "
                                  "free space or fix its permissions, or set MLFLOW_TRACKING_URI") from None
     c = client(uri)
-    exp = c.get_experiment_by_name(EXPERIMENT)
+    name = experiment()
+    exp = c.get_experiment_by_name(name)
     if exp is None:
         try:
-            exp_id = c.create_experiment(EXPERIMENT, artifact_location=_artifact_root(uri),
+            exp_id = c.create_experiment(name, artifact_location=_artifact_root(uri),
                                          tags={"mlflow.experimentKind": "custom_model_development"})
         except Exception:  # another process created it first
-            exp_id = c.get_experiment_by_name(EXPERIMENT).experiment_id
+            exp_id = c.get_experiment_by_name(name).experiment_id
     else:
         exp_id = exp.experiment_id
     return c, exp_id
@@ -139,11 +149,45 @@ def finished(c, exp_id: str, config: api.RunConfig):
     return runs[0] if runs else None
 
 
-def start_parent(c, exp_id: str, notebook, dataset: str, arch: str, profile: str) -> str:
+def start_parent(c, exp_id: str, notebook, dataset: str, arch: str, profile: str, **tags) -> str:
     notebook = notebook if isinstance(notebook, str) else ",".join(notebook)  # a list of methods
     tags = {"kind": "execution", "method": notebook, "dataset": dataset, "arch": arch,
-            "git_commit": git_commit(), "profile": profile, **_owner()}
+            "git_commit": git_commit(), "profile": profile, **_owner(), **tags}
     return c.create_run(exp_id, tags=tags, run_name=f"{notebook} {dataset}/{arch}").info.run_id
+
+
+def start_attempt(c, exp_id: str, notebook, dataset: str, arch: str, profile: str, cell: str,
+                  sweep: str) -> tuple[str, int]:
+    """Open the run of one attempt at a grid cell: (run id, attempt number).
+
+    The task, not the notebook, owns this run. An earlier attempt of the same cell in the same
+    sweep that is still RUNNING lost its worker (an executor retries only then): it is marked
+    KILLED, with whatever it was training, before the retry starts.
+    """
+    earlier = c.search_runs([exp_id], f"tags.kind = 'execution' and tags.cell = '{cell}' "
+                                      f"and tags.sweep = '{sweep}'", max_results=1000)
+    for run in earlier:
+        if run.info.status == "RUNNING":
+            reap(c, exp_id, run.info.run_id)
+    attempt = len(earlier) + 1
+    run_id = start_parent(c, exp_id, notebook, dataset, arch, profile, cell=cell, sweep=sweep,
+                          attempt=str(attempt))
+    return run_id, attempt
+
+
+def end_sweep(c, exp_id: str, sweep: str) -> int:
+    """Mark KILLED every run of this sweep still RUNNING (its executions and their points), at
+    the end of a sweep or on Ctrl-C: a worker that died took them with it. Returns how many."""
+    executions = c.search_runs([exp_id], f"tags.kind = 'execution' and tags.sweep = '{sweep}'",
+                               max_results=5000)
+    ids = {r.info.run_id for r in executions}
+    points = c.search_runs([exp_id], "tags.kind = 'point' and attributes.status = 'RUNNING'",
+                           max_results=5000) if ids else []
+    stale = [r for r in executions if r.info.status == "RUNNING"]
+    stale += [r for r in points if r.data.tags.get("mlflow.parentRunId") in ids]
+    for run in stale:
+        c.set_terminated(run.info.run_id, "KILLED")
+    return len(stale)
 
 
 def _owner() -> dict:
@@ -180,12 +224,18 @@ def reap(c, exp_id: str, parent_run_id: str | None = None) -> int:
 
 
 def _pause(stage: str) -> None:
-    """Fault injection for tests: INITPRUNE_TEST_PAUSE='stage:seconds' holds a point at
+    """Fault injection for tests: INITPRUNE_TEST_PAUSE='stage:seconds[:marker]' holds a point at
     'training' (its run just opened) or 'logging' (metrics half written), so that a test can
-    kill the sweep exactly there."""
+    kill the sweep exactly there; with a marker file, only the first point to get there waits."""
     spec = os.environ.get("INITPRUNE_TEST_PAUSE", "")
     if spec.startswith(f"{stage}:"):
-        time.sleep(float(spec.split(":")[1]))
+        _, seconds, *marker = spec.split(":", 2)
+        if marker:
+            try:
+                Path(marker[0]).open("x").close()
+            except FileExistsError:
+                return
+        time.sleep(float(seconds))
 
 
 def _inject_failure(config: api.RunConfig) -> None:
@@ -263,11 +313,14 @@ def _run_point(c, exp_id, parent_run_id, config: api.RunConfig, data_root, devic
         for start in range(1000, len(metrics), 1000):
             c.log_batch(run_id, metrics=metrics[start:start + 1000])
         c.log_dict(run_id, result, "result.json")
+        if c.get_run(parent_run_id).info.status != "RUNNING":
+            # this attempt was given up (its worker was lost and a retry took over): not counted
+            raise Superseded(f"execution {parent_run_id} ended while this point ran")
         c.set_terminated(run_id, "FINISHED")  # only now does the point count as done
         return result
     except BaseException as err:  # recorded, never FINISHED: the next sweep retries the point
         c.set_tag(run_id, "error", f"{type(err).__name__}: {err}"[:500])
-        c.set_terminated(run_id, "KILLED" if isinstance(err, KeyboardInterrupt) else "FAILED")
+        c.set_terminated(run_id, "KILLED" if isinstance(err, (KeyboardInterrupt, Superseded)) else "FAILED")
         raise
 
 

@@ -1,0 +1,155 @@
+"""Where a sweep's notebook executions run: a local process pool, a Ray cluster or a Dask cluster.
+
+Each executor is a generator: it takes the sweep's tasks and yields each one's small result dict
+as it completes. Closing it (at the end, on Ctrl-C, on an error) cancels what has not finished.
+The engines do the scheduling; nothing here schedules by itself.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+import zipfile
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from multiprocessing import get_context
+from pathlib import Path
+
+from .errors import InitpruneError
+from .sweep import Task, run_task
+
+PACKAGE = Path(__file__).resolve().parent
+NAMES = ("local", "ray", "dask")
+
+
+def local(tasks: list[Task], jobs: int = 1) -> Iterator[dict]:
+    """A process pool on this machine (``--jobs``); one job runs in this process."""
+    if jobs == 1:
+        for task in tasks:
+            yield run_task(task)
+        return
+    with ProcessPoolExecutor(jobs, mp_context=get_context("spawn")) as pool:
+        futures = [pool.submit(run_task, task) for task in tasks]
+        try:
+            for future in as_completed(futures):
+                yield future.result()
+        finally:
+            for future in futures:
+                future.cancel()
+
+
+def _failed(task: Task, err: BaseException) -> dict:
+    """What a task that never returned reports: the engine's error, in one line."""
+    text = str(err).strip().splitlines()
+    return {"label": task.execution.label, "error": f"{type(err).__name__}: {text[0] if text else ''}"[:300],
+            "seconds": 0.0, "attempt": None}
+
+
+def ray(tasks: list[Task], address: str | None = None, retries: int = 3) -> Iterator[dict]:
+    """Each task a Ray task with the profile's CPUs and GPUs (Ray sets CUDA_VISIBLE_DEVICES for
+    it), retried when its worker dies. With an address, the package's code travels in the
+    runtime environment, for workers that do not share this filesystem."""
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    try:
+        import ray as engine
+        from ray.exceptions import AuthenticationError, RayError
+    except ImportError:
+        raise InitpruneError("--executor ray needs Ray: pip install -e '.[ray]' (make setup installs it)") from None
+    try:
+        if address:
+            engine.init(address=address, runtime_env={"py_modules": [str(PACKAGE)]}, log_to_driver=False,
+                        logging_level=logging.WARNING)
+        else:
+            engine.init(include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
+    except AuthenticationError:
+        raise InitpruneError(
+            f"the Ray cluster at {address} wants its authentication token: set RAY_AUTH_MODE=token and "
+            "RAY_AUTH_TOKEN (or copy ~/.ray/auth_token from the head node, `ray get-auth-token`)") from None
+    except ConnectionError as err:
+        raise InitpruneError(f"cannot reach a Ray cluster at {address} ({str(err).splitlines()[0]}); start one "
+                             "with `ray start --head`, and if it uses tokens set RAY_AUTH_MODE=token") from None
+    pending = {}
+    try:
+        have = engine.cluster_resources()
+        for what, name in (("cpus", "CPU"), ("gpus", "GPU")):
+            need = max(getattr(t, what) for t in tasks)
+            if need > have.get(name, 0):
+                raise InitpruneError(f"an execution asks for {need:g} {name}(s) but the largest the Ray cluster has "
+                                     f"is {have.get(name, 0):g}; pass --{what}-per-task with what its nodes have")
+        remote = engine.remote(run_task)
+        pending = {remote.options(num_cpus=t.cpus, num_gpus=t.gpus, max_retries=retries, retry_exceptions=False,
+                                  name=t.key).remote(t): t for t in tasks}
+        while pending:
+            done, _ = engine.wait(list(pending), num_returns=1)
+            task = pending.pop(done[0])
+            try:
+                result = engine.get(done[0])
+            except RayError as err:  # lost more workers than it may retry, or failed outside the notebook
+                result = _failed(task, err)
+            yield result
+    finally:
+        for ref in pending:
+            engine.cancel(ref, force=True)  # Ctrl-C or an error here: stop what still runs
+        engine.shutdown()
+
+
+def dask(tasks: list[Task], scheduler: str | None = None, jobs: int = 1) -> Iterator[dict]:
+    """Each task a Dask future with an explicit key, ``pure=False``, released as soon as it is
+    collected: a worker lost later then cannot make the scheduler run it again. With a scheduler
+    address, the package's code is uploaded to its workers."""
+    try:
+        from distributed import Client, LocalCluster
+        from distributed import as_completed as completed
+    except ImportError:
+        raise InitpruneError("--executor dask needs Dask: pip install -e '.[dask]' (make setup installs it)") from None
+    cluster = None
+    try:
+        if scheduler:
+            client = Client(scheduler, timeout="20s")
+        else:
+            cluster = LocalCluster(n_workers=jobs, threads_per_worker=1, processes=True, dashboard_address=None)
+            client = Client(cluster)
+    except (OSError, TimeoutError) as err:
+        raise InitpruneError(f"cannot reach a Dask scheduler at {scheduler} ({str(err).splitlines()[0]}); "
+                             "start one with `dask scheduler` and workers with `dask worker ADDRESS`") from None
+    queue = None
+    try:
+        if scheduler:
+            _upload(client)
+        workers = client.scheduler_info(n_workers=-1)["workers"].values()
+        gpus = max((w.get("resources", {}).get("GPU", 0) for w in workers), default=0)
+        need = max(t.gpus for t in tasks)
+        if need > gpus:
+            raise InitpruneError(f"an execution asks for {need:g} GPU(s) but no Dask worker has that many; start "
+                                 "GPU workers with --resources GPU=1, or pass --gpus-per-task 0")
+        tasks_by_key = {t.key: t for t in tasks}
+        futures = [client.submit(run_task, t, key=t.key, pure=False, resources={"GPU": t.gpus} if t.gpus else None)
+                   for t in tasks]
+        queue = completed(futures)
+        del futures  # the queue holds each future only until it is collected
+        for future in queue:
+            task = tasks_by_key[future.key]
+            try:
+                result = future.result()
+            except Exception as err:  # its workers kept dying (KilledWorker), or it failed outside the notebook
+                result = _failed(task, err)
+            future.release()
+            del future
+            yield result
+    finally:
+        if queue is not None and queue.futures:  # Ctrl-C or an error here: stop what still runs
+            client.cancel(list(queue.futures), force=True)
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+
+def _upload(client) -> None:
+    """The package as a zip on every worker's path (and their notebook kernels')."""
+    with tempfile.TemporaryDirectory() as tmp:
+        archive = Path(tmp) / "initprune.zip"
+        with zipfile.ZipFile(archive, "w") as z:
+            for path in sorted(PACKAGE.glob("*.py")):
+                z.write(path, f"initprune/{path.name}")
+        client.upload_file(str(archive))
