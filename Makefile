@@ -11,8 +11,9 @@ STAMP := $(VENV)/.installed
 PROFILE ?= paper
 JOBS ?= 2
 PORT ?= 5000
+HOST ?= 127.0.0.1
 
-.PHONY: help setup demo reproduce figures bench test lint lab ui clean
+.PHONY: help setup demo reproduce figures bench test lint lab ui server clean
 
 help:  ## list the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -22,7 +23,7 @@ setup: $(STAMP)  ## create .venv and install the package with its extras
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet --progress-bar off -e '.[notebooks,dev]'
+	$(PY) -m pip install --quiet --progress-bar off -e '.[notebooks,ray,dask,dev]'
 	touch $@
 
 demo: setup  ## every method on offline digits: sweep, MLflow, figures/ (a second run skips what is done)
@@ -44,6 +45,9 @@ lab: setup  ## JupyterLab over notebooks/
 
 ui: setup  ## the MLflow UI over mlruns/ on 127.0.0.1 (PORT=5000)
 	$(PY) -m initprune ui --port $(PORT)
+
+server: setup  ## a shared MLflow tracking server over mlruns/ for cluster sweeps (HOST=127.0.0.1 PORT=5000)
+	$(PY) -m initprune server --host $(HOST) --port $(PORT)
 
 test: setup  ## the whole test suite (ruff, pytest, nbval)
 	$(VENV)/bin/ruff check initprune tests benchmarks

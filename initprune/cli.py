@@ -77,6 +77,7 @@ def parser() -> argparse.ArgumentParser:
                        allow_abbrev=False)
     v.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1; 0.0.0.0 for workers)")
     v.add_argument("--port", type=int, default=5000)
+    v.add_argument("--store", type=Path, help="the folder of mlflow.db and artifacts/ (default: mlruns/)")
     v.add_argument("--allowed-hosts", help="host names workers use to reach it, if not this network's addresses")
     sub.add_parser("list", help="methods, datasets, architectures, profiles")
     return p
@@ -157,7 +158,7 @@ def cmd_server(args) -> int:
 
     from . import tracking
 
-    store = tracking.ROOT / "mlruns"
+    store = (args.store or tracking.ROOT / "mlruns").resolve()
     uri = f"sqlite:///{store / 'mlflow.db'}"
     store.mkdir(exist_ok=True)
     tracking.client(uri).search_experiments(max_results=1)  # create the database before the server's workers

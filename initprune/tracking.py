@@ -232,7 +232,8 @@ def _pause(stage: str) -> None:
         _, seconds, *marker = spec.split(":", 2)
         if marker:
             try:
-                Path(marker[0]).open("x").close()
+                with Path(marker[0]).open("x") as f:
+                    f.write(str(os.getpid()))  # which process holds the point, for the test to find
             except FileExistsError:
                 return
         time.sleep(float(seconds))

@@ -76,6 +76,31 @@ def test_bad_input_exits_2_with_one_line_and_writes_nothing(tmp_path, capsys, ar
     assert not out.exists()
 
 
+BAD_SWEEP = [
+    (["--executor", "spark"], {}, "unknown executor 'spark'; choose one of: local, ray, dask"),
+    (["--ray-address", "127.0.0.1:6379"], {}, "--ray-address goes with --executor ray"),
+    (["--executor", "dask", "--dask-scheduler", "127.0.0.1:8786"], {}, "give the scheduler's address, tcp://"),
+    (["--executor", "ray", "--retries", "-1"], {}, "--retries must be 0 or more"),
+    (["--executor", "ray", "--gpus-per-task", "-1"], {}, "--gpus-per-task must be 0 or more"),
+    (["--executor", "ray", "--ray-address", "127.0.0.1:1"], {},
+     "workers on other machines cannot write to sqlite:///"),
+    (["--executor", "dask", "--dask-scheduler", "tcp://127.0.0.1:1"], {"MLFLOW_TRACKING_URI": "http://127.0.0.1:1"},
+     "no MLflow tracking server answers at http://127.0.0.1:1"),
+    (["--executor", "dask", "--dask-scheduler", "tcp://127.0.0.1:1", "--shared-fs"], {},
+     "cannot reach a Dask scheduler at tcp://127.0.0.1:1"),
+]
+
+
+@pytest.mark.parametrize("args,env,message", BAD_SWEEP, ids=[m for *_, m in BAD_SWEEP])
+def test_a_sweep_that_cannot_run_where_it_is_sent_is_refused_in_one_line(capsys, monkeypatch, args, env, message):
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    code = cli.main(["sweep", "--profile", "smoke", *args])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.count("\n") == 1 and message in err, err
+
+
 def test_bad_input_from_a_real_process_has_no_traceback():
     proc = run_cli("run", "--method", "random", "--sparsity", "1.5")
     assert proc.returncode == 2

@@ -57,6 +57,8 @@ BAD_PROFILES = [
     ("executions: []\n", "has no executions"),
     ("executions: [{notebook: random, sparsities: [1.5]}]\n", "sparsity must be in [0, 1)"),
     ("executions: [random\n", "not valid YAML"),
+    ("resources: {gpus: -1}\nexecutions: [{notebook: random}]\n", "resources.gpus must be a number of 0 or more"),
+    ("executions: [{notebook: random, resources: {tpus: 1}}]\n", "resources must be a mapping of cpus, gpus"),
 ]
 
 
@@ -72,3 +74,15 @@ def test_a_bad_profile_is_one_clear_error(tmp_path, text, message):
 def test_unknown_profile_lists_the_known_ones():
     with pytest.raises(InitpruneError, match="unknown profile 'nope'; choose one of: demo, paper, smoke"):
         sweep.load_profile("nope")
+
+
+def test_resources_come_from_the_command_line_then_the_profile_then_the_device(tmp_path):
+    path = tmp_path / "r.yaml"
+    path.write_text("resources: {cpus: 2}\nexecutions:\n  - {notebook: random}\n"
+                    "  - {notebook: random, device: cuda}\n  - {notebook: random, resources: {cpus: 4, gpus: 0.5}}\n")
+    plain, cuda, own = sweep.load_profile(str(path))
+    assert plain.resources() == {"cpus": 2, "gpus": 0}
+    assert cuda.resources() == {"cpus": 2, "gpus": 1}  # a cell told to train on cuda asks for one GPU
+    assert own.resources() == {"cpus": 4, "gpus": 0.5}
+    assert own.resources(cpus=1, gpus=0) == {"cpus": 1, "gpus": 0}
+    assert plain.cell != cuda.cell and plain.cell == sweep.load_profile(str(path))[0].cell  # stable identity

@@ -28,3 +28,12 @@ def test_pyproject_lists_what_the_issue_asks_for():
     extras = project["optional-dependencies"]
     assert {"jupyterlab", "papermill", "ipykernel", "nbval", "mlflow"} <= names(extras["notebooks"])
     assert {"pytest", "hypothesis", "ruff"} <= names(extras["dev"])
+
+
+def test_make_setup_installs_every_extra_so_that_the_tests_run_them():
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    makefile = (ROOT / "Makefile").read_text().splitlines()
+    setup = next(line for line in makefile if "pip install" in line and "-e " in line)
+    installed = setup.split("-e '.[")[1].split("]")[0].split(",")
+    assert sorted(installed) == sorted(extras)
+    assert {"ray", "dask"} <= set(extras)

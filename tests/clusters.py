@@ -1,0 +1,121 @@
+"""Real services on 127.0.0.1 for the executor tests: an MLflow tracking server, a two-node Ray
+cluster with token authentication, a Dask scheduler with two workers. Each runs in its own
+process session, so that stopping it stops everything it started, and nothing else."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+BIN = Path(sys.executable).parent
+HOST = "127.0.0.1"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return s.getsockname()[1]
+
+
+def wait_until(check, what: str, timeout: float = 120) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            if check():
+                return
+        except Exception:
+            pass
+        time.sleep(0.5)
+    raise AssertionError(f"{what} did not come up in {timeout}s")
+
+
+class Services:
+    """Processes started in their own sessions; ``stop`` ends each session, children included."""
+
+    def __init__(self, log_dir: Path):
+        self.log_dir, self.procs = log_dir, []
+
+    def start(self, name: str, command: list[str], env: dict | None = None) -> subprocess.Popen:
+        log = open(self.log_dir / f"{name}.log", "w")
+        proc = subprocess.Popen(command, env={**os.environ, **(env or {})}, stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+        self.procs.append(proc)
+        return proc
+
+    def stop(self) -> None:
+        for proc in reversed(self.procs):
+            _signal_group(proc, signal.SIGTERM)
+        deadline = time.time() + 20
+        for proc in reversed(self.procs):
+            try:
+                proc.wait(max(0.1, deadline - time.time()))
+            except subprocess.TimeoutExpired:
+                pass
+            _signal_group(proc, signal.SIGKILL)
+            proc.wait()
+
+    def log(self, name: str) -> str:
+        return (self.log_dir / f"{name}.log").read_text()
+
+
+def _signal_group(proc, sig) -> None:
+    try:
+        os.killpg(proc.pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def mlflow_server(services: Services, store: Path) -> str:
+    port = free_port()
+    services.start("mlflow", [sys.executable, "-m", "initprune", "server", "--store", str(store),
+                              "--host", HOST, "--port", str(port)])
+    uri = f"http://{HOST}:{port}"
+    wait_until(lambda: urllib.request.urlopen(f"{uri}/health", timeout=2).status == 200, "the MLflow server")
+    return uri
+
+
+RAY_ENV = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(16)}
+
+
+def ray_cluster(services: Services) -> str:
+    """`ray start --head` and a second node with `ray start --address`, one CPU each."""
+    port = free_port()
+    address = f"{HOST}:{port}"
+    common = ["--block", f"--node-ip-address={HOST}", "--num-cpus=1", "--object-store-memory=100000000",
+              "--disable-usage-stats"]
+    services.start("ray-head", [str(BIN / "ray"), "start", "--head", f"--port={port}", "--include-dashboard=false",
+                                *common], RAY_ENV)
+    wait_until(lambda: socket.create_connection((HOST, port), timeout=1).close() or True, "the Ray head")
+    services.start("ray-node", [str(BIN / "ray"), "start", f"--address={address}", *common], RAY_ENV)
+    count = (f"import ray; ray.init(address='{address}', logging_level='ERROR'); "
+             "print(sum(n['Alive'] for n in ray.nodes()))")
+    wait_until(lambda: subprocess.run([sys.executable, "-c", count], env={**os.environ, **RAY_ENV}, text=True,
+                                      capture_output=True, timeout=60).stdout.strip() == "2", "two Ray nodes")
+    return address
+
+
+def dask_cluster(services: Services) -> str:
+    """`dask scheduler` and two `dask worker`s of one thread each."""
+    port = free_port()
+    address = f"tcp://{HOST}:{port}"
+    services.start("dask-scheduler", [str(BIN / "dask"), "scheduler", "--host", HOST, "--port", str(port),
+                                      "--no-dashboard"])
+    for i in range(2):
+        services.start(f"dask-worker-{i}", [str(BIN / "dask"), "worker", address, "--host", HOST, "--nthreads", "1",
+                                            "--no-dashboard", "--name", f"worker-{i}"])
+
+    def two_workers():
+        from distributed import Client
+
+        with Client(address, timeout="5s") as client:
+            return len(client.scheduler_info(n_workers=-1)["workers"]) == 2
+
+    wait_until(two_workers, "two Dask workers")
+    return address

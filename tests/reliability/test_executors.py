@@ -1,0 +1,171 @@
+"""The smoke sweep on real clusters, on 127.0.0.1: a two-node Ray cluster with token
+authentication, a Dask scheduler with two workers, both logging to a real MLflow tracking server.
+
+Each executor must give the runs the local process pool gives; a worker killed with SIGKILL in
+the middle of an execution must leave a KILLED attempt, a FINISHED retry and one FINISHED run
+per grid point; a notebook that raises must be FAILED once, not retried, and the sweep must end
+non-zero with a summary.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from clusters import RAY_ENV, Services, dask_cluster, mlflow_server, ray_cluster
+
+from initprune import sweep, tracking
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+EXPECTED = {(p.hash(), p.seed) for ex in sweep.load_profile("smoke") for p in ex.points()}
+TWO = "executions:\n  - {notebook: random, sparsities: [0.5], seeds: [0, 1], epochs: 1}\n" \
+      "  - {notebook: dissipating, sparsities: [0.5], epochs: 2, prune_epochs: 1}\n"
+
+
+@pytest.fixture(scope="module")
+def services(tmp_path_factory):
+    running = Services(tmp_path_factory.mktemp("logs"))
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="module")
+def server(services, tmp_path_factory):
+    return mlflow_server(services, tmp_path_factory.mktemp("server"))
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    """The smoke sweep on the local process pool: the results every executor must give."""
+    uri = f"sqlite:///{tmp_path_factory.mktemp('local')}/mlflow.db"
+    out = run_sweep(uri, "local-reference", "--jobs", "2")
+    assert out.returncode == 0, out.stdout
+    return points(uri, "local-reference")
+
+
+@pytest.fixture(scope="module", params=["ray", "dask"])
+def cluster(request, tmp_path_factory):
+    """The executor's flags; its cluster runs for the tests of that executor, then stops."""
+    running = Services(tmp_path_factory.mktemp(request.param))
+    try:
+        if request.param == "ray":
+            yield ["--executor", "ray", "--ray-address", ray_cluster(running)]
+        else:
+            yield ["--executor", "dask", "--dask-scheduler", dask_cluster(running)]
+    finally:
+        running.stop()
+
+
+def start_sweep(uri, experiment, *args, profile="smoke", **env):
+    env = {**os.environ, **RAY_ENV, "MLFLOW_TRACKING_URI": uri, "INITPRUNE_EXPERIMENT": experiment,
+           "PYTHONUNBUFFERED": "1", **env}
+    return subprocess.Popen([sys.executable, "-m", "initprune", "sweep", "--profile", str(profile), *args], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def run_sweep(uri, experiment, *args, **kw):
+    proc = start_sweep(uri, experiment, *args, **kw)
+    out, _ = proc.communicate(timeout=600)
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out)
+
+
+def all_runs(uri, experiment):
+    os.environ["INITPRUNE_EXPERIMENT"] = experiment
+    try:
+        c, exp_id = tracking.ensure_store(uri)
+        return c, c.search_runs([exp_id], "", max_results=5000)
+    finally:
+        del os.environ["INITPRUNE_EXPERIMENT"]
+
+
+def points(uri, experiment) -> dict:
+    """{(config hash, seed): test accuracy} of the FINISHED points, checking there is one each."""
+    _, runs = all_runs(uri, experiment)
+    finished = [r for r in runs if r.data.tags.get("kind") == "point" and r.info.status == "FINISHED"]
+    keys = [(r.data.tags["config_hash"], int(r.data.tags["seed"])) for r in finished]
+    assert len(keys) == len(set(keys)), "a grid point with two FINISHED runs"
+    return {k: r.data.metrics["test_accuracy"] for k, r in zip(keys, finished)}
+
+
+def check_true(uri, experiment):
+    """Nothing left RUNNING; every FINISHED execution has its notebook and a host and attempt tag."""
+    c, runs = all_runs(uri, experiment)
+    assert not [r for r in runs if r.info.status == "RUNNING"]
+    for r in runs:
+        if r.data.tags.get("kind") == "execution" and r.info.status == "FINISHED":
+            assert {"cell", "attempt", "host", "sweep"} <= set(r.data.tags)
+            assert c.list_artifacts(r.info.run_id), "a FINISHED execution without its notebook"
+    return runs
+
+
+def test_smoke_sweep_gives_the_runs_of_the_local_pool(server, cluster, reference):
+    experiment = f"smoke-{cluster[1]}"
+    out = run_sweep(server, experiment, *cluster)
+    assert out.returncode == 0, out.stdout
+    assert "done: 6 executions finished, 0 failed, 0 skipped" in out.stdout
+    found = points(server, experiment)
+    assert set(found) == set(reference) == EXPECTED
+    assert found == pytest.approx(reference, abs=1e-6)  # the same training, wherever it ran
+    runs = check_true(server, experiment)
+    executions = [r for r in runs if r.data.tags["kind"] == "execution"]
+    assert sorted(r.data.tags["attempt"] for r in executions) == ["1"] * 6
+
+
+def test_a_worker_killed_mid_execution_is_retried_and_statuses_stay_true(server, cluster, reference, tmp_path):
+    experiment = f"kill-{cluster[1]}"
+    marker = tmp_path / "paused"  # the first point to start training waits there, once
+    proc = start_sweep(server, experiment, *cluster, INITPRUNE_TEST_PAUSE=f"training:120:{marker}")
+    deadline = time.time() + 300
+    while not (marker.exists() and marker.read_text()) and time.time() < deadline:
+        time.sleep(0.3)
+    kernel = int(marker.read_text())  # the notebook kernel holding that point
+    c, runs = all_runs(server, experiment)
+    point = next(r for r in runs if r.data.tags.get("pid") == str(kernel) and r.info.status == "RUNNING")
+    execution = c.get_run(point.data.tags["mlflow.parentRunId"])
+    worker = int(execution.data.tags["pid"])
+    assert worker != proc.pid  # a worker of the cluster, not the driver
+    os.kill(worker, signal.SIGKILL)
+    out, _ = proc.communicate(timeout=600)
+    assert proc.returncode == 0, out
+    assert "1 execution(s) retried after a lost worker" in out
+
+    runs = check_true(server, experiment)
+    attempts = {r.data.tags["attempt"]: r.info.status for r in runs
+                if r.data.tags.get("cell") == execution.data.tags["cell"]}
+    assert attempts == {"1": "KILLED", "2": "FINISHED"}
+    assert c.get_run(point.info.run_id).info.status == "KILLED"  # what the dead worker was training
+    assert points(server, experiment) == pytest.approx(reference, abs=1e-6)  # one FINISHED run per point
+    _gone_within(kernel, 10)  # the notebook kernel did not outlive its worker
+
+
+def test_a_notebook_that_raises_is_failed_once_and_the_sweep_goes_on(server, cluster, tmp_path):
+    experiment = f"raise-{cluster[1]}"
+    profile = tmp_path / "two.yaml"
+    profile.write_text(TWO)
+    out = run_sweep(server, experiment, *cluster, profile=profile, INITPRUNE_INJECT_FAILURE="random:1")
+    assert out.returncode == 1, out.stdout
+    assert "FAILED random digits/mlp" in out.stdout and "injected failure at random seed 1" in out.stdout
+    assert "done: 1 executions finished, 1 failed, 0 skipped" in out.stdout
+    runs = check_true(server, experiment)
+    executions = {r.data.tags["method"]: r for r in runs if r.data.tags["kind"] == "execution"}
+    assert len(executions) == 2  # no second attempt
+    assert executions["random"].info.status == "FAILED" and executions["random"].data.tags["attempt"] == "1"
+    assert executions["dissipating"].info.status == "FINISHED"
+    seeds = {r.data.tags["seed"]: r.info.status for r in runs if r.data.tags.get("method") == "random"
+             and r.data.tags["kind"] == "point"}
+    assert seeds == {"0": "FINISHED", "1": "FAILED"}
+
+
+def _gone_within(pid: int, seconds: float) -> None:
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"process {pid} outlived its worker")
