@@ -43,7 +43,7 @@ def _failed(task: Task, err: BaseException) -> dict:
     """What a task that never returned reports: the engine's error, in one line."""
     text = str(err).strip().splitlines()
     return {"label": task.execution.label, "error": f"{type(err).__name__}: {text[0] if text else ''}"[:300],
-            "seconds": 0.0, "attempt": None}
+            "seconds": 0.0, "attempt": None, "cell": task.execution.cell}
 
 
 def ray(tasks: list[Task], address: str | None = None, retries: int = 3) -> Iterator[dict]:

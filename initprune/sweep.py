@@ -290,6 +290,8 @@ def sweep(profile: str, jobs: int = 1, dry_run: bool = False, executor: str = "l
     bar = tqdm(total=len(todo), desc=f"sweep {profile}", unit="notebook", disable=None)
     try:
         for result in stream:
+            if result.get("cell"):  # the executor gave this task up: what it left RUNNING is dead
+                tracking.end_sweep(c, exp_id, sweep_id, result["cell"])
             results.append(result)
             bar.update()
     finally:

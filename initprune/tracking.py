@@ -175,11 +175,12 @@ def start_attempt(c, exp_id: str, notebook, dataset: str, arch: str, profile: st
     return run_id, attempt
 
 
-def end_sweep(c, exp_id: str, sweep: str) -> int:
-    """Mark KILLED every run of this sweep still RUNNING (its executions and their points), at
-    the end of a sweep or on Ctrl-C: a worker that died took them with it. Returns how many."""
-    executions = c.search_runs([exp_id], f"tags.kind = 'execution' and tags.sweep = '{sweep}'",
-                               max_results=5000)
+def end_sweep(c, exp_id: str, sweep: str, cell: str | None = None) -> int:
+    """Mark KILLED every run of this sweep (or of one of its cells) still RUNNING, executions and
+    their points: at the end of a sweep, on Ctrl-C, or when an executor gave a task up. A worker
+    that died took them with it. Returns how many."""
+    query = f"tags.kind = 'execution' and tags.sweep = '{sweep}'" + (f" and tags.cell = '{cell}'" if cell else "")
+    executions = c.search_runs([exp_id], query, max_results=5000)
     ids = {r.info.run_id for r in executions}
     points = c.search_runs([exp_id], "tags.kind = 'point' and attributes.status = 'RUNNING'",
                            max_results=5000) if ids else []
@@ -270,11 +271,7 @@ def execute(method: str | list, dataset: str = "digits", arch: str = "mlp", spar
 
         quiet = None if progress else True  # None: a bar only on a terminal
         for config in tqdm(points, desc=f"{method} {dataset}/{arch}", disable=quiet):
-            done = finished(c, exp_id, config)
-            if done is not None:
-                results.append(load_result(done))
-                continue
-            results.append(_run_point(c, exp_id, parent_run_id, config, data_root, device))
+            results.append(_train_or_reuse(c, exp_id, parent_run_id, config, data_root, device))
         status = "FINISHED"
     finally:
         if own_parent:
@@ -282,15 +279,58 @@ def execute(method: str | list, dataset: str = "digits", arch: str = "mlp", spar
     return results
 
 
-def _run_point(c, exp_id, parent_run_id, config: api.RunConfig, data_root, device) -> dict:
-    from mlflow.entities import Metric, Param
+def _train_or_reuse(c, exp_id, parent_run_id, config: api.RunConfig, data_root, device, poll: float = 2.0) -> dict:
+    """A point's result: read back if it is FINISHED; awaited if another execution is training it
+    (two executions of a sweep may share a point); else trained here, under a run that claims it."""
+    waiting = False
+    while True:
+        done = finished(c, exp_id, config)
+        if done is not None:
+            return load_result(done)
+        holder = _holder(c, exp_id, config)
+        if holder is None:
+            run_id = _open_point(c, exp_id, parent_run_id, config)
+            if _holder(c, exp_id, config, run_id) is None:
+                return _run_point(c, run_id, parent_run_id, config, data_root, device)
+            c.delete_run(run_id)  # another execution claimed it at the same moment, and first
+            continue
+        if not waiting:
+            print(f"waiting for {config.method} s={config.sparsity} seed={config.seed}: run "
+                  f"{holder.info.run_id} on {holder.data.tags.get('host')} is training it", flush=True)
+            waiting = True
+        time.sleep(poll)
 
+
+def _holder(c, exp_id, config: api.RunConfig, own: str | None = None):
+    """The live run that holds this point, earliest first; None if there is none before ``own``.
+    Live: RUNNING, under a RUNNING execution, and with its process alive where that can be seen."""
+    query = (f"tags.config_hash = '{config.hash()}' and tags.seed = '{config.seed}' and tags.kind = 'point' "
+             "and attributes.status = 'RUNNING'")
+    runs = sorted(c.search_runs([exp_id], query, max_results=100), key=lambda r: (r.info.start_time, r.info.run_id))
+    for run in runs:
+        if run.info.run_id == own:
+            return None
+        tags = run.data.tags
+        if tags.get("host") == socket.gethostname() and not _alive(tags.get("pid", "")):
+            continue
+        parent = tags.get("mlflow.parentRunId")
+        if not parent or c.get_run(parent).info.status == "RUNNING":
+            return run
+    return None
+
+
+def _open_point(c, exp_id, parent_run_id, config: api.RunConfig) -> str:
     tags = {"kind": "point", "mlflow.parentRunId": parent_run_id, "config_hash": config.hash(),
             "seed": str(config.seed), "method": config.method, "dataset": config.dataset,
             "arch": config.arch, "ablation": config.ablation, **_owner(),
             "variant": json.dumps(config.identity().get("options", {}), sort_keys=True)}
-    run_id = c.create_run(exp_id, tags=tags,
-                          run_name=f"{config.method} s={config.sparsity} seed={config.seed}").info.run_id
+    return c.create_run(exp_id, tags=tags,
+                        run_name=f"{config.method} s={config.sparsity} seed={config.seed}").info.run_id
+
+
+def _run_point(c, run_id, parent_run_id, config: api.RunConfig, data_root, device) -> dict:
+    from mlflow.entities import Metric, Param
+
     try:
         _inject_failure(config)
         _pause("training")

@@ -113,6 +113,7 @@ def test_smoke_sweep_gives_the_runs_of_the_local_pool(server, cluster, reference
     runs = check_true(server, experiment)
     executions = [r for r in runs if r.data.tags["kind"] == "execution"]
     assert sorted(r.data.tags["attempt"] for r in executions) == ["1"] * 6
+    print(f"{cluster[1]}: {out.stdout.strip().splitlines()[-1]}")
 
 
 def test_a_worker_killed_mid_execution_is_retried_and_statuses_stay_true(server, cluster, reference, tmp_path):
@@ -140,6 +141,8 @@ def test_a_worker_killed_mid_execution_is_retried_and_statuses_stay_true(server,
     assert c.get_run(point.info.run_id).info.status == "KILLED"  # what the dead worker was training
     assert points(server, experiment) == pytest.approx(reference, abs=1e-6)  # one FINISHED run per point
     _gone_within(kernel, 10)  # the notebook kernel did not outlive its worker
+    print(f"{cluster[1]}: killed worker {worker} while its kernel {kernel} trained {point.data.tags['method']}; "
+          f"attempts {attempts}; {out.strip().splitlines()[-1]}")
 
 
 def test_a_notebook_that_raises_is_failed_once_and_the_sweep_goes_on(server, cluster, tmp_path):
@@ -158,6 +161,7 @@ def test_a_notebook_that_raises_is_failed_once_and_the_sweep_goes_on(server, clu
     seeds = {r.data.tags["seed"]: r.info.status for r in runs if r.data.tags.get("method") == "random"
              and r.data.tags["kind"] == "point"}
     assert seeds == {"0": "FINISHED", "1": "FAILED"}
+    print(f"{cluster[1]}: " + " | ".join(out.stdout.strip().splitlines()[-2:]))
 
 
 def _gone_within(pid: int, seconds: float) -> None:

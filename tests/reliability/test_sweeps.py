@@ -74,8 +74,9 @@ def check_store(uri):
         if r.data.tags.get("kind") == "execution" and r.info.status == "FINISHED":
             assert c.list_artifacts(r.info.run_id), "a FINISHED execution without its notebook"
     assert not [r for r in runs if r.info.status == "RUNNING"]
+    assert sorted((r.data.tags["config_hash"], int(r.data.tags["seed"])) for r in finished) == sorted(expected)
     table = tracking.runs_table(uri)
-    assert len(table) == len(expected)  # exactly one counted run per grid point
+    assert len(table) == len(expected)  # exactly one FINISHED run per grid point, two sweeps at once included
     db = uri[len("sqlite:///"):]
     assert sqlite3.connect(db).execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     return points
