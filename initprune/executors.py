@@ -81,7 +81,10 @@ def ray(tasks: list[Task], address: str | None = None, retries: int = 3) -> Iter
         pending = {remote.options(num_cpus=t.cpus, num_gpus=t.gpus, max_retries=retries, retry_exceptions=False,
                                   name=t.key).remote(t): t for t in tasks}
         while pending:
-            done, _ = engine.wait(list(pending), num_returns=1)
+            # a short timeout: the wait itself does not see Ctrl-C, the loop does
+            done, _ = engine.wait(list(pending), num_returns=1, timeout=0.5)
+            if not done:
+                continue
             task = pending.pop(done[0])
             try:
                 result = engine.get(done[0])

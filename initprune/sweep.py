@@ -1,5 +1,6 @@
-"""Sweeps: a profile (``notebooks/profiles/NAME.yaml``) expands into notebook executions, each run
-through papermill with ``notebooks/`` as working directory and logged to MLflow as a parent run.
+"""Sweeps: a profile (``notebooks/profiles/NAME.yaml``) expands into notebook executions, one per
+grid cell, each run through papermill and logged to MLflow under a run that its task owns. The
+tasks run on an executor (``executors.py``: a local process pool, Ray or Dask).
 
 An execution whose points all have a FINISHED run is skipped without starting a kernel, so an
 interrupted sweep resumes where it stopped and a finished one does no training.
@@ -211,7 +212,8 @@ def run_task(task: Task) -> dict:
                 error = _first_line(err)
             if output.exists():
                 c.log_artifact(run_id, str(output))
-            c.set_terminated(run_id, "FAILED" if error else "FINISHED")
+            if c.get_run(run_id).info.status == "RUNNING":  # not if the driver gave this attempt up
+                c.set_terminated(run_id, "FAILED" if error else "FINISHED")
     return {"label": ex.label, "error": error, "seconds": time.perf_counter() - began, "run_id": run_id,
             "attempt": attempt, "host": socket.gethostname()}
 

@@ -8,13 +8,13 @@ resolved from the repository root; ``MLFLOW_TRACKING_URI`` overrides it. A point
 from __future__ import annotations
 
 import dataclasses
+import fcntl
 import itertools
 import json
 import logging
 import os
 import socket
 import subprocess
-import tempfile
 import time
 import urllib.parse
 from pathlib import Path
@@ -63,15 +63,22 @@ def ensure_store(uri: str | None = None) -> tuple[object, str]:
     Returns (client, experiment id). A store that cannot be written fails here, at once.
     """
     uri = uri or default_uri()
-    if uri.startswith("sqlite:///"):
-        folder = Path(uri[len("sqlite:///"):]).parent
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-            probe = tempfile.NamedTemporaryFile(dir=folder, prefix=".write-probe-")
-            probe.close()
-        except OSError as err:
-            raise InitpruneError(f"cannot write the MLflow store in {folder} ({err.strerror}); "
-                                 "free space or fix its permissions, or set MLFLOW_TRACKING_URI") from None
+    if not uri.startswith("sqlite:///"):
+        return _open(uri)
+    folder = Path(uri[len("sqlite:///"):]).parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        lock = open(folder / ".initprune.lock", "a")  # the write probe, and a lock: see below
+    except OSError as err:
+        raise InitpruneError(f"cannot write the MLflow store in {folder} ({err.strerror}); "
+                             "free space or fix its permissions, or set MLFLOW_TRACKING_URI") from None
+    with lock:
+        # a new database is built by migrations, which two processes must not run at once
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _open(uri)
+
+
+def _open(uri: str) -> tuple[object, str]:
     c = client(uri)
     name = experiment()
     exp = c.get_experiment_by_name(name)

@@ -164,6 +164,30 @@ def test_a_notebook_that_raises_is_failed_once_and_the_sweep_goes_on(server, clu
     print(f"{cluster[1]}: " + " | ".join(out.stdout.strip().splitlines()[-2:]))
 
 
+def test_ctrl_c_stops_the_sweep_and_leaves_nothing_running(server, cluster, tmp_path):
+    experiment = f"ctrl-c-{cluster[1]}"
+    profile = tmp_path / "two.yaml"
+    profile.write_text(TWO)
+    proc = start_sweep(server, experiment, *cluster, profile=profile, INITPRUNE_TEST_PAUSE="training:300")
+    deadline = time.time() + 300
+    while time.time() < deadline:
+        c, runs = all_runs(server, experiment)
+        holding = [r for r in runs if r.data.tags.get("kind") == "point" and r.info.status == "RUNNING"]
+        if holding:
+            break
+        time.sleep(0.5)
+    began = time.perf_counter()
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and time.perf_counter() - began < 30, out
+    assert "run the same command again to resume" in out
+    runs = check_true(server, experiment)
+    assert {r.info.status for r in runs} == {"KILLED"}
+    if cluster[1] == "ray":  # Ray cancels running tasks: the kernels that held the points are gone.
+        for point in holding:  # (Dask cannot stop a running task; what it finishes is not counted.)
+            _gone_within(int(point.data.tags["pid"]), 15)
+
+
 def _gone_within(pid: int, seconds: float) -> None:
     deadline = time.time() + seconds
     while time.time() < deadline:

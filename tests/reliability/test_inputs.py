@@ -130,3 +130,13 @@ def test_the_ui_binds_to_this_machine_only_by_default():
 
     args = cli.parser().parse_args(["ui"])
     assert args.host == "127.0.0.1"
+
+
+def test_processes_opening_a_new_store_at_once_all_get_the_same_experiment(tmp_path):
+    uri = f"sqlite:///{tmp_path}/new/mlflow.db"
+    code = "from initprune import tracking; print(tracking.ensure_store()[1])"
+    procs = [subprocess.Popen([sys.executable, "-c", code], env={**os.environ, "MLFLOW_TRACKING_URI": uri},
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(4)]
+    outs = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0] * 4, [err for _, err in outs]
+    assert len({out.strip() for out, _ in outs}) == 1
