@@ -13,10 +13,10 @@ JOBS ?= 2
 PORT ?= 5000
 HOST ?= 127.0.0.1
 
-.PHONY: help setup demo reproduce figures bench test lint lab ui server clean
+.PHONY: help setup demo reproduce figures bench bench-executors test lint lab ui server clean
 
 help:  ## list the targets
-	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
 
 setup: $(STAMP)  ## create .venv and install the package with its extras
 
@@ -39,6 +39,9 @@ figures: setup  ## the paper's figures and claims.md from every run in MLflow
 
 bench: setup  ## speed benchmarks: prints the table, writes benchmarks/latest.json (not part of make test)
 	$(PY) benchmarks/bench.py
+
+bench-executors: setup  ## the smoke sweep's wall time locally, on a 2-node Ray and a Dask cluster (127.0.0.1)
+	$(PY) benchmarks/executors.py
 
 lab: setup  ## JupyterLab over notebooks/
 	$(VENV)/bin/jupyter lab --notebook-dir=notebooks --ip=127.0.0.1

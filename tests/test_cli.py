@@ -88,13 +88,17 @@ BAD_SWEEP = [
      "no MLflow tracking server answers at http://127.0.0.1:1"),
     (["--executor", "dask", "--dask-scheduler", "tcp://127.0.0.1:1", "--shared-fs"], {},
      "cannot reach a Dask scheduler at tcp://127.0.0.1:1"),
+    (["--executor", "ray", "--ray-address", "127.0.0.1:1", "--shared-fs"],
+     {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": "", "HOME": "{tmp}"},
+     "the Ray cluster at 127.0.0.1:1 wants its authentication token: set RAY_AUTH_MODE=token and RAY_AUTH_TOKEN"),
 ]
 
 
 @pytest.mark.parametrize("args,env,message", BAD_SWEEP, ids=[m for *_, m in BAD_SWEEP])
-def test_a_sweep_that_cannot_run_where_it_is_sent_is_refused_in_one_line(capsys, monkeypatch, args, env, message):
+def test_a_sweep_that_cannot_run_where_it_is_sent_is_refused_in_one_line(capsys, monkeypatch, tmp_path, args, env,
+                                                                           message):
     for key, value in env.items():
-        monkeypatch.setenv(key, value)
+        monkeypatch.setenv(key, value.replace("{tmp}", str(tmp_path)))
     code = cli.main(["sweep", "--profile", "smoke", *args])
     err = capsys.readouterr().err
     assert code == 2
