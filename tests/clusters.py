@@ -18,6 +18,12 @@ BIN = Path(sys.executable).parent
 HOST = "127.0.0.1"
 
 
+def ctrl_c_as_in_a_terminal() -> None:
+    """For Popen's preexec_fn: a process started from a background job inherits SIGINT ignored;
+    give it a terminal's default, so that a test can press Ctrl-C wherever the suite runs."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind((HOST, 0))

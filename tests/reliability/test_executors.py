@@ -16,7 +16,7 @@ import sys
 import time
 
 import pytest
-from clusters import RAY_ENV, Services, dask_cluster, mlflow_server, ray_cluster
+from clusters import RAY_ENV, Services, ctrl_c_as_in_a_terminal, dask_cluster, mlflow_server, ray_cluster
 
 from initprune import sweep, tracking
 
@@ -64,7 +64,8 @@ def start_sweep(uri, experiment, *args, profile="smoke", **env):
     env = {**os.environ, **RAY_ENV, "MLFLOW_TRACKING_URI": uri, "INITPRUNE_EXPERIMENT": experiment,
            "PYTHONUNBUFFERED": "1", **env}
     return subprocess.Popen([sys.executable, "-m", "initprune", "sweep", "--profile", str(profile), *args], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            preexec_fn=ctrl_c_as_in_a_terminal)
 
 
 def run_sweep(uri, experiment, *args, **kw):

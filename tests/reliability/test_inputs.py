@@ -92,7 +92,7 @@ def test_a_diverging_run_stops_and_is_failed_with_its_epoch(tmp_path, monkeypatc
     c, exp_id = tracking.ensure_store(uri)
     diverging = api.RunConfig(sparsity=0.5, epochs=2, training={"lr": 1e12})
     with pytest.raises(initprune.DivergedError):
-        tracking._run_point(c, exp_id, "", diverging, None, "cpu")
+        tracking._run_point(c, tracking._open_point(c, exp_id, "", diverging), "", diverging, None, "cpu")
     (run,) = c.search_runs([exp_id], "tags.kind = 'point'")
     assert run.info.status == "FAILED" and "epoch 1" in run.data.tags["error"]
 

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
+from clusters import ctrl_c_as_in_a_terminal
 
 from initprune import sweep, tracking
 
@@ -31,7 +32,9 @@ def store(tmp_path, monkeypatch):
 def start(uri, *extra, pause=""):
     env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "PYTHONUNBUFFERED": "1", "INITPRUNE_TEST_PAUSE": pause}
     return subprocess.Popen([sys.executable, "-m", "initprune", "sweep", "--profile", PROFILE, *extra],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            preexec_fn=ctrl_c_as_in_a_terminal)
+
 
 
 def descendants(pid: int) -> list[int]:
