@@ -61,7 +61,8 @@ def ray(tasks: list[Task], address: str | None = None, retries: int = 3) -> Iter
             engine.init(address=address, runtime_env={"py_modules": [str(PACKAGE)]}, log_to_driver=False,
                         logging_level=logging.WARNING)
         else:
-            engine.init(include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
+            # "local": a new instance of our own, never a stale one a crashed run left registered
+            engine.init(address="local", include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
     except AuthenticationError:
         raise InitpruneError(
             f"the Ray cluster at {address} wants its authentication token: set RAY_AUTH_MODE=token and "
@@ -71,12 +72,12 @@ def ray(tasks: list[Task], address: str | None = None, retries: int = 3) -> Iter
                              "with `ray start --head`, and if it uses tokens set RAY_AUTH_MODE=token") from None
     pending = {}
     try:
-        have = engine.cluster_resources()
+        nodes = [n["Resources"] for n in engine.nodes() if n["Alive"]]  # a task runs on one node
         for what, name in (("cpus", "CPU"), ("gpus", "GPU")):
-            need = max(getattr(t, what) for t in tasks)
-            if need > have.get(name, 0):
-                raise InitpruneError(f"an execution asks for {need:g} {name}(s) but the largest the Ray cluster has "
-                                     f"is {have.get(name, 0):g}; pass --{what}-per-task with what its nodes have")
+            need, largest = max(getattr(t, what) for t in tasks), max((n.get(name, 0) for n in nodes), default=0)
+            if need > largest:
+                raise InitpruneError(f"an execution asks for {need:g} {name}(s) but the largest Ray node has "
+                                     f"{largest:g}; pass --{what}-per-task with what its nodes have")
         remote = engine.remote(run_task)
         pending = {remote.options(num_cpus=t.cpus, num_gpus=t.gpus, max_retries=retries, retry_exceptions=False,
                                   name=t.key).remote(t): t for t in tasks}
