@@ -239,6 +239,8 @@ class RunConfig:
             if value != f.default:
                 out[f.name] = value
         pruner = self.pruner()
+        if pruner.version != 1:
+            out["version"] = pruner.version
         defaults = type(pruner)(sparsity=pruner.sparsity).options()
         options = {k: v for k, v in pruner.options().items() if v != defaults[k]}
         if options:

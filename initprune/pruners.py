@@ -44,6 +44,9 @@ def _choice(value, allowed, option):
 class Pruner:
     sparsity: float
     fixed_sparsity: ClassVar[float | None] = None  # dense only accepts 0
+    # what the method computes: raised when that changes, so that a store never serves old
+    # results as new ones (RunConfig.identity names it only when it is not 1)
+    version: ClassVar[int] = 1
     invertible: ClassVar[bool] = False  # has a meaning for "keep the worst" (the invert ablation)
     inverted: ClassVar[bool] = False  # set on an instance by the invert ablation
 
@@ -210,14 +213,18 @@ class KStarts(Pruner):
         return out
 
 
-SCHEDULES = ("linear", "cubic")
+SCHEDULES = ("linear", "geometric", "cubic")
 
 
 def scheduled(start: float, end: float, epoch: int, epochs: int, schedule: str) -> float:
-    """Sparsity after pruning epoch ``epoch`` of ``epochs``: linear, or cubic (Zhu & Gupta 2017)."""
+    """Sparsity after pruning epoch ``epoch`` of ``epochs``: ``linear`` (evenly in sparsity),
+    ``geometric`` (evenly in log density: the same fraction of the kept weights goes each epoch)
+    or ``cubic`` (Zhu & Gupta 2017: fast first, slow last)."""
     frac = epoch / epochs
     if schedule == "linear":
         return start + (end - start) * frac
+    if schedule == "geometric":
+        return 1 - (1 - start) * ((1 - end) / (1 - start)) ** frac
     return end + (start - end) * (1 - frac) ** 3
 
 
@@ -342,11 +349,16 @@ class Combined(Pruner):
 
 
 @contextmanager
-def _scratch(model: nn.Module, dtype=None):
-    """A throwaway copy of the model to score on: the model itself stays exactly as it was."""
+def _scratch(model: nn.Module, train: bool, dtype=None):
+    """A throwaway copy of the model to score on, in train or eval mode whatever mode the
+    caller left the model in (so the mask never depends on it), with every prunable weight
+    differentiable (frozen layers are scored too). The model itself stays exactly as it was."""
     copy_ = copy.deepcopy(model)
     if dtype is not None:
         copy_.to(dtype)
+    copy_.train(train)
+    for w in masks.prunable(copy_).values():
+        w.requires_grad_(True)
     yield copy_
     del copy_
 
@@ -393,7 +405,10 @@ class Magnitude(ScorePruner):
 @PRUNERS.register("snip")
 @dataclass
 class Snip(ScorePruner):
-    """SNIP (Lee et al. 2019): |θ ⊙ ∂L/∂θ| at θ0, summed over a few batches."""
+    """SNIP (Lee et al. 2019): |θ ⊙ g| at θ0, g the gradient of the loss over all the sampled
+    batches (summed over batches, the absolute value taken once), batch norm in train mode."""
+
+    version: ClassVar[int] = 2  # 1 summed per-batch |θ ⊙ g_b|: another estimator
 
     batches: int = 10
 
@@ -403,14 +418,14 @@ class Snip(ScorePruner):
             raise InitpruneError(f"--batches must be at least 1, got {self.batches}")
 
     def scores(self, ctx: Context) -> dict[str, Tensor]:
-        with _scratch(ctx.trainee.model) as model:
+        with _scratch(ctx.trainee.model, train=True) as model:
             weights = masks.prunable(model)
-            total = {n: torch.zeros_like(w) for n, w in weights.items()}
+            g = {n: torch.zeros_like(w) for n, w in weights.items()}
             for x, y in _batches(ctx, self.batches):
                 grads = torch.autograd.grad(F.cross_entropy(model(x), y), list(weights.values()))
-                for (n, w), g in zip(weights.items(), grads):
-                    total[n] += (w.detach() * g).abs()
-        return total
+                for n, grad in zip(weights, grads):
+                    g[n] += grad
+            return {n: (w.detach() * g[n]).abs() for n, w in weights.items()}
 
 
 @PRUNERS.register("grasp")
@@ -430,7 +445,7 @@ class Grasp(ScorePruner):
             raise InitpruneError(f"--temperature must be positive, got {self.temperature}")
 
     def scores(self, ctx: Context) -> dict[str, Tensor]:
-        with _scratch(ctx.trainee.model) as model:
+        with _scratch(ctx.trainee.model, train=True) as model:  # batch statistics, as GraSP's own code
             params = list(masks.prunable(model).values())
             data = list(_batches(ctx, self.batches))
             g = [torch.zeros_like(w) for w in params]
@@ -465,8 +480,8 @@ class SynFlow(ScorePruner):
     def prune(self, ctx: Context) -> dict:
         x, _ = next(iter(_batches(ctx, 1)))
         dtype = torch.float64 if self.double else torch.float32
-        with _scratch(ctx.trainee.model, dtype) as model:
-            model.eval()  # batch norm in inference mode: R is a polynomial of the weights
+        # batch norm in inference mode: R is a polynomial of the weights
+        with _scratch(ctx.trainee.model, train=False, dtype=dtype) as model:
             with torch.no_grad():
                 for p in model.state_dict().values():
                     if p.is_floating_point():

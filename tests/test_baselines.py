@@ -1,11 +1,14 @@
 """The established baselines and the sanity checks (Frankle et al. 2020)."""
 
+import copy
+import itertools
+
 import pytest
 import torch
 from torch import nn
 
 import initprune
-from initprune import masks, models, pruners, seeds
+from initprune import api, masks, models, pruners, seeds
 from initprune.data import Batches
 from initprune.errors import InitpruneError
 from initprune.train import Settings, Trainee, Trainer
@@ -68,6 +71,60 @@ def test_snip_score_is_weight_times_gradient():
     grads = torch.autograd.grad(loss, list(masks.prunable(model).values()))
     for (name, w), g in zip(masks.prunable(model).items(), grads):
         assert torch.allclose(scores[name], (w * g).abs(), atol=1e-7)
+
+
+def test_snip_sums_the_gradients_over_batches_then_takes_the_absolute_value():
+    """The score of Lee et al. 2019 over several batches is |θ ⊙ Σ_b g_b|, not Σ_b |θ ⊙ g_b|:
+    on this model the two estimators keep different weights, and the first one must win."""
+    model = bn_model()
+    ctx = context(model)
+    snip = pruners.Snip(0.5, batches=3, scope="layerwise")
+    scores = snip.scores(ctx)
+    scratch = copy.deepcopy(model).train()
+    weights = masks.prunable(scratch)
+    total = {n: torch.zeros_like(w) for n, w in weights.items()}
+    per_batch = {n: torch.zeros_like(w) for n, w in weights.items()}
+    for x, y in itertools.islice(ctx.trainer.train_batches.epoch(0), 3):
+        grads = torch.autograd.grad(nn.functional.cross_entropy(scratch(x), y), list(weights.values()))
+        for (n, w), g in zip(weights.items(), grads):
+            total[n] += g
+            per_batch[n] += (w.detach() * g).abs()
+    defined = {n: (w.detach() * total[n]).abs() for n, w in weights.items()}
+    for n in scores:
+        assert torch.allclose(scores[n], defined[n], atol=1e-7), n
+    kept, other = masks.select(defined, 0.5), masks.select(per_batch, 0.5)
+    assert any(not torch.equal(kept[n], other[n]) for n in kept)  # the estimators differ here
+    snip.prune(ctx)
+    assert all(torch.equal(ctx.trainee.mask[n], kept[n]) for n in kept)
+
+
+@pytest.mark.parametrize("method", ["snip", "grasp", "synflow"])
+def test_the_mask_does_not_depend_on_the_mode_the_model_was_handed_over_in(method):
+    """SNIP and GraSP score with batch statistics (train mode), SynFlow in eval mode, whatever
+    mode the caller left; the caller's mode is left as it was."""
+    found = {}
+    for training in (True, False):
+        model = bn_model().train(training)
+        ctx = context(model)
+        pruners.make(method, 0.5, **FAST.get(method, {})).prune(ctx)
+        assert model.training == training
+        found[training] = ctx.trainee.mask
+    assert all(torch.equal(found[True][n], found[False][n]) for n in found[True])
+
+
+@pytest.mark.parametrize("method", SCORE_BASED)
+def test_a_frozen_layer_is_scored_and_stays_frozen(method):
+    model = toy_model()
+    model.fc1.weight.requires_grad_(False)
+    result = fit(method, 0.5, model=model)
+    assert result.layers["fc1.weight"]["kept"] < result.layers["fc1.weight"]["numel"]
+    assert not model.fc1.weight.requires_grad
+
+
+def test_snip_has_a_new_identity_since_its_estimator_changed():
+    assert pruners.Snip.version == 2 and pruners.Grasp.version == 1
+    assert api.RunConfig(method="snip").identity() == {"method": "snip", "version": 2}
+    assert "version" not in api.RunConfig(method="grasp").identity()
 
 
 def test_grasp_uses_the_hessian_gradient_product():

@@ -142,6 +142,19 @@ def test_dissipating_follows_its_schedule_and_reports_it(schedule):
         assert per_epoch[0] > pruners.scheduled(0.0, 0.9, 1, 3, "linear")  # fast first
 
 
+def test_geometric_schedule_removes_the_same_fraction_of_the_kept_weights_each_epoch():
+    """Target 0.875 over 3 epochs: density 1 -> 1/2 -> 1/4 -> 1/8, the same split as combined's
+    (1 - s_k) = sqrt(1 - s). Per layer (conv 6, fc1 96, fc2 18 weights) the kept counts are
+    3/48/9, then 2/24/5 (1.5 and 4.5 round up), then 1/12/2: 60, 31 and 15 of 120."""
+    assert [pruners.scheduled(0.0, 0.875, e, 3, "geometric") for e in (1, 2, 3)] == pytest.approx([0.5, 0.75, 0.875])
+    assert pruners.scheduled(0.0, 0.99, 1, 2, "geometric") == pytest.approx(0.9)
+    assert pruners.scheduled(0.5, 0.875, 1, 2, "geometric") == pytest.approx(0.75)  # from a starting mask
+    result = fit("dissipating", 0.875, prune_epochs=3, schedule="geometric", epochs=3)
+    assert [round((1 - s) * 120) for s in result.extra["sparsity_per_epoch"]] == [60, 31, 15]
+    assert result.layers == {"conv.weight": {"numel": 6, "kept": 1}, "fc1.weight": {"numel": 96, "kept": 12},
+                             "fc2.weight": {"numel": 18, "kept": 2}}
+
+
 def test_dissipating_threshold_prunes_below_tau_capped_by_the_target():
     low = fit("dissipating", 0.9, tau=1e-9, prune_epochs=1, epochs=1)
     assert low.sparsity_actual < 0.2  # almost everything moved more than 1e-9 of itself
