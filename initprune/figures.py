@@ -8,35 +8,80 @@ that differ from the method's defaults, "{}" for the default method), options (d
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import json
+import math
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
 
+from . import pruners
+
 NOTE = "initprune, on our grid (shared/METHOD.md), not the paper's numbers"
-PAPER = ("random", "kstarts", "dissipating", "combined")
-BASELINES = ("magnitude", "snip", "grasp", "synflow", "posttrain")
-ORDER = ("dense", *PAPER, *BASELINES)
-COLORS = {"dense": "black", "random": "tab:gray", "kstarts": "tab:blue", "dissipating": "tab:orange",
-          "combined": "tab:green", "magnitude": "tab:brown", "snip": "tab:purple", "grasp": "tab:pink",
-          "synflow": "tab:olive", "posttrain": "tab:cyan"}
-STYLES = {m: ":" for m in BASELINES}  # the paper's methods solid, the baselines dotted
+LEVEL = 0.95  # the confidence of every interval of the verdict
+FAMILY_STYLE = {"paper": "-", "baseline": ":", "reference": "--"}
+MARKERS = ("o", "s", "^", "D", "v", "P")
+
+
+def _entry(method: str):
+    """The method's registry entry; None for one the registry does not know (a plugin that is
+    not installed any more): it still gets a line, in a style of its own."""
+    return pruners.PRUNERS[method] if method in pruners.PRUNERS else None
+
+
+def color(method: str) -> str:
+    entry = _entry(method)
+    if entry is not None and entry.color:
+        return entry.color
+    return f"C{int(hashlib.sha256(method.encode()).hexdigest(), 16) % 10}"
+
+
+def family(method: str) -> str:
+    entry = _entry(method)
+    return entry.family if entry is not None else "baseline"
+
+
+def _defaults(method: str) -> dict:
+    entry = _entry(method)
+    return {} if entry is None else {f.name: f.default for f in dataclasses.fields(entry)
+                                     if f.default is not dataclasses.MISSING}
+
+
+def label(method: str, options: dict | None) -> str:
+    """A method with the options that make a method of its own (dissipating's schedule), so
+    that "dissipating (cubic)" and "dissipating (linear)" are judged apart."""
+    entry = _entry(method)
+    keys = entry.lines if entry is not None else ()
+    values = {**_defaults(method), **(options or {})}
+    parts = [str(values[k]) for k in keys if k in values]
+    return f"{method} ({', '.join(parts)})" if parts else method
+
+
+def _rest(method: str, variant: str) -> str:
+    """The variant without the options that make labels: what is left must be the defaults."""
+    entry = _entry(method)
+    keys = entry.lines if entry is not None else ()
+    return json.dumps({k: v for k, v in json.loads(variant or "{}").items() if k not in keys}, sort_keys=True)
 
 
 def _default(table):
-    """The main comparison: per dataset, arch and method, the runs with the method's default
-    options, or where there are none, the option set that covers the most points."""
-    table = table[table["ablation"] == "none"]
-    if table.empty:
-        return table
-    keep = []
-    for _, part in table.groupby(["dataset", "arch", "method"]):
-        counts = part["variant"].value_counts()
-        keep.append(part[part["variant"] == ("{}" if "{}" in counts else counts.index[0])])
+    """The main comparison: per dataset, arch and label, the runs with the method's default
+    options beside those of its label, or where there are none, the option set that covers
+    the most points. Adds the column ``label``."""
     import pandas as pd
 
-    return pd.concat(keep)
+    table = table[table["ablation"] == "none"]
+    if table.empty:
+        return table.assign(label=pd.Series(dtype=str))
+    table = table.assign(label=[label(m, o) for m, o in zip(table["method"], table["options"])],
+                         rest=[_rest(m, v) for m, v in zip(table["method"], table["variant"])])
+    keep = []
+    for _, part in table.groupby(["dataset", "arch", "label"]):
+        counts = part["rest"].value_counts()
+        keep.append(part[part["rest"] == ("{}" if "{}" in counts else counts.index[0])])
+    return pd.concat(keep).drop(columns="rest")
 
 
 def _panels(table):
@@ -60,30 +105,76 @@ def _label(ax, xlabel: str, ylabel: str, title: str) -> None:
         ax.legend(fontsize=8)
 
 
-def _methods(table):
-    present = list(dict.fromkeys(table["method"]))
-    return [m for m in ORDER if m in present] + [m for m in present if m not in ORDER]
+def _order(method: str) -> int:
+    names = pruners.PRUNERS.names()
+    return names.index(method) if method in names else len(names)
+
+
+def _methods(table, column: str = "method"):
+    """The methods (or labels) present, in registry order; a method's default label first."""
+    present = list(dict.fromkeys(table[column]))
+    base = lambda name: name.split(" (")[0]  # noqa: E731
+    return sorted(present, key=lambda n: (_order(base(n)), n != label(base(n), {}), n))
+
+
+def _style(name: str, index: int = 0) -> dict:
+    """Colour from the method, line style from its family, a marker per label of one method."""
+    method = name.split(" (")[0]
+    return {"color": color(method), "ls": FAMILY_STYLE.get(family(method), "-."),
+            "marker": MARKERS[index % len(MARKERS)]}
+
+
+def _curves(ax, part, names, confident=None):
+    """Accuracy against density, mean ± std over seeds, one line per label; dense as a ceiling.
+    ``confident``: {label: sparsities} where the paper's claim is better against every rival."""
+    seen: dict[str, int] = {}
+    for name in names:
+        rows = part[part["label"] == name]
+        method = name.split(" (")[0]
+        if method == "dense":
+            mean = rows["test_accuracy"].mean()
+            ax.axhline(mean, color="black", ls="--", lw=1, label=f"dense ({mean:.3f})")
+            continue
+        index = seen[method] = seen.get(method, -1) + 1
+        stats = rows.groupby("sparsity")["test_accuracy"].agg(["mean", "std"]).sort_index()
+        density = 1 - stats.index.to_numpy()
+        ax.errorbar(density, stats["mean"], yerr=stats["std"].fillna(0), capsize=3, label=name,
+                    **_style(name, index))
+        marked = sorted(set((confident or {}).get(name, ())) & set(stats.index))
+        if marked:
+            ax.scatter(1 - np.array(marked), stats.loc[marked, "mean"], marker="*", s=160, zorder=5,
+                       facecolor="gold", edgecolor=color(method), linewidth=0.8)
+    if confident and any(confident.values()):
+        ax.scatter([], [], marker="*", s=160, facecolor="gold", edgecolor="gray",
+                   label=f"claim better than every rival ({LEVEL:.0%} CI)")
+    ax.set_xscale("log")
+    ax.invert_xaxis()
 
 
 def accuracy_vs_sparsity(table):
-    """Figure 1: test accuracy against density (log axis), mean and spread over seeds."""
+    """Figure 1: test accuracy against density (log axis), mean and spread over seeds; a star
+    where the paper's claim for that method is better than each of its rivals with confidence."""
     table = _default(table)
+    confident = _confident(verdicts(table))
     fig, panels = _panels(table)
     for (dataset, arch), ax in panels:
         part = table[(table["dataset"] == dataset) & (table["arch"] == arch)]
-        for method in _methods(part):
-            rows = part[part["method"] == method]
-            if method == "dense":
-                mean = rows["test_accuracy"].mean()
-                ax.axhline(mean, color="black", ls="--", lw=1, label=f"dense ({mean:.3f})")
-                continue
-            stats = rows.groupby("sparsity")["test_accuracy"].agg(["mean", "std", "count"]).sort_index()
-            density = 1 - stats.index.to_numpy()
-            ax.errorbar(density, stats["mean"], yerr=stats["std"].fillna(0), marker="o", capsize=3,
-                        label=method, color=COLORS.get(method), ls=STYLES.get(method, "-"))
-        ax.set_xscale("log")
-        ax.invert_xaxis()
+        _curves(ax, part, _methods(part, "label"), confident.get((dataset, arch)))
         _label(ax, "density (fraction of weights kept, log)", "test accuracy", f"{dataset} / {arch}")
+    return _note(fig)
+
+
+def dissipating_schedules(table):
+    """Accuracy against density for each dissipating schedule (alone and in combined), with
+    random for reference: the schedule alone can decide the verdict."""
+    table = _default(table)
+    table = table[table["method"].isin(["random", "dissipating", "combined"])]
+    fig, panels = _panels(table)
+    for (dataset, arch), ax in panels:
+        part = table[(table["dataset"] == dataset) & (table["arch"] == arch)]
+        _curves(ax, part, _methods(part, "label"))
+        _label(ax, "density (fraction of weights kept, log)", "test accuracy",
+               f"{dataset} / {arch}: the dissipating schedules")
     return _note(fig)
 
 
@@ -95,15 +186,15 @@ def learning_curves(table, sparsity: float | None = None):
     fig, panels = _panels(table)
     for (dataset, arch), ax in panels:
         part = table[(table["dataset"] == dataset) & (table["arch"] == arch)]
-        for method in _methods(part):
-            rows = part[(part["method"] == method) & ((part["sparsity"] == sparsity) | (part["method"] == "dense"))]
+        for name in _methods(part, "label"):
+            rows = part[(part["label"] == name) & ((part["sparsity"] == sparsity) | (part["method"] == "dense"))]
             if rows.empty:
                 continue
             curves = np.array([[h["test_accuracy"] for h in hist] for hist in rows["history"]])
             epochs = np.arange(1, curves.shape[1] + 1)
-            mean = curves.mean(0)
-            ax.plot(epochs, mean, label=method, color=COLORS.get(method), ls="--" if method == "dense" else "-")
-            ax.fill_between(epochs, curves.min(0), curves.max(0), alpha=0.15, color=COLORS.get(method))
+            style = {"color": color(rows["method"].iloc[0]), "ls": _style(name)["ls"]}
+            ax.plot(epochs, curves.mean(0), label=name, **style)
+            ax.fill_between(epochs, curves.min(0), curves.max(0), alpha=0.15, color=style["color"])
         _label(ax, "epoch", "test accuracy", f"{dataset} / {arch}, sparsity {sparsity:g}")
     return _note(fig)
 
@@ -148,22 +239,27 @@ def kstarts_k_and_fitness(table):
 
 
 def kstarts_fitness_vs_final(table):
-    """Figure 3b: fitness after the warm-up against final accuracy of every candidate (analysis mode)."""
-    rows = [r for r in table[table["method"] == "kstarts"]["extra"]
-            if r["candidates"] and "final_test_accuracy" in r["candidates"][0]]
-    fig, ax = plt.subplots(figsize=(5.5, 4))
-    for n, extra in enumerate(rows):
+    """Figure 3b: fitness after the warm-up against final accuracy of every candidate (analysis
+    mode), one colour per run (sparsity and seed), its winner starred."""
+    kstarts = table[table["method"] == "kstarts"]
+    rows = [(s, seed, extra) for s, seed, extra in zip(kstarts["sparsity"], kstarts["seed"], kstarts["extra"])
+            if extra["candidates"] and "final_test_accuracy" in extra["candidates"][0]]
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    for n, (sparsity, seed, extra) in enumerate(sorted(rows, key=lambda r: (r[0], r[1]))):
         cands = extra["candidates"]
         ranks = np.argsort(np.argsort([c["fitness"] for c in cands])) / max(1, len(cands) - 1)
-        ax.scatter(ranks, [c["final_test_accuracy"] for c in cands], alpha=0.6, s=20)
+        ax.scatter(ranks, [c["final_test_accuracy"] for c in cands], alpha=0.6, s=20, color=f"C{n % 10}",
+                   label=f"s={sparsity:g}, seed {seed}")
         win = cands[extra["winner"]]
-        ax.scatter([ranks[extra["winner"]]], [win["final_test_accuracy"]], marker="*", s=90, color="tab:red",
-                   label="winner" if n == 0 else None)
-    rhos = [r["rank_correlation"] for r in rows if r.get("rank_correlation") is not None]
+        ax.scatter([ranks[extra["winner"]]], [win["final_test_accuracy"]], marker="*", s=110, color=f"C{n % 10}",
+                   edgecolor="black", linewidth=0.6, label="winner (starred)" if n == 0 else None)
+    rhos = [e["rank_correlation"] for _, _, e in rows if e.get("rank_correlation") is not None]
     title = "fitness rank after warm-up vs final accuracy"
     if rhos:
         title += f"\nmean Spearman rho {np.mean(rhos):.2f} over {len(rhos)} runs"
     _label(ax, "fitness rank (0 = least fit, 1 = fittest)", "final test accuracy", title)
+    if rows:
+        ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
     return _note(fig)
 
 
@@ -182,14 +278,15 @@ def dissipating_sparsity(table):
         report = _dissipating_report(row["extra"])
         start = int(row["options"].get("warmup_epochs", 1)) if row["method"] == "combined" else 0
         schedule = row["options"].get("schedule", "linear")
-        label = f"{row['method']}, {schedule}, E_d={len(report['sparsity_per_epoch'])}"
-        lines.setdefault(label, []).append((start, [report["start_sparsity"], *report["sparsity_per_epoch"]]))
-    for label, runs in sorted(lines.items()):
+        name = f"{row['method']}, {schedule}, E_d={len(report['sparsity_per_epoch'])}"
+        lines.setdefault(name, []).append((start, [report["start_sparsity"], *report["sparsity_per_epoch"]]))
+    for name, runs in sorted(lines.items()):
         start, curve = runs[0][0], list(np.mean([c for _, c in runs], axis=0))
         epochs = [0] * (start > 0) + list(range(start, start + len(curve)))  # combined: dense at 0
-        ax.plot(epochs, [0.0] * (start > 0) + curve, marker="o", label=label,
-                color=COLORS["combined" if label.startswith("combined") else "dissipating"],
-                ls="--" if "cubic" in label else "-", alpha=0.8)
+        schedule = name.split(", ")[1]
+        ax.plot(epochs, [0.0] * (start > 0) + curve, label=name, color=color(name.split(",")[0]), alpha=0.8,
+                marker=MARKERS[pruners.SCHEDULES.index(schedule) if schedule in pruners.SCHEDULES else -1],
+                ls={"linear": "-", "geometric": "-.", "cubic": "--"}.get(schedule, ":"))
     _label(ax, "epoch", "sparsity", "Dissipating gradients: sparsity per epoch"
            + (f" (target {target:g})" if target is not None else ""))
     return _note(fig)
@@ -234,7 +331,7 @@ def layer_density(results: list[dict]):
     for i, r in enumerate(results):
         dens = [r["layers"][n]["kept"] / r["layers"][n]["numel"] for n in layers]
         ax.bar(np.arange(len(layers)) + i * width, dens, width, label=f"{r['method']} (s={r['sparsity_actual']:.2f})",
-               color=COLORS.get(r["method"]))
+               color=color(r["method"]))
     ax.set_xticks(np.arange(len(layers)) + 0.4 - width / 2)
     ax.set_xticklabels(layers, fontsize=8)
     ax.set_yscale("log")
@@ -243,81 +340,154 @@ def layer_density(results: list[dict]):
 
 
 def accuracy_table(table):
-    """Table 1: mean ± std of final test accuracy, per (dataset, arch, method) and sparsity."""
+    """Table 1: mean ± std of final test accuracy, per (dataset, arch, method label) and sparsity."""
     import pandas as pd
 
     table = _default(table)
     if table.empty:
         return pd.DataFrame(columns=["dataset", "arch", "method"])
-    stats = table.groupby(["dataset", "arch", "method", "sparsity"])["test_accuracy"].agg(["mean", "std", "count"])
+    stats = table.groupby(["dataset", "arch", "label", "sparsity"])["test_accuracy"].agg(["mean", "std", "count"])
     stats["std"] = stats["std"].fillna(0.0)
     cells = stats.apply(lambda r: f"{r['mean']:.4f} ± {r['std']:.4f} (n={int(r['count'])})", axis=1)
     wide = cells.unstack("sparsity")
     wide.columns = [f"s={c:g}" for c in wide.columns]
-    order = {m: i for i, m in enumerate(ORDER)}
-    wide = wide.reset_index()
-    wide = wide.sort_values(["dataset", "arch", "method"], key=lambda col: col.map(order).fillna(99)
-                            if col.name == "method" else col)
+    wide = wide.reset_index().rename(columns={"label": "method"})
+    order = {name: i for i, name in enumerate(_methods(wide))}
+    wide = wide.sort_values(["dataset", "arch", "method"], key=lambda col: col.map(order) if col.name == "method"
+                            else col)
     return pd.DataFrame(wide).fillna("")
 
 
-# (claim, method that should win, methods it should beat)
+# (number, claim, method that should win, methods it should beat): the paper's claims 2-4
 CLAIMS = [
-    ("2: K-starts picks better masks than random", "kstarts", ["random"]),
-    ("3: dissipating gradients preserves accuracy best", "dissipating", ["random", "kstarts"]),
-    ("4: the combination beats each of them and random", "combined", ["kstarts", "dissipating", "random"]),
-    # beyond the paper: where its methods stand among the established ones
-    *[(f"beyond the paper: {m} against the established baselines", m, list(BASELINES[:4]))
-      for m in ("combined", "dissipating", "kstarts")],
+    ("2", "K-starts picks better masks than random", "kstarts", ["random"]),
+    ("3", "dissipating gradients preserves accuracy best", "dissipating", ["random", "kstarts"]),
+    ("4", "the combination beats each of them and random", "combined", ["kstarts", "dissipating", "random"]),
 ]
 
 
+def claims() -> list[tuple[str, str, str, list[str]]]:
+    """The paper's claims, then each of its methods against every established baseline of the
+    registry (family "baseline"), so that a new baseline joins the comparison by itself."""
+    rivals = [m for m in pruners.PRUNERS.names() if family(m) == "baseline"]
+    beyond = [("beyond", f"{m} against the established baselines", m, rivals) for _, _, m, _ in CLAIMS]
+    return CLAIMS + beyond
+
+
+def interval(diffs) -> tuple[float, float, float]:
+    """Mean and two-sided t-interval (``LEVEL``) of paired differences over seeds; (mean, nan,
+    nan) with fewer than two seeds, where no interval exists."""
+    from scipy.stats import t
+
+    d = np.asarray(diffs, dtype=float)
+    mean = float(d.mean())
+    if len(d) < 2:
+        return mean, math.nan, math.nan
+    half = float(t.ppf(0.5 + LEVEL / 2, len(d) - 1) * d.std(ddof=1) / math.sqrt(len(d)))
+    return mean, mean - half, mean + half
+
+
+def verdict(low: float, high: float) -> str:
+    if low > 0:
+        return "better"
+    if high < 0:
+        return "worse"
+    return "no difference detected"
+
+
 def verdicts(table) -> list[dict]:
-    """Each claim against each rival on each (dataset, arch): the difference in test accuracy,
-    paired by seed, at every sparsity both were run at."""
-    table = _default(table)
+    """Each claim against each rival on each (dataset, arch): per sparsity, the paired
+    difference in test accuracy over seeds with its t-interval and a three-way verdict (better:
+    interval above 0, worse: below 0, else no difference detected). A method with several
+    labels (dissipating's schedules) is judged once per label; against a rival with the same
+    kind of label (combined vs dissipating), the same schedule."""
+    table = table if "label" in table else _default(table)
     out = []
     for (dataset, arch), part in table.groupby(["dataset", "arch"]):
-        acc = part.pivot_table(index=["sparsity", "seed"], columns="method", values="test_accuracy")
-        for claim, winner, rivals in CLAIMS:
-            for rival in rivals:
-                if winner not in acc or rival not in acc:
-                    continue
-                diff = (acc[winner] - acc[rival]).dropna()
-                if diff.empty:
-                    continue
-                per_sparsity = diff.groupby(level="sparsity").mean()
-                per_seed = diff.groupby(level="seed").mean()  # each seed's mean over sparsities
-                out.append({
-                    "dataset": dataset, "arch": arch, "claim": claim, "method": winner, "rival": rival,
-                    "mean_difference": float(diff.mean()),
-                    "std_over_seeds": float(per_seed.std(ddof=1)) if len(per_seed) > 1 else 0.0,
-                    "sparsities": len(per_sparsity), "holds_at": int((per_sparsity > 0).sum()),
-                    "holds_everywhere": bool((per_sparsity > 0).all()),
-                    "worst": float(per_sparsity.min()), "worst_at": float(per_sparsity.idxmin()),
-                })
+        acc = part.pivot_table(index=["sparsity", "seed"], columns="label", values="test_accuracy")
+        options = {name: rows["options"].iloc[0] for name, rows in part.groupby("label")}
+        for number, claim, winner, rivals in claims():
+            for name in _methods(part[part["method"] == winner], "label"):
+                for rival in rivals:
+                    against = label(rival, options[name]) if _entry(rival) and _entry(winner) and \
+                        _entry(rival).lines == _entry(winner).lines else label(rival, {})
+                    if against not in acc or name == against:
+                        continue
+                    diff = (acc[name] - acc[against]).dropna()
+                    if diff.empty:
+                        continue
+                    rows = []
+                    for sparsity, d in diff.groupby(level="sparsity"):
+                        mean, low, high = interval(d.to_numpy())
+                        rows.append({"sparsity": float(sparsity), "seeds": len(d), "mean": mean, "low": low,
+                                     "high": high, "verdict": verdict(low, high)})
+                    counts = {v: sum(r["verdict"] == v for r in rows) for v in ("better", "no difference detected",
+                                                                                 "worse")}
+                    out.append({"dataset": dataset, "arch": arch, "claim": number, "text": claim,
+                                "method": name, "rival": against, "mean_difference": float(diff.mean()),
+                                "better": counts["better"], "no_difference": counts["no difference detected"],
+                                "worse": counts["worse"], "sparsities": len(rows), "per_sparsity": rows})
     return out
+
+
+def _confident(rows) -> dict:
+    """{(dataset, arch): {label: sparsities}} where a paper claim's method is better than every
+    one of its claim's rivals (not the beyond-the-paper comparison)."""
+    found: dict = {}
+    for (dataset, arch, method), group in _groupby(rows, lambda r: (r["dataset"], r["arch"], r["method"])):
+        group = [r for r in group if r["claim"] != "beyond"]
+        if not group:
+            continue
+        sets = [{p["sparsity"] for p in r["per_sparsity"] if p["verdict"] == "better"} for r in group]
+        found.setdefault((dataset, arch), {})[method] = set.intersection(*sets)
+    return found
+
+
+def _groupby(rows, key):
+    groups: dict = {}
+    for r in rows:
+        groups.setdefault(key(r), []).append(r)
+    return groups.items()
+
+
+def _points(x: float) -> str:
+    return "n/a" if math.isnan(x) else f"{100 * x:+.2f}"
 
 
 def claims_markdown(table) -> str:
     rows = verdicts(table)
     lines = ["# The paper's claims on our grid", "",
              f"Haroon, arXiv 2209.02201, claims 2-4 of shared/METHOD.md; {NOTE}.",
-             "Difference = test accuracy of the method minus its rival, paired by seed, in points of accuracy.", ""]
+             "Difference = test accuracy of the method minus its rival, paired by seed, in points of accuracy; "
+             f"per sparsity its mean with a two-sided {LEVEL:.0%} t-interval over seeds (t with n - 1 degrees of "
+             "freedom). Verdict per sparsity: **better** (interval above 0), **worse** (below 0), or no difference "
+             "detected. Each dissipating schedule is its own method, judged apart.", ""]
     if not rows:
         return "\n".join(lines + ["No runs to compare yet: run `make demo` first.", ""])
-    for claim in dict.fromkeys(r["claim"] for r in rows):
-        lines += [f"## Claim {claim}", "",
-                  "| dataset / arch | vs | mean difference | std over seeds | holds at | worst (at sparsity) "
-                  "| verdict |",
-                  "| --- | --- | --- | --- | --- | --- | --- |"]
-        for r in (r for r in rows if r["claim"] == claim):
-            verdict = ("holds at every sparsity" if r["holds_everywhere"]
-                       else "holds on average, not everywhere" if r["mean_difference"] > 0
-                       else "does not hold")
-            lines.append(f"| {r['dataset']} / {r['arch']} | {r['rival']} | {100 * r['mean_difference']:+.2f} "
-                         f"| {100 * r['std_over_seeds']:.2f} | {r['holds_at']}/{r['sparsities']} "
-                         f"| {100 * r['worst']:+.2f} (s={r['worst_at']:g}) | {verdict} |")
+    for (number, text), group in _groupby(rows, lambda r: (r["claim"], r["text"])):
+        title = f"Claim {number}: {text}" if number != "beyond" else f"Beyond the paper: {text}"
+        sparsities = sorted({p["sparsity"] for r in group for p in r["per_sparsity"]})
+        lines += [f"## {title}", "",
+                  "| dataset / arch | method | vs | mean difference | verdict over sparsities |",
+                  "| --- | --- | --- | --- | --- |"]
+        for r in group:
+            lines.append(f"| {r['dataset']} / {r['arch']} | {r['method']} | {r['rival']} "
+                         f"| {_points(r['mean_difference'])} | better at {r['better']}, no difference at "
+                         f"{r['no_difference']}, worse at {r['worse']} of {r['sparsities']} sparsities |")
+        lines += ["", "Per sparsity: mean difference [95% interval], verdict.", "",
+                  "| dataset / arch | method | vs | " + " | ".join(f"s={s:g}" for s in sparsities) + " |",
+                  "| --- | --- | --- | " + " | ".join("---" for _ in sparsities) + " |"]
+        for r in group:
+            by = {p["sparsity"]: p for p in r["per_sparsity"]}
+            cells = []
+            for s in sparsities:
+                p = by.get(s)
+                if p is None:
+                    cells.append("")
+                    continue
+                mark = {"better": "**better**", "worse": "**worse**"}.get(p["verdict"], "no difference")
+                cells.append(f"{_points(p['mean'])} [{_points(p['low'])}, {_points(p['high'])}] {mark}")
+            lines.append(f"| {r['dataset']} / {r['arch']} | {r['method']} | {r['rival']} | " + " | ".join(cells) + " |")
         lines.append("")
     return "\n".join(lines)
 
@@ -356,6 +526,7 @@ FIGURES = {
     "kstarts_k_and_fitness": kstarts_k_and_fitness,
     "kstarts_fitness_vs_final": kstarts_fitness_vs_final,
     "dissipating_sparsity": dissipating_sparsity,
+    "dissipating_schedules": dissipating_schedules,
     "dissipating_movement": dissipating_movement,
     "dissipating_prune_epochs": dissipating_prune_epochs,
     "ablation_loss": ablation_loss,

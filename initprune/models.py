@@ -74,7 +74,7 @@ def _flat_size(features: nn.Module, input_shape, arch: str) -> int:
         except RuntimeError:
             raise InitpruneError(
                 f"architecture '{arch}' does not fit inputs of shape {tuple(input_shape)}; "
-                "pick mlp for digits (8x8) or a 28x28/32x32 dataset"
+                "pick mlp for digits (8x8), cnn1d or mlp for mnist1d, or a 28x28/32x32 dataset"
             ) from None
     return math.prod(size[1:])
 
@@ -109,6 +109,22 @@ def conv6(input_shape, num_classes):
         features, nn.Linear(flat, 256), nn.ReLU(), nn.Linear(256, 256), nn.ReLU(),
         nn.Linear(256, num_classes),
     )
+
+
+@MODELS.register("cnn1d")
+def cnn1d(input_shape, num_classes, channels=32):
+    """For sequences (MNIST-1D): three 1-D convolutions of 32 channels, kernel 3, stride 2, with
+    ReLU (length 40 -> 20 -> 10 -> 5), then a linear classifier; 7,840 prunable weights."""
+    if len(input_shape) != 2:
+        raise InitpruneError(f"architecture 'cnn1d' needs sequences (channels, length), got inputs of shape "
+                             f"{tuple(input_shape)}; use mnist1d")
+    layers: list[nn.Module] = []
+    cin = input_shape[0]
+    for _ in range(3):
+        layers += [nn.Conv1d(cin, channels, 3, stride=2, padding=1), nn.ReLU()]
+        cin = channels
+    features = nn.Sequential(*layers, nn.Flatten())
+    return nn.Sequential(features, nn.Linear(_flat_size(features, input_shape, "cnn1d"), num_classes))
 
 
 class _Block(nn.Module):

@@ -49,6 +49,14 @@ class Pruner:
     version: ClassVar[int] = 1
     invertible: ClassVar[bool] = False  # has a meaning for "keep the worst" (the invert ablation)
     inverted: ClassVar[bool] = False  # set on an instance by the invert ablation
+    # how figures and claims treat it: "paper" (the paper's methods and its random baseline),
+    # "baseline" (established pruning at initialization: the rivals beyond the paper) or
+    # "reference" (dense, post-training: not pruning at initialization)
+    family: ClassVar[str] = "baseline"
+    color: ClassVar[str | None] = None  # matplotlib colour; None: one of its own
+    # options whose every value is a method of its own in figures, tables and claims, never the
+    # best of them picked after the fact (dissipating's schedule)
+    lines: ClassVar[tuple[str, ...]] = ()
 
     def __post_init__(self):
         if not isinstance(self.sparsity, (int, float)) or not 0 <= self.sparsity < 1:
@@ -91,6 +99,8 @@ def make(method: str, sparsity: float, **options) -> Pruner:
 class Dense(Pruner):
     """No pruning: the ceiling every method is measured against."""
 
+    family: ClassVar[str] = "reference"
+    color: ClassVar[str | None] = "black"
     fixed_sparsity: ClassVar[float | None] = 0.0
 
     def prune(self, ctx: Context) -> dict:
@@ -102,6 +112,8 @@ class Dense(Pruner):
 class Random(Pruner):
     """The paper's baseline: a uniformly random subset of each layer (or of all weights)."""
 
+    family: ClassVar[str] = "paper"
+    color: ClassVar[str | None] = "tab:gray"
     scope: str = "layerwise"
 
     def __post_init__(self):
@@ -123,6 +135,8 @@ SELECTION = ("full", "halving")
 class KStarts(Pruner):
     """k random masks, each trained for a warm-up; the fittest goes on (no rewinding)."""
 
+    family: ClassVar[str] = "paper"
+    color: ClassVar[str | None] = "tab:blue"
     invertible: ClassVar[bool] = True
 
     k: int = 8
@@ -233,6 +247,9 @@ def scheduled(start: float, end: float, epoch: int, epochs: int, schedule: str) 
 class Dissipating(Pruner):
     """Prune the weights that moved least, relative to θ0, during the first epochs."""
 
+    family: ClassVar[str] = "paper"
+    color: ClassVar[str | None] = "tab:orange"
+    lines: ClassVar[tuple[str, ...]] = ("schedule",)
     invertible: ClassVar[bool] = True
 
     prune_epochs: int = 3
@@ -307,6 +324,9 @@ def _log_histogram(movement: dict[str, Tensor], mask: masks.Mask, bins: int = 40
 class Combined(Pruner):
     """K-starts to s_k, then dissipating gradients from s_k to s, movement measured from θ0."""
 
+    family: ClassVar[str] = "paper"
+    color: ClassVar[str | None] = "tab:green"
+    lines: ClassVar[tuple[str, ...]] = ("schedule",)
     invertible: ClassVar[bool] = True
 
     kstarts_sparsity: float | None = None  # default: (1 - s_k) = sqrt(1 - s)
@@ -396,6 +416,7 @@ class Magnitude(ScorePruner):
     """Keep the largest |θ0|, per layer by default: ranked globally, layers initialized with
     smaller weights (larger fan-in) are emptied first."""
 
+    color: ClassVar[str | None] = "tab:brown"
     scope: str = "layerwise"
 
     def scores(self, ctx: Context) -> dict[str, Tensor]:
@@ -408,6 +429,7 @@ class Snip(ScorePruner):
     """SNIP (Lee et al. 2019): |θ ⊙ g| at θ0, g the gradient of the loss over all the sampled
     batches (summed over batches, the absolute value taken once), batch norm in train mode."""
 
+    color: ClassVar[str | None] = "tab:purple"
     version: ClassVar[int] = 2  # 1 summed per-batch |θ ⊙ g_b|: another estimator
 
     batches: int = 10
@@ -434,6 +456,7 @@ class Grasp(ScorePruner):
     """GraSP (Wang et al. 2020): score -θ ⊙ Hg with the logits divided by a temperature;
     the highest scores are removed. Hg by double backward."""
 
+    color: ClassVar[str | None] = "tab:pink"
     batches: int = 10
     temperature: float = 200.0
 
@@ -469,6 +492,7 @@ class SynFlow(ScorePruner):
     """SynFlow (Tanaka et al. 2020), data-free: |θ| weights, an all-ones input, R = Σ outputs,
     score |θ ⊙ ∂R/∂θ|, over ``rounds`` rounds with the density following d^(r/rounds)."""
 
+    color: ClassVar[str | None] = "tab:olive"
     rounds: int = 100
     double: bool = False  # float64, for deep networks whose R overflows float32
 
@@ -517,6 +541,8 @@ class PostTrain(Pruner):
     """The reference from the other side: train dense for all the epochs, prune the smallest
     weights globally in one shot, then fine-tune."""
 
+    family: ClassVar[str] = "reference"
+    color: ClassVar[str | None] = "tab:cyan"
     finetune_epochs: int = 5
     scope: str = "global"
 

@@ -115,7 +115,7 @@ def test_bad_input_from_a_real_process_has_no_traceback():
 def test_list_names_everything(capsys):
     assert cli.main(["list"]) == 0
     out = capsys.readouterr().out
-    for name in ("kstarts", "dissipating", "combined", "digits", "cifar10", "resnet20", "k=8"):
+    for name in ("kstarts", "dissipating", "combined", "digits", "mnist1d", "cnn1d", "cifar10", "resnet20", "k=8"):
         assert name in out
 
 

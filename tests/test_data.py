@@ -21,6 +21,32 @@ def test_digits_split_is_fixed_and_disjoint():
     assert abs(float(a.train[0].mean())) < 1e-4  # standardized with training statistics
 
 
+def test_mnist1d_is_generated_offline_cached_and_split_the_same_way_every_time(tmp_path, monkeypatch):
+    import random
+    import socket
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("MNIST-1D must never touch the network")
+
+    monkeypatch.setattr(socket.socket, "connect", no_network)
+    monkeypatch.setattr(socket, "create_connection", no_network)
+    np.random.seed(123)
+    random.seed(123)
+    before = np.random.get_state()[1].copy(), random.getstate()
+    a = data.load("mnist1d", tmp_path)
+    assert np.array_equal(np.random.get_state()[1], before[0]) and random.getstate() == before[1]  # untouched
+    assert (tmp_path / "mnist1d" / "mnist1d-v1.npz").exists()
+    b = data.load("mnist1d", tmp_path)  # from the cache
+    assert [tuple(s[0].shape) for s in (a.train, a.val, a.test)] == [(3500, 1, 40), (500, 1, 40), (1000, 1, 40)]
+    assert a.input_shape == (1, 40) and a.num_classes == 10
+    assert sorted(a.train[1].unique().tolist()) == list(range(10))
+    assert all(torch.equal(x, y) for x, y in zip((*a.train, *a.val, *a.test), (*b.train, *b.val, *b.test)))
+    assert abs(float(a.train[0].mean())) < 1e-4  # standardized with training statistics
+    (tmp_path / "mnist1d" / "mnist1d-v1.npz").unlink()
+    c = data.load("mnist1d", tmp_path)  # generated again: the same numbers, the same split
+    assert torch.equal(a.train[0], c.train[0]) and torch.equal(a.val[1], c.val[1])
+
+
 def write_idx(path, array):
     array = np.asarray(array, dtype=np.uint8)
     header = struct.pack(">HBB", 0, 0x08, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)

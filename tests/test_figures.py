@@ -2,6 +2,7 @@
 
 import matplotlib
 import matplotlib.pyplot as plt
+import numpy as np
 import pytest
 
 from initprune import figures, tracking
@@ -44,7 +45,8 @@ def test_accuracy_vs_sparsity_draws_one_line_per_method_and_dense_as_the_ceiling
     fig = figures.accuracy_vs_sparsity(table)
     ax = fig.axes[0]
     labels = ax.get_legend_handles_labels()[1]
-    assert labels == ["dense (0.970)", "random", "kstarts", "dissipating", "combined"]
+    lines = [lab for lab in labels if not lab.startswith("claim better")]  # the star's legend entry
+    assert lines == ["dense (0.970)", "random", "kstarts", "dissipating (linear)", "combined (linear)"]
     assert ax.get_xscale() == "log"
 
 
@@ -56,26 +58,86 @@ def test_every_figure_renders_from_the_table_and_from_any_one_method_of_it(table
         plt.close("all")
 
 
-def test_accuracy_table_has_mean_and_spread(table):
+def test_accuracy_table_has_mean_and_spread_and_one_row_per_schedule(table):
     acc = figures.accuracy_table(table)
-    row = acc[acc["method"] == "dissipating"].iloc[0]
+    row = acc[acc["method"] == "dissipating (linear)"].iloc[0]
     assert row["s=0.9"].startswith("0.8550 ± 0.0071 (n=2)")
-    assert list(acc["method"]) == ["dense", "random", "kstarts", "dissipating", "combined"]
+    assert list(acc["method"]) == ["dense", "random", "kstarts", "dissipating (linear)", "combined (linear)"]
 
 
-def test_verdicts_are_paired_differences_by_seed(table):
+def test_verdicts_are_paired_t_intervals_over_seeds_per_sparsity(table):
     rows = {(r["method"], r["rival"]): r for r in figures.verdicts(table)}
-    k = rows[("kstarts", "random")]
-    assert k["mean_difference"] == pytest.approx(0.02) and k["holds_everywhere"]
-    d = rows[("dissipating", "kstarts")]
-    # 0.9: 0.855 - 0.82 = 0.035; 0.99: 0.855 - 0.52 = 0.335
-    assert d["mean_difference"] == pytest.approx((0.035 + 0.335) / 2) and d["holds_at"] == 2
-    c = rows[("combined", "dissipating")]
-    # seed 0: 0.84 - 0.85 = -0.01, seed 1: 0.86 - 0.86 = 0, at both sparsities
-    assert c["mean_difference"] == pytest.approx(-0.005) and not c["holds_everywhere"]
-    assert c["std_over_seeds"] == pytest.approx(0.01 / 2**0.5)
+    k = rows[("kstarts", "random")]  # +0.02 on every seed at both sparsities: a zero-width interval above 0
+    assert k["mean_difference"] == pytest.approx(0.02) and (k["better"], k["no_difference"], k["worse"]) == (2, 0, 0)
+    d = {p["sparsity"]: p for p in rows[("dissipating (linear)", "kstarts")]["per_sparsity"]}
+    # s=0.9: differences 0.03, 0.04 -> mean 0.035 ± t(0.975, 1) * 0.00707 / sqrt(2) = ± 0.0635
+    assert d[0.9]["mean"] == pytest.approx(0.035)
+    assert (d[0.9]["low"], d[0.9]["high"]) == pytest.approx((0.035 - 0.06353, 0.035 + 0.06353), abs=1e-4)
+    assert d[0.9]["verdict"] == "no difference detected" and d[0.99]["verdict"] == "better"
+    c = rows[("combined (linear)", "dissipating (linear)")]  # the same schedule on both sides
+    assert c["mean_difference"] == pytest.approx(-0.005) and c["no_difference"] == 2
     text = figures.claims_markdown(table)
-    assert "## Claim 4" in text and "does not hold" in text and "not the paper's numbers" in text
+    assert "## Claim 4" in text and "not the paper's numbers" in text and "95% t-interval" in text
+    assert "| digits / mlp | dissipating (linear) | kstarts | +18.50 | better at 1, no difference at 1, worse at 0 " \
+           "of 2 sparsities |" in text
+
+
+def test_interval_and_three_way_verdict():
+    mean, low, high = figures.interval([0.01, 0.02, 0.03])  # sd 0.01, t(0.975, 2) = 4.3027
+    assert (mean, low, high) == pytest.approx((0.02, 0.02 - 0.024842, 0.02 + 0.024842), abs=1e-6)
+    assert figures.verdict(low, high) == "no difference detected"
+    assert figures.verdict(0.001, 0.3) == "better" and figures.verdict(-0.3, -0.001) == "worse"
+    mean, low, high = figures.interval([0.05])  # one seed: no interval, no verdict either way
+    assert mean == 0.05 and figures.verdict(low, high) == "no difference detected"
+
+
+def schedules_table():
+    """Three seeds; the cubic schedule beats random by 5 ± 1 points, linear loses by 5 ± 1."""
+    rows = []
+    for seed, noise in zip((0, 1, 2), (-0.01, 0.0, 0.01)):
+        for s in (0.9, 0.98):
+            rows += [result("random", s, seed, 0.80), result("kstarts", s, seed, 0.80, extra=KS),
+                     result("dissipating", s, seed, 0.85 + noise, options={"schedule": "cubic"},
+                            variant='{"schedule": "cubic"}', extra=DIS),
+                     result("dissipating", s, seed, 0.75 + noise, options={"schedule": "linear"}, extra=DIS)]
+    return tracking.to_table(rows)
+
+
+def test_each_schedule_is_judged_apart_never_the_best_picked():
+    rows = {(r["method"], r["rival"]): r for r in figures.verdicts(schedules_table())}
+    cubic, linear = rows[("dissipating (cubic)", "random")], rows[("dissipating (linear)", "random")]
+    assert (cubic["better"], cubic["worse"]) == (2, 0) and (linear["better"], linear["worse"]) == (0, 2)
+    assert figures._confident(figures.verdicts(schedules_table()))[("digits", "mlp")] == {
+        "dissipating (cubic)": {0.9, 0.98}, "dissipating (linear)": set(), "kstarts": set()}
+
+
+def test_accuracy_figure_stars_where_the_claim_is_better_with_confidence():
+    ax = figures.accuracy_vs_sparsity(schedules_table()).axes[0]
+    labels = ax.get_legend_handles_labels()[1]
+    assert "dissipating (cubic)" in labels and "dissipating (linear)" in labels
+    assert any("claim better than every rival" in lab for lab in labels)
+    gold = list(matplotlib.colors.to_rgba("gold"))
+    stars = [c for c in ax.collections if len(c.get_offsets()) and len(c.get_facecolor())
+             and list(c.get_facecolor()[0]) == pytest.approx(gold)]
+    assert sorted(np.round(stars[0].get_offsets()[:, 0], 3).tolist()) == [0.02, 0.1]  # densities of 0.98 and 0.9
+    plt.close("all")
+
+
+def test_a_method_the_figures_never_heard_of_gets_a_style_and_a_verdict(table):
+    mine = [result("mine", s, seed, 0.9) for s in (0.9, 0.99) for seed in (0, 1)]
+    both = tracking.to_table(table.to_dict("records") + tracking.to_table(mine).to_dict("records"))
+    ax = figures.accuracy_vs_sparsity(both).axes[0]
+    assert "mine" in ax.get_legend_handles_labels()[1]
+    assert figures.color("mine").startswith("C") and figures.family("mine") == "baseline"
+    assert "mine" in list(figures.accuracy_table(both)["method"])
+    plt.close("all")
+
+
+def test_fitness_vs_final_says_which_run_each_point_is(table):
+    ax = figures.kstarts_fitness_vs_final(table).axes[0]
+    labels = ax.get_legend_handles_labels()[1]
+    assert {"s=0.9, seed 0", "s=0.99, seed 1", "winner (starred)"} <= set(labels)
+    plt.close("all")
 
 
 def test_assemble_writes_figures_tables_and_claims(table, tmp_path):

@@ -5,7 +5,7 @@ from initprune import masks, models
 from initprune.errors import InitpruneError
 
 SHAPES = {"mlp": (1, 8, 8), "lenet300": (1, 28, 28), "lenet5": (1, 28, 28), "conv6": (3, 32, 32),
-          "resnet20": (3, 32, 32)}
+          "resnet20": (3, 32, 32), "cnn1d": (1, 40)}
 
 
 @pytest.mark.parametrize("arch", models.MODELS.names())
@@ -30,6 +30,8 @@ def test_known_sizes():
     assert count(models.build("mlp", (1, 8, 8), 10, 0)) == 64 * 300 + 300 * 100 + 100 * 10
     assert count(models.build("lenet300", (1, 28, 28), 10, 0)) == 784 * 300 + 300 * 100 + 100 * 10
     assert count(models.build("lenet5", (1, 28, 28), 10, 0)) == 150 + 2400 + 400 * 120 + 120 * 84 + 840
+    assert count(models.build("cnn1d", (1, 40), 10, 0)) == 32 * 3 + 2 * 32 * 32 * 3 + 32 * 5 * 10  # 7,840
+    assert count(models.build("mlp", (1, 40), 10, 0)) == 40 * 300 + 300 * 100 + 100 * 10
     resnet = models.build("resnet20", (3, 32, 32), 10, 0)
     assert len(masks.prunable(resnet)) == 20  # 19 convolutions and the classifier
     assert 0.26e6 < count(resnet) < 0.28e6  # ResNet-20 has about 0.27M weights
@@ -38,3 +40,8 @@ def test_known_sizes():
 def test_a_model_that_does_not_fit_the_input_is_a_clear_error():
     with pytest.raises(InitpruneError, match="does not fit inputs of shape"):
         models.build("lenet5", (1, 8, 8), 10, 0)
+
+
+def test_cnn1d_refuses_images_in_one_line():
+    with pytest.raises(InitpruneError, match="'cnn1d' needs sequences"):
+        models.build("cnn1d", (1, 8, 8), 10, 0)

@@ -2,6 +2,7 @@
 
 import ast
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -86,3 +87,11 @@ def test_resources_come_from_the_command_line_then_the_profile_then_the_device(t
     assert own.resources() == {"cpus": 4, "gpus": 0.5}
     assert own.resources(cpus=1, gpus=0) == {"cpus": 1, "gpus": 0}
     assert plain.cell != cuda.cell and plain.cell == sweep.load_profile(str(path))[0].cell  # stable identity
+
+
+def test_the_figures_notebook_shows_every_figure_the_library_writes():
+    from initprune import figures
+
+    source = "".join("".join(c["source"]) for c in cells(sweep.NOTEBOOKS / "figures.ipynb"))
+    shown = set(re.findall(r'folder / "(\w+)\.png"', source))
+    assert shown == set(figures.FIGURES)

@@ -44,6 +44,20 @@ def test_every_pruner_keeps_exact_counts(method, sparsity):
     assert len(result.history) == 2 + result.extra.get("finetune_epochs", 0)
 
 
+@pytest.mark.parametrize("method", initprune.PRUNERS.names())
+def test_every_pruner_runs_on_the_1d_cnn_of_mnist1d(method):
+    model = models.build("cnn1d", (1, 40), 10, seed=0)
+    x, y = toy_data(64, inputs=40, classes=10)
+    sparsity = 0.0 if pruners.PRUNERS[method].fixed_sparsity is not None else 0.9
+    result = initprune.fit(model, train=(x.view(-1, 1, 40), y), test=(x[:16].view(-1, 1, 40), y[:16]),
+                           method=method, sparsity=sparsity, epochs=2, seed=0, device="cpu", batch_size=16,
+                           **FAST.get(method, {}))
+    assert list(result.mask) == ["0.0.weight", "0.2.weight", "0.4.weight", "1.weight"]
+    assert result.sparsity_actual == pytest.approx(sparsity, abs=0.01)
+    weights = masks.prunable(model)
+    assert all((weights[n][~m] == 0).all() for n, m in result.mask.items())
+
+
 @pytest.mark.parametrize("method", [m for m in initprune.PRUNERS.names() if m != "dense"])
 def test_same_seed_same_mask_and_another_seed_another(method):
     a, b, c = fit(method, 0.5, seed=3), fit(method, 0.5, seed=3), fit(method, 0.5, seed=4)
