@@ -1,6 +1,6 @@
 """initprune's speed, each figure a ratio against its reference, measured in one process.
 
-    python benchmarks/bench.py [--quick] [--skip-demo]     (make bench)
+    python benchmarks/bench.py [--quick] [--skip-demo | --demo-only]     (make bench)
 
 Synthetic tensors of the real shapes (no download). Each figure is the median of several
 repetitions after a warm-up; the table prints min, median and max; benchmarks/latest.json keeps
@@ -38,7 +38,7 @@ TARGETS = {  # key: (comparison, bound); None: reported only
     "epoch_vs_flop_bound": ("<=", 2.0),
     "kstarts_halving_cost_vs_full": ("<=", 0.4),
     "kstarts_full_cost_vs_dense_epochs": ("<=", 8.0),
-    "demo_seconds": ("<=", 300.0),
+    "demo_seconds": ("<=", 360.0),
 }
 
 
@@ -237,7 +237,17 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="fewer repetitions and images (a smoke run)")
     p.add_argument("--skip-demo", action="store_true", help="do not time make demo")
+    p.add_argument("--demo-only", action="store_true",
+                   help="time make demo alone and update demo_seconds in latest.json, keeping the rest")
     args = p.parse_args(argv)
+    if args.demo_only:
+        seconds = bench_demo()["demo_seconds"][0][0]
+        latest = ROOT / "benchmarks" / "latest.json"
+        out = json.loads(latest.read_text()) if latest.exists() else {}
+        out.update(demo_seconds=seconds, demo_seconds_range=[seconds, seconds])
+        latest.write_text(json.dumps(out, indent=1) + "\n")
+        print(f"make demo, clean store, .venv present: {seconds:.1f} s (target <= {TARGETS['demo_seconds'][1]:g})")
+        return 0
     initprune.api.set_threads()
     reps = 3 if args.quick else 7
     results, details = {}, {}
