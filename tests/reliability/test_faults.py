@@ -4,6 +4,7 @@ PyTorch models and loaders that fit misread, and training settings that are not 
 
 import pytest
 import torch
+from torch import nn
 
 import initprune
 from initprune import cli
@@ -29,6 +30,31 @@ def untouched(model):
 
 
 RUN = ["run", "--method", "random", "--epochs", "1", "--no-tracking"]
+
+
+# ---- models and loaders fit must not misread -------------------------------------------------------
+
+class Shared(nn.Module):
+    """Two layers that use one weight Parameter (weight tying)."""
+
+    def __init__(self):
+        super().__init__()
+        self.a, self.b, self.c = nn.Linear(16, 16), nn.Linear(16, 16), nn.Linear(16, 3)
+        self.b.weight = self.a.weight
+
+    def forward(self, x):
+        return self.c(torch.relu(self.b(torch.relu(self.a(x)))))
+
+
+def test_a_weight_shared_by_two_layers_gets_one_mask_counted_once():
+    torch.manual_seed(0)
+    model, x = Shared(), torch.randn(96, 16)
+    y = x[:, :3].argmax(1)
+    result = initprune.fit(model, (x, y), (x, y), method="random", sparsity=0.5, epochs=1, device="cpu")
+    assert list(result.mask) == ["a.weight", "c.weight"]
+    assert result.layers["a.weight"] == {"numel": 256, "kept": 128}
+    zeros = int((model.a.weight == 0).sum()) + int((model.c.weight == 0).sum())
+    assert result.sparsity_actual == pytest.approx(zeros / (256 + 48))
 
 
 # ---- training settings ----------------------------------------------------------------------------
