@@ -70,8 +70,9 @@ def check_epochs(pruner: pruners.Pruner, epochs) -> None:
         )
 
 
-def _check_split(name: str, split):
-    """(X, y) tensors that agree with each other; a DataLoader is taken as it is."""
+def _check_split(name: str, split, dtype: torch.dtype):
+    """(X, y) tensors that agree with each other, X in the model's dtype; a DataLoader is taken
+    as it is (its batches are checked as they come: data.check_batch)."""
     if split is None or isinstance(split, torch.utils.data.DataLoader):
         return split
     if not (isinstance(split, (tuple, list)) and len(split) == 2 and all(torch.is_tensor(t) for t in split)):
@@ -85,7 +86,35 @@ def _check_split(name: str, split):
         raise InitpruneError(f"{name}: X contains NaN or infinite values; clean or impute them first")
     if int(y.min()) < 0:
         raise InitpruneError(f"{name}: labels must be class indices >= 0, got {int(y.min())}")
-    return x.float() if not x.is_floating_point() else x, y.long()
+    return x.to(dtype), y.long()
+
+
+def _model_dtype(model: nn.Module) -> torch.dtype:
+    """The one floating dtype of the model's parameters: float32 or float64."""
+    kinds = sorted({str(p.dtype).removeprefix("torch.") for p in model.parameters() if p.is_floating_point()})
+    if len(kinds) > 1:
+        raise InitpruneError(f"the model mixes parameter dtypes ({', '.join(kinds)}); "
+                             "give it one with model.float() or model.double()")
+    if kinds and kinds[0] not in ("float32", "float64"):
+        # plain SGD or Adam in half precision loses small updates and overflows without loss scaling
+        raise InitpruneError(f"the model's parameters are {kinds[0]}; fit trains in float32 or float64: "
+                             "call model.float() first")
+    return getattr(torch, kinds[0]) if kinds else torch.float32
+
+
+def _first_batch(name: str, loader, dtype: torch.dtype):
+    """A DataLoader's first batch, checked, drawn without moving the random state its sampler
+    draws from (torch's global generator, or the loader's own): training sees the same order."""
+    own = loader.generator.get_state() if loader.generator is not None else None
+    with torch.random.fork_rng(devices=[]):
+        try:
+            batch = next(iter(loader), None)
+        finally:
+            if own is not None:
+                loader.generator.set_state(own)
+    if batch is None:
+        raise InitpruneError(f"{name}: the DataLoader yields no batches")
+    return datasets.check_batch(name, batch, dtype)
 
 
 ABLATIONS = ("none", "shuffle", "reinit", "invert", "rewind")
@@ -129,13 +158,19 @@ def fit(model: nn.Module, train, test, method: str = "random", sparsity: float =
     check_epochs(pruner, epochs)
     set_threads()
     dev = resolve_device(device)
-    splits = [_check_split(n, s) for n, s in (("train", train), ("val", val), ("test", test))]
     masks.prunable(model)  # a model with nothing to prune fails here
+    dtype = _model_dtype(model)
+    names = ("train", "val", "test")
+    splits = [_check_split(n, s, dtype) for n, s in zip(names, (train, val, test))]
+    firsts = {n: _first_batch(n, s, dtype) for n, s in zip(names, splits)
+              if isinstance(s, torch.utils.data.DataLoader)}
     model.to(dev)
     splits = [(s[0].to(dev), s[1].to(dev)) if isinstance(s, tuple) else s for s in splits]
-    _check_labels(model, splits)
+    classes = _check_model(model, splits, firsts, dev)
+    splits = [datasets.CheckedLoader(s, n, dtype, classes) if isinstance(s, torch.utils.data.DataLoader) else s
+              for n, s in zip(names, splits)]
     train, val, test = splits
-    batches = (datasets.LoaderBatches(train, dev) if isinstance(train, torch.utils.data.DataLoader)
+    batches = (datasets.LoaderBatches(train, dev) if isinstance(train, datasets.CheckedLoader)
                else datasets.Batches(*train, batch_size, seed, augment))
     trainer = Trainer(batches, val, test, settings, dev, epochs)
     theta0 = copy.deepcopy(model.state_dict()) if ablation != "none" else None
@@ -185,21 +220,38 @@ def _ablate(trainee: Trainee, settings: Settings, ablation: str, theta0: dict, s
 
 
 @torch.no_grad()
-def _check_labels(model: nn.Module, splits) -> None:
-    """Every label must name an output of the model."""
+def _check_model(model: nn.Module, splits, firsts: dict, dev) -> int:
+    """The model takes the data and returns (N, classes) logits, and every label names one of
+    its outputs (a DataLoader's first batch here, its other batches as they come). Returns the
+    number of outputs."""
     tensors = [s for s in splits if isinstance(s, tuple)]
-    if not tensors:
-        return
-    x = tensors[0][0][:2]
+    labels = [y for _, y in tensors] + [y for _, y in firsts.values()]
+    x = (tensors[0][0] if tensors else next(iter(firsts.values()))[0].to(dev))[:2]
+    # a model fed only DataLoaders was not called here before: eval mode leaves its batch norm
+    # statistics as they were (the tensor case keeps its long-standing train-mode call)
+    was_training = model.training
+    model.train(bool(tensors) and was_training)
     try:
-        outputs = model(x).shape[-1]
+        out = model(x)
     except RuntimeError as err:
         raise InitpruneError(
             f"the model does not accept inputs of shape {tuple(x.shape[1:])}: {str(err).splitlines()[0]}"
         ) from None
-    top = max(int(y.max()) for _, y in tensors)
+    except Exception as err:  # whatever else the forward of a user's model raises: one line too
+        raise InitpruneError(f"the model fails on the data: {type(err).__name__}: {str(err).splitlines()[0]}") from None
+    finally:
+        model.train(was_training)
+    if not torch.is_tensor(out):
+        raise InitpruneError(f"the model returns a {type(out).__name__}; fit needs its forward to return one "
+                             "tensor of logits, (N, classes): wrap it to return only the logits")
+    if out.dim() != 2 or len(out) != len(x):
+        raise InitpruneError(f"the model returns a tensor of shape {tuple(out.shape)} for {len(x)} inputs; "
+                             "fit needs logits of shape (N, classes)")
+    outputs = out.shape[-1]
+    top = max(int(y.max()) for y in labels)
     if top >= outputs:
         raise InitpruneError(f"label {top} is out of range for a model with {outputs} outputs")
+    return outputs
 
 
 @dataclass

@@ -5,13 +5,14 @@ PyTorch models and loaders that fit misread, and training settings that are not 
 import pytest
 import torch
 from torch import nn
+from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 import initprune
 from initprune import cli
 from initprune.errors import InitpruneError
 from initprune.train import Settings
 
-from toys import toy_data, toy_model
+from toys import Toy, toy_data, toy_model
 
 
 def fit(model=None, train=None, test=None, **kw):
@@ -55,6 +56,115 @@ def test_a_weight_shared_by_two_layers_gets_one_mask_counted_once():
     assert result.layers["a.weight"] == {"numel": 256, "kept": 128}
     zeros = int((model.a.weight == 0).sum()) + int((model.c.weight == 0).sum())
     assert result.sparsity_actual == pytest.approx(zeros / (256 + 48))
+
+
+class Dicts(Dataset):
+    def __init__(self, x, y):
+        self.x, self.y = x, y
+
+    def __len__(self):
+        return len(self.y)
+
+    def __getitem__(self, i):
+        return {"x": self.x[i], "y": self.y[i]}
+
+
+class Pair(nn.Module):
+    """Returns (logits, features): a valid PyTorch model that fit cannot train as it is."""
+
+    def __init__(self):
+        super().__init__()
+        self.net = toy_model()
+
+    def forward(self, x):
+        return self.net(x), x
+
+
+class LateBadLabel(Dataset):
+    """Labels in range except one in the last batch: only seen once training reaches it."""
+
+    def __init__(self, x, y):
+        self.x, self.y = x, y.clone()
+        self.y[-1] = 9
+
+    def __len__(self):
+        return len(self.y)
+
+    def __getitem__(self, i):
+        return self.x[i], self.y[i]
+
+
+X, Y = toy_data()
+LOADER_FAULTS = [
+    (dict(train=DataLoader(Dicts(X, Y), batch_size=16)), "train: the DataLoader yields dict batches"),
+    (dict(model=Pair()), "the model returns a tuple"),
+    (dict(model=Pair(), train=DataLoader(TensorDataset(X, Y), batch_size=16)), "the model returns a tuple"),
+    (dict(train=DataLoader(TensorDataset(X, Y + 5), batch_size=16)), "label 7 is out of range for a model with 3"),
+    (dict(test=DataLoader(TensorDataset(X, Y + 5), batch_size=16)), "label 7 is out of range for a model with 3"),
+    (dict(train=DataLoader(TensorDataset(X, Y.float()), batch_size=16)), "integer class labels"),
+    (dict(model=toy_model().half()), "float16"),
+    (dict(model=toy_model().bfloat16()), "bfloat16"),
+]
+
+
+@pytest.mark.parametrize("kwargs,message", LOADER_FAULTS, ids=[m for _, m in LOADER_FAULTS])
+def test_a_model_or_loader_fit_cannot_train_is_refused_in_one_line_before_training(kwargs, message):
+    model = kwargs.pop("model", toy_model())
+    same = untouched(model)
+    with pytest.raises(InitpruneError) as err:
+        fit(model, **kwargs)
+    assert message in str(err.value) and "\n" not in str(err.value)
+    assert same()
+
+
+def test_a_bad_label_late_in_a_loader_is_one_line_where_it_is_met():
+    with pytest.raises(InitpruneError) as err:
+        fit(train=DataLoader(LateBadLabel(X, Y), batch_size=16))
+    assert "train: label 9 is out of range for a model with 3 outputs" in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+class Recording(Toy):
+    """Keeps the inputs of every training step."""
+
+    def __init__(self):
+        super().__init__()
+        self.seen = []
+
+    def forward(self, x):
+        if self.training and torch.is_grad_enabled():
+            self.seen.append(x.clone())
+        return super().forward(x)
+
+
+def test_looking_at_a_shuffled_loader_first_does_not_change_the_order_training_sees():
+    from initprune.models import initialize
+
+    loader = DataLoader(TensorDataset(X, Y), batch_size=16, shuffle=True)
+    torch.manual_seed(3)
+    expected = [x for x, _ in loader]
+    model = initialize(Recording(), torch.Generator().manual_seed(0))
+    torch.manual_seed(3)
+    fit(model, train=loader)
+    assert len(model.seen) == len(expected)
+    assert all(torch.equal(a, b) for a, b in zip(model.seen, expected))
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float16])
+def test_inputs_of_another_float_dtype_are_converted_to_the_models(dtype):
+    x, y = toy_data()
+    result = fit(train=(x.to(dtype), y), test=(x.to(dtype), y), epochs=2)
+    assert result.test_accuracy > 0.4
+    loader = DataLoader(TensorDataset(x.to(dtype), y), batch_size=16)
+    assert fit(train=loader, test=loader).epochs == 1
+
+
+def test_a_float64_model_trains_in_float64():
+    x, y = toy_data()
+    model = toy_model().double()
+    result = fit(model, train=(x, y), test=(x, y), method="kstarts", k=2, epochs=2)
+    assert result.test_accuracy > 0.4
+    assert all(p.dtype == torch.float64 for p in model.parameters())
 
 
 # ---- training settings ----------------------------------------------------------------------------
