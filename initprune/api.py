@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from . import data as datasets
-from . import masks, models, pruners, seeds
+from . import masks, memory, models, pruners, seeds
 from .errors import InitpruneError
 from .train import Settings, Trainee, Trainer
 
@@ -164,6 +164,7 @@ def fit(model: nn.Module, train, test, method: str = "random", sparsity: float =
     splits = [_check_split(n, s, dtype) for n, s in zip(names, (train, val, test))]
     firsts = {n: _first_batch(n, s, dtype) for n, s in zip(names, splits)
               if isinstance(s, torch.utils.data.DataLoader)}
+    memory.check(model, pruner, settings, splits, dev)  # before any copy of the model is made
     model.to(dev)
     splits = [(s[0].to(dev), s[1].to(dev)) if isinstance(s, tuple) else s for s in splits]
     classes = _check_model(model, splits, firsts, dev)

@@ -1,6 +1,11 @@
 """Faults of issue 13: runs that cannot fit in memory, outputs that cannot be written, valid
 PyTorch models and loaders that fit misread, and training settings that are not numbers."""
 
+import resource
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
 
 import pytest
 import torch
@@ -31,6 +36,99 @@ def untouched(model):
 
 
 RUN = ["run", "--method", "random", "--epochs", "1", "--no-tracking"]
+
+
+# ---- memory --------------------------------------------------------------------------------------
+
+_CEILING = []
+
+
+def _fence():
+    """Cap this process's address space 1 GB above what it used at the first call: code that
+    allocates without asking fails there, in seconds, instead of taking the shared machine
+    down. One ceiling for all tests, since a failed test's traceback keeps what it allocated."""
+    if not _CEILING:
+        _CEILING.append(int(open("/proc/self/statm").read().split()[0]) * resource.getpagesize() + 2**30)
+    _, hard = resource.getrlimit(resource.RLIMIT_AS)
+    resource.setrlimit(resource.RLIMIT_AS, (_CEILING[0], hard))
+
+
+@contextmanager
+def memory_fence():
+    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    _fence()
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
+
+
+def _fence_child():
+    """The same for a command-line process: torch alone maps about 3 GB of address space."""
+    _, hard = resource.getrlimit(resource.RLIMIT_AS)
+    resource.setrlimit(resource.RLIMIT_AS, (5 * 2**30, hard))
+
+
+def wide_toy():
+    return toy_model(inputs=64, hidden=512)  # about 1 MB a copy with its optimizer state
+
+
+@pytest.mark.parametrize("options", [dict(method="kstarts", k=10**6),
+                                     dict(method="kstarts", k=10**6, analysis=True),
+                                     dict(method="combined", k=10**6, sparsity=0.9, epochs=4)],
+                         ids=["kstarts", "kstarts-analysis", "combined"])
+def test_a_k_that_cannot_fit_in_memory_is_refused_at_once(options):
+    model = wide_toy()
+    same = untouched(model)
+    began = time.perf_counter()
+    with memory_fence(), pytest.raises(InitpruneError) as err:
+        fit(model, train=toy_data(inputs=64), test=toy_data(32, inputs=64, seed=1), **options)
+    message = str(err.value)
+    assert time.perf_counter() - began < 10
+    assert "\n" not in message and "--k" in message
+    assert "would hold about" in message and "available" in message
+    assert same()
+
+
+def test_a_normal_k_fits():
+    result = fit(wide_toy(), train=toy_data(inputs=64), test=toy_data(32, inputs=64, seed=1),
+                 method="kstarts", k=4)
+    assert len(result.extra["candidates"]) == 4
+
+
+def test_the_memory_estimate_is_not_far_below_what_candidates_really_take():
+    """A lower bound (activations are left out), but not a wild one: 200 toy candidates, each
+    trained one step, measured against the estimate (about three quarters of it with torch 2.14)."""
+    from initprune import memory, pruners
+    from initprune.train import Trainee
+
+    model, settings = toy_model(), Settings(momentum=0.9)
+    x, y = toy_data(16)
+    base = Trainee(model, settings, initprune.masks.dense(model))
+    nn.functional.cross_entropy(base.model(x), y).backward()  # autograd's own first-use memory
+    rss = lambda: int(open("/proc/self/statm").read().split()[1]) * resource.getpagesize()  # noqa: E731
+    cpu = torch.device("cpu")
+    estimate = memory.estimate(model, pruners.make("kstarts", 0.5, k=200), settings, [], cpu)
+    estimate -= memory.per_copy(model, settings, cpu)  # the run's own copy exists already
+    before = rss()
+    held = [base.clone(settings, base.mask) for _ in range(200)]
+    sinks = [[torch.zeros_like(w) for w in t._w] for t in held]
+    for t in held:  # one step each: the optimizer state exists from here on
+        nn.functional.cross_entropy(t.model(x), y).backward()
+        t.optimizer.step()
+    measured = rss() - before
+    assert 0.5 * measured < estimate < 2 * measured, (estimate, measured)
+    assert len(sinks) == 200
+
+
+def test_the_command_line_refuses_the_k_of_the_issue_in_one_line(tmp_path):
+    out = tmp_path / "r.json"
+    proc = subprocess.run([sys.executable, "-m", "initprune", "run", "--method", "kstarts", "--k", "100000",
+                           "--epochs", "1", "--no-tracking", "--out", str(out)],
+                          capture_output=True, text=True, timeout=300, preexec_fn=_fence_child)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert one_line(proc.stderr) and "initprune: error: " in proc.stderr and "--k" in proc.stderr
+    assert not out.exists()
 
 
 # ---- models and loaders fit must not misread -------------------------------------------------------
