@@ -309,13 +309,16 @@ class RunConfig:
 
 
 def run(config: RunConfig, data_root: str | Path | None = None, device: str = "auto",
-        save_model: str | Path | None = None) -> dict:
-    """One run by name: the result JSON of INTERFACE.md (``run_id`` None: no tracking here)."""
+        save_model: str | Path | None = None, out: str | Path | None = None) -> dict:
+    """One run by name: the result JSON of INTERFACE.md (``run_id`` None: no tracking here),
+    written to ``out`` if given, then the model to ``save_model``."""
     began = time.perf_counter()
     pruner = config.pruner()  # bad options fail before any loading
     settings = config.settings()
     check_epochs(pruner, config.epochs)
     models.MODELS[config.arch]  # an unknown name fails before the data loads
+    check_writable(out, "--out")  # a destination that cannot be written fails before training
+    check_writable(save_model, "--save-model")
     data = datasets.load(config.dataset, data_root)
     model = models.build(config.arch, data.input_shape, data.num_classes, config.seed)
     result = fit(
@@ -323,9 +326,7 @@ def run(config: RunConfig, data_root: str | Path | None = None, device: str = "a
         sparsity=config.sparsity, epochs=config.epochs, seed=config.seed, device=device,
         augment=data.augment, ablation=config.ablation, **dataclasses.asdict(settings), **pruner.options(),
     )
-    if save_model:
-        save(model, result.mask, save_model)
-    return {
+    report = {
         "method": config.method, "dataset": config.dataset, "arch": config.arch, "ablation": config.ablation,
         "seed": config.seed, "sparsity_target": result.sparsity_target,
         "sparsity_actual": result.sparsity_actual, "test_accuracy": result.test_accuracy,
@@ -334,6 +335,64 @@ def run(config: RunConfig, data_root: str | Path | None = None, device: str = "a
         "options": pruner.options(), "variant": json.dumps(config.identity().get("options", {}), sort_keys=True),
         "run_id": None, "seconds": time.perf_counter() - began,
     }
+    _deliver(report, model, result.mask, out, save_model)
+    return report
+
+
+def check_writable(path: str | Path | None, flag: str) -> None:
+    """Create and remove a file beside ``path``: what cannot be written is known before training."""
+    if path is None:
+        return
+    path = Path(path)
+    if not path.parent.exists():
+        raise InitpruneError(f"{flag} {path}: folder {path.parent} does not exist; create it first")
+    if path.is_dir():
+        raise InitpruneError(f"{flag} {path} is a folder; give a file name")
+    probe = path.with_name(f".{path.name}.{os.getpid()}.probe")
+    try:
+        probe.touch()
+        probe.unlink()
+    except OSError as err:
+        raise InitpruneError(f"{flag} {path}: cannot write in {path.parent} ({err.strerror or err}); "
+                             "choose a writable place") from None
+
+
+class OutputError(RuntimeError):
+    """The run finished but an output could not be written; ``result`` is the result, when
+    it is the result JSON that was lost, so that the caller can still hand it over."""
+
+    def __init__(self, message: str, result: dict | None = None):
+        super().__init__(message)
+        self.result = result
+
+
+def _deliver(report: dict, model: nn.Module, mask: masks.Mask, out, save_model) -> None:
+    """The result JSON first, then the model, each on its own: one that fails does not keep
+    the other from being written."""
+    written, failed = [], {}
+    for flag, path, write in (("--out", out, lambda p: p.write_text(json.dumps(report, indent=1))),
+                              ("--save-model", save_model, lambda p: save(model, mask, p))):
+        if path is None:
+            continue
+        try:
+            _atomic(Path(path), write)
+            written.append(f"{flag} {path}")
+        except OSError as err:
+            failed[flag] = f"{flag} {path} ({err.strerror or err})"
+    if failed:
+        kept = f"; written: {', '.join(written)}" if written else ""
+        raise OutputError(f"the run finished but could not write {' and '.join(failed.values())}{kept}",
+                          report if "--out" in failed else None)
+
+
+def _atomic(path: Path, write) -> None:
+    """Write to a temporary file beside ``path``, then rename: a finished file or none."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def save(model: nn.Module, mask: masks.Mask, path: str | Path) -> None:

@@ -1,6 +1,9 @@
 """Faults of issue 13: runs that cannot fit in memory, outputs that cannot be written, valid
 PyTorch models and loaders that fit misread, and training settings that are not numbers."""
 
+import errno
+import json
+import os
 import resource
 import subprocess
 import sys
@@ -129,6 +132,67 @@ def test_the_command_line_refuses_the_k_of_the_issue_in_one_line(tmp_path):
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert one_line(proc.stderr) and "initprune: error: " in proc.stderr and "--k" in proc.stderr
     assert not out.exists()
+
+
+# ---- outputs --------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("flag", ["--out", "--save-model"])
+def test_an_unwritable_destination_is_refused_before_training(tmp_path, flag):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    other = "--save-model" if flag == "--out" else "--out"
+    kept = tmp_path / "other"
+    proc = subprocess.run([sys.executable, "-m", "initprune", *RUN, flag, str(blocker / "x"), other, str(kept)],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2
+    assert one_line(proc.stderr) and proc.stderr.startswith(f"initprune: error: {flag} {blocker / 'x'}")
+    assert "test accuracy" not in proc.stderr  # refused before training
+    assert not kept.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["a-file"]
+
+
+def _fail_for(suffix):
+    real = os.replace
+
+    def replace(src, dst, *args, **kw):
+        if str(dst).endswith(suffix):
+            raise OSError(errno.EROFS, os.strerror(errno.EROFS))
+        return real(src, dst, *args, **kw)
+    return replace
+
+
+def test_a_result_that_cannot_be_written_after_training_goes_to_stdout_and_the_model_is_kept(
+        tmp_path, capsys, monkeypatch):
+    out, model = tmp_path / "r.json", tmp_path / "m.pt"
+    monkeypatch.setattr(os, "replace", _fail_for(".json"))
+    code = cli.main([*RUN, "--out", str(out), "--save-model", str(model)])
+    captured = capsys.readouterr()
+    assert code == 1
+    assert one_line(captured.err) and f"--out {out}" in captured.err and "Read-only file system" in captured.err
+    assert f"--save-model {model}" in captured.err  # says what was kept
+    assert json.loads(captured.out)["method"] == "random"  # the result is not lost
+    assert not out.exists() and set(initprune.api.load(model)) == {"state_dict", "mask"}
+    assert [p.name for p in tmp_path.iterdir()] == ["m.pt"]  # no temporary file left behind
+
+
+def test_a_model_that_cannot_be_saved_after_training_keeps_the_result(tmp_path, capsys, monkeypatch):
+    out, model = tmp_path / "r.json", tmp_path / "m.pt"
+    monkeypatch.setattr(os, "replace", _fail_for(".pt"))
+    monkeypatch.setattr(torch, "save", _failing_save(torch.save))
+    code = cli.main([*RUN, "--out", str(out), "--save-model", str(model)])
+    captured = capsys.readouterr()
+    assert code == 1
+    assert one_line(captured.err) and f"--save-model {model}" in captured.err and f"--out {out}" in captured.err
+    assert json.loads(out.read_text())["method"] == "random"
+    assert [p.name for p in tmp_path.iterdir()] == ["r.json"]
+
+
+def _failing_save(real):
+    """torch.save into the model's path fails as on a read-only disk (whatever name it writes)."""
+    def save(obj, path, *args, **kw):
+        if ".pt" in str(path):
+            raise OSError(errno.EROFS, os.strerror(errno.EROFS))
+        return real(obj, path, *args, **kw)
+    return save
 
 
 # ---- models and loaders fit must not misread -------------------------------------------------------
