@@ -43,11 +43,13 @@ def per_copy(model: nn.Module, settings, device) -> int:
 
 
 def estimate(model: nn.Module, pruner, settings, splits, device) -> int:
-    """Bytes the run will hold on ``device`` at its peak. On CUDA, K-starts trains its
-    candidates as one stacked model (train.Trainer.together), a second copy of each."""
-    candidates = pruner.candidates * (2 if device.type == "cuda" and pruner.candidates > 1 else 1)
+    """Bytes the run will hold on ``device`` at its peak. On CUDA, K-starts trains candidates
+    without buffers as one stacked model (train.Trainer.together), a second copy of each."""
+    stacked = device.type == "cuda" and pruner.candidates > 1 and not any(True for _ in model.buffers())
+    candidates = pruner.candidates * (2 if stacked else 1)
+    # data already on the device is already out of what is available
     data = sum(t.numel() * t.element_size() for split in splits if isinstance(split, tuple)
-               for t in split if t.device != device)  # data already on the device is counted as available
+               for t in split if t.device.type != device.type)
     return (1 + candidates) * per_copy(model, settings, device) + data
 
 
