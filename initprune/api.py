@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from . import data as datasets
-from . import masks, models, pruners, seeds
+from . import masks, memory, models, pruners, seeds
 from .errors import InitpruneError
 from .train import Settings, Trainee, Trainer
 
@@ -73,8 +73,9 @@ def check_epochs(pruner: pruners.Pruner, epochs) -> None:
         )
 
 
-def _check_split(name: str, split):
-    """(X, y) tensors that agree with each other; a DataLoader is taken as it is."""
+def _check_split(name: str, split, dtype: torch.dtype):
+    """(X, y) tensors that agree with each other, X in the model's dtype; a DataLoader is taken
+    as it is (its batches are checked as they come: data.check_batch)."""
     if split is None or isinstance(split, torch.utils.data.DataLoader):
         return split
     if not (isinstance(split, (tuple, list)) and len(split) == 2 and all(torch.is_tensor(t) for t in split)):
@@ -88,7 +89,35 @@ def _check_split(name: str, split):
         raise InitpruneError(f"{name}: X contains NaN or infinite values; clean or impute them first")
     if int(y.min()) < 0:
         raise InitpruneError(f"{name}: labels must be class indices >= 0, got {int(y.min())}")
-    return x.float() if not x.is_floating_point() else x, y.long()
+    return x.to(dtype), y.long()
+
+
+def _model_dtype(model: nn.Module) -> torch.dtype:
+    """The one floating dtype of the model's parameters: float32 or float64."""
+    kinds = sorted({str(p.dtype).removeprefix("torch.") for p in model.parameters() if p.is_floating_point()})
+    if len(kinds) > 1:
+        raise InitpruneError(f"the model mixes parameter dtypes ({', '.join(kinds)}); "
+                             "give it one with model.float() or model.double()")
+    if kinds and kinds[0] not in ("float32", "float64"):
+        # plain SGD or Adam in half precision loses small updates and overflows without loss scaling
+        raise InitpruneError(f"the model's parameters are {kinds[0]}; fit trains in float32 or float64: "
+                             "call model.float() first")
+    return getattr(torch, kinds[0]) if kinds else torch.float32
+
+
+def _first_batch(name: str, loader, dtype: torch.dtype):
+    """A DataLoader's first batch, checked, drawn without moving the random state its sampler
+    draws from (torch's global generator, or the loader's own): training sees the same order."""
+    own = loader.generator.get_state() if loader.generator is not None else None
+    with torch.random.fork_rng(devices=[]):
+        try:
+            batch = next(iter(loader), None)
+        finally:
+            if own is not None:
+                loader.generator.set_state(own)
+    if batch is None:
+        raise InitpruneError(f"{name}: the DataLoader yields no batches")
+    return datasets.check_batch(name, batch, dtype)
 
 
 ABLATIONS = ("none", "shuffle", "reinit", "invert", "rewind")
@@ -132,13 +161,20 @@ def fit(model: nn.Module, train, test, method: str = "random", sparsity: float =
     check_epochs(pruner, epochs)
     set_threads()
     dev = resolve_device(device)
-    splits = [_check_split(n, s) for n, s in (("train", train), ("val", val), ("test", test))]
     masks.prunable(model)  # a model with nothing to prune fails here
+    dtype = _model_dtype(model)
+    names = ("train", "val", "test")
+    splits = [_check_split(n, s, dtype) for n, s in zip(names, (train, val, test))]
+    firsts = {n: _first_batch(n, s, dtype) for n, s in zip(names, splits)
+              if isinstance(s, torch.utils.data.DataLoader)}
+    memory.check(model, pruner, settings, splits, dev)  # before any copy of the model is made
     model.to(dev)
     splits = [(s[0].to(dev), s[1].to(dev)) if isinstance(s, tuple) else s for s in splits]
-    _check_labels(model, splits)
+    classes = _check_model(model, splits, firsts, dev)
+    splits = [datasets.CheckedLoader(s, n, dtype, classes) if isinstance(s, torch.utils.data.DataLoader) else s
+              for n, s in zip(names, splits)]
     train, val, test = splits
-    batches = (datasets.LoaderBatches(train, dev) if isinstance(train, torch.utils.data.DataLoader)
+    batches = (datasets.LoaderBatches(train, dev) if isinstance(train, datasets.CheckedLoader)
                else datasets.Batches(*train, batch_size, seed, augment))
     trainer = Trainer(batches, val, test, settings, dev, epochs)
     theta0 = copy.deepcopy(model.state_dict()) if ablation != "none" else None
@@ -188,21 +224,38 @@ def _ablate(trainee: Trainee, settings: Settings, ablation: str, theta0: dict, s
 
 
 @torch.no_grad()
-def _check_labels(model: nn.Module, splits) -> None:
-    """Every label must name an output of the model."""
+def _check_model(model: nn.Module, splits, firsts: dict, dev) -> int:
+    """The model takes the data and returns (N, classes) logits, and every label names one of
+    its outputs (a DataLoader's first batch here, its other batches as they come). Returns the
+    number of outputs."""
     tensors = [s for s in splits if isinstance(s, tuple)]
-    if not tensors:
-        return
-    x = tensors[0][0][:2]
+    labels = [y for _, y in tensors] + [y for _, y in firsts.values()]
+    x = (tensors[0][0] if tensors else next(iter(firsts.values()))[0].to(dev))[:2]
+    # a model fed only DataLoaders was not called here before: eval mode leaves its batch norm
+    # statistics as they were (the tensor case keeps its long-standing train-mode call)
+    was_training = model.training
+    model.train(bool(tensors) and was_training)
     try:
-        outputs = model(x).shape[-1]
+        out = model(x)
     except RuntimeError as err:
         raise InitpruneError(
             f"the model does not accept inputs of shape {tuple(x.shape[1:])}: {str(err).splitlines()[0]}"
         ) from None
-    top = max(int(y.max()) for _, y in tensors)
+    except Exception as err:  # whatever else the forward of a user's model raises: one line too
+        raise InitpruneError(f"the model fails on the data: {type(err).__name__}: {str(err).splitlines()[0]}") from None
+    finally:
+        model.train(was_training)
+    if not torch.is_tensor(out):
+        raise InitpruneError(f"the model returns a {type(out).__name__}; fit needs its forward to return one "
+                             "tensor of logits, (N, classes): wrap it to return only the logits")
+    if out.dim() != 2 or len(out) != len(x):
+        raise InitpruneError(f"the model returns a tensor of shape {tuple(out.shape)} for {len(x)} inputs; "
+                             "fit needs logits of shape (N, classes)")
+    outputs = out.shape[-1]
+    top = max(int(y.max()) for y in labels)
     if top >= outputs:
         raise InitpruneError(f"label {top} is out of range for a model with {outputs} outputs")
+    return outputs
 
 
 @dataclass
@@ -261,13 +314,16 @@ class RunConfig:
 
 
 def run(config: RunConfig, data_root: str | Path | None = None, device: str = "auto",
-        save_model: str | Path | None = None) -> dict:
-    """One run by name: the result JSON of INTERFACE.md (``run_id`` None: no tracking here)."""
+        save_model: str | Path | None = None, out: str | Path | None = None) -> dict:
+    """One run by name: the result JSON of INTERFACE.md (``run_id`` None: no tracking here),
+    written to ``out`` if given, then the model to ``save_model``."""
     began = time.perf_counter()
     pruner = config.pruner()  # bad options fail before any loading
     settings = config.settings()
     check_epochs(pruner, config.epochs)
     models.MODELS[config.arch]  # an unknown name fails before the data loads
+    check_writable(out, "--out")  # a destination that cannot be written fails before training
+    check_writable(save_model, "--save-model")
     data = datasets.load(config.dataset, data_root)
     model = models.build(config.arch, data.input_shape, data.num_classes, config.seed)
     result = fit(
@@ -275,9 +331,7 @@ def run(config: RunConfig, data_root: str | Path | None = None, device: str = "a
         sparsity=config.sparsity, epochs=config.epochs, seed=config.seed, device=device,
         augment=data.augment, ablation=config.ablation, **dataclasses.asdict(settings), **pruner.options(),
     )
-    if save_model:
-        save(model, result.mask, save_model)
-    return {
+    report = {
         "method": config.method, "dataset": config.dataset, "arch": config.arch, "ablation": config.ablation,
         "seed": config.seed, "sparsity_target": result.sparsity_target,
         "sparsity_actual": result.sparsity_actual, "test_accuracy": result.test_accuracy,
@@ -286,6 +340,64 @@ def run(config: RunConfig, data_root: str | Path | None = None, device: str = "a
         "options": pruner.options(), "variant": json.dumps(config.identity().get("options", {}), sort_keys=True),
         "run_id": None, "seconds": time.perf_counter() - began,
     }
+    _deliver(report, model, result.mask, out, save_model)
+    return report
+
+
+def check_writable(path: str | Path | None, flag: str) -> None:
+    """Create and remove a file beside ``path``: what cannot be written is known before training."""
+    if path is None:
+        return
+    path = Path(path)
+    if not path.parent.exists():
+        raise InitpruneError(f"{flag} {path}: folder {path.parent} does not exist; create it first")
+    if path.is_dir():
+        raise InitpruneError(f"{flag} {path} is a folder; give a file name")
+    probe = path.with_name(f".{path.name}.{os.getpid()}.probe")
+    try:
+        probe.touch()
+        probe.unlink()
+    except OSError as err:
+        raise InitpruneError(f"{flag} {path}: cannot write in {path.parent} ({err.strerror or err}); "
+                             "choose a writable place") from None
+
+
+class OutputError(RuntimeError):
+    """The run finished but an output could not be written; ``result`` is the result, when
+    it is the result JSON that was lost, so that the caller can still hand it over."""
+
+    def __init__(self, message: str, result: dict | None = None):
+        super().__init__(message)
+        self.result = result
+
+
+def _deliver(report: dict, model: nn.Module, mask: masks.Mask, out, save_model) -> None:
+    """The result JSON first, then the model, each on its own: one that fails does not keep
+    the other from being written."""
+    written, failed = [], {}
+    for flag, path, write in (("--out", out, lambda p: p.write_text(json.dumps(report, indent=1))),
+                              ("--save-model", save_model, lambda p: save(model, mask, p))):
+        if path is None:
+            continue
+        try:
+            _atomic(Path(path), write)
+            written.append(f"{flag} {path}")
+        except OSError as err:
+            failed[flag] = f"{flag} {path} ({err.strerror or err})"
+    if failed:
+        kept = f"; written: {', '.join(written)}" if written else ""
+        raise OutputError(f"the run finished but could not write {' and '.join(failed.values())}{kept}",
+                          report if "--out" in failed else None)
+
+
+def _atomic(path: Path, write) -> None:
+    """Write to a temporary file beside ``path``, then rename: a finished file or none."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def save(model: nn.Module, mask: masks.Mask, path: str | Path) -> None:

@@ -87,11 +87,6 @@ def _given(args, names) -> dict:
     return {k: getattr(args, k) for k in names if getattr(args, k) is not None}
 
 
-def _writable(path: Path | None, flag: str) -> None:
-    if path is not None and not path.parent.exists():
-        raise InitpruneError(f"{flag} {path}: folder {path.parent} does not exist; create it first")
-
-
 def cmd_run(args) -> int:
     config = api.RunConfig(
         method=args.method, dataset=args.dataset, arch=args.arch, sparsity=args.sparsity,
@@ -99,17 +94,19 @@ def cmd_run(args) -> int:
         training=_given(args, TRAINING_OPTIONS), ablation=args.ablation,
     )
     data.DATASETS[config.dataset]
-    _writable(args.out, "--out")
-    _writable(args.save_model, "--save-model")
-    result = api.run(config, data_root=args.data_root, device=args.device, save_model=args.save_model)
+    try:
+        result = api.run(config, data_root=args.data_root, device=args.device, save_model=args.save_model,
+                         out=args.out)
+    except api.OutputError as err:
+        if err.result is not None:  # the result JSON could not be written: it is not lost
+            print(json.dumps(err.result))
+        print(f"initprune: error: {err}" + ("; the result JSON is on stdout" if err.result else ""),
+              file=sys.stderr)
+        return 1
     summary = (f"{config.method} {config.dataset}/{config.arch} s={result['sparsity_actual']:.4f}: "
                f"test accuracy {result['test_accuracy']:.4f} in {result['seconds']:.1f}s")
     print(summary, file=sys.stderr)
-    if args.out:
-        tmp = args.out.with_name(args.out.name + ".tmp")
-        tmp.write_text(json.dumps(result, indent=1))
-        tmp.replace(args.out)  # a finished file or none, never half of one
-    else:
+    if not args.out:
         print(json.dumps({k: v for k, v in result.items() if k != "history"}))
     return 0
 

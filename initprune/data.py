@@ -230,3 +230,40 @@ class LoaderBatches:
         for b, (x, y) in enumerate(self.loader):
             if b >= start:
                 yield x.to(self.device), y.to(self.device)
+
+
+def check_batch(name: str, batch, dtype: torch.dtype | None = None, classes: int | None = None):
+    """One batch of a user's DataLoader as the (x, y) fit trains on, or one line saying why not:
+    a dict, a label that is no class index, a label past the model's outputs. ``x`` comes back
+    in ``dtype`` (the model's), ``y`` as int64."""
+    if isinstance(batch, dict):
+        raise InitpruneError(f"{name}: the DataLoader yields dict batches (keys {', '.join(map(str, batch))}); "
+                             "fit needs (x, y) pairs of tensors: give the DataLoader a collate_fn that returns them")
+    if not (isinstance(batch, (tuple, list)) and len(batch) == 2 and all(torch.is_tensor(t) for t in batch)):
+        raise InitpruneError(f"{name}: the DataLoader yields {type(batch).__name__} batches; "
+                             "fit needs (x, y) pairs of tensors")
+    x, y = batch
+    if y.dim() != 1 or len(y) != len(x) or y.is_floating_point() or y.is_complex() or y.dtype == torch.bool:
+        raise InitpruneError(f"{name}: y must be a 1-d tensor of integer class labels, one per row of x; "
+                             f"got {y.dtype} {tuple(y.shape)} for {len(x)} rows")
+    if classes is not None and len(y):
+        low, top = int(y.min()), int(y.max())
+        if low < 0 or top >= classes:
+            bad = low if low < 0 else top
+            raise InitpruneError(f"{name}: label {bad} is out of range for a model with {classes} outputs")
+    return (x if dtype is None else x.to(dtype)), y.long()
+
+
+class CheckedLoader:
+    """A user's DataLoader whose every batch goes through check_batch: a bad label deep in an
+    epoch is one clear line where it is met, not an IndexError (or a CUDA assert) in the loss."""
+
+    def __init__(self, loader, name: str, dtype: torch.dtype, classes: int):
+        self.loader, self.name, self.dtype, self.classes = loader, name, dtype, classes
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+    def __iter__(self):
+        for batch in self.loader:
+            yield check_batch(self.name, batch, self.dtype, self.classes)

@@ -21,12 +21,13 @@ Mask = dict[str, Tensor]
 
 
 def prunable(model: nn.Module) -> dict[str, nn.Parameter]:
-    """The prunable weights of ``model``, by their ``named_parameters`` name."""
-    weights = {
-        f"{name}.weight" if name else "weight": module.weight
-        for name, module in model.named_modules()
-        if isinstance(module, PRUNABLE)
-    }
+    """The prunable weights of ``model``, by their ``named_parameters`` name: a weight that
+    several layers share (weight tying) is one weight with one mask, under its first name."""
+    weights, seen = {}, set()
+    for name, module in model.named_modules():
+        if isinstance(module, PRUNABLE) and id(module.weight) not in seen:
+            seen.add(id(module.weight))
+            weights[f"{name}.weight" if name else "weight"] = module.weight
     if not weights:
         raise InitpruneError(
             f"{type(model).__name__} has no nn.Linear/nn.Conv1d/nn.Conv2d layer to prune; "

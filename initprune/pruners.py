@@ -75,6 +75,12 @@ class Pruner:
         """Epochs the method trains while choosing its mask."""
         return 0
 
+    @property
+    def candidates(self) -> int:
+        """Copies of the model the method trains beside the run's own, all held at once
+        (what memory.check multiplies)."""
+        return 0
+
     def options(self) -> dict:
         """This pruner's options (everything but the sparsity)."""
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "sparsity"}
@@ -157,6 +163,10 @@ class KStarts(Pruner):
     @property
     def min_epochs(self) -> int:
         return self.warmup_epochs
+
+    @property
+    def candidates(self) -> int:
+        return self.k  # all built before the warm-up; with analysis, all kept to the end
 
     def prune(self, ctx: Context) -> dict:
         base = ctx.trainee
@@ -357,6 +367,10 @@ class Combined(Pruner):
     @property
     def min_epochs(self) -> int:
         return self.warmup_epochs + self.prune_epochs
+
+    @property
+    def candidates(self) -> int:
+        return self._kstarts.candidates
 
     def prune(self, ctx: Context) -> dict:
         self._kstarts.inverted = self._dissipating.inverted = self.inverted

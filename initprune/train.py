@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import math
+import numbers
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -42,12 +43,17 @@ class Settings:
     def __post_init__(self):
         if self.optimizer not in OPTIMIZERS:
             raise InitpruneError(f"unknown optimizer '{self.optimizer}'; choose one of: {', '.join(OPTIMIZERS)}")
-        if not self.lr > 0:
-            raise InitpruneError(f"--lr must be positive, got {self.lr}")
-        if self.batch_size < 1:
-            raise InitpruneError(f"--batch-size must be at least 1, got {self.batch_size}")
-        if self.weight_decay < 0 or self.momentum < 0:
-            raise InitpruneError("--weight-decay and --momentum must not be negative")
+        # every comparison with NaN is false, so a NaN got past "momentum < 0" and surfaced
+        # epochs later as a diverged loss with the advice to lower --lr
+        for flag, value, positive in (("--lr", self.lr, True), ("--momentum", self.momentum, False),
+                                      ("--weight-decay", self.weight_decay, False)):
+            if (isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value)
+                    or value < 0 or (positive and value == 0)):
+                least = "above 0" if positive else "of 0 or more"
+                raise InitpruneError(f"{flag} must be a finite number {least}, got {value!r}")
+        if (not isinstance(self.batch_size, numbers.Integral) or isinstance(self.batch_size, bool)
+                or self.batch_size < 1):
+            raise InitpruneError(f"--batch-size must be an integer of at least 1, got {self.batch_size!r}")
 
     def make(self, params) -> torch.optim.Optimizer:
         # foreach: one kernel per step for all parameters (torch uses it by default on CUDA only)
