@@ -66,6 +66,8 @@ def _quiet() -> None:
 
     for name in ("mlflow", "alembic"):
         logging.getLogger(name).setLevel(logging.WARNING)
+    # it logs each database error with a traceback, then raises it: the error raised is what we report
+    logging.getLogger("mlflow.store.db.utils").setLevel(logging.CRITICAL)
 
 
 def check_store(uri: str | None = None) -> str:
