@@ -73,7 +73,8 @@ def _quiet() -> None:
 def check_store(uri: str | None = None) -> str:
     """Fail at once, in one line, where the store cannot be used: a tracking server that does not
     answer within seconds, a sqlite folder that cannot be written, a damaged database. Every
-    command that tracks passes here (through ``ensure_store``); returns the URI."""
+    command that tracks passes here (through ``ensure_store``), and one that tracks later (``run``)
+    may call it before it trains anything. Returns the URI."""
     uri = uri or default_uri()
     if uri.startswith(("http://", "https://")):
         _check_server(uri)
@@ -126,11 +127,12 @@ def store_error(err, uri: str | None = None) -> InitpruneError | None:
     uri = uri or default_uri()
     where = uri[len("sqlite:///"):] if uri.startswith("sqlite:///") else uri
     text = str(err)
-    ours = uri.startswith("sqlite:///") and Path(where).parent in Path(getattr(err, "filename", None) or "/").parents
+    filename = getattr(err, "filename", None)  # a file the store writes, not any file at all
+    ours = uri.startswith("sqlite:///") and filename and Path(filename).is_relative_to(Path(where).parent)
     if "database or disk is full" in text or (getattr(err, "errno", None) == errno.ENOSPC and ours):
         return InitpruneError(f"no space left on the disk of the MLflow store {where}: free space there, then "
                               "run the same command again (what finished is kept)")
-    if "malformed" in text or "file is not a database" in text:
+    if "database disk image is malformed" in text or "file is not a database" in text:
         return _damaged(where, text.split(") ", 1)[-1])  # without SQLAlchemy's (sqlite3.Error) prefix
     return None
 
@@ -164,6 +166,8 @@ def _create(db: Path, uri: str) -> None:
     _quiet()
     new = db.with_name(db.name + ".new")
     leftovers = [new.with_name(new.name + end) for end in ("", "-journal", "-wal", "-shm")]
+    for path in leftovers:  # what a creation killed half-way left (we hold the lock)
+        path.unlink(missing_ok=True)
     try:
         SqlAlchemyStore(f"sqlite:///{new}", _artifact_root(uri))
         os.replace(new, db)
@@ -346,8 +350,8 @@ def reap(c, exp_id: str, parent_run_id: str | None = None) -> int:
 def _pause(stage: str) -> None:
     """Fault injection for tests: INITPRUNE_TEST_PAUSE='stage:seconds[:marker]' holds a point at
     'training' (its run just opened), 'logging' (metrics half written) or 'notebook' (executed,
-    not yet stored), so that a test can
-    kill the sweep exactly there; with a marker file, only the first point to get there waits."""
+    not yet stored), so that a test can kill the sweep exactly there; with a marker file, only the
+    first point to get there waits."""
     spec = os.environ.get("INITPRUNE_TEST_PAUSE", "")
     if spec.startswith(f"{stage}:"):
         _, seconds, *marker = spec.split(":", 2)
