@@ -297,3 +297,12 @@ def test_make_lab_as_root_starts_jupyter_with_allow_root():
     lab = [line for line in proc.stdout.splitlines() if "jupyter lab" in line]
     assert len(lab) == 1 and "--allow-root" in lab[0], proc.stdout
     assert "running as root" in proc.stdout
+
+
+def test_a_store_creation_killed_half_way_does_not_spoil_the_next(tmp_path):
+    db = tmp_path / "mlflow.db"
+    (tmp_path / "mlflow.db.new").write_bytes(b"SQLite format 3\0" + b"\xff" * 100)  # a build cut short
+    c, exp_id = tracking.ensure_store(f"sqlite:///{db}")
+    assert c.get_experiment(exp_id).name == tracking.experiment()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".initprune.lock", "mlflow.db"]
+    assert runs(db) == []
