@@ -175,13 +175,13 @@ def test_a_disk_that_fills_mid_sweep_fails_its_points_and_the_sweep_ends_with_it
 
 def test_a_store_whose_own_disk_fills_mid_sweep_stops_it_in_one_line(tmp_path):
     folder = tmp_path / "mlruns"
-    two = profile(tmp_path, 0.5, 0.7)
+    one = profile(tmp_path, 0.5)
     marker = tmp_path / "paused"
     with tmpfs(folder, "4m"):
         db = folder / "mlflow.db"
         uri = f"sqlite:///{db}"
         sweeping = subprocess.Popen(
-            [sys.executable, "-m", "initprune", "sweep", "--profile", two],
+            [sys.executable, "-m", "initprune", "sweep", "--profile", one],
             env={**os.environ, "MLFLOW_TRACKING_URI": uri, "INITPRUNE_TEST_PAUSE": f"logging:3:{marker}"},
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         deadline = time.time() + 120
@@ -192,10 +192,10 @@ def test_a_store_whose_own_disk_fills_mid_sweep_stops_it_in_one_line(tmp_path):
         assert sweeping.returncode == 2 and "Traceback" not in err, out + err
         assert len(err.strip().splitlines()) == 1 and str(db) in err and "free space" in err, err
         (folder / "filler").unlink()
-        proc = initprune("sweep", "--profile", two, uri=uri)  # the next sweep recovers everything
+        proc = initprune("sweep", "--profile", one, uri=uri)  # the next sweep recovers everything
         assert proc.returncode == 0, proc.stdout + proc.stderr
         assert "marked" in proc.stdout and "KILLED" in proc.stdout  # what the full disk left RUNNING
-        check_store(db, 2)
+        check_store(db, 1)
 
 
 def test_a_truncated_store_is_named_with_what_to_do_and_left_as_it_is(tmp_path, monkeypatch):
@@ -241,13 +241,14 @@ def test_a_large_dry_run_is_quick(tmp_path, monkeypatch, capsys):
     assert "20000 points in 1 executions, 0 finished" in capsys.readouterr().out
 
 
-def test_the_dry_run_counts_a_point_that_trains_once_once(tmp_path):
+def test_the_dry_run_counts_a_point_that_trains_once_once(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
     twice = tmp_path / "twice.yaml"
     twice.write_text("executions:\n  - {notebook: random, sparsities: [0.5, 0.5], seeds: [0, 0], epochs: 1}\n"
                      "  - {notebook: random, sparsities: [0.5], seeds: [0], epochs: 1}\n")
-    proc = initprune("sweep", "--profile", str(twice), "--dry-run", uri=f"sqlite:///{tmp_path}/mlflow.db")
-    assert proc.returncode == 0, proc.stderr
-    assert "   1 points" in proc.stdout and "1 points in 2 executions, 0 finished" in proc.stdout, proc.stdout
+    assert sweep.sweep(str(twice), dry_run=True) == 0
+    out = capsys.readouterr().out
+    assert "   1 points" in out and "1 points in 2 executions, 0 finished" in out, out
 
 
 def test_an_execution_killed_before_its_notebook_was_stored_runs_again(tmp_path):
