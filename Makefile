@@ -43,8 +43,12 @@ bench: setup  ## speed benchmarks: prints the table, writes benchmarks/latest.js
 bench-executors: setup  ## the smoke sweep's wall time locally, on a 2-node Ray and a Dask cluster (127.0.0.1)
 	$(PY) benchmarks/executors.py
 
+# Jupyter refuses to start as root, the usual user inside a container, unless told it may
+AS_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root)
+
 lab: setup  ## JupyterLab over notebooks/
-	$(VENV)/bin/jupyter lab --notebook-dir=notebooks --ip=127.0.0.1
+	$(if $(AS_ROOT),@echo "make lab: running as root (as in a container): JupyterLab starts with --allow-root")
+	$(VENV)/bin/jupyter lab --notebook-dir=notebooks --ip=127.0.0.1 $(AS_ROOT)
 
 ui: setup  ## the MLflow UI over mlruns/ on 127.0.0.1 (PORT=5000)
 	$(PY) -m initprune ui --port $(PORT)

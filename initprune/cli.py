@@ -188,6 +188,14 @@ def main(argv: list[str] | None = None) -> int:
     except DivergedError as err:
         print(f"initprune: {err}", file=sys.stderr)
         return 1
+    except Exception as err:  # a full disk or a damaged store, wherever it surfaced
+        from . import tracking
+
+        problem = tracking.store_error(err)
+        if problem is None:
+            raise
+        print(f"initprune: error: {problem}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("initprune: interrupted; what finished is kept: run the same command again to resume",
               file=sys.stderr)

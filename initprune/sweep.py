@@ -150,13 +150,16 @@ def _resources(where: str, spec) -> dict:
     return spec
 
 
-def status(executions: list[Execution], profile: str) -> list[tuple[Execution, int, int]]:
-    """(execution, points, points already FINISHED) for each execution."""
+def status(executions: list[Execution]) -> list[tuple[Execution, set, set, bool]]:
+    """For each execution: its points and those already FINISHED, as (config hash, seed) keys (a
+    point listed twice trains once, and counts once), and whether its notebook ran to the end and
+    was stored. Only then is an execution done."""
     c, exp_id = tracking.ensure_store()
+    finished, stored = tracking.finished_points(c, exp_id), tracking.finished_cells(c, exp_id)
     rows = []
     for ex in executions:
-        points = ex.points()
-        rows.append((ex, len(points), sum(tracking.finished(c, exp_id, p) is not None for p in points)))
+        points = {(p.hash(), p.seed) for p in ex.points()}
+        rows.append((ex, points, points & finished, ex.cell in stored))
     return rows
 
 
@@ -210,8 +213,12 @@ def run_task(task: Task) -> dict:
                 raise
             except Exception as err:  # the notebook failed: keep its output, mark the run FAILED
                 error = _first_line(err)
-            if output.exists():
-                c.log_artifact(run_id, str(output))
+            tracking._pause("notebook")
+            try:
+                if output.exists():
+                    c.log_artifact(run_id, str(output))
+            except OSError as err:  # a full disk, say: the execution does not count without its notebook
+                error = error or f"its notebook could not be stored: {err}"
             if c.get_run(run_id).info.status == "RUNNING":  # not if the driver gave this attempt up
                 c.set_terminated(run_id, "FAILED" if error else "FINISHED")
     return {"label": ex.label, "error": error, "seconds": time.perf_counter() - began, "run_id": run_id,
@@ -253,11 +260,12 @@ def sweep(profile: str, jobs: int = 1, dry_run: bool = False, executor: str = "l
     uri = tracking.default_uri()
     if ray_address or dask_scheduler:
         _check_shared_store(uri, shared_fs)
-    rows = status(executions, profile)  # creates the store before any parallel writer starts
+    rows = status(executions)  # creates the store before any parallel writer starts
     if dry_run:
-        for ex, n, done in rows:
-            echo(f"{n:4d} points, {done:4d} finished  {ex.label}")
-        echo(f"{sum(r[1] for r in rows)} points in {len(rows)} executions, {sum(r[2] for r in rows)} finished")
+        for ex, points, done, _ in rows:
+            echo(f"{len(points):4d} points, {len(done):4d} finished  {ex.label}")
+        points, done = set().union(*(r[1] for r in rows)), set().union(*(r[2] for r in rows))
+        echo(f"{len(points)} points in {len(rows)} executions, {len(done)} finished")
         return 0
     c, exp_id = tracking.ensure_store()
     if ray_address or dask_scheduler:
@@ -265,7 +273,7 @@ def sweep(profile: str, jobs: int = 1, dry_run: bool = False, executor: str = "l
     reaped = tracking.reap(c, exp_id)  # runs that a killed sweep left RUNNING on this host
     if reaped:
         echo(f"marked {reaped} run(s) KILLED that an interrupted sweep had left RUNNING")
-    todo = [ex for ex, n, done in rows if done < n]
+    todo = [ex for ex, points, done, stored in rows if done != points or not stored]
     echo(f"profile {profile}: {len(rows)} executions, {len(rows) - len(todo)} already finished, {len(todo)} to run"
          + ("" if executor == "local" else f" on {executor} ({ray_address or dask_scheduler or 'a local cluster'})"))
     if not todo:
@@ -303,6 +311,8 @@ def sweep(profile: str, jobs: int = 1, dry_run: bool = False, executor: str = "l
     failed = [r for r in results if r["error"]]
     for r in failed:
         echo(f"FAILED {r['label']}: {r['error']}")
+    if any("No space left on device" in r["error"] for r in failed):
+        echo("a disk is full: free space on it, then run the same command again (what finished is kept)")
     retried = sum(1 for r in results if (r.get("attempt") or 1) > 1)
     if retried or killed:
         echo(f"{retried} execution(s) retried after a lost worker; {killed} run(s) left RUNNING marked KILLED")
@@ -334,22 +344,11 @@ def _check_executor(executor, jobs, ray_address, dask_scheduler, retries, cpus, 
 def _check_shared_store(uri: str, shared_fs: bool) -> None:
     """Workers on other machines must reach the store: a tracking server, or a path they share."""
     if uri.startswith(("http://", "https://")):
-        _check_server(uri)
+        tracking.check_store(uri)
     elif not shared_fs:
         raise InitpruneError(
             f"workers on other machines cannot write to {uri}: start `make server` on this machine and set "
             "MLFLOW_TRACKING_URI=http://THIS_HOST:5000, or pass --shared-fs if every worker sees this path")
-
-
-def _check_server(uri: str) -> None:
-    import urllib.request
-
-    try:
-        with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=10) as answer:
-            answer.read()
-    except OSError as err:
-        raise InitpruneError(f"no MLflow tracking server answers at {uri} ({getattr(err, 'reason', err)}); "
-                             "start one with `make server`") from None
 
 
 def _check_served_artifacts(c, exp_id: str, shared_fs: bool) -> None:
@@ -365,14 +364,15 @@ def figures(out: str | Path | None = None) -> int:
     import papermill
 
     out = Path(out or tracking.figures_dir()).resolve()
-    c, exp_id = tracking.ensure_store()
+    uri = tracking.default_uri()
+    c, exp_id = tracking.ensure_store(uri)
     run_id = c.create_run(exp_id, tags={"kind": "figures", "git_commit": tracking.git_commit()},
                           run_name="figures").info.run_id
     with tempfile.TemporaryDirectory() as tmp:
         output = Path(tmp) / "figures.ipynb"
         try:
             papermill.execute_notebook(str(NOTEBOOKS / "figures.ipynb"), str(output),
-                                       parameters={"out": str(out), "figures_run_id": run_id},
+                                       parameters={"out": str(out), "figures_run_id": run_id, "tracking_uri": uri},
                                        cwd=str(NOTEBOOKS), **KERNEL)
             error = None
         except Exception as err:

@@ -7,11 +7,14 @@ resolved from the repository root; ``MLFLOW_TRACKING_URI`` overrides it. A point
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import errno
 import fcntl
 import itertools
 import json
 import logging
+import math
 import os
 import socket
 import subprocess
@@ -26,6 +29,7 @@ os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 ROOT = data.REPO_ROOT
 # the run's own fields logged as MLflow params (options and training settings are added by prefix)
 PARAMS = ("method", "dataset", "arch", "sparsity", "epochs", "seed", "ablation")
+MAX_POINTS = 100_000  # points in one execution: a grid beyond this is a slip, not a plan
 
 
 class Superseded(InitpruneError):
@@ -50,32 +54,133 @@ def _artifact_root(uri: str) -> str | None:
 
 
 def client(uri: str | None = None):
-    from mlflow import MlflowClient  # configures its loggers on import: quieten them after
+    from mlflow import MlflowClient
 
-    for name in ("mlflow", "alembic"):
-        logging.getLogger(name).setLevel(logging.WARNING)
+    _quiet()
     return MlflowClient(uri or default_uri())
 
 
-def ensure_store(uri: str | None = None) -> tuple[object, str]:
-    """Create the database and the experiment once, before any parallel writer starts.
+def _quiet() -> None:
+    """MLflow configures its loggers when imported: quieten them after."""
+    import mlflow  # noqa: F401
 
-    Returns (client, experiment id). A store that cannot be written fails here, at once.
-    """
+    for name in ("mlflow", "alembic"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    # it logs each database error with a traceback, then raises it: the error raised is what we report
+    logging.getLogger("mlflow.store.db.utils").setLevel(logging.CRITICAL)
+
+
+def check_store(uri: str | None = None) -> str:
+    """Fail at once, in one line, where the store cannot be used: a tracking server that does not
+    answer within seconds, a sqlite folder that cannot be written, a damaged database. Every
+    command that tracks passes here (through ``ensure_store``), and one that tracks later (``run``)
+    may call it before it trains anything. Returns the URI."""
     uri = uri or default_uri()
+    if uri.startswith(("http://", "https://")):
+        _check_server(uri)
+    elif uri.startswith("sqlite:///"):
+        db = Path(uri[len("sqlite:///"):])
+        try:
+            db.parent.mkdir(parents=True, exist_ok=True)
+            open(db.parent / ".initprune.lock", "a").close()  # the write probe
+        except OSError as err:
+            raise InitpruneError(f"cannot write the MLflow store in {db.parent} ({err.strerror}); "
+                                 "free space or fix its permissions, or set MLFLOW_TRACKING_URI") from None
+        if db.exists():
+            _check_intact(db)
+    return uri
+
+
+def _check_server(uri: str, timeout: float = 5) -> None:
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=timeout) as answer:
+            answer.read()
+    except OSError as err:
+        raise InitpruneError(f"no MLflow tracking server answers at {uri} ({getattr(err, 'reason', err)}); "
+                             "start one with `make server`") from None
+
+
+def _check_intact(db: Path) -> None:
+    import sqlite3
+
+    try:
+        with contextlib.closing(sqlite3.connect(db, timeout=30)) as con:
+            problem = con.execute("PRAGMA quick_check(1)").fetchone()[0]
+    except sqlite3.OperationalError:  # busy or unreadable, not damaged: MLflow says what it is
+        return
+    except sqlite3.DatabaseError as err:  # not a database, or malformed
+        problem = str(err)
+    if problem != "ok":
+        raise _damaged(db, problem)
+
+
+def _damaged(db, problem: str) -> InitpruneError:
+    return InitpruneError(f"the MLflow store {db} is damaged ({problem.splitlines()[0]}); restore it from a "
+                          f"backup, or move it aside (mv {db} {db}.damaged) and a new one is created")
+
+
+def store_error(err, uri: str | None = None) -> InitpruneError | None:
+    """A full disk or a damaged database, from wherever it surfaced, as one line that names the
+    store and what to do; None for any other error."""
+    uri = uri or default_uri()
+    where = uri[len("sqlite:///"):] if uri.startswith("sqlite:///") else uri
+    text = str(err)
+    filename = getattr(err, "filename", None)  # a file the store writes, not any file at all
+    ours = uri.startswith("sqlite:///") and filename and Path(filename).is_relative_to(Path(where).parent)
+    if "database or disk is full" in text or (getattr(err, "errno", None) == errno.ENOSPC and ours):
+        return InitpruneError(f"no space left on the disk of the MLflow store {where}: free space there, then "
+                              "run the same command again (what finished is kept)")
+    if "database disk image is malformed" in text or "file is not a database" in text:
+        return _damaged(where, text.split(") ", 1)[-1])  # without SQLAlchemy's (sqlite3.Error) prefix
+    return None
+
+
+def ensure_store(uri: str | None = None) -> tuple[object, str]:
+    """Check the store, then create the database and the experiment once, before any parallel
+    writer starts. Returns (client, experiment id)."""
+    uri = check_store(uri)
     if not uri.startswith("sqlite:///"):
         return _open(uri)
-    folder = Path(uri[len("sqlite:///"):]).parent
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        lock = open(folder / ".initprune.lock", "a")  # the write probe, and a lock: see below
-    except OSError as err:
-        raise InitpruneError(f"cannot write the MLflow store in {folder} ({err.strerror}); "
-                             "free space or fix its permissions, or set MLFLOW_TRACKING_URI") from None
-    with lock:
+    db = Path(uri[len("sqlite:///"):])
+    with open(db.parent / ".initprune.lock", "a") as lock:
         # a new database is built by migrations, which two processes must not run at once
         fcntl.flock(lock, fcntl.LOCK_EX)
-        return _open(uri)
+        if not db.exists():
+            _create(db, uri)
+        try:
+            return _open(uri)
+        except Exception as err:
+            problem = store_error(err, uri)
+            if problem is None:
+                raise
+            raise problem from None
+
+
+def _create(db: Path, uri: str) -> None:
+    """Build a new database beside its name and rename it into place once complete, so that a disk
+    that fills meanwhile leaves no half-built store behind for the next try to stumble on."""
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+    _quiet()
+    new = db.with_name(db.name + ".new")
+    leftovers = [new.with_name(new.name + end) for end in ("", "-journal", "-wal", "-shm")]
+    for path in leftovers:  # what a creation killed half-way left (we hold the lock)
+        path.unlink(missing_ok=True)
+    try:
+        SqlAlchemyStore(f"sqlite:///{new}", _artifact_root(uri))
+        os.replace(new, db)
+    except Exception as err:
+        for path in leftovers:
+            path.unlink(missing_ok=True)
+        raise store_error(err, uri) or InitpruneError(
+            f"cannot create the MLflow store {db} ({str(err).splitlines()[0]}); set MLFLOW_TRACKING_URI "
+            "to another store") from None
+    finally:  # release the new file's connection: from now on the store is opened by its own name
+        engine = getattr(SqlAlchemyStore, "_engine_map", {}).pop(f"sqlite:///{new}", None)
+        if engine is not None:
+            engine.dispose()
 
 
 def _open(uri: str) -> tuple[object, str]:
@@ -108,7 +213,9 @@ def expand(method: str | list, dataset: str, arch: str, sparsities, seeds, epoch
     sparsity x seed. Options the method does not take, and None values, are left out."""
     _check_grid(sparsities, seeds, epochs)
     if isinstance(method, list):  # one execution may run several methods (baselines, sanity)
-        return [p for m in method for p in expand(m, dataset, arch, sparsities, seeds, epochs, options, ablations)]
+        points = [p for m in method for p in expand(m, dataset, arch, sparsities, seeds, epochs, options, ablations)]
+        _check_size(len(points), method, dataset, arch)
+        return points
     data.DATASETS[dataset], models.MODELS[arch]  # unknown names fail here, listing the known ones
     # a notebook passes all its option parameters: keep those this method takes, None = its default
     takes = api.option_names(method)
@@ -120,17 +227,26 @@ def expand(method: str | list, dataset: str, arch: str, sparsities, seeds, epoch
                              "sparsity, one seed and one value per option")
     if isinstance(ablations, str):
         ablations = [ablations]
+    _check_size(len(ablations) * math.prod(map(len, values)) * len(sparsities) * len(seeds), method, dataset, arch)
     points = []
-    for ablation, combo, sparsity, seed in itertools.product(ablations, itertools.product(*values),
-                                                             sparsities, seeds):
+    for ablation, combo, sparsity in itertools.product(ablations, itertools.product(*values), sparsities):
         # random pruning at sparsity 0 is the dense network: record it once, as dense
         dense = method == "random" and sparsity == 0
-        config = api.RunConfig(method="dense" if dense else method, dataset=dataset, arch=arch,
-                               sparsity=float(sparsity), epochs=int(epochs), seed=int(seed),
-                               options={} if dense else dict(zip(keys, combo)), ablation=ablation)
-        api.check_epochs(config.pruner(), config.epochs)  # bad options fail now, before anything trains
-        points.append(config)
+        configs = [api.RunConfig(method="dense" if dense else method, dataset=dataset, arch=arch,
+                                 sparsity=float(sparsity), epochs=int(epochs), seed=int(seed),
+                                 options={} if dense else dict(zip(keys, combo)), ablation=ablation)
+                   for seed in seeds]
+        # bad options fail now, before anything trains; once per option set, not once per seed
+        api.check_epochs(configs[0].pruner(), configs[0].epochs)
+        points += configs
     return points
+
+
+def _check_size(size: int, method, dataset: str, arch: str) -> None:
+    if size > MAX_POINTS:
+        raise InitpruneError(f"the grid of {method} on {dataset}/{arch} has {size:,} points, more than one "
+                             f"execution runs (at most {MAX_POINTS:,}); give fewer sparsities, seeds or option "
+                             "values, or split it into several executions")
 
 
 def _check_grid(sparsities, seeds, epochs) -> None:
@@ -233,8 +349,9 @@ def reap(c, exp_id: str, parent_run_id: str | None = None) -> int:
 
 def _pause(stage: str) -> None:
     """Fault injection for tests: INITPRUNE_TEST_PAUSE='stage:seconds[:marker]' holds a point at
-    'training' (its run just opened) or 'logging' (metrics half written), so that a test can
-    kill the sweep exactly there; with a marker file, only the first point to get there waits."""
+    'training' (its run just opened), 'logging' (metrics half written) or 'notebook' (executed,
+    not yet stored), so that a test can kill the sweep exactly there; with a marker file, only the
+    first point to get there waits."""
     spec = os.environ.get("INITPRUNE_TEST_PAUSE", "")
     if spec.startswith(f"{stage}:"):
         _, seconds, *marker = spec.split(":", 2)
@@ -412,22 +529,40 @@ def to_table(results: list[dict]):
     return pd.DataFrame(rows, columns=list(dict.fromkeys(columns + [k for r in rows for k in r])))
 
 
+def _search_all(c, exp_id: str, query: str):
+    """Every run that matches, page after page, oldest first."""
+    token = None
+    while True:
+        page = c.search_runs([exp_id], query, max_results=1000, page_token=token,
+                             order_by=["attributes.start_time ASC"])
+        yield from page
+        token = page.token
+        if not token:
+            return
+
+
+def finished_points(c, exp_id: str) -> set[tuple[str, int]]:
+    """(config hash, seed) of every FINISHED point, in one search rather than one per point."""
+    return {(r.data.tags.get("config_hash"), int(r.data.tags.get("seed", -1)))
+            for r in _search_all(c, exp_id, "tags.kind = 'point' and attributes.status = 'FINISHED'")}
+
+
+def finished_cells(c, exp_id: str) -> set[str]:
+    """The grid cells with a FINISHED execution: its notebook ran to the end and was stored."""
+    return {r.data.tags.get("cell")
+            for r in _search_all(c, exp_id, "tags.kind = 'execution' and attributes.status = 'FINISHED'")}
+
+
 def runs_table(uri: str | None = None):
     """Every FINISHED point of the store, one row per (config hash, seed): the oldest run of a
     point wins if two sweeps ever both finished it."""
     c, exp_id = ensure_store(uri)
-    results, seen, token = [], set(), None
-    while True:
-        page = c.search_runs([exp_id], "tags.kind = 'point' and attributes.status = 'FINISHED'",
-                             max_results=1000, page_token=token, order_by=["attributes.start_time ASC"])
-        for run in page:
-            key = (run.data.tags.get("config_hash"), run.data.tags.get("seed"))
-            if key not in seen:
-                seen.add(key)
-                results.append(load_result(run))
-        token = page.token
-        if not token:
-            break
+    results, seen = [], set()
+    for run in _search_all(c, exp_id, "tags.kind = 'point' and attributes.status = 'FINISHED'"):
+        key = (run.data.tags.get("config_hash"), run.data.tags.get("seed"))
+        if key not in seen:
+            seen.add(key)
+            results.append(load_result(run))
     return to_table(results)
 
 
