@@ -10,6 +10,7 @@ every key. Timing lives here, never in a unit test.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -222,9 +223,10 @@ def bench_halving_agreement(seeds_: int = 10) -> dict:
 
 # ---- make demo -----------------------------------------------------------------------------
 
-def bench_demo() -> dict:
-    """`make demo` from a clean store (the environment already set up), in a scratch copy."""
-    with tempfile.TemporaryDirectory() as tmp:
+def bench_demo(keep: str | None = None) -> dict:
+    """`make demo` from a clean store (the environment already set up), in a scratch store, or
+    in ``keep`` (a new folder) to look at its figures afterwards."""
+    with (contextlib.nullcontext(keep) if keep else tempfile.TemporaryDirectory()) as tmp:
         env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp}/mlflow.db",
                "INITPRUNE_FIGURES": f"{tmp}/figures"}
         began = time.perf_counter()
@@ -239,9 +241,12 @@ def main(argv=None) -> int:
     p.add_argument("--skip-demo", action="store_true", help="do not time make demo")
     p.add_argument("--demo-only", action="store_true",
                    help="time make demo alone and update demo_seconds in latest.json, keeping the rest")
+    p.add_argument("--keep", help="with --demo-only: a new folder to keep the demo's store and figures in")
     args = p.parse_args(argv)
     if args.demo_only:
-        seconds = bench_demo()["demo_seconds"][0][0]
+        if args.keep and Path(args.keep).exists():
+            p.error(f"--keep {args.keep} exists; give a new folder, so that the store starts clean")
+        seconds = bench_demo(args.keep)["demo_seconds"][0][0]
         latest = ROOT / "benchmarks" / "latest.json"
         out = json.loads(latest.read_text()) if latest.exists() else {}
         out.update(demo_seconds=seconds, demo_seconds_range=[seconds, seconds])

@@ -273,7 +273,9 @@ def sweep(profile: str, jobs: int = 1, dry_run: bool = False, executor: str = "l
     reaped = tracking.reap(c, exp_id)  # runs that a killed sweep left RUNNING on this host
     if reaped:
         echo(f"marked {reaped} run(s) KILLED that an interrupted sweep had left RUNNING")
-    todo = [ex for ex, points, done, stored in rows if done != points or not stored]
+    # longest first (points left x epochs), so that no long execution starts last and runs alone
+    todo = [ex for ex, points, done, stored in sorted(rows, key=lambda r: -len(r[1] - r[2]) * r[0].params["epochs"])
+            if done != points or not stored]
     echo(f"profile {profile}: {len(rows)} executions, {len(rows) - len(todo)} already finished, {len(todo)} to run"
          + ("" if executor == "local" else f" on {executor} ({ray_address or dask_scheduler or 'a local cluster'})"))
     if not todo:
