@@ -26,7 +26,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet --progress-bar off -e '.[notebooks,ray,dask,dev]'
 	touch $@
 
-demo: setup  ## every method on offline digits: sweep, MLflow, figures/ (a second run skips what is done)
+demo: setup  ## every method on offline digits and MNIST-1D, 3 seeds: sweep, MLflow, figures/ (a second run skips what is done)
 	$(PY) -m initprune sweep --profile demo --jobs $(JOBS)
 	$(PY) -m initprune figures
 

@@ -84,15 +84,30 @@ def _default(table):
     return pd.concat(keep).drop(columns="rest")
 
 
-def _panels(table):
+def _panels(table, extra_width: float = 0.0):
     keys = sorted({(d, a) for d, a in zip(table["dataset"], table["arch"])})
-    fig, axes = plt.subplots(1, max(1, len(keys)), figsize=(5.5 * max(1, len(keys)), 4.2), squeeze=False)
+    fig, axes = plt.subplots(1, max(1, len(keys)), figsize=(5.5 * max(1, len(keys)) + extra_width, 4.2),
+                             squeeze=False)
     return fig, list(zip(keys, axes[0]))
 
 
-def _note(fig):
+def _note(fig, legend_right: bool = False):
+    """The grid's note; with ``legend_right``, one legend for every panel, beside them, so that no
+    legend hides a curve."""
     fig.text(0.995, 0.005, NOTE, ha="right", va="bottom", fontsize=7, color="gray")
-    fig.tight_layout(rect=(0, 0.03, 1, 1))
+    right = 1.0
+    if legend_right:
+        entries = {}
+        for ax in fig.axes:
+            for handle, text in zip(*ax.get_legend_handles_labels()):
+                entries.setdefault(text, handle)
+            if ax.get_legend() is not None:
+                ax.get_legend().remove()
+        if entries:
+            right = 1 - 2.6 / fig.get_figwidth()
+            fig.legend(list(entries.values()), list(entries), loc="center left", bbox_to_anchor=(right, 0.5),
+                       fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0.03, right, 1))
     return fig
 
 
@@ -147,7 +162,20 @@ def _curves(ax, part, names, confident=None):
     if confident and any(confident.values()):
         ax.scatter([], [], marker="*", s=160, facecolor="gold", edgecolor="gray",
                    label=f"claim better than every rival ({LEVEL:.0%} CI)")
+    _density_axis(ax, 1 - part.loc[part["method"] != "dense", "sparsity"].to_numpy())
+
+
+def _density_axis(ax, densities) -> None:
+    """A log density axis, dense on the left, ticked at the densities run (not at powers of ten,
+    whose minor labels collide on a narrow range)."""
+    from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter
+
     ax.set_xscale("log")
+    ticks = sorted({round(float(d), 6) for d in densities if d > 0})
+    if ticks:
+        ax.xaxis.set_major_locator(FixedLocator(ticks))
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda d, _: f"{d:g}"))
+        ax.xaxis.set_minor_formatter(NullFormatter())
     ax.invert_xaxis()
 
 
@@ -156,12 +184,12 @@ def accuracy_vs_sparsity(table):
     where the paper's claim for that method is better than each of its rivals with confidence."""
     table = _default(table)
     confident = _confident(verdicts(table))
-    fig, panels = _panels(table)
+    fig, panels = _panels(table, extra_width=2.6)
     for (dataset, arch), ax in panels:
         part = table[(table["dataset"] == dataset) & (table["arch"] == arch)]
         _curves(ax, part, _methods(part, "label"), confident.get((dataset, arch)))
         _label(ax, "density (fraction of weights kept, log)", "test accuracy", f"{dataset} / {arch}")
-    return _note(fig)
+    return _note(fig, legend_right=True)
 
 
 def dissipating_schedules(table):
@@ -169,13 +197,13 @@ def dissipating_schedules(table):
     random for reference: the schedule alone can decide the verdict."""
     table = _default(table)
     table = table[table["method"].isin(["random", "dissipating", "combined"])]
-    fig, panels = _panels(table)
+    fig, panels = _panels(table, extra_width=2.6)
     for (dataset, arch), ax in panels:
         part = table[(table["dataset"] == dataset) & (table["arch"] == arch)]
         _curves(ax, part, _methods(part, "label"))
         _label(ax, "density (fraction of weights kept, log)", "test accuracy",
                f"{dataset} / {arch}: the dissipating schedules")
-    return _note(fig)
+    return _note(fig, legend_right=True)
 
 
 def learning_curves(table, sparsity: float | None = None):
