@@ -59,6 +59,11 @@ def label(method: str, options: dict | None) -> str:
     return f"{method} ({', '.join(parts)})" if parts else method
 
 
+def _base(name: str) -> str:
+    """The method of a label: "dissipating (cubic)" -> "dissipating"."""
+    return name.split(" (")[0]
+
+
 def _rest(method: str, variant: str) -> str:
     """The variant without the options that make labels: what is left must be the defaults."""
     entry = _entry(method)
@@ -128,13 +133,12 @@ def _order(method: str) -> int:
 def _methods(table, column: str = "method"):
     """The methods (or labels) present, in registry order; a method's default label first."""
     present = list(dict.fromkeys(table[column]))
-    base = lambda name: name.split(" (")[0]  # noqa: E731
-    return sorted(present, key=lambda n: (_order(base(n)), n != label(base(n), {}), n))
+    return sorted(present, key=lambda n: (_order(_base(n)), n != label(_base(n), {}), n))
 
 
 def _style(name: str, index: int = 0) -> dict:
     """Colour from the method, line style from its family, a marker per label of one method."""
-    method = name.split(" (")[0]
+    method = _base(name)
     return {"color": color(method), "ls": FAMILY_STYLE.get(family(method), "-."),
             "marker": MARKERS[index % len(MARKERS)]}
 
@@ -145,7 +149,7 @@ def _curves(ax, part, names, confident=None):
     seen: dict[str, int] = {}
     for name in names:
         rows = part[part["label"] == name]
-        method = name.split(" (")[0]
+        method = _base(name)
         if method == "dense":
             mean = rows["test_accuracy"].mean()
             ax.axhline(mean, color="black", ls="--", lw=1, label=f"dense ({mean:.3f})")
@@ -437,8 +441,10 @@ def verdicts(table) -> list[dict]:
         for number, claim, winner, rivals in claims():
             for name in _methods(part[part["method"] == winner], "label"):
                 for rival in rivals:
-                    against = label(rival, options[name]) if _entry(rival) and _entry(winner) and \
-                        _entry(rival).lines == _entry(winner).lines else label(rival, {})
+                    # a rival with the same kind of label (combined vs dissipating): the same schedule
+                    same = _entry(rival) is not None and _entry(winner) is not None and \
+                        _entry(rival).lines == _entry(winner).lines
+                    against = label(rival, options[name] if same else {})
                     if against not in acc or name == against:
                         continue
                     diff = (acc[name] - acc[against]).dropna()
