@@ -17,18 +17,8 @@ from torch import nn
 from . import data as datasets
 from . import masks, memory, models, pruners, seeds
 from .errors import InitpruneError
+from .options import OptionError
 from .train import Settings, Trainee, Trainer
-
-# Optimizer and batch size per dataset: the same for every method (METHOD.md, "Our experimental grid").
-TRAINING = {
-    "digits": Settings(lr=0.1, momentum=0.9, batch_size=32),
-    # Adam: SGD at digits' settings oscillated on MNIST-1D (0.52-0.67 after 20 epochs); Adam at
-    # 1e-2, batch 128 gives dense cnn1d 0.875-0.915 after 20 epochs on seeds 0-2
-    "mnist1d": Settings(optimizer="adam", lr=0.01, batch_size=128),
-    "mnist": Settings(lr=0.1, momentum=0.9, batch_size=128),
-    "fashion_mnist": Settings(lr=0.1, momentum=0.9, batch_size=128),
-    "cifar10": Settings(lr=0.05, momentum=0.9, weight_decay=5e-4, batch_size=128),
-}
 
 
 @dataclass
@@ -123,22 +113,16 @@ def _first_batch(name: str, loader, dtype: torch.dtype):
 ABLATIONS = ("none", "shuffle", "reinit", "invert", "rewind")
 
 
-def option_names(method: str) -> list[str]:
-    """The options a method takes (METHOD.md's words)."""
-    return [f.name for f in dataclasses.fields(pruners.PRUNERS[method]) if f.name != "sparsity"]
-
-
 def make_pruner(method: str, sparsity: float, ablation: str = "none", **options) -> pruners.Pruner:
+    """The pruner, checked against the ablation it runs under."""
     pruner = pruners.make(method, sparsity, **options)
     if ablation not in ABLATIONS:
-        raise InitpruneError(f"unknown ablation '{ablation}'; choose one of: {', '.join(ABLATIONS)}")
+        raise OptionError("ablation", f"must be one of: {', '.join(ABLATIONS)}; got {ablation!r}")
     if ablation != "none" and pruner.fixed_sparsity is not None:
-        raise InitpruneError(f"--ablation {ablation} does not apply to method '{method}': it prunes nothing")
-    if ablation == "invert":
-        if not pruner.invertible:
-            raise InitpruneError(f"--ablation invert does not apply to method '{method}': it has no scores "
-                                 "to invert; use shuffle or reinit")
-        pruner.inverted = True
+        raise OptionError("ablation", f"{ablation} does not apply to method '{method}': it prunes nothing")
+    if ablation == "invert" and not pruner.invertible:
+        raise OptionError("ablation", f"invert does not apply to method '{method}': it has no scores to invert; "
+                          "use shuffle or reinit")
     return pruner
 
 
@@ -179,7 +163,7 @@ def fit(model: nn.Module, train, test, method: str = "random", sparsity: float =
     trainer = Trainer(batches, val, test, settings, dev, epochs)
     theta0 = copy.deepcopy(model.state_dict()) if ablation != "none" else None
     trainee = Trainee(model, settings, masks.dense(model))
-    ctx = pruners.Context(trainer, trainee, seeds.generator(seed, "masks"))
+    ctx = pruners.Context(trainer, trainee, seeds.generator(seed, "masks"), invert=ablation == "invert")
     extra = pruner.prune(ctx)
     if ablation != "none":
         trainee, extra["ablation"] = _ablate(trainee, settings, ablation, theta0, seed)
@@ -270,7 +254,7 @@ class RunConfig:
     epochs: int = 20
     seed: int = 0
     options: dict = field(default_factory=dict)  # method options, METHOD.md's words
-    training: dict = field(default_factory=dict)  # overrides of TRAINING[dataset]
+    training: dict = field(default_factory=dict)  # overrides of the dataset's training settings
     ablation: str = "none"  # shuffle, reinit, invert, rewind: the sanity checks
 
     NOT_IDENTITY = ("seed",)
@@ -279,10 +263,11 @@ class RunConfig:
         return make_pruner(self.method, self.sparsity, self.ablation, **self.options)
 
     def settings(self) -> Settings:
-        base = TRAINING.get(self.dataset, Settings())
-        unknown = set(self.training) - {f.name for f in dataclasses.fields(Settings)}
-        if unknown:
-            raise InitpruneError(f"unknown training setting(s) {sorted(unknown)}")
+        base = datasets.DATASETS[self.dataset].training
+        for key in self.training:
+            if key not in {f.name for f in dataclasses.fields(Settings)}:
+                raise OptionError(key, "is not a training setting (those are: "
+                                  f"{', '.join(f.name for f in dataclasses.fields(Settings))})")
         return dataclasses.replace(base, **self.training)
 
     def identity(self) -> dict:
@@ -301,7 +286,7 @@ class RunConfig:
         options = {k: v for k, v in pruner.options().items() if v != defaults[k]}
         if options:
             out["options"] = options
-        base = TRAINING.get(self.dataset, Settings())
+        base = datasets.DATASETS[self.dataset].training
         training = {k: v for k, v in dataclasses.asdict(self.settings()).items()
                     if v != getattr(base, k)}
         if training:

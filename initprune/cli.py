@@ -6,20 +6,15 @@ Bad input exits with status 2 and one line on stderr, before any training starts
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from pathlib import Path
 
-from . import api, data, models, pruners
+from . import api, data, models, options, pruners
 from .errors import DivergedError, InitpruneError
-
-# command-line flag -> pruner option (METHOD.md's words)
-METHOD_OPTIONS = {
-    "k": int, "fitness": str, "warmup_epochs": int, "selection": str, "prune_epochs": int,
-    "schedule": str, "tau": float, "kstarts_sparsity": float, "scope": str, "analysis": bool,
-    "batches": int, "temperature": float, "rounds": int, "double": bool, "finetune_epochs": int,
-}
-TRAINING_OPTIONS = {"optimizer": str, "lr": float, "momentum": float, "weight_decay": float, "batch_size": int}
+from .options import OptionError
+from .train import Settings
 
 
 class _Parser(argparse.ArgumentParser):
@@ -38,16 +33,14 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--sparsity", type=float, default=0.9, help="fraction of prunable weights removed, in [0, 1)")
     r.add_argument("--epochs", type=int, default=20, help="training epochs in all, pruning epochs included")
     r.add_argument("--seed", type=int, default=0)
-    m = r.add_argument_group("method options (shared/METHOD.md)")
-    for name, kind in METHOD_OPTIONS.items():
-        if kind is bool:
-            m.add_argument("--" + name.replace("_", "-"), action="store_true", default=None, dest=name)
-        else:
-            m.add_argument("--" + name.replace("_", "-"), type=kind, default=None, dest=name)
-    m.add_argument("--ablation", default="none", help="sanity check: none, shuffle, reinit, invert, rewind")
-    t = r.add_argument_group("training (defaults per dataset)")
-    for name, kind in TRAINING_OPTIONS.items():
-        t.add_argument("--" + name.replace("_", "-"), type=kind, default=None, dest=name)
+    r.add_argument("--ablation", default="none", help=f"sanity check: {', '.join(api.ABLATIONS)}")
+    m = r.add_argument_group("method options (each method's, with defaults: python -m initprune list)")
+    for declared in method_options().values():
+        _add_option(m, declared[0][1], f"{declared[0][1].help} [{', '.join(d for d, _ in declared)}]",
+                    all(o.kind is bool for _, o in declared))
+    t = r.add_argument_group("training (defaults per dataset: python -m initprune list)")
+    for opt in options.options(Settings):
+        _add_option(t, opt, opt.help, False)
     r.add_argument("--out", type=Path, help="write the result JSON here")
     r.add_argument("--save-model", type=Path, help="write {state_dict, mask} here (torch.save)")
     r.add_argument("--tracking-uri", help="MLflow tracking URI")
@@ -83,20 +76,49 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def _given(args, names) -> dict:
-    return {k: getattr(args, k) for k in names if getattr(args, k) is not None}
+def method_options() -> dict[str, list[tuple[str, options.Option]]]:
+    """Every option of every registered method, by name, with the methods that declare it:
+    one flag each, whatever methods share it."""
+    out: dict[str, list] = {}
+    for method in pruners.PRUNERS.names():
+        for opt in pruners.PRUNERS[method].declared():
+            out.setdefault(opt.name, []).append((method, opt))
+    return out
+
+
+def _add_option(group, opt: options.Option, help: str, switch: bool) -> None:
+    """A flag for a declared option; its value stays text until the method is known (parse_given)."""
+    try:
+        if switch:
+            group.add_argument(opt.flag, action="store_true", default=None, dest=opt.name, help=help)
+        else:
+            group.add_argument(opt.flag, default=None, dest=opt.name, metavar=opt.kind.__name__.upper(), help=help)
+    except argparse.ArgumentError:
+        raise InitpruneError(f"option '{opt.name}' has the name of a command-line flag ({opt.flag}); "
+                             "rename it in its declaration") from None
+
+
+def parse_given(args, declared) -> dict:
+    """The options given on the command line, as their declarations' types."""
+    return {o.name: getattr(args, o.name) if isinstance(getattr(args, o.name), bool) else o.parse(getattr(args, o.name))
+            for o in declared if getattr(args, o.name, None) is not None}
 
 
 def cmd_run(args) -> int:
-    config = api.RunConfig(
-        method=args.method, dataset=args.dataset, arch=args.arch, sparsity=args.sparsity,
-        epochs=args.epochs, seed=args.seed, options=_given(args, METHOD_OPTIONS),
-        training=_given(args, TRAINING_OPTIONS), ablation=args.ablation,
-    )
-    data.DATASETS[config.dataset]
     try:
+        method = pruners.PRUNERS[args.method]
+        given = parse_given(args, method.declared())
+        # a flag of another method's option: the pruner says it does not apply
+        given |= {n: getattr(args, n) for n in method_options() if getattr(args, n) is not None and n not in given}
+        config = api.RunConfig(
+            method=args.method, dataset=args.dataset, arch=args.arch, sparsity=args.sparsity,
+            epochs=args.epochs, seed=args.seed, options=given,
+            training=parse_given(args, options.options(Settings)), ablation=args.ablation,
+        )
         result = api.run(config, data_root=args.data_root, device=args.device, save_model=args.save_model,
                          out=args.out)
+    except OptionError as err:  # named as the user wrote it: --warmup-epochs, not warmup_epochs
+        raise InitpruneError(err.as_flag()) from None
     except api.OutputError as err:
         if err.result is not None:  # the result JSON could not be written: it is not lost
             print(json.dumps(err.result))
@@ -111,14 +133,26 @@ def cmd_run(args) -> int:
     return 0
 
 
+def summary(obj) -> str:
+    """The first paragraph of an object's docstring, on one line."""
+    return " ".join((obj.__doc__ or "").strip().split("\n\n")[0].split())
+
+
 def cmd_list(args) -> int:
-    print("methods:")
+    print("methods (options: --flag, or the name in fit and profiles):")
     for name in pruners.PRUNERS.names():
         cls = pruners.PRUNERS[name]
-        opts = [f"{k}={v}" for k, v in cls(sparsity=0.0 if cls.fixed_sparsity is not None else 0.5).options().items()]
-        print(f"  {name:12s} {' '.join(opts)}")
-    print("datasets:      " + ", ".join(data.DATASETS.names()))
-    print("architectures: " + ", ".join(models.MODELS.names()))
+        print(f"  {name} [{cls.family}]: {summary(cls)}")
+        for opt in cls.declared():
+            print(f"      {opt.describe()}")
+    print("datasets:")
+    for name in data.DATASETS.names():
+        entry = data.DATASETS[name]
+        training = " ".join(f"{k}={v}" for k, v in dataclasses.asdict(entry.training).items())
+        print(f"  {name}: {summary(entry.load)} {entry.classes} classes, inputs {entry.shape}; {training}")
+    print("architectures:")
+    for name in models.MODELS.names():
+        print(f"  {name}: {summary(models.MODELS[name])}")
     from . import sweep
 
     print("profiles:      " + ", ".join(sweep.profiles()))

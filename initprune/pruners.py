@@ -9,7 +9,6 @@ in the one shared loop.
 from __future__ import annotations
 
 import copy
-import dataclasses
 import itertools
 import math
 from contextlib import contextmanager
@@ -20,8 +19,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from . import masks
+from . import masks, options
 from .errors import DivergedError, InitpruneError
+from .options import OptionError, like, option
 from .registry import Registry
 from .train import Trainee, Trainer
 
@@ -33,22 +33,24 @@ class Context:
     trainer: Trainer
     trainee: Trainee
     generator: torch.Generator  # every random draw of a pruner comes from here
+    invert: bool = False  # the invert ablation: keep what the method would remove (its worst choices)
 
 
-def _choice(value, allowed, option):
-    if value not in allowed:
-        raise InitpruneError(f"unknown {option} '{value}'; choose one of: {', '.join(allowed)}")
+SCOPES = masks.SCOPES
+AT_LEAST_1 = dict(check=lambda v: v >= 1, must="an integer of at least 1")
 
 
 @dataclass
 class Pruner:
+    """A pruning method: its options are its dataclass fields (``options.option``), declared
+    once; ``prune`` chooses the mask. Register a subclass with ``@PRUNERS.register(name)``."""
+
     sparsity: float
     fixed_sparsity: ClassVar[float | None] = None  # dense only accepts 0
     # what the method computes: raised when that changes, so that a store never serves old
     # results as new ones (RunConfig.identity names it only when it is not 1)
     version: ClassVar[int] = 1
     invertible: ClassVar[bool] = False  # has a meaning for "keep the worst" (the invert ablation)
-    inverted: ClassVar[bool] = False  # set on an instance by the invert ablation
     # how figures and claims treat it: "paper" (the paper's methods and its random baseline),
     # "baseline" (established pruning at initialization: the rivals beyond the paper) or
     # "reference" (dense, post-training: not pruning at initialization)
@@ -65,6 +67,7 @@ class Pruner:
             )
         if self.fixed_sparsity is not None and self.sparsity != self.fixed_sparsity:
             raise InitpruneError(f"method '{self.name}' keeps every weight; use --sparsity 0")
+        options.validate(self, skip=("sparsity",))
 
     @property
     def name(self) -> str:
@@ -81,23 +84,37 @@ class Pruner:
         (what memory.check multiplies)."""
         return 0
 
+    @classmethod
+    def declared(cls) -> tuple[options.Option, ...]:
+        """The options this method takes, as declared (everything but the sparsity)."""
+        return options.options(cls, skip=("sparsity",))
+
     def options(self) -> dict:
-        """This pruner's options (everything but the sparsity)."""
-        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "sparsity"}
+        """This pruner's options and their values."""
+        return {o.name: getattr(self, o.name) for o in self.declared()}
 
     def prune(self, ctx: Context) -> dict:
+        """Leave ``ctx.trainee`` with the final mask; return what the method reports (``extra``)."""
         raise NotImplementedError
 
+    def metrics(self, extra: dict) -> list[tuple[str, float, int]]:
+        """What of the method's report goes to MLflow as metrics: (name, value, step)."""
+        return []
 
-def make(method: str, sparsity: float, **options) -> Pruner:
-    """The pruner ``method`` with ``options``; an option it does not take is a clear error."""
+
+def make(method: str, sparsity: float, **given) -> Pruner:
+    """The pruner ``method`` with options ``given``; an option it does not take is a clear error."""
     cls = PRUNERS[method]
-    names = [f.name for f in dataclasses.fields(cls) if f.name != "sparsity"]
-    for key in options:
+    names = [o.name for o in cls.declared()]
+    for key in given:
         if key not in names:
             takes = ", ".join(names) if names else "no options"
-            raise InitpruneError(f"option '{key}' does not apply to method '{method}' (it takes: {takes})")
-    return cls(sparsity=sparsity, **options)
+            raise OptionError(key, f"does not apply to method '{method}' (its options: {takes})")
+    return cls(sparsity=sparsity, **given)
+
+
+def option_names(method: str) -> list[str]:
+    return [o.name for o in PRUNERS[method].declared()]
 
 
 @PRUNERS.register("dense")
@@ -120,11 +137,7 @@ class Random(Pruner):
 
     family: ClassVar[str] = "paper"
     color: ClassVar[str | None] = "tab:gray"
-    scope: str = "layerwise"
-
-    def __post_init__(self):
-        super().__post_init__()
-        masks.check_scope(self.scope)
+    scope: str = option("layerwise", "layerwise: every layer at the sparsity; global: one ranking", choices=SCOPES)
 
     def prune(self, ctx: Context) -> dict:
         scores = masks.random_scores(ctx.trainee.model, ctx.generator)
@@ -145,20 +158,12 @@ class KStarts(Pruner):
     color: ClassVar[str | None] = "tab:blue"
     invertible: ClassVar[bool] = True
 
-    k: int = 8
-    fitness: str = "both"
-    warmup_epochs: int = 1
-    selection: str = "full"
-    analysis: bool = False  # also train every candidate to the end: is the fittest the best?
-
-    def __post_init__(self):
-        super().__post_init__()
-        if not isinstance(self.k, int) or self.k < 1:
-            raise InitpruneError(f"--k must be an integer of at least 1, got {self.k}")
-        if not isinstance(self.warmup_epochs, int) or self.warmup_epochs < 1:
-            raise InitpruneError(f"--warmup-epochs must be at least 1, got {self.warmup_epochs}")
-        _choice(self.fitness, FITNESS, "fitness")
-        _choice(self.selection, SELECTION, "selection")
+    k: int = option(8, "random masks, each trained for the warm-up", **AT_LEAST_1)
+    fitness: str = option("both", "how the fittest is judged", choices=FITNESS)
+    warmup_epochs: int = option(1, "epochs each candidate trains before the choice", **AT_LEAST_1)
+    selection: str = option("full", "full: every candidate trains the warm-up; halving: successive halving",
+                            choices=SELECTION)
+    analysis: bool = option(False, "also train every candidate to the end: is the fittest the best?")
 
     @property
     def min_epochs(self) -> int:
@@ -190,7 +195,7 @@ class KStarts(Pruner):
             scores = self._fitness([candidates[i] for i in alive], [sinks[i] for i in alive])
             for i, score in zip(alive, scores):
                 report[i] = {"index": i, **score, "epochs": candidates[i].steps / ctx.trainer.steps_per_epoch}
-            sign = 1 if self.inverted else -1  # invert ablation: the least fit goes on
+            sign = 1 if ctx.invert else -1  # invert ablation: the least fit goes on
             ranked = sorted(alive, key=lambda i: (sign * report[i]["fitness"], i))
             alive = sorted(ranked[: max(1, math.ceil(len(alive) / 2))] if self.selection == "halving"
                            else ranked[:1])
@@ -208,6 +213,10 @@ class KStarts(Pruner):
         if self.analysis:
             out["rank_correlation"] = self._train_all(ctx, candidates, out["candidates"])
         return out
+
+    def metrics(self, extra: dict) -> list[tuple[str, float, int]]:
+        return [("kstarts.winner", extra["winner"], 0), ("kstarts.extra_cost_epochs", extra["extra_cost_epochs"], 0),
+                *[("kstarts.fitness", c["fitness"], c["index"]) for c in extra["candidates"]]]
 
     def _train_all(self, ctx: Context, candidates: list[Trainee], report: list[dict]) -> float | None:
         """Analysis mode: every candidate trained to the end (the winner as a copy, so the run
@@ -262,20 +271,12 @@ class Dissipating(Pruner):
     lines: ClassVar[tuple[str, ...]] = ("schedule",)
     invertible: ClassVar[bool] = True
 
-    prune_epochs: int = 3
-    schedule: str = "linear"
-    tau: float | None = None
-    scope: str = "layerwise"
-    eps: float = 1e-8
-
-    def __post_init__(self):
-        super().__post_init__()
-        if not isinstance(self.prune_epochs, int) or self.prune_epochs < 1:
-            raise InitpruneError(f"--prune-epochs must be at least 1, got {self.prune_epochs}")
-        if self.tau is not None and not self.tau > 0:
-            raise InitpruneError(f"--tau must be positive (a relative movement), got {self.tau}")
-        _choice(self.schedule, SCHEDULES, "schedule")
-        masks.check_scope(self.scope)
+    prune_epochs: int = option(3, "E_d: the epochs over which the sparsity rises to the target", **AT_LEAST_1)
+    schedule: str = option("linear", "how the sparsity rises over the pruning epochs", choices=SCHEDULES)
+    tau: float | None = option(None, "threshold variant: prune every weight with r < tau (default: target mode)",
+                               check=lambda v: v > 0, must="positive (a relative movement)")
+    scope: str = option("layerwise", "layerwise or global ranking of the movement", choices=SCOPES)
+    eps: float = option(1e-8, "added to |θ0| in the relative movement", check=lambda v: v > 0, must="positive")
 
     @property
     def min_epochs(self) -> int:
@@ -295,14 +296,14 @@ class Dissipating(Pruner):
             movement = {n: (w.detach() - t.init[n]).abs() / (t.init[n].abs() + self.eps)
                         for n, w in t.weights.items()}
             hists.append(_log_histogram(movement, t.mask))
-            if self.inverted:  # invert ablation: prune the weights that moved most
+            if ctx.invert:  # invert ablation: prune the weights that moved most
                 movement = {n: -r for n, r in movement.items()}
             if self.tau is None:
                 target = scheduled(start, self.sparsity, len(per_epoch) + 1, self.prune_epochs, self.schedule)
                 mask = masks.select(movement, target, self.scope, within=t.mask)
             else:
                 mask = masks.select(movement, self.sparsity, self.scope, within=t.mask,
-                                    keep=self._threshold_keep(movement, t.mask))
+                                    keep=self._threshold_keep(movement, t.mask, ctx.invert))
             t.set_mask(mask)
             per_epoch.append(masks.sparsity(mask))
 
@@ -311,9 +312,12 @@ class Dissipating(Pruner):
         return {"sparsity_per_epoch": per_epoch, "target_reached_epoch": reached,
                 "start_sparsity": start, "movement_histograms": hists}
 
-    def _threshold_keep(self, movement, mask):
+    def metrics(self, extra: dict) -> list[tuple[str, float, int]]:
+        return [("dissipating.sparsity", s, e + 1) for e, s in enumerate(extra["sparsity_per_epoch"])]
+
+    def _threshold_keep(self, movement, mask, invert: bool):
         """Kept counts when every weight with r < τ goes (inverted: r > τ), capped at the target."""
-        tau = -self.tau if self.inverted else self.tau
+        tau = -self.tau if invert else self.tau
         above = {n: int(((r >= tau) & mask[n]).sum()) for n, r in movement.items()}
         if self.scope == "layerwise":
             return {n: max(above[n], masks.n_keep(mask[n].numel(), self.sparsity)) for n in above}
@@ -339,22 +343,21 @@ class Combined(Pruner):
     lines: ClassVar[tuple[str, ...]] = ("schedule",)
     invertible: ClassVar[bool] = True
 
-    kstarts_sparsity: float | None = None  # default: (1 - s_k) = sqrt(1 - s)
-    k: int = 8
-    fitness: str = "both"
-    warmup_epochs: int = 1
-    selection: str = "full"
-    prune_epochs: int = 3
-    schedule: str = "linear"
-    tau: float | None = None
-    scope: str = "layerwise"
+    kstarts_sparsity: float | None = option(None, "s_k, where K-starts hands over (default: 1 - sqrt(1 - s))")
+    k: int = like(KStarts, "k")
+    fitness: str = like(KStarts, "fitness")
+    warmup_epochs: int = like(KStarts, "warmup_epochs")
+    selection: str = like(KStarts, "selection")
+    prune_epochs: int = like(Dissipating, "prune_epochs")
+    schedule: str = like(Dissipating, "schedule")
+    tau: float | None = like(Dissipating, "tau")
+    scope: str = like(Dissipating, "scope")
 
     def __post_init__(self):
         super().__post_init__()
         if self.kstarts_sparsity is not None and not 0 <= self.kstarts_sparsity <= self.sparsity:
-            raise InitpruneError(
-                f"--kstarts-sparsity must be in [0, sparsity={self.sparsity}], got {self.kstarts_sparsity}"
-            )
+            raise OptionError("kstarts_sparsity", f"must be in [0, sparsity={self.sparsity}], "
+                              f"got {self.kstarts_sparsity}")
         self._kstarts = KStarts(self.split, self.k, self.fitness, self.warmup_epochs, self.selection)
         self._dissipating = Dissipating(self.sparsity, self.prune_epochs, self.schedule, self.tau, self.scope)
 
@@ -373,10 +376,12 @@ class Combined(Pruner):
         return self._kstarts.candidates
 
     def prune(self, ctx: Context) -> dict:
-        self._kstarts.inverted = self._dissipating.inverted = self.inverted
         return {"kstarts_sparsity": self.split,
                 "kstarts": self._kstarts.prune(ctx),
                 "dissipating": self._dissipating.prune(ctx)}
+
+    def metrics(self, extra: dict) -> list[tuple[str, float, int]]:
+        return self._kstarts.metrics(extra["kstarts"]) + self._dissipating.metrics(extra["dissipating"])
 
 
 # ---- established baselines (METHOD.md, "Baselines beyond the paper") -------------------------------
@@ -407,18 +412,15 @@ class ScorePruner(Pruner):
     """Score every prunable weight once at θ0; keep the highest scores (one shared selection)."""
 
     invertible: ClassVar[bool] = True
-    scope: str = "global"
-
-    def __post_init__(self):
-        super().__post_init__()
-        masks.check_scope(self.scope)
+    scope: str = option("global", "global: one ranking of all weights; layerwise: every layer at the sparsity",
+                        choices=SCOPES)
 
     def scores(self, ctx: Context) -> dict[str, Tensor]:
         raise NotImplementedError
 
     def prune(self, ctx: Context) -> dict:
         scores = self.scores(ctx)
-        if self.inverted:  # keep the lowest instead
+        if ctx.invert:  # keep the lowest instead
             scores = {n: -s for n, s in scores.items()}
         ctx.trainee.set_mask(masks.select(scores, self.sparsity, self.scope))
         return {}
@@ -431,7 +433,8 @@ class Magnitude(ScorePruner):
     smaller weights (larger fan-in) are emptied first."""
 
     color: ClassVar[str | None] = "tab:brown"
-    scope: str = "layerwise"
+    scope: str = option("layerwise", "layerwise (globally, layers of larger fan-in are emptied first) or global",
+                        choices=SCOPES)
 
     def scores(self, ctx: Context) -> dict[str, Tensor]:
         return {n: w.detach().abs() for n, w in ctx.trainee.weights.items()}
@@ -446,12 +449,7 @@ class Snip(ScorePruner):
     color: ClassVar[str | None] = "tab:purple"
     version: ClassVar[int] = 2  # 1 summed per-batch |θ ⊙ g_b|: another estimator
 
-    batches: int = 10
-
-    def __post_init__(self):
-        super().__post_init__()
-        if not isinstance(self.batches, int) or self.batches < 1:
-            raise InitpruneError(f"--batches must be at least 1, got {self.batches}")
+    batches: int = option(10, "training batches whose loss gradient is scored at θ0", **AT_LEAST_1)
 
     def scores(self, ctx: Context) -> dict[str, Tensor]:
         with _scratch(ctx.trainee.model, train=True) as model:
@@ -471,15 +469,8 @@ class Grasp(ScorePruner):
     the highest scores are removed. Hg by double backward."""
 
     color: ClassVar[str | None] = "tab:pink"
-    batches: int = 10
-    temperature: float = 200.0
-
-    def __post_init__(self):
-        super().__post_init__()
-        if not isinstance(self.batches, int) or self.batches < 1:
-            raise InitpruneError(f"--batches must be at least 1, got {self.batches}")
-        if not self.temperature > 0:
-            raise InitpruneError(f"--temperature must be positive, got {self.temperature}")
+    batches: int = like(Snip, "batches")
+    temperature: float = option(200.0, "the logits are divided by this", check=lambda v: v > 0, must="positive")
 
     def scores(self, ctx: Context) -> dict[str, Tensor]:
         with _scratch(ctx.trainee.model, train=True) as model:  # batch statistics, as GraSP's own code
@@ -507,13 +498,8 @@ class SynFlow(ScorePruner):
     score |θ ⊙ ∂R/∂θ|, over ``rounds`` rounds with the density following d^(r/rounds)."""
 
     color: ClassVar[str | None] = "tab:olive"
-    rounds: int = 100
-    double: bool = False  # float64, for deep networks whose R overflows float32
-
-    def __post_init__(self):
-        super().__post_init__()
-        if not isinstance(self.rounds, int) or self.rounds < 1:
-            raise InitpruneError(f"--rounds must be at least 1, got {self.rounds}")
+    rounds: int = option(100, "pruning rounds, the density following d^(r/rounds)", **AT_LEAST_1)
+    double: bool = option(False, "score in float64, for deep networks whose R overflows float32")
 
     def prune(self, ctx: Context) -> dict:
         x, _ = next(iter(_batches(ctx, 1)))
@@ -541,7 +527,7 @@ class SynFlow(ScorePruner):
                         "SynFlow scores overflowed (R is too large in float32 for this network); "
                         "rerun with --double"
                     )
-                if self.inverted:  # keep the lowest single-shot scores (iterating would revive them)
+                if ctx.invert:  # keep the lowest single-shot scores (iterating would revive them)
                     mask = masks.select({n: -s for n, s in scores.items()}, self.sparsity, self.scope)
                     break
                 mask = masks.select(scores, 1 - density ** (r / self.rounds), self.scope, within=mask)
@@ -557,14 +543,9 @@ class PostTrain(Pruner):
 
     family: ClassVar[str] = "reference"
     color: ClassVar[str | None] = "tab:cyan"
-    finetune_epochs: int = 5
-    scope: str = "global"
-
-    def __post_init__(self):
-        super().__post_init__()
-        if not isinstance(self.finetune_epochs, int) or self.finetune_epochs < 0:
-            raise InitpruneError(f"--finetune-epochs must be 0 or more, got {self.finetune_epochs}")
-        masks.check_scope(self.scope)
+    finetune_epochs: int = option(5, "fine-tuning epochs after the one-shot pruning",
+                                  check=lambda v: v >= 0, must="an integer of 0 or more")
+    scope: str = option("global", "global or layerwise ranking of |θ| after training", choices=SCOPES)
 
     def prune(self, ctx: Context) -> dict:
         t = ctx.trainee

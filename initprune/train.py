@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import copy
 import math
-import numbers
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,36 +23,31 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from . import masks
-from .errors import DivergedError, InitpruneError
+from . import masks, options
+from .errors import DivergedError
+from .options import option
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
+
+
+FINITE_POSITIVE = dict(check=lambda v: v > 0, must="a finite number above 0")
+FINITE_NON_NEGATIVE = dict(check=lambda v: v >= 0, must="a finite number of 0 or more")
 
 
 @dataclass(frozen=True)
 class Settings:
     """Optimizer and batching, the same for every method on a dataset and architecture."""
 
-    optimizer: str = "sgd"
-    lr: float = 0.1
-    momentum: float = 0.9
-    weight_decay: float = 0.0
-    batch_size: int = 32
+    optimizer: str = option("sgd", "the optimizer", choices=OPTIMIZERS)
+    lr: float = option(0.1, "learning rate", **FINITE_POSITIVE)
+    momentum: float = option(0.9, "SGD momentum", **FINITE_NON_NEGATIVE)
+    weight_decay: float = option(0.0, "L2 penalty", **FINITE_NON_NEGATIVE)
+    batch_size: int = option(32, "training batch size", check=lambda v: v >= 1, must="an integer of at least 1")
 
     def __post_init__(self):
-        if self.optimizer not in OPTIMIZERS:
-            raise InitpruneError(f"unknown optimizer '{self.optimizer}'; choose one of: {', '.join(OPTIMIZERS)}")
         # every comparison with NaN is false, so a NaN got past "momentum < 0" and surfaced
-        # epochs later as a diverged loss with the advice to lower --lr
-        for flag, value, positive in (("--lr", self.lr, True), ("--momentum", self.momentum, False),
-                                      ("--weight-decay", self.weight_decay, False)):
-            if (isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value)
-                    or value < 0 or (positive and value == 0)):
-                least = "above 0" if positive else "of 0 or more"
-                raise InitpruneError(f"{flag} must be a finite number {least}, got {value!r}")
-        if (not isinstance(self.batch_size, numbers.Integral) or isinstance(self.batch_size, bool)
-                or self.batch_size < 1):
-            raise InitpruneError(f"--batch-size must be an integer of at least 1, got {self.batch_size!r}")
+        # epochs later as a diverged loss with the advice to lower --lr: options refuse NaN
+        options.validate(self)
 
     def make(self, params) -> torch.optim.Optimizer:
         # foreach: one kernel per step for all parameters (torch uses it by default on CUDA only)

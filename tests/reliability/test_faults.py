@@ -336,16 +336,16 @@ def test_a_float64_model_trains_in_float64():
 
 NAN, INF = float("nan"), float("inf")
 BAD_SETTINGS = [
-    (dict(lr=NAN), "--lr"), (dict(lr=INF), "--lr"), (dict(lr="0.1"), "--lr"),
-    (dict(momentum=NAN), "--momentum"), (dict(momentum=INF), "--momentum"), (dict(momentum=-1), "--momentum"),
-    (dict(weight_decay=NAN), "--weight-decay"), (dict(weight_decay=INF), "--weight-decay"),
-    (dict(weight_decay=-1), "--weight-decay"), (dict(batch_size=2.5), "--batch-size"),
-    (dict(batch_size=True), "--batch-size"), (dict(batch_size=0), "--batch-size"), (dict(lr=True), "--lr"),
+    (dict(lr=NAN), "lr"), (dict(lr=INF), "lr"), (dict(lr="0.1"), "lr"),
+    (dict(momentum=NAN), "momentum"), (dict(momentum=INF), "momentum"), (dict(momentum=-1), "momentum"),
+    (dict(weight_decay=NAN), "weight_decay"), (dict(weight_decay=INF), "weight_decay"),
+    (dict(weight_decay=-1), "weight_decay"), (dict(batch_size=2.5), "batch_size"),
+    (dict(batch_size=True), "batch_size"), (dict(batch_size=0), "batch_size"), (dict(lr=True), "lr"),
 ]
 
 
 @pytest.mark.parametrize("kwargs,flag", BAD_SETTINGS, ids=[str(k) for k, _ in BAD_SETTINGS])
-def test_a_training_setting_that_is_not_a_finite_number_is_refused_naming_its_flag(kwargs, flag):
+def test_a_training_setting_that_is_not_a_finite_number_is_refused_naming_it(kwargs, flag):
     with pytest.raises(InitpruneError) as err:
         Settings(**kwargs)
     assert str(err.value).startswith(flag + " must be") and "\n" not in str(err.value)
