@@ -9,11 +9,9 @@ interrupted sweep resumes where it stopped and a finished one does no training.
 from __future__ import annotations
 
 import ast
-import contextlib
 import hashlib
 import json
 import os
-import socket
 import tempfile
 import time
 import uuid
@@ -22,20 +20,16 @@ from pathlib import Path
 
 import yaml
 
-from . import faults, grid, results, runs, store
-from .data import REPO_ROOT
+from . import executors, grid, results, runs, store
 from .errors import InitpruneError
+from .tasks import KERNEL, NOTEBOOKS, Task, first_line
 
-NOTEBOOKS = REPO_ROOT / "notebooks"
 PROFILES = NOTEBOOKS / "profiles"
 # the parameters every method notebook has beside its method's options
 COMMON = ("dataset", "arch", "sparsities", "seeds", "epochs", "data_root", "device", "log_to_mlflow",
           "parent_run_id", "profile")
 PROFILE_KEYS = ("description", "defaults", "resources", "executions")
 RESOURCES = ("cpus", "gpus")  # what one execution asks of a cluster (Ray, Dask); the local pool ignores it
-# the kernel's own start-up warnings (it listens on 127.0.0.1 over TCP) are noise on a sweep's stderr;
-# a notebook's errors still come back through papermill
-KERNEL = {"progress_bar": False, "extra_arguments": ["--IPKernelApp.log_level=CRITICAL"]}
 
 
 @dataclass
@@ -163,96 +157,12 @@ def status(executions: list[Execution]) -> list[tuple[Execution, set, set, bool]
     return rows
 
 
-@dataclass
-class Task:
-    """One notebook execution of one grid cell, as it travels to a worker: everything it needs,
-    the notebook itself included, since a remote worker may have no ``notebooks/``."""
-
-    execution: Execution
-    profile: str
-    sweep: str  # the id of the sweep that started it, a tag on its runs
-    notebook: str  # the notebook's JSON text
-    env: dict  # the MLflow store and INITPRUNE_* settings of the driver
-    threads: int = 1
-    cpus: float = 1
-    gpus: float = 0
-
-    @property
-    def key(self) -> str:  # unique in a sweep, the same on a retry
-        return f"{self.execution.notebook}-{self.execution.cell}-{self.sweep[:8]}"
-
-
-def run_task(task: Task) -> dict:
-    """The unit every executor runs: one notebook execution, owned by its own MLflow run, which
-    is FINISHED only if the notebook finished. Returns a small dict; the rest is in MLflow."""
-    import papermill
-
-    import initprune
-
-    began = time.perf_counter()
-    code = str(Path(initprune.__file__).resolve().parents[1])  # where this worker found the package
-    env = {**task.env, "INITPRUNE_THREADS": str(task.threads),
-           "PYTHONPATH": os.pathsep.join(filter(None, [code, os.environ.get("PYTHONPATH")]))}
-    ex, p = task.execution, task.execution.params
-    with _environ(env):  # the notebook's kernel inherits it
-        c, exp_id = store.ensure_store()
-        run_id, attempt = runs.start_attempt(c, exp_id, ex.notebook, p["dataset"], p["arch"], task.profile,
-                                             ex.cell, task.sweep)
-        with tempfile.TemporaryDirectory() as tmp:
-            source, output = Path(tmp) / "source.ipynb", Path(tmp) / f"{ex.notebook}.ipynb"
-            source.write_text(task.notebook)
-            try:
-                papermill.execute_notebook(
-                    str(source), str(output),
-                    parameters={**ex.given, "parent_run_id": run_id, "profile": task.profile},
-                    cwd=str(NOTEBOOKS if NOTEBOOKS.is_dir() else tmp), **KERNEL,
-                )
-                error = None
-            except KeyboardInterrupt:  # Ctrl-C: this execution and what it was training are KILLED
-                runs.reap(c, exp_id, run_id)
-                raise
-            except Exception as err:  # the notebook failed: keep its output, mark the run FAILED
-                error = _first_line(err)
-            faults.pause("notebook")
-            try:
-                if output.exists():
-                    c.log_artifact(run_id, str(output))
-            except OSError as err:  # a full disk, say: the execution does not count without its notebook
-                error = error or f"its notebook could not be stored: {err}"
-            if c.get_run(run_id).info.status == "RUNNING":  # not if the driver gave this attempt up
-                c.set_terminated(run_id, "FAILED" if error else "FINISHED")
-    return {"label": ex.label, "error": error, "seconds": time.perf_counter() - began, "run_id": run_id,
-            "attempt": attempt, "host": socket.gethostname()}
-
-
-@contextlib.contextmanager
-def _environ(values: dict):
-    saved = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-
-
-def _first_line(err: Exception) -> str:
-    """The error a notebook raised, without papermill's banner and traceback."""
-    name = getattr(err, "ename", type(err).__name__)
-    value = getattr(err, "evalue", str(err))
-    return f"{name}: {str(value).strip().splitlines()[0] if str(value).strip() else ''}"
-
 
 def sweep(profile: str, jobs: int = 1, dry_run: bool = False, executor: str = "local",
           ray_address: str | None = None, dask_scheduler: str | None = None, shared_fs: bool = False,
           retries: int = 3, cpus: float | None = None, gpus: float | None = None, echo=print) -> int:
     """Run a profile on an executor (local, ray, dask); returns the exit status (0: everything finished)."""
     from tqdm.auto import tqdm
-
-    from . import executors
 
     ray_address = ray_address or (os.environ.get("RAY_ADDRESS") if executor == "ray" else None)
     _check_executor(executor, jobs, ray_address, dask_scheduler, retries, cpus, gpus)
@@ -324,10 +234,8 @@ def sweep(profile: str, jobs: int = 1, dry_run: bool = False, executor: str = "l
 
 
 def _check_executor(executor, jobs, ray_address, dask_scheduler, retries, cpus, gpus) -> None:
-    from .executors import NAMES
-
-    if executor not in NAMES:
-        raise InitpruneError(f"unknown executor '{executor}'; choose one of: {', '.join(NAMES)}")
+    if executor not in executors.NAMES:
+        raise InitpruneError(f"unknown executor '{executor}'; choose one of: {', '.join(executors.NAMES)}")
     if jobs < 1:
         raise InitpruneError(f"--jobs must be at least 1, got {jobs}")
     if retries < 0:
@@ -378,7 +286,7 @@ def figures(out: str | Path | None = None) -> int:
                                        cwd=str(NOTEBOOKS), **KERNEL)
             error = None
         except Exception as err:
-            error = _first_line(err)
+            error = first_line(err)
         if output.exists():
             c.log_artifact(run_id, str(output))
         c.set_terminated(run_id, "FAILED" if error else "FINISHED")
