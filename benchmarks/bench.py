@@ -147,7 +147,7 @@ def bench_epoch(reps: int, n: int) -> dict:
         model = models.build("lenet300", (1, 28, 28), 10, 0)
         trainee = Trainee(model, Settings(batch_size=128), masks.dense(model))
         trainer = trainer_for(x, y)
-        trainer.steps(trainee, len(trainer.train_batches))
+        trainer.advance(trainee, len(trainer.train_batches))
 
     def loader_epoch():
         model = models.build("lenet300", (1, 28, 28), 10, 0)

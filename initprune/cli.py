@@ -170,14 +170,14 @@ def cmd_sweep(args) -> int:
 def cmd_ui(args) -> int:
     import os
 
-    from . import tracking
+    from . import store
 
-    uri = tracking.default_uri()
-    _, exp_id = tracking.ensure_store(uri)
+    uri = store.default_uri()
+    _, exp_id = store.ensure_store(uri)
     print(f"MLflow UI: compare runs at http://{args.host}:{args.port}/#/experiments/{exp_id}/runs", flush=True)
     command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri, "--host", args.host,
                "--port", str(args.port), "--workers", "1"]
-    root = tracking._artifact_root(uri)
+    root = store.artifact_root(uri)
     if root:
         command += ["--default-artifact-root", root]
     os.execv(command[0], command)
@@ -187,17 +187,17 @@ def cmd_server(args) -> int:
     """``mlflow server`` over the project's sqlite store, serving its artifacts to the workers."""
     import os
 
-    from . import tracking
+    from . import store
 
-    store = (args.store or tracking.ROOT / "mlruns").resolve()
-    uri = f"sqlite:///{store / 'mlflow.db'}"
-    store.mkdir(exist_ok=True)
-    tracking.client(uri).search_experiments(max_results=1)  # create the database before the server's workers
+    folder = (args.store or store.ROOT / "mlruns").resolve()
+    uri = f"sqlite:///{folder / 'mlflow.db'}"
+    folder.mkdir(exist_ok=True)
+    store.client(uri).search_experiments(max_results=1)  # create the database before the server's workers
     print(f"MLflow tracking server at http://{args.host}:{args.port}: on every worker and the driver, "
           f"export MLFLOW_TRACKING_URI=http://{args.host if args.host != '0.0.0.0' else 'THIS_HOST'}:{args.port}",
           flush=True)
     command = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", uri, "--serve-artifacts",
-               "--artifacts-destination", str(store / "artifacts"), "--host", args.host, "--port", str(args.port),
+               "--artifacts-destination", str(folder / "artifacts"), "--host", args.host, "--port", str(args.port),
                "--workers", "2"]
     if args.allowed_hosts:
         command += ["--allowed-hosts", args.allowed_hosts]
@@ -223,9 +223,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"initprune: {err}", file=sys.stderr)
         return 1
     except Exception as err:  # a full disk or a damaged store, wherever it surfaced
-        from . import tracking
+        from . import store
 
-        problem = tracking.store_error(err)
+        problem = store.store_error(err)
         if problem is None:
             raise
         print(f"initprune: error: {problem}", file=sys.stderr)

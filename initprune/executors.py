@@ -17,7 +17,7 @@ from multiprocessing import get_context
 from pathlib import Path
 
 from .errors import InitpruneError
-from .sweep import Task, run_task
+from .tasks import Task, run_task
 
 PACKAGE = Path(__file__).resolve().parent
 NAMES = ("local", "ray", "dask")

@@ -1,5 +1,5 @@
 """The paper's figures, each a function of a table of runs (a pandas DataFrame, one row per run,
-as ``tracking.runs_table`` returns it) that returns a matplotlib figure.
+as ``results.runs_table`` returns it) that returns a matplotlib figure.
 
 Columns used: method, dataset, arch, sparsity, seed, test_accuracy, variant (JSON of the options
 that differ from the method's defaults, "{}" for the default method), options (dict), history

@@ -180,7 +180,7 @@ class KStarts(Pruner):
         for _ in range(self.k):  # same layer counts, different positions
             mask = masks.select(masks.random_scores(base.model, ctx.generator), self.sparsity)
             candidates.append(base.clone(settings, mask))
-        sinks = [[torch.zeros_like(w) for w in c._w] for c in candidates]
+        sinks = [[torch.zeros_like(w) for w in c.prunable] for c in candidates]
         budget = self.warmup_epochs * ctx.trainer.steps_per_epoch
         report: dict[int, dict] = {}
         alive = list(range(self.k))
@@ -224,7 +224,7 @@ class KStarts(Pruner):
         from scipy.stats import spearmanr
 
         for candidate, row in zip(candidates, report):
-            ctx.trainer.steps(candidate, ctx.trainer.epochs * ctx.trainer.steps_per_epoch - candidate.steps)
+            ctx.trainer.advance(candidate, ctx.trainer.epochs * ctx.trainer.steps_per_epoch - candidate.steps)
             row["final_test_accuracy"] = candidate.history[-1]["test_accuracy"]
         fitness, final = [r["fitness"] for r in report], [r["final_test_accuracy"] for r in report]
         if len(report) < 3 or len(set(fitness)) < 2 or len(set(final)) < 2:
@@ -235,9 +235,10 @@ class KStarts(Pruner):
         """Each term a mean over a layer's kept weights, summed over layers (METHOD.md)."""
         mags, grads = [], []
         for t, sink in zip(trainees, sinks):
-            kept = [m.sum() for m in t._m]
-            mags.append(float(sum((w.detach().abs() * m).sum() / n for w, m, n in zip(t._w, t._m, kept))))
-            grads.append(float(sum((g * m).sum() / n for g, m, n in zip(sink, t._m, kept))))
+            kept = [m.sum() for m in t.mask_values]
+            mags.append(float(sum((w.detach().abs() * m).sum() / n
+                                  for w, m, n in zip(t.prunable, t.mask_values, kept))))
+            grads.append(float(sum((g * m).sum() / n for g, m, n in zip(sink, t.mask_values, kept))))
         top_m, top_g = max(mags) or 1.0, max(grads) or 1.0
         out = []
         for m, g in zip(mags, grads):

@@ -9,11 +9,9 @@ interrupted sweep resumes where it stopped and a finished one does no training.
 from __future__ import annotations
 
 import ast
-import contextlib
 import hashlib
 import json
 import os
-import socket
 import tempfile
 import time
 import uuid
@@ -22,20 +20,16 @@ from pathlib import Path
 
 import yaml
 
-from . import tracking
-from .data import REPO_ROOT
+from . import executors, grid, results, runs, store
 from .errors import InitpruneError
+from .tasks import KERNEL, NOTEBOOKS, Task, first_line
 
-NOTEBOOKS = REPO_ROOT / "notebooks"
 PROFILES = NOTEBOOKS / "profiles"
 # the parameters every method notebook has beside its method's options
 COMMON = ("dataset", "arch", "sparsities", "seeds", "epochs", "data_root", "device", "log_to_mlflow",
           "parent_run_id", "profile")
 PROFILE_KEYS = ("description", "defaults", "resources", "executions")
 RESOURCES = ("cpus", "gpus")  # what one execution asks of a cluster (Ray, Dask); the local pool ignores it
-# the kernel's own start-up warnings (it listens on 127.0.0.1 over TCP) are noise on a sweep's stderr;
-# a notebook's errors still come back through papermill
-KERNEL = {"progress_bar": False, "extra_arguments": ["--IPKernelApp.log_level=CRITICAL"]}
 
 
 @dataclass
@@ -65,9 +59,9 @@ class Execution:
     def points(self):
         method = self.params.get("method", self.notebook)  # baselines and sanity name their method
         options = {k: v for k, v in self.params.items() if k not in (*COMMON, "method", "ablations")}
-        return tracking.expand(method, self.params["dataset"], self.params["arch"], self.params["sparsities"],
-                               self.params["seeds"], self.params["epochs"], options,
-                               self.params.get("ablations", ("none",)))
+        return grid.expand(method, self.params["dataset"], self.params["arch"], self.params["sparsities"],
+                           self.params["seeds"], self.params["epochs"], options,
+                           self.params.get("ablations", ("none",)))
 
 
 def notebook_parameters(name: str) -> dict:
@@ -154,96 +148,14 @@ def status(executions: list[Execution]) -> list[tuple[Execution, set, set, bool]
     """For each execution: its points and those already FINISHED, as (config hash, seed) keys (a
     point listed twice trains once, and counts once), and whether its notebook ran to the end and
     was stored. Only then is an execution done."""
-    c, exp_id = tracking.ensure_store()
-    finished, stored = tracking.finished_points(c, exp_id), tracking.finished_cells(c, exp_id)
+    c, exp_id = store.ensure_store()
+    finished, stored = results.finished_points(c, exp_id), results.finished_cells(c, exp_id)
     rows = []
     for ex in executions:
         points = {(p.hash(), p.seed) for p in ex.points()}
         rows.append((ex, points, points & finished, ex.cell in stored))
     return rows
 
-
-@dataclass
-class Task:
-    """One notebook execution of one grid cell, as it travels to a worker: everything it needs,
-    the notebook itself included, since a remote worker may have no ``notebooks/``."""
-
-    execution: Execution
-    profile: str
-    sweep: str  # the id of the sweep that started it, a tag on its runs
-    notebook: str  # the notebook's JSON text
-    env: dict  # the MLflow store and INITPRUNE_* settings of the driver
-    threads: int = 1
-    cpus: float = 1
-    gpus: float = 0
-
-    @property
-    def key(self) -> str:  # unique in a sweep, the same on a retry
-        return f"{self.execution.notebook}-{self.execution.cell}-{self.sweep[:8]}"
-
-
-def run_task(task: Task) -> dict:
-    """The unit every executor runs: one notebook execution, owned by its own MLflow run, which
-    is FINISHED only if the notebook finished. Returns a small dict; the rest is in MLflow."""
-    import papermill
-
-    import initprune
-
-    began = time.perf_counter()
-    code = str(Path(initprune.__file__).resolve().parents[1])  # where this worker found the package
-    env = {**task.env, "INITPRUNE_THREADS": str(task.threads),
-           "PYTHONPATH": os.pathsep.join(filter(None, [code, os.environ.get("PYTHONPATH")]))}
-    ex, p = task.execution, task.execution.params
-    with _environ(env):  # the notebook's kernel inherits it
-        c, exp_id = tracking.ensure_store()
-        run_id, attempt = tracking.start_attempt(c, exp_id, ex.notebook, p["dataset"], p["arch"], task.profile,
-                                                 ex.cell, task.sweep)
-        with tempfile.TemporaryDirectory() as tmp:
-            source, output = Path(tmp) / "source.ipynb", Path(tmp) / f"{ex.notebook}.ipynb"
-            source.write_text(task.notebook)
-            try:
-                papermill.execute_notebook(
-                    str(source), str(output),
-                    parameters={**ex.given, "parent_run_id": run_id, "profile": task.profile},
-                    cwd=str(NOTEBOOKS if NOTEBOOKS.is_dir() else tmp), **KERNEL,
-                )
-                error = None
-            except KeyboardInterrupt:  # Ctrl-C: this execution and what it was training are KILLED
-                tracking.reap(c, exp_id, run_id)
-                raise
-            except Exception as err:  # the notebook failed: keep its output, mark the run FAILED
-                error = _first_line(err)
-            tracking._pause("notebook")
-            try:
-                if output.exists():
-                    c.log_artifact(run_id, str(output))
-            except OSError as err:  # a full disk, say: the execution does not count without its notebook
-                error = error or f"its notebook could not be stored: {err}"
-            if c.get_run(run_id).info.status == "RUNNING":  # not if the driver gave this attempt up
-                c.set_terminated(run_id, "FAILED" if error else "FINISHED")
-    return {"label": ex.label, "error": error, "seconds": time.perf_counter() - began, "run_id": run_id,
-            "attempt": attempt, "host": socket.gethostname()}
-
-
-@contextlib.contextmanager
-def _environ(values: dict):
-    saved = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-
-
-def _first_line(err: Exception) -> str:
-    """The error a notebook raised, without papermill's banner and traceback."""
-    name = getattr(err, "ename", type(err).__name__)
-    value = getattr(err, "evalue", str(err))
-    return f"{name}: {str(value).strip().splitlines()[0] if str(value).strip() else ''}"
 
 
 def sweep(profile: str, jobs: int = 1, dry_run: bool = False, executor: str = "local",
@@ -252,12 +164,10 @@ def sweep(profile: str, jobs: int = 1, dry_run: bool = False, executor: str = "l
     """Run a profile on an executor (local, ray, dask); returns the exit status (0: everything finished)."""
     from tqdm.auto import tqdm
 
-    from . import executors
-
     ray_address = ray_address or (os.environ.get("RAY_ADDRESS") if executor == "ray" else None)
     _check_executor(executor, jobs, ray_address, dask_scheduler, retries, cpus, gpus)
     executions = load_profile(profile)
-    uri = tracking.default_uri()
+    uri = store.default_uri()
     if ray_address or dask_scheduler:
         _check_shared_store(uri, shared_fs)
     rows = status(executions)  # creates the store before any parallel writer starts
@@ -267,10 +177,10 @@ def sweep(profile: str, jobs: int = 1, dry_run: bool = False, executor: str = "l
         points, done = set().union(*(r[1] for r in rows)), set().union(*(r[2] for r in rows))
         echo(f"{len(points)} points in {len(rows)} executions, {len(done)} finished")
         return 0
-    c, exp_id = tracking.ensure_store()
+    c, exp_id = store.ensure_store()
     if ray_address or dask_scheduler:
         _check_served_artifacts(c, exp_id, shared_fs)
-    reaped = tracking.reap(c, exp_id)  # runs that a killed sweep left RUNNING on this host
+    reaped = runs.reap(c, exp_id)  # runs that a killed sweep left RUNNING on this host
     if reaped:
         echo(f"marked {reaped} run(s) KILLED that an interrupted sweep had left RUNNING")
     # longest first (points left x epochs), so that no long execution starts last and runs alone
@@ -298,36 +208,34 @@ def sweep(profile: str, jobs: int = 1, dry_run: bool = False, executor: str = "l
         stream = executors.dask(tasks, dask_scheduler, jobs)
     else:
         stream = executors.local(tasks, jobs)
-    results = []
+    outcomes = []
     bar = tqdm(total=len(todo), desc=f"sweep {profile}", unit="notebook", disable=None)
     try:
         for result in stream:
             if result.get("cell"):  # the executor gave this task up: what it left RUNNING is dead
-                tracking.end_sweep(c, exp_id, sweep_id, result["cell"])
-            results.append(result)
+                runs.end_sweep(c, exp_id, sweep_id, result["cell"])
+            outcomes.append(result)
             bar.update()
     finally:
         stream.close()  # cancels what has not finished (Ctrl-C, an error)
         bar.close()
-        killed = tracking.end_sweep(c, exp_id, sweep_id)  # nothing of this sweep stays RUNNING
-    failed = [r for r in results if r["error"]]
+        killed = runs.end_sweep(c, exp_id, sweep_id)  # nothing of this sweep stays RUNNING
+    failed = [r for r in outcomes if r["error"]]
     for r in failed:
         echo(f"FAILED {r['label']}: {r['error']}")
     if any("No space left on device" in r["error"] for r in failed):
         echo("a disk is full: free space on it, then run the same command again (what finished is kept)")
-    retried = sum(1 for r in results if (r.get("attempt") or 1) > 1)
+    retried = sum(1 for r in outcomes if (r.get("attempt") or 1) > 1)
     if retried or killed:
         echo(f"{retried} execution(s) retried after a lost worker; {killed} run(s) left RUNNING marked KILLED")
-    echo(f"done: {len(results) - len(failed)} executions finished, {len(failed)} failed, "
+    echo(f"done: {len(outcomes) - len(failed)} executions finished, {len(failed)} failed, "
          f"{len(rows) - len(todo)} skipped, in {time.perf_counter() - began:.0f}s")
     return 1 if failed else 0
 
 
 def _check_executor(executor, jobs, ray_address, dask_scheduler, retries, cpus, gpus) -> None:
-    from .executors import NAMES
-
-    if executor not in NAMES:
-        raise InitpruneError(f"unknown executor '{executor}'; choose one of: {', '.join(NAMES)}")
+    if executor not in executors.NAMES:
+        raise InitpruneError(f"unknown executor '{executor}'; choose one of: {', '.join(executors.NAMES)}")
     if jobs < 1:
         raise InitpruneError(f"--jobs must be at least 1, got {jobs}")
     if retries < 0:
@@ -346,7 +254,7 @@ def _check_executor(executor, jobs, ray_address, dask_scheduler, retries, cpus, 
 def _check_shared_store(uri: str, shared_fs: bool) -> None:
     """Workers on other machines must reach the store: a tracking server, or a path they share."""
     if uri.startswith(("http://", "https://")):
-        tracking.check_store(uri)
+        store.check_store(uri)
     elif not shared_fs:
         raise InitpruneError(
             f"workers on other machines cannot write to {uri}: start `make server` on this machine and set "
@@ -357,7 +265,7 @@ def _check_served_artifacts(c, exp_id: str, shared_fs: bool) -> None:
     location = c.get_experiment(exp_id).artifact_location
     if location.startswith("file:") and not shared_fs:
         raise InitpruneError(
-            f"experiment '{tracking.experiment()}' keeps its artifacts at {location}, which workers on other "
+            f"experiment '{store.experiment()}' keeps its artifacts at {location}, which workers on other "
             "machines cannot write: set INITPRUNE_EXPERIMENT to a new name for a served one, or pass --shared-fs")
 
 
@@ -365,10 +273,10 @@ def figures(out: str | Path | None = None) -> int:
     """Execute figures.ipynb (the report) into a figures run: figures, tables and the notebook."""
     import papermill
 
-    out = Path(out or tracking.figures_dir()).resolve()
-    uri = tracking.default_uri()
-    c, exp_id = tracking.ensure_store(uri)
-    run_id = c.create_run(exp_id, tags={"kind": "figures", "git_commit": tracking.git_commit()},
+    out = Path(out or results.figures_dir()).resolve()
+    uri = store.default_uri()
+    c, exp_id = store.ensure_store(uri)
+    run_id = c.create_run(exp_id, tags={"kind": "figures", "git_commit": runs.git_commit()},
                           run_name="figures").info.run_id
     with tempfile.TemporaryDirectory() as tmp:
         output = Path(tmp) / "figures.ipynb"
@@ -378,7 +286,7 @@ def figures(out: str | Path | None = None) -> int:
                                        cwd=str(NOTEBOOKS), **KERNEL)
             error = None
         except Exception as err:
-            error = _first_line(err)
+            error = first_line(err)
         if output.exists():
             c.log_artifact(run_id, str(output))
         c.set_terminated(run_id, "FAILED" if error else "FINISHED")

@@ -59,7 +59,12 @@ class Settings:
 
 
 class Trainee:
-    """A model under training with its optimizer and mask; ``history`` has one entry per epoch."""
+    """A model under training with its optimizer and mask; ``history`` has one entry per epoch.
+
+    ``weights`` maps the prunable weights' names to them and ``mask`` their names to boolean masks;
+    ``prunable`` lists the same weights in that order and ``mask_values`` their masks as 0/1 tensors
+    of the weights' dtype (both set by ``set_mask``; read them, don't assign them). ``steps`` counts
+    the training steps taken so far."""
 
     def __init__(self, model: nn.Module, settings: Settings, mask: masks.Mask):
         self.model = model
@@ -82,26 +87,26 @@ class Trainee:
         """Apply a mask: zero the removed weights and their optimizer state."""
         self.mask = {n: m.to(self.weights[n].device) for n, m in mask.items()}
         self._dense = all(bool(m.all()) for m in self.mask.values())
-        self._w = list(self.weights.values())
-        self._m = [self.mask[n].to(w.dtype) for n, w in self.weights.items()]
-        for w in self._w:  # a layer the forward never uses still gets a (zero) gradient to mask
+        self.prunable = list(self.weights.values())
+        self.mask_values = [self.mask[n].to(w.dtype) for n, w in self.weights.items()]
+        for w in self.prunable:  # a layer the forward never uses still gets a (zero) gradient to mask
             if w.grad is None:
                 w.grad = torch.zeros_like(w)
-        torch._foreach_mul_(self._w, self._m)
-        for w, m in zip(self._w, self._m):
+        torch._foreach_mul_(self.prunable, self.mask_values)
+        for w, m in zip(self.prunable, self.mask_values):
             for value in self.optimizer.state.get(w, {}).values():
                 if torch.is_tensor(value) and value.shape == w.shape:
                     value.mul_(m)
 
     def mask_grads(self) -> None:
         if not self._dense:
-            grads = [w.grad for w in self._w]
-            torch._foreach_mul_(grads, self._m)
+            grads = [w.grad for w in self.prunable]
+            torch._foreach_mul_(grads, self.mask_values)
 
     @torch.no_grad()
     def mask_weights(self) -> None:
         if not self._dense:
-            torch._foreach_mul_(self._w, self._m)
+            torch._foreach_mul_(self.prunable, self.mask_values)
 
     def clone(self, settings: Settings, mask: masks.Mask) -> Trainee:
         """A fresh trainee from this one's θ0 with another mask (for K-starts candidates)."""
@@ -137,11 +142,11 @@ class Trainer:
             grad_sink: list[Tensor] | None = None) -> None:
         """Train ``epochs`` whole epochs (pruning in ``on_epoch_end`` before the record)."""
         for _ in range(epochs):
-            self.steps(t, self.steps_per_epoch - t.steps % self.steps_per_epoch, grad_sink, on_epoch_end)
+            self.advance(t, self.steps_per_epoch - t.steps % self.steps_per_epoch, grad_sink, on_epoch_end)
 
-    def steps(self, t: Trainee, n: int, grad_sink: list[Tensor] | None = None,
-              on_epoch_end: Callable[[Trainee], None] | None = None) -> None:
-        """Train ``n`` steps; ``grad_sink`` (one tensor per prunable weight) accumulates Σ|∂L/∂θ|."""
+    def advance(self, t: Trainee, n: int, grad_sink: list[Tensor] | None = None,
+                on_epoch_end: Callable[[Trainee], None] | None = None) -> None:
+        """Train ``t`` for ``n`` more steps; ``grad_sink`` (one tensor per prunable weight) accumulates Σ|∂L/∂θ|."""
         t.model.train()
         while n > 0:
             epoch, start = divmod(t.steps, self.steps_per_epoch)
@@ -176,7 +181,7 @@ class Trainer:
             stacked = self.device.type == "cuda" if isinstance(self.device, torch.device) else False
         if not stacked or len(trainees) == 1 or any(True for _ in trainees[0].model.buffers()):
             for t, sink in zip(trainees, sinks):
-                self.steps(t, n, sink)
+                self.advance(t, n, sink)
             return
         stack = _Stack(trainees, self.settings, sinks)
         for t in trainees:
@@ -204,7 +209,7 @@ class Trainer:
         loss.backward()
         t.mask_grads()
         if grad_sink is not None:
-            torch._foreach_add_(grad_sink, torch._foreach_abs([w.grad for w in t._w]))
+            torch._foreach_add_(grad_sink, torch._foreach_abs([w.grad for w in t.prunable]))
         t.optimizer.step()
         t.mask_weights()
         return loss.detach()
@@ -267,7 +272,7 @@ class _Stack:
         own = [dict(t.model.named_parameters()) for t in trainees]
         self.params = {n: torch.stack([o[n].detach() for o in own]).requires_grad_(True) for n in self.names}
         self.w = [self.params[n] for n in trainees[0].weights]  # (k, *shape) per prunable weight
-        self.m = [torch.stack(ms) for ms in zip(*(t._m for t in trainees))]
+        self.m = [torch.stack(ms) for ms in zip(*(t.mask_values for t in trainees))]
         self.sink = [torch.stack(s) for s in zip(*sinks)] if sinks[0] is not None else None
         self.optimizer = settings.make(list(self.params.values()))
         for n in self.names:  # carry optimizer state over (successive halving's later rounds)

@@ -5,7 +5,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 
-from initprune import figures, tracking
+from initprune import figures, results
 
 matplotlib.use("Agg")
 
@@ -38,7 +38,7 @@ def table():
                      result("kstarts", s, seed, 0.7, options={"k": 2}, variant='{"k": 2}', extra=KS)]
     rows += [result("dissipating", 0.99, seed, 0.8 + 0.01 * e, options={"prune_epochs": e},
                     variant=f'{{"prune_epochs": {e}}}', extra=DIS) for e in (1, 5) for seed in (0, 1)]
-    return tracking.to_table(rows)
+    return results.to_table(rows)
 
 
 def test_accuracy_vs_sparsity_draws_one_line_per_method_and_dense_as_the_ceiling(table):
@@ -100,7 +100,7 @@ def schedules_table():
                      result("dissipating", s, seed, 0.85 + noise, options={"schedule": "cubic"},
                             variant='{"schedule": "cubic"}', extra=DIS),
                      result("dissipating", s, seed, 0.75 + noise, options={"schedule": "linear"}, extra=DIS)]
-    return tracking.to_table(rows)
+    return results.to_table(rows)
 
 
 def test_each_schedule_is_judged_apart_never_the_best_picked():
@@ -125,7 +125,7 @@ def test_accuracy_figure_stars_where_the_claim_is_better_with_confidence():
 
 def test_a_method_the_figures_never_heard_of_gets_a_style_and_a_verdict(table):
     mine = [result("mine", s, seed, 0.9) for s in (0.9, 0.99) for seed in (0, 1)]
-    both = tracking.to_table(table.to_dict("records") + tracking.to_table(mine).to_dict("records"))
+    both = results.to_table(table.to_dict("records") + results.to_table(mine).to_dict("records"))
     ax = figures.accuracy_vs_sparsity(both).axes[0]
     assert "mine" in ax.get_legend_handles_labels()[1]
     assert figures.color("mine").startswith("C") and figures.family("mine") == "baseline"
@@ -146,5 +146,5 @@ def test_assemble_writes_figures_tables_and_claims(table, tmp_path):
     assert {"accuracy_vs_sparsity.png", "accuracy_vs_sparsity.pdf", "accuracy_table.csv", "accuracy_table.md",
             "claims.md"} <= names
     assert all(p.stat().st_size > 0 for p in written)
-    empty = figures.assemble(tracking.to_table([]), tmp_path / "empty")
+    empty = figures.assemble(results.to_table([]), tmp_path / "empty")
     assert "No runs to compare yet" in (tmp_path / "empty" / "claims.md").read_text() and empty

@@ -229,15 +229,15 @@ def test_candidates_trained_as_one_stacked_model_match_one_by_one(optimizer):
     drawn = [masks.select(masks.random_scores(base.model, g), 0.7) for _ in range(3)]
     alone = [base.clone(settings, m) for m in drawn]
     stacked = [base.clone(settings, m) for m in drawn]
-    sink_alone = [[torch.zeros_like(w) for w in t._w] for t in alone]
-    sink_stacked = [[torch.zeros_like(w) for w in t._w] for t in stacked]
+    sink_alone = [[torch.zeros_like(w) for w in t.prunable] for t in alone]
+    sink_stacked = [[torch.zeros_like(w) for w in t.prunable] for t in stacked]
     for t, s in zip(alone, sink_alone):
-        trainer.steps(t, 5, s)
-        trainer.steps(t, 4, s)
+        trainer.advance(t, 5, s)
+        trainer.advance(t, 4, s)
     trainer.together(stacked, 5, sink_stacked, stacked=True)
     trainer.together(stacked, 4, sink_stacked, stacked=True)  # optimizer state carried across calls
     for a, b, sa, sb in zip(alone, stacked, sink_alone, sink_stacked):
-        for (n, wa), wb in zip(a.weights.items(), b._w):
+        for (n, wa), wb in zip(a.weights.items(), b.prunable):
             assert torch.allclose(wa, wb, atol=1e-5), n
             assert (wb[~b.mask[n]] == 0).all()
         assert all(torch.allclose(x, y, atol=1e-5) for x, y in zip(sa, sb))

@@ -4,7 +4,9 @@ import os
 
 import pytest
 
-from initprune import cli, sweep, tracking
+from initprune import cli, sweep
+from initprune.results import figures_dir
+from initprune.store import ensure_store
 
 
 @pytest.fixture
@@ -15,7 +17,7 @@ def store(tmp_path, monkeypatch):
 
 
 def runs(uri, kind, status=None):
-    c, exp_id = tracking.ensure_store(uri)
+    c, exp_id = ensure_store(uri)
     found = c.search_runs([exp_id], f"tags.kind = '{kind}'", max_results=1000)
     return [r for r in found if status is None or r.info.status == status]
 
@@ -32,7 +34,7 @@ def test_smoke_sweep_logs_every_point_once_and_a_rerun_trains_nothing(store, cap
     parents = runs(store, "execution", "FINISHED")
     assert len(parents) == 6
     assert all(r.data.tags["mlflow.parentRunId"] in {p.info.run_id for p in parents} for r in points)
-    c, _ = tracking.ensure_store(store)
+    c, _ = ensure_store(store)
     for parent in parents:
         assert {"git_commit", "profile", "method", "dataset", "arch"} <= set(parent.data.tags)
         assert [a.path for a in c.list_artifacts(parent.info.run_id)] == [f"{parent.data.tags['method']}.ipynb"]
@@ -47,7 +49,7 @@ def test_smoke_sweep_logs_every_point_once_and_a_rerun_trains_nothing(store, cap
     assert len(runs(store, "point")) == len(expected)  # nothing trained again
 
     assert cli.main(["figures"]) == 0
-    assert (tracking.figures_dir() / "claims.md").exists()
+    assert (figures_dir() / "claims.md").exists()
     assert runs(store, "figures", "FINISHED")
 
 

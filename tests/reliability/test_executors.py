@@ -18,7 +18,7 @@ import time
 import pytest
 from clusters import RAY_ENV, Services, ctrl_c_as_in_a_terminal, dask_cluster, mlflow_server, ray_cluster
 
-from initprune import sweep, tracking
+from initprune import store, sweep
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 EXPECTED = {(p.hash(), p.seed) for ex in sweep.load_profile("smoke") for p in ex.points()}
@@ -77,7 +77,7 @@ def run_sweep(uri, experiment, *args, **kw):
 def all_runs(uri, experiment):
     os.environ["INITPRUNE_EXPERIMENT"] = experiment
     try:
-        c, exp_id = tracking.ensure_store(uri)
+        c, exp_id = store.ensure_store(uri)
         return c, c.search_runs([exp_id], "", max_results=5000)
     finally:
         del os.environ["INITPRUNE_EXPERIMENT"]

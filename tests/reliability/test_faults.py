@@ -116,13 +116,13 @@ def test_the_memory_estimate_is_not_far_below_what_candidates_really_take(monkey
     estimate = memory.estimate(model, pruners.make("kstarts", 0.5, k=200), settings, [], cpu)
     estimate -= memory.per_copy(model, settings, cpu)  # the run's own copy exists already
     held = [base.clone(settings, base.mask) for _ in range(200)]
-    sinks = [[torch.zeros_like(w) for w in t._w] for t in held]
+    sinks = [[torch.zeros_like(w) for w in t.prunable] for t in held]
     for t in held:  # one step each: the optimizer state exists from here on
         nn.functional.cross_entropy(t.model(x), y).backward()
         t.optimizer.step()
     tensors = [v for t in held for p in t.model.parameters()
                for v in (p, p.grad, *t.optimizer.state.get(p, {}).values()) if torch.is_tensor(v)]
-    tensors += [m for t in held for m in t._m] + [s for sink in sinks for s in sink]
+    tensors += [m for t in held for m in t.mask_values] + [s for sink in sinks for s in sink]
     measured = sum(v.numel() * v.element_size() for v in tensors)
     assert 0.5 * measured < estimate < 2 * measured, (estimate, measured)
 

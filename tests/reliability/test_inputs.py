@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from torch import nn
 
 import initprune
-from initprune import api, masks, tracking
+from initprune import api, grid, masks, runs, store
 from initprune.errors import InitpruneError
 
 from toys import toy_data, toy_model
@@ -61,8 +61,8 @@ def test_notebook_parameters_of_the_wrong_type_fail_before_anything_is_recorded(
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     with pytest.raises(InitpruneError, match=message):
-        tracking.execute("random", **{"seeds": [0], "epochs": 1, **kwargs})
-    c, exp_id = tracking.ensure_store(uri)
+        grid.run_grid("random", **{"seeds": [0], "epochs": 1, **kwargs})
+    c, exp_id = store.ensure_store(uri)
     assert not c.search_runs([exp_id], "")
 
 
@@ -90,10 +90,10 @@ def test_a_diverging_run_stops_and_is_failed_with_its_epoch(tmp_path, monkeypatc
         fit(lr=1e12, momentum=0.9, epochs=3)
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-    c, exp_id = tracking.ensure_store(uri)
+    c, exp_id = store.ensure_store(uri)
     diverging = api.RunConfig(sparsity=0.5, epochs=2, training={"lr": 1e12})
     with pytest.raises(initprune.DivergedError):
-        tracking._run_point(c, tracking._open_point(c, exp_id, "", diverging), "", diverging, None, "cpu")
+        grid.run_point(c, runs.open_point(c, exp_id, "", diverging), "", diverging, None, "cpu")
     (run,) = c.search_runs([exp_id], "tags.kind = 'point'")
     assert run.info.status == "FAILED" and "epoch 1" in run.data.tags["error"]
 
@@ -135,7 +135,7 @@ def test_the_ui_binds_to_this_machine_only_by_default():
 
 def test_processes_opening_a_new_store_at_once_all_get_the_same_experiment(tmp_path):
     uri = f"sqlite:///{tmp_path}/new/mlflow.db"
-    code = "from initprune import tracking; print(tracking.ensure_store()[1])"
+    code = "from initprune import store; print(store.ensure_store()[1])"
     procs = [subprocess.Popen([sys.executable, "-c", code], env={**os.environ, "MLFLOW_TRACKING_URI": uri},
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(4)]
     outs = [p.communicate(timeout=120) for p in procs]

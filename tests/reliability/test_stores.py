@@ -20,8 +20,9 @@ from pathlib import Path
 import pytest
 from clusters import ctrl_c_as_in_a_terminal, free_port
 
-from initprune import sweep, tracking
+from initprune import results, store, sweep
 from initprune.errors import InitpruneError
+from initprune.grid import run_grid
 
 REPO = Path(__file__).resolve().parents[2]
 UNREACHABLE = "http://127.0.0.1:9"  # the discard port: nothing listens there
@@ -69,13 +70,13 @@ def check_store(db: Path, finished_points: int) -> list:
     found = runs(db)
     assert not [r for r in found if r[1] == "RUNNING"], found
     uri = f"sqlite:///{db}"
-    c, exp_id = tracking.ensure_store(uri)
+    c, exp_id = store.ensure_store(uri)
     for kind, status, run_id in found:
         if status == "FINISHED" and kind == "point":
-            assert "test_accuracy" in tracking.load_result(c.get_run(run_id))
+            assert "test_accuracy" in results.load_result(c.get_run(run_id))
         if status == "FINISHED" and kind == "execution":
             assert c.list_artifacts(run_id), "a FINISHED execution without its notebook"
-    assert len(tracking.runs_table(uri)) == finished_points
+    assert len(results.runs_table(uri)) == finished_points
     return found
 
 
@@ -126,7 +127,7 @@ def test_an_unreachable_tracking_server_fails_every_command_at_once(command, tmp
 def test_the_store_check_for_commands_that_track_later_is_quick():
     began = time.perf_counter()
     with pytest.raises(InitpruneError, match="no MLflow tracking server answers"):
-        tracking.check_store(UNREACHABLE)
+        store.check_store(UNREACHABLE)
     assert time.perf_counter() - began < 6
 
 
@@ -149,7 +150,7 @@ def test_a_disk_full_while_the_store_is_created_leaves_no_half_built_store(tmp_p
 def test_a_disk_that_fills_mid_sweep_fails_its_points_and_the_sweep_ends_with_its_summary(tmp_path):
     db = tmp_path / "mlflow.db"
     uri = f"sqlite:///{db}"
-    tracking.ensure_store(uri)
+    store.ensure_store(uri)
     two = profile(tmp_path, 0.5, 0.7)
     marker = tmp_path / "paused"
     with tmpfs(tmp_path / "artifacts", "1m") as artifacts:
@@ -202,7 +203,7 @@ def test_a_truncated_store_is_named_with_what_to_do_and_left_as_it_is(tmp_path, 
     db = tmp_path / "mlflow.db"
     uri = f"sqlite:///{db}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-    tracking.execute("random", sparsities=[0.5], seeds=[0, 1], epochs=1, progress=False)
+    run_grid("random", sparsities=[0.5], seeds=[0, 1], epochs=1, progress=False)
     os.truncate(db, db.stat().st_size // 2)
     size = db.stat().st_size
     for args in (["sweep", "--profile", "smoke", "--dry-run"], ["figures", "--out", str(tmp_path / "figures")]):
@@ -234,7 +235,7 @@ def test_a_huge_grid_is_refused_at_once_naming_its_size(tmp_path):
 def test_a_large_dry_run_is_quick(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
     large = grid(tmp_path, "notebook: kstarts, epochs: 2, k: [2, 4]", 100, 100)  # 20,000 points
-    tracking.ensure_store()
+    store.ensure_store()
     began = time.perf_counter()
     assert sweep.sweep(str(large), dry_run=True) == 0
     assert time.perf_counter() - began < 10
@@ -303,7 +304,7 @@ def test_make_lab_as_root_starts_jupyter_with_allow_root():
 def test_a_store_creation_killed_half_way_does_not_spoil_the_next(tmp_path):
     db = tmp_path / "mlflow.db"
     (tmp_path / "mlflow.db.new").write_bytes(b"SQLite format 3\0" + b"\xff" * 100)  # a build cut short
-    c, exp_id = tracking.ensure_store(f"sqlite:///{db}")
-    assert c.get_experiment(exp_id).name == tracking.experiment()
+    c, exp_id = store.ensure_store(f"sqlite:///{db}")
+    assert c.get_experiment(exp_id).name == store.experiment()
     assert sorted(p.name for p in tmp_path.iterdir()) == [".initprune.lock", "mlflow.db"]
     assert runs(db) == []

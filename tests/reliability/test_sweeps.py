@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 from clusters import ctrl_c_as_in_a_terminal
 
-from initprune import sweep, tracking
+from initprune import results, sweep
+from initprune.store import ensure_store
 
 PROFILE = "smoke"
 
@@ -65,20 +66,20 @@ def crash(proc) -> None:
 
 
 def check_store(uri):
-    c, exp_id = tracking.ensure_store(uri)
+    c, exp_id = ensure_store(uri)
     runs = c.search_runs([exp_id], "", max_results=5000)
     expected = {(p.hash(), p.seed) for ex in sweep.load_profile(PROFILE) for p in ex.points()}
     points = [r for r in runs if r.data.tags.get("kind") == "point"]
     finished = [r for r in points if r.info.status == "FINISHED"]
     for r in finished:  # a FINISHED point has everything a figure needs
         assert "test_accuracy" in r.data.metrics and "sparsity_actual" in r.data.metrics
-        assert tracking.load_result(r)["test_accuracy"] == pytest.approx(r.data.metrics["test_accuracy"])
+        assert results.load_result(r)["test_accuracy"] == pytest.approx(r.data.metrics["test_accuracy"])
     for r in runs:
         if r.data.tags.get("kind") == "execution" and r.info.status == "FINISHED":
             assert c.list_artifacts(r.info.run_id), "a FINISHED execution without its notebook"
     assert not [r for r in runs if r.info.status == "RUNNING"]
     assert sorted((r.data.tags["config_hash"], int(r.data.tags["seed"])) for r in finished) == sorted(expected)
-    table = tracking.runs_table(uri)
+    table = results.runs_table(uri)
     assert len(table) == len(expected)  # exactly one FINISHED run per grid point, two sweeps at once included
     db = uri[len("sqlite:///"):]
     assert sqlite3.connect(db).execute("PRAGMA integrity_check").fetchone()[0] == "ok"
@@ -87,7 +88,7 @@ def check_store(uri):
 
 def wait_for(uri, query, seen=(), timeout=120):
     """Poll the store until a run that is not in ``seen`` matches ``query``."""
-    c, exp_id = tracking.ensure_store(uri)
+    c, exp_id = ensure_store(uri)
     deadline = time.time() + timeout
     while time.time() < deadline:
         if [r for r in c.search_runs([exp_id], query, max_results=100) if r.info.run_id not in seen]:
@@ -97,7 +98,7 @@ def wait_for(uri, query, seen=(), timeout=120):
 
 
 def run_ids(uri) -> set[str]:
-    c, exp_id = tracking.ensure_store(uri)
+    c, exp_id = ensure_store(uri)
     return {r.info.run_id for r in c.search_runs([exp_id], "", max_results=5000)}
 
 
@@ -131,7 +132,7 @@ def test_ctrl_c_stops_marks_killed_and_says_how_to_resume(store):
     stopped = time.perf_counter() - began
     assert proc.returncode == 130 and stopped < 15, out
     assert "run the same command again to resume" in out
-    c, exp_id = tracking.ensure_store(store)
+    c, exp_id = ensure_store(store)
     runs = c.search_runs([exp_id], "", max_results=5000)
     assert not [r for r in runs if r.info.status == "RUNNING"]
     killed = [r for r in runs if r.info.status == "KILLED"]
@@ -143,7 +144,7 @@ def test_ctrl_c_stops_marks_killed_and_says_how_to_resume(store):
 
 
 def test_two_sweeps_at_once_on_one_store(store):
-    tracking.ensure_store(store)  # as `sweep` does before any parallel writer
+    ensure_store(store)  # as `sweep` does before any parallel writer
     a, b = start(store), start(store)
     out_a, _ = a.communicate(timeout=400)
     out_b, _ = b.communicate(timeout=400)

@@ -1,0 +1,133 @@
+"""A notebook's grid: the points of one execution, and running them, each under its own child run
+of the execution's run; a point already FINISHED is read back instead of trained again.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import time
+
+from . import api, data, faults, models, results, runs, store
+from .errors import InitpruneError
+
+MAX_POINTS = 100_000  # points in one execution: a grid beyond this is a slip, not a plan
+
+
+def expand(method: str | list, dataset: str, arch: str, sparsities, seeds, epochs: int,
+           options: dict | None = None, ablations=("none",)) -> list[api.RunConfig]:
+    """The points of one execution: every ablation x combination of list-valued options x
+    sparsity x seed. Options the method does not take, and None values, are left out."""
+    _check_grid(sparsities, seeds, epochs)
+    if isinstance(method, list):  # one execution may run several methods (baselines, sanity)
+        points = [p for m in method for p in expand(m, dataset, arch, sparsities, seeds, epochs, options, ablations)]
+        _check_size(len(points), method, dataset, arch)
+        return points
+    data.DATASETS[dataset], models.MODELS[arch]  # unknown names fail here, listing the known ones
+    # a notebook passes all its option parameters: keep those this method takes, None = its default
+    takes = api.option_names(method)
+    options = {k: v for k, v in (options or {}).items() if k in takes and v is not None}
+    keys = list(options)
+    values = [v if isinstance(v, list) else [v] for v in options.values()]
+    if not sparsities or not seeds or any(not v for v in values):
+        raise InitpruneError(f"the grid of '{method}' on {dataset}/{arch} is empty; give at least one "
+                             "sparsity, one seed and one value per option")
+    if isinstance(ablations, str):
+        ablations = [ablations]
+    _check_size(len(ablations) * math.prod(map(len, values)) * len(sparsities) * len(seeds), method, dataset, arch)
+    points = []
+    for ablation, combo, sparsity in itertools.product(ablations, itertools.product(*values), sparsities):
+        # random pruning at sparsity 0 is the dense network: record it once, as dense
+        dense = method == "random" and sparsity == 0
+        configs = [api.RunConfig(method="dense" if dense else method, dataset=dataset, arch=arch,
+                                 sparsity=float(sparsity), epochs=int(epochs), seed=int(seed),
+                                 options={} if dense else dict(zip(keys, combo)), ablation=ablation)
+                   for seed in seeds]
+        # bad options fail now, before anything trains; once per option set, not once per seed
+        api.check_epochs(configs[0].pruner(), configs[0].epochs)
+        points += configs
+    return points
+
+
+def _check_size(size: int, method, dataset: str, arch: str) -> None:
+    if size > MAX_POINTS:
+        raise InitpruneError(f"the grid of {method} on {dataset}/{arch} has {size:,} points, more than one "
+                             f"execution runs (at most {MAX_POINTS:,}); give fewer sparsities, seeds or option "
+                             "values, or split it into several executions")
+
+
+def _check_grid(sparsities, seeds, epochs) -> None:
+    """Notebook parameters arrive as whatever papermill was given: check them before anything runs."""
+    number = lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)
+    if not isinstance(sparsities, (list, tuple)) or not all(number(s) for s in sparsities):
+        raise InitpruneError(f"sparsities must be a list of numbers in [0, 1), got {sparsities!r}")
+    if not isinstance(seeds, (list, tuple)) or not all(isinstance(s, int) and not isinstance(s, bool)
+                                                       for s in seeds):
+        raise InitpruneError(f"seeds must be a list of integers, got {seeds!r}")
+    if not isinstance(epochs, int) or isinstance(epochs, bool):
+        raise InitpruneError(f"epochs must be an integer, got {epochs!r}")
+
+
+def run_grid(method: str | list, dataset: str = "digits", arch: str = "mlp", sparsities=(0.9,), seeds=(0,),
+            epochs: int = 20, options: dict | None = None, parent_run_id: str = "", profile: str = "",
+            data_root: str | None = None, device: str = "auto", tracking: bool = True,
+            progress: bool = True, ablations=("none",)) -> list[dict]:
+    """Run every point of one execution, logging each as a child run; finished points are read
+    back from the store instead of trained again. Returns the result dicts, in grid order."""
+    points = expand(method, dataset, arch, sparsities, seeds, epochs, options, ablations)
+    if not tracking:
+        return [api.run(p, data_root=data_root, device=device) for p in points]
+    c, exp_id = store.ensure_store()
+    own_parent = not parent_run_id
+    if own_parent:
+        parent_run_id = runs.start_parent(c, exp_id, method, dataset, arch, profile or "notebook")
+    out, status = [], "FAILED"
+    try:
+        from tqdm.auto import tqdm
+
+        quiet = None if progress else True  # None: a bar only on a terminal
+        for config in tqdm(points, desc=f"{method} {dataset}/{arch}", disable=quiet):
+            out.append(_train_or_reuse(c, exp_id, parent_run_id, config, data_root, device))
+        status = "FINISHED"
+    finally:
+        if own_parent:
+            c.set_terminated(parent_run_id, status)
+    return out
+
+
+def _train_or_reuse(c, exp_id, parent_run_id, config: api.RunConfig, data_root, device, poll: float = 2.0) -> dict:
+    """A point's result: read back if it is FINISHED; awaited if another execution is training it
+    (two executions of a sweep may share a point); else trained here, under a run that claims it."""
+    waiting = False
+    while True:
+        done = runs.finished(c, exp_id, config)
+        if done is not None:
+            return results.load_result(done)
+        holder = runs.holder(c, exp_id, config)
+        if holder is None:
+            run_id = runs.open_point(c, exp_id, parent_run_id, config)
+            if runs.holder(c, exp_id, config, run_id) is None:
+                return run_point(c, run_id, parent_run_id, config, data_root, device)
+            c.delete_run(run_id)  # another execution claimed it at the same moment, and first
+            continue
+        if not waiting:
+            print(f"waiting for {config.method} s={config.sparsity} seed={config.seed}: run "
+                  f"{holder.info.run_id} on {holder.data.tags.get('host')} is training it", flush=True)
+            waiting = True
+        time.sleep(poll)
+
+
+def run_point(c, run_id, parent_run_id, config: api.RunConfig, data_root, device) -> dict:
+    """Train one point under its open run (``runs.open_point``), log it and mark it FINISHED;
+    on any error the run is marked FAILED (KILLED on Ctrl-C or when superseded) and the error raised."""
+    try:
+        faults.inject_failure(config)
+        faults.pause("training")
+        result = api.run(config, data_root=data_root, device=device)
+        result["run_id"] = run_id
+        runs.log_point(c, run_id, config, result)
+        runs.finish_point(c, run_id, parent_run_id)
+        return result
+    except BaseException as err:  # recorded, never FINISHED: the next sweep retries the point
+        runs.fail_point(c, run_id, err)
+        raise

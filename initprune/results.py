@@ -1,0 +1,98 @@
+"""Reading results back from the store: a point's result, the runs table every figure starts
+from, and the figures assembled from it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import urllib.parse
+from pathlib import Path
+
+from . import runs, store
+
+
+def load_result(run) -> dict:
+    """The result JSON of a finished point: read in place from a local store, else downloaded."""
+    uri = run.info.artifact_uri
+    if uri.startswith("file:"):
+        result = json.loads((Path(urllib.parse.urlparse(uri).path) / "result.json").read_text())
+    else:
+        import mlflow.artifacts
+
+        result = mlflow.artifacts.load_dict(f"{uri}/result.json")
+    result["run_id"] = run.info.run_id
+    return result
+
+
+def to_table(results: list[dict]):
+    """Result dicts as a pandas table, one row per run (the input of every figure)."""
+    import pandas as pd
+
+    columns = ["method", "dataset", "arch", "sparsity", "seed", "ablation", "test_accuracy", "val_accuracy",
+               "sparsity_actual", "variant", "options", "history", "extra", "layers", "run_id"]
+    rows = [{"ablation": "none", **r, "sparsity": r["sparsity_target"]} for r in results]
+    return pd.DataFrame(rows, columns=list(dict.fromkeys(columns + [k for r in rows for k in r])))
+
+
+def _search_all(c, exp_id: str, query: str):
+    """Every run that matches, page after page, oldest first."""
+    token = None
+    while True:
+        page = c.search_runs([exp_id], query, max_results=1000, page_token=token,
+                             order_by=["attributes.start_time ASC"])
+        yield from page
+        token = page.token
+        if not token:
+            return
+
+
+def finished_points(c, exp_id: str) -> set[tuple[str, int]]:
+    """(config hash, seed) of every FINISHED point, in one search rather than one per point."""
+    return {(r.data.tags.get("config_hash"), int(r.data.tags.get("seed", -1)))
+            for r in _search_all(c, exp_id, "tags.kind = 'point' and attributes.status = 'FINISHED'")}
+
+
+def finished_cells(c, exp_id: str) -> set[str]:
+    """The grid cells with a FINISHED execution: its notebook ran to the end and was stored."""
+    return {r.data.tags.get("cell")
+            for r in _search_all(c, exp_id, "tags.kind = 'execution' and attributes.status = 'FINISHED'")}
+
+
+def runs_table(uri: str | None = None):
+    """Every FINISHED point of the store, one row per (config hash, seed): the oldest run of a
+    point wins if two sweeps ever both finished it."""
+    c, exp_id = store.ensure_store(uri)
+    results, seen = [], set()
+    for run in _search_all(c, exp_id, "tags.kind = 'point' and attributes.status = 'FINISHED'"):
+        key = (run.data.tags.get("config_hash"), run.data.tags.get("seed"))
+        if key not in seen:
+            seen.add(key)
+            results.append(load_result(run))
+    return to_table(results)
+
+
+def figures_dir() -> Path:
+    return Path(os.environ.get("INITPRUNE_FIGURES") or store.ROOT / "figures")
+
+
+def make_figures(out: str | Path | None = None, run_id: str = "", uri: str | None = None) -> list[Path]:
+    """Assemble every figure from the store into ``out`` (default ``figures/``, or
+    $INITPRUNE_FIGURES) and log them to a figures run."""
+    from . import figures
+
+    out = Path(out) if out else figures_dir()
+    table = runs_table(uri)
+    written = figures.assemble(table, out)
+    c, exp_id = store.ensure_store(uri)
+    own = not run_id
+    if own:
+        run_id = c.create_run(exp_id, tags={"kind": "figures", "git_commit": runs.git_commit()},
+                              run_name="figures").info.run_id
+    for path in written:
+        c.log_artifact(run_id, str(path), "figures")
+    c.log_metric(run_id, "runs", len(table))
+    if own:
+        c.set_terminated(run_id, "FINISHED")
+    return written
+

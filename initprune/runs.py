@@ -1,0 +1,203 @@
+"""The lifecycle of MLflow runs: one parent run per notebook execution (an attempt at a grid
+cell), one child run per (sparsity, seed) point; who holds a point, what a dead process left
+RUNNING, and what a point logs.
+
+A point is identified by (config hash, seed): one with a FINISHED run is never trained again, a
+FAILED one is retried.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import socket
+import subprocess
+import time
+
+from . import api, faults
+from .data import REPO_ROOT
+from .errors import InitpruneError
+
+# the run's own fields logged as MLflow params (options and training settings are added by prefix)
+PARAMS = ("method", "dataset", "arch", "sparsity", "epochs", "seed", "ablation")
+
+
+class Superseded(InitpruneError):
+    """A point whose execution was given up while it ran: KILLED, never FINISHED."""
+
+
+def git_commit() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT, capture_output=True,
+                             text=True, timeout=10)
+        return out.stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def finished(c, exp_id: str, config: api.RunConfig):
+    """The FINISHED child run of this point, or None."""
+    runs = c.search_runs(
+        [exp_id],
+        f"tags.config_hash = '{config.hash()}' and tags.seed = '{config.seed}' "
+        "and tags.kind = 'point' and attributes.status = 'FINISHED'",
+        max_results=1,
+    )
+    return runs[0] if runs else None
+
+
+def start_parent(c, exp_id: str, notebook, dataset: str, arch: str, profile: str, **tags) -> str:
+    notebook = notebook if isinstance(notebook, str) else ",".join(notebook)  # a list of methods
+    tags = {"kind": "execution", "method": notebook, "dataset": dataset, "arch": arch,
+            "git_commit": git_commit(), "profile": profile, **_owner(), **tags}
+    return c.create_run(exp_id, tags=tags, run_name=f"{notebook} {dataset}/{arch}").info.run_id
+
+
+def start_attempt(c, exp_id: str, notebook, dataset: str, arch: str, profile: str, cell: str,
+                  sweep: str) -> tuple[str, int]:
+    """Open the run of one attempt at a grid cell: (run id, attempt number).
+
+    The task, not the notebook, owns this run. An earlier attempt of the same cell in the same
+    sweep that is still RUNNING lost its worker (an executor retries only then): it is marked
+    KILLED, with whatever it was training, before the retry starts.
+    """
+    earlier = c.search_runs([exp_id], f"tags.kind = 'execution' and tags.cell = '{cell}' "
+                                      f"and tags.sweep = '{sweep}'", max_results=1000)
+    for run in earlier:
+        if run.info.status == "RUNNING":
+            reap(c, exp_id, run.info.run_id)
+    attempt = len(earlier) + 1
+    run_id = start_parent(c, exp_id, notebook, dataset, arch, profile, cell=cell, sweep=sweep,
+                          attempt=str(attempt))
+    return run_id, attempt
+
+
+def end_sweep(c, exp_id: str, sweep: str, cell: str | None = None) -> int:
+    """Mark KILLED every run of this sweep (or of one of its cells) still RUNNING, executions and
+    their points: at the end of a sweep, on Ctrl-C, or when an executor gave a task up. A worker
+    that died took them with it. Returns how many."""
+    query = f"tags.kind = 'execution' and tags.sweep = '{sweep}'" + (f" and tags.cell = '{cell}'" if cell else "")
+    executions = c.search_runs([exp_id], query, max_results=5000)
+    ids = {r.info.run_id for r in executions}
+    points = c.search_runs([exp_id], "tags.kind = 'point' and attributes.status = 'RUNNING'",
+                           max_results=5000) if ids else []
+    stale = [r for r in executions if r.info.status == "RUNNING"]
+    stale += [r for r in points if r.data.tags.get("mlflow.parentRunId") in ids]
+    for run in stale:
+        c.set_terminated(run.info.run_id, "KILLED")
+    return len(stale)
+
+
+def _owner() -> dict:
+    """Who runs this: a RUNNING run whose process is gone was killed, not still running."""
+    return {"host": socket.gethostname(), "pid": str(os.getpid())}
+
+
+def _alive(pid: str) -> bool:
+    try:
+        os.kill(int(pid), 0)
+    except (ProcessLookupError, ValueError):
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def reap(c, exp_id: str, parent_run_id: str | None = None) -> int:
+    """Mark KILLED what is left RUNNING: the runs of ``parent_run_id`` (a sweep stopped by
+    Ctrl-C), or else every run of this host whose process no longer exists (a sweep killed).
+    Returns how many were marked."""
+    if parent_run_id:
+        query = f"tags.mlflow.parentRunId = '{parent_run_id}' and attributes.status = 'RUNNING'"
+    else:
+        query = f"tags.host = '{socket.gethostname()}' and attributes.status = 'RUNNING'"
+    stale = [r for r in c.search_runs([exp_id], query, max_results=5000)
+             if parent_run_id or not _alive(r.data.tags.get("pid", ""))]
+    if parent_run_id:
+        stale += [c.get_run(parent_run_id)]
+    for run in stale:
+        if run.info.status == "RUNNING":
+            c.set_terminated(run.info.run_id, "KILLED")
+    return len(stale)
+
+
+def holder(c, exp_id, config: api.RunConfig, own: str | None = None):
+    """The live run that holds this point, earliest first; None if there is none before ``own``.
+    Live: RUNNING, under a RUNNING execution, and with its process alive where that can be seen."""
+    query = (f"tags.config_hash = '{config.hash()}' and tags.seed = '{config.seed}' and tags.kind = 'point' "
+             "and attributes.status = 'RUNNING'")
+    runs = sorted(c.search_runs([exp_id], query, max_results=100), key=lambda r: (r.info.start_time, r.info.run_id))
+    for run in runs:
+        if run.info.run_id == own:
+            return None
+        tags = run.data.tags
+        if tags.get("host") == socket.gethostname() and not _alive(tags.get("pid", "")):
+            continue
+        parent = tags.get("mlflow.parentRunId")
+        if not parent or c.get_run(parent).info.status == "RUNNING":
+            return run
+    return None
+
+
+def open_point(c, exp_id, parent_run_id, config: api.RunConfig) -> str:
+    tags = {"kind": "point", "mlflow.parentRunId": parent_run_id, "config_hash": config.hash(),
+            "seed": str(config.seed), "method": config.method, "dataset": config.dataset,
+            "arch": config.arch, "ablation": config.ablation, **_owner(),
+            "variant": json.dumps(config.identity().get("options", {}), sort_keys=True)}
+    return c.create_run(exp_id, tags=tags,
+                        run_name=f"{config.method} s={config.sparsity} seed={config.seed}").info.run_id
+
+
+def log_point(c, run_id: str, config: api.RunConfig, result: dict) -> None:
+    """A trained point's params, metrics and ``result.json``, logged to its run (still RUNNING)."""
+    from mlflow.entities import Metric, Param
+
+    params = {p: getattr(config, p) for p in PARAMS}
+    params.update({f"option.{k}": v for k, v in config.pruner().options().items()})
+    params.update({f"training.{k}": v for k, v in dataclasses.asdict(config.settings()).items()})
+    now = int(time.time() * 1000)
+    # per-epoch metrics as steps: the last step is the final value the runs table shows
+    metrics = [Metric(name, float(h[key]), now, h["epoch"]) for h in result["history"]
+               for key, name in (("train_loss", "train_loss"), ("val_accuracy", "val_accuracy"),
+                                 ("test_accuracy", "test_accuracy"), ("sparsity", "sparsity"),
+                                 ("seconds", "epoch_seconds"))
+               if h[key] is not None]
+    metrics += [Metric(k, float(result[k]), now, 0) for k in ("sparsity_actual", "seconds")]
+    metrics += [Metric(f"kept.{name}", v["kept"], now, 0) for name, v in result["layers"].items()]
+    metrics += extra_metrics(result["extra"], now)
+    c.log_batch(run_id, metrics=metrics[:1000], params=[Param(k, str(v)) for k, v in params.items()])
+    faults.pause("logging")
+    for start in range(1000, len(metrics), 1000):
+        c.log_batch(run_id, metrics=metrics[start:start + 1000])
+    c.log_dict(run_id, result, "result.json")
+
+
+def finish_point(c, run_id: str, parent_run_id: str) -> None:
+    """Mark a point FINISHED once everything is logged; Superseded if its execution ended meanwhile."""
+    if c.get_run(parent_run_id).info.status != "RUNNING":
+        # this attempt was given up (its worker was lost and a retry took over): not counted
+        raise Superseded(f"execution {parent_run_id} ended while this point ran")
+    c.set_terminated(run_id, "FINISHED")  # only now does the point count as done
+
+
+def fail_point(c, run_id: str, err: BaseException) -> None:
+    """Record what stopped a point, never FINISHED: the next sweep retries the point."""
+    c.set_tag(run_id, "error", f"{type(err).__name__}: {err}"[:500])
+    c.set_terminated(run_id, "KILLED" if isinstance(err, (KeyboardInterrupt, Superseded)) else "FAILED")
+
+def extra_metrics(extra: dict, now: int) -> list:
+    """The method's report as metrics: K-starts fitness per candidate, dissipating sparsity per epoch."""
+    from mlflow.entities import Metric
+
+    out = []
+    kstarts = extra.get("kstarts", extra)
+    if "candidates" in kstarts:
+        out.append(Metric("kstarts.winner", kstarts["winner"], now, 0))
+        out.append(Metric("kstarts.extra_cost_epochs", kstarts["extra_cost_epochs"], now, 0))
+        out += [Metric("kstarts.fitness", c["fitness"], now, c["index"]) for c in kstarts["candidates"]]
+    dissipating = extra.get("dissipating", extra)
+    if "sparsity_per_epoch" in dissipating:
+        out += [Metric("dissipating.sparsity", s, now, e + 1)
+                for e, s in enumerate(dissipating["sparsity_per_epoch"])]
+    return out

@@ -1,0 +1,109 @@
+"""One notebook execution on a worker: a ``Task`` carries everything it needs (the notebook
+included), and ``run_task`` runs it through papermill under an MLflow run of its own. Every
+executor runs ``run_task``; Dask and Ray pickle it by reference, as ``initprune.tasks.run_task``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from . import faults, runs, store
+from .data import REPO_ROOT
+
+if TYPE_CHECKING:
+    from .sweep import Execution
+
+NOTEBOOKS = REPO_ROOT / "notebooks"
+# the kernel's own start-up warnings (it listens on 127.0.0.1 over TCP) are noise on a sweep's stderr;
+# a notebook's errors still come back through papermill
+KERNEL = {"progress_bar": False, "extra_arguments": ["--IPKernelApp.log_level=CRITICAL"]}
+
+
+@dataclass
+class Task:
+    """One notebook execution of one grid cell, as it travels to a worker: everything it needs,
+    the notebook itself included, since a remote worker may have no ``notebooks/``."""
+
+    execution: Execution
+    profile: str
+    sweep: str  # the id of the sweep that started it, a tag on its runs
+    notebook: str  # the notebook's JSON text
+    env: dict  # the MLflow store and INITPRUNE_* settings of the driver
+    threads: int = 1
+    cpus: float = 1
+    gpus: float = 0
+
+    @property
+    def key(self) -> str:  # unique in a sweep, the same on a retry
+        return f"{self.execution.notebook}-{self.execution.cell}-{self.sweep[:8]}"
+
+
+def run_task(task: Task) -> dict:
+    """The unit every executor runs: one notebook execution, owned by its own MLflow run, which
+    is FINISHED only if the notebook finished. Returns a small dict; the rest is in MLflow."""
+    import papermill
+
+    import initprune
+
+    began = time.perf_counter()
+    code = str(Path(initprune.__file__).resolve().parents[1])  # where this worker found the package
+    env = {**task.env, "INITPRUNE_THREADS": str(task.threads),
+           "PYTHONPATH": os.pathsep.join(filter(None, [code, os.environ.get("PYTHONPATH")]))}
+    ex, p = task.execution, task.execution.params
+    with _environ(env):  # the notebook's kernel inherits it
+        c, exp_id = store.ensure_store()
+        run_id, attempt = runs.start_attempt(c, exp_id, ex.notebook, p["dataset"], p["arch"], task.profile,
+                                             ex.cell, task.sweep)
+        with tempfile.TemporaryDirectory() as tmp:
+            source, output = Path(tmp) / "source.ipynb", Path(tmp) / f"{ex.notebook}.ipynb"
+            source.write_text(task.notebook)
+            try:
+                papermill.execute_notebook(
+                    str(source), str(output),
+                    parameters={**ex.given, "parent_run_id": run_id, "profile": task.profile},
+                    cwd=str(NOTEBOOKS if NOTEBOOKS.is_dir() else tmp), **KERNEL,
+                )
+                error = None
+            except KeyboardInterrupt:  # Ctrl-C: this execution and what it was training are KILLED
+                runs.reap(c, exp_id, run_id)
+                raise
+            except Exception as err:  # the notebook failed: keep its output, mark the run FAILED
+                error = first_line(err)
+            faults.pause("notebook")
+            try:
+                if output.exists():
+                    c.log_artifact(run_id, str(output))
+            except OSError as err:  # a full disk, say: the execution does not count without its notebook
+                error = error or f"its notebook could not be stored: {err}"
+            if c.get_run(run_id).info.status == "RUNNING":  # not if the driver gave this attempt up
+                c.set_terminated(run_id, "FAILED" if error else "FINISHED")
+    return {"label": ex.label, "error": error, "seconds": time.perf_counter() - began, "run_id": run_id,
+            "attempt": attempt, "host": socket.gethostname()}
+
+
+@contextlib.contextmanager
+def _environ(values: dict):
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def first_line(err: Exception) -> str:
+    """The error a notebook raised, without papermill's banner and traceback."""
+    name = getattr(err, "ename", type(err).__name__)
+    value = getattr(err, "evalue", str(err))
+    return f"{name}: {str(value).strip().splitlines()[0] if str(value).strip() else ''}"
