@@ -11,7 +11,7 @@ import json
 import sys
 from pathlib import Path
 
-from . import api, data, models, options, pruners
+from . import api, data, grid, models, options, pruners, store
 from .errors import DivergedError, InitpruneError
 from .options import OptionError
 from .train import Settings
@@ -43,8 +43,10 @@ def parser() -> argparse.ArgumentParser:
         _add_option(t, opt, opt.help, False)
     r.add_argument("--out", type=Path, help="write the result JSON here")
     r.add_argument("--save-model", type=Path, help="write {state_dict, mask} here (torch.save)")
-    r.add_argument("--tracking-uri", help="MLflow tracking URI")
-    r.add_argument("--no-tracking", action="store_true", help="log nothing to MLflow")
+    where = r.add_mutually_exclusive_group()
+    where.add_argument("--tracking-uri", help="the MLflow store to log the run to (default $MLFLOW_TRACKING_URI, "
+                       "else mlruns/)")
+    where.add_argument("--no-tracking", action="store_true", help="log nothing to MLflow")
     r.add_argument("--data-root", type=Path, help="where torchvision datasets live (default data/ or $INITPRUNE_DATA)")
     r.add_argument("--device", default="auto", help="auto, cpu or cuda")
     s = sub.add_parser("sweep", help="run a profile's notebooks through papermill, logging to MLflow",
@@ -115,8 +117,11 @@ def cmd_run(args) -> int:
             epochs=args.epochs, seed=args.seed, options=given,
             training=parse_given(args, options.options(Settings)), ablation=args.ablation,
         )
-        result = api.run(config, data_root=args.data_root, device=args.device, save_model=args.save_model,
-                         out=args.out)
+        outputs = dict(data_root=args.data_root, device=args.device, save_model=args.save_model, out=args.out)
+        if args.no_tracking:
+            result = api.run(config, **outputs)
+        else:  # logged like a sweep's point; a store that cannot be used fails before anything trains
+            result = grid.PointRun(config, store.check_store(args.tracking_uri)).run(**outputs)
     except OptionError as err:  # named as the user wrote it: --warmup-epochs, not warmup_epochs
         raise InitpruneError(err.as_flag()) from None
     except api.OutputError as err:
@@ -170,8 +175,6 @@ def cmd_sweep(args) -> int:
 def cmd_ui(args) -> int:
     import os
 
-    from . import store
-
     uri = store.default_uri()
     _, exp_id = store.ensure_store(uri)
     print(f"MLflow UI: compare runs at http://{args.host}:{args.port}/#/experiments/{exp_id}/runs", flush=True)
@@ -186,8 +189,6 @@ def cmd_ui(args) -> int:
 def cmd_server(args) -> int:
     """``mlflow server`` over the project's sqlite store, serving its artifacts to the workers."""
     import os
-
-    from . import store
 
     folder = (args.store or store.ROOT / "mlruns").resolve()
     uri = f"sqlite:///{folder / 'mlflow.db'}"
@@ -223,8 +224,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"initprune: {err}", file=sys.stderr)
         return 1
     except Exception as err:  # a full disk or a damaged store, wherever it surfaced
-        from . import store
-
         problem = store.store_error(err)
         if problem is None:
             raise

@@ -8,7 +8,7 @@ import itertools
 import math
 import time
 
-from . import api, data, faults, models, results, runs, store
+from . import api, data, faults, models, pruners, results, runs, store
 from .errors import InitpruneError
 
 MAX_POINTS = 100_000  # points in one execution: a grid beyond this is a slip, not a plan
@@ -25,7 +25,7 @@ def expand(method: str | list, dataset: str, arch: str, sparsities, seeds, epoch
         return points
     data.DATASETS[dataset], models.MODELS[arch]  # unknown names fail here, listing the known ones
     # a notebook passes all its option parameters: keep those this method takes, None = its default
-    takes = api.option_names(method)
+    takes = pruners.option_names(method)
     options = {k: v for k, v in (options or {}).items() if k in takes and v is not None}
     keys = list(options)
     values = [v if isinstance(v, list) else [v] for v in options.values()]
@@ -115,6 +115,40 @@ def _train_or_reuse(c, exp_id, parent_run_id, config: api.RunConfig, data_root, 
                   f"{holder.info.run_id} on {holder.data.tags.get('host')} is training it", flush=True)
             waiting = True
         time.sleep(poll)
+
+
+class PointRun:
+    """One point outside any sweep (``python -m initprune run``), logged like a sweep's point:
+    a run of its own with the same params, metrics, tags and ``result.json``, so that a later
+    sweep reuses it. Opened only once the inputs are checked (``api.run`` calls ``start``)."""
+
+    def __init__(self, config: api.RunConfig, uri: str | None = None):
+        self.config, self.uri = config, uri
+        self.c = self.run_id = None
+        self.done = False
+
+    def start(self) -> str:
+        self.c, exp_id = store.ensure_store(self.uri)
+        self.run_id = runs.open_point(self.c, exp_id, None, self.config)
+        return self.run_id
+
+    def record(self, report: dict) -> None:
+        runs.log_point(self.c, self.run_id, self.config, report)
+        runs.finish_point(self.c, self.run_id, None)
+        self.done = True
+
+    def run(self, **kwargs) -> dict:
+        """``api.run`` under this run: FAILED (KILLED on Ctrl-C) if training fails, and no run
+        at all where the input was refused (the memory check, a label out of range)."""
+        try:
+            return api.run(self.config, tracker=self, **kwargs)
+        except BaseException as err:
+            if self.run_id and not self.done:
+                if isinstance(err, InitpruneError):
+                    self.c.delete_run(self.run_id)
+                else:
+                    runs.fail_point(self.c, self.run_id, err)
+            raise
 
 
 def run_point(c, run_id, parent_run_id, config: api.RunConfig, data_root, device) -> dict:

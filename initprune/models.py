@@ -21,8 +21,15 @@ MODELS: Registry = Registry("architecture")
 
 def build(arch: str, input_shape: tuple[int, ...], num_classes: int, seed: int) -> nn.Module:
     builder = MODELS[arch]
-    with torch.device("meta"):
-        model = builder(input_shape, num_classes)
+    try:
+        with torch.device("meta"):  # shapes only: the weights are drawn below, from the seed
+            model = builder(input_shape, num_classes)
+    except InitpruneError:
+        raise
+    except Exception as err:  # a plugin's builder, say: one line that names it
+        first = (str(err).strip().splitlines() or [""])[0]
+        raise InitpruneError(f"architecture '{arch}' cannot be built for inputs {tuple(input_shape)} and "
+                             f"{num_classes} classes: {type(err).__name__}: {first}") from None
     model = model.to_empty(device="cpu")
     initialize(model, seeds.generator(seed, "init"))
     return model

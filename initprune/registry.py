@@ -23,7 +23,7 @@ _plugins_loaded = False
 
 def _origin(entry) -> str:
     """The module that declared an entry (a dataset's loader for a dataset)."""
-    return getattr(entry, "__module__", None) or getattr(getattr(entry, "load", None), "__module__", "?")
+    return getattr(getattr(entry, "load", None) or entry, "__module__", "?")
 
 
 class Registry(Generic[T]):

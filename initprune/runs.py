@@ -140,8 +140,11 @@ def holder(c, exp_id, config: api.RunConfig, own: str | None = None):
     return None
 
 
-def open_point(c, exp_id, parent_run_id, config: api.RunConfig) -> str:
-    tags = {"kind": "point", "mlflow.parentRunId": parent_run_id, "config_hash": config.hash(),
+def open_point(c, exp_id, parent_run_id: str | None, config: api.RunConfig) -> str:
+    """A RUNNING run that claims the point: a child of its execution's run, or (``python -m
+    initprune run``) a run of its own."""
+    parent = {"mlflow.parentRunId": parent_run_id} if parent_run_id else {}
+    tags = {"kind": "point", **parent, "config_hash": config.hash(),
             "seed": str(config.seed), "method": config.method, "dataset": config.dataset,
             "arch": config.arch, "ablation": config.ablation, **_owner(),
             "variant": json.dumps(config.identity().get("options", {}), sort_keys=True)}
@@ -165,7 +168,8 @@ def log_point(c, run_id: str, config: api.RunConfig, result: dict) -> None:
                if h[key] is not None]
     metrics += [Metric(k, float(result[k]), now, 0) for k in ("sparsity_actual", "seconds")]
     metrics += [Metric(f"kept.{name}", v["kept"], now, 0) for name, v in result["layers"].items()]
-    metrics += extra_metrics(result["extra"], now)
+    # what the method reports beside (K-starts' fitness per candidate, dissipating's sparsity per epoch)
+    metrics += [Metric(name, float(value), now, step) for name, value, step in config.pruner().metrics(result["extra"])]
     c.log_batch(run_id, metrics=metrics[:1000], params=[Param(k, str(v)) for k, v in params.items()])
     faults.pause("logging")
     for start in range(1000, len(metrics), 1000):
@@ -173,9 +177,9 @@ def log_point(c, run_id: str, config: api.RunConfig, result: dict) -> None:
     c.log_dict(run_id, result, "result.json")
 
 
-def finish_point(c, run_id: str, parent_run_id: str) -> None:
+def finish_point(c, run_id: str, parent_run_id: str | None) -> None:
     """Mark a point FINISHED once everything is logged; Superseded if its execution ended meanwhile."""
-    if c.get_run(parent_run_id).info.status != "RUNNING":
+    if parent_run_id and c.get_run(parent_run_id).info.status != "RUNNING":
         # this attempt was given up (its worker was lost and a retry took over): not counted
         raise Superseded(f"execution {parent_run_id} ended while this point ran")
     c.set_terminated(run_id, "FINISHED")  # only now does the point count as done
@@ -185,19 +189,3 @@ def fail_point(c, run_id: str, err: BaseException) -> None:
     """Record what stopped a point, never FINISHED: the next sweep retries the point."""
     c.set_tag(run_id, "error", f"{type(err).__name__}: {err}"[:500])
     c.set_terminated(run_id, "KILLED" if isinstance(err, (KeyboardInterrupt, Superseded)) else "FAILED")
-
-def extra_metrics(extra: dict, now: int) -> list:
-    """The method's report as metrics: K-starts fitness per candidate, dissipating sparsity per epoch."""
-    from mlflow.entities import Metric
-
-    out = []
-    kstarts = extra.get("kstarts", extra)
-    if "candidates" in kstarts:
-        out.append(Metric("kstarts.winner", kstarts["winner"], now, 0))
-        out.append(Metric("kstarts.extra_cost_epochs", kstarts["extra_cost_epochs"], now, 0))
-        out += [Metric("kstarts.fitness", c["fitness"], now, c["index"]) for c in kstarts["candidates"]]
-    dissipating = extra.get("dissipating", extra)
-    if "sparsity_per_epoch" in dissipating:
-        out += [Metric("dissipating.sparsity", s, now, e + 1)
-                for e, s in enumerate(dissipating["sparsity_per_epoch"])]
-    return out

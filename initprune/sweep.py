@@ -20,7 +20,7 @@ from pathlib import Path
 
 import yaml
 
-from . import executors, grid, results, runs, store
+from . import executors, grid, pruners, results, runs, store
 from .errors import InitpruneError
 from .tasks import KERNEL, NOTEBOOKS, Task, first_line
 
@@ -36,8 +36,24 @@ RESOURCES = ("cpus", "gpus")  # what one execution asks of a cluster (Ray, Dask)
 class Execution:
     notebook: str
     params: dict  # every parameter of the notebook: its defaults, overridden by the profile
-    given: dict = field(default_factory=dict)  # what the profile set (passed to papermill)
+    given: dict = field(default_factory=dict)  # what the profile set: the cell's identity
     asks: dict = field(default_factory=dict)  # the profile's resources: {cpus, gpus}
+
+    @property
+    def methods(self) -> list[str]:
+        method = self.params.get("method", self.notebook)  # baselines and sanity name their methods
+        return method if isinstance(method, list) else [method]
+
+    @property
+    def options(self) -> dict:
+        """The methods' options: what the profile set beside the notebook's parameters, over
+        its ``options`` parameter. Each method takes those it declares."""
+        return {**(self.params.get("options") or {}), **{k: v for k, v in self.given.items() if k not in self.params}}
+
+    def parameters(self) -> dict:
+        """What papermill passes: the notebook's parameters the profile set, and the options."""
+        out = {k: v for k, v in self.given.items() if k in self.params}
+        return {**out, "options": self.options} if self.options else out
 
     def resources(self, cpus: float | None = None, gpus: float | None = None) -> dict:
         """CPUs and GPUs of one execution: the command line, else the profile, else one CPU and,
@@ -57,10 +73,9 @@ class Execution:
         return hashlib.sha256(spec.encode()).hexdigest()[:12]
 
     def points(self):
-        method = self.params.get("method", self.notebook)  # baselines and sanity name their method
-        options = {k: v for k, v in self.params.items() if k not in (*COMMON, "method", "ablations")}
+        method = self.params.get("method", self.notebook)
         return grid.expand(method, self.params["dataset"], self.params["arch"], self.params["sparsities"],
-                           self.params["seeds"], self.params["epochs"], options,
+                           self.params["seeds"], self.params["epochs"], self.options,
                            self.params.get("ablations", ("none",)))
 
 
@@ -87,11 +102,6 @@ def _check_type(where: str, key: str, value, default) -> None:
         return
     if isinstance(value, bool) and bool not in expected:
         expected = ()
-    # a method option may also be a list of values: one point per value
-    if isinstance(value, list) and not isinstance(default, list):
-        for v in value:
-            _check_type(where, key, v, default)
-        return
     if not isinstance(value, expected):
         raise InitpruneError(f"{where}: '{key}' must be {type(default).__name__}, got {value!r}")
 
@@ -123,12 +133,19 @@ def load_profile(name: str) -> list[Execution]:
         asks = {**_resources(path.name, spec.get("resources")), **_resources(where, entry.get("resources"))}
         defaults = notebook_parameters(entry["notebook"])
         for key, value in given.items():
-            if key not in defaults:
-                raise InitpruneError(f"{where}: '{key}' is not a parameter of {entry['notebook']}.ipynb "
-                                     f"(it takes: {', '.join(defaults)})")
-            _check_type(where, key, value, defaults[key])
-        execution = Execution(entry["notebook"], {**defaults, **given}, given, asks)
-        execution.points()  # unknown names, bad options, empty grids: fail before anything runs
+            if key in defaults:
+                _check_type(where, key, value, defaults[key])
+        execution = Execution(entry["notebook"], {**defaults, **{k: v for k, v in given.items() if k in defaults}},
+                              given, asks)
+        try:
+            takes = {o for m in execution.methods for o in pruners.option_names(m)}
+            for key in set(given) - set(defaults) - takes:
+                raise InitpruneError(
+                    f"'{key}' is neither a parameter of {entry['notebook']}.ipynb ({', '.join(defaults)}) nor an "
+                    f"option of {', '.join(execution.methods)} ({', '.join(sorted(takes)) or 'none'})")
+            execution.points()  # unknown names, bad options, empty grids: fail before anything runs
+        except InitpruneError as err:
+            raise InitpruneError(f"{where}: {err}") from None
         out.append(execution)
     return out
 

@@ -67,7 +67,7 @@ def run_task(task: Task) -> dict:
             try:
                 papermill.execute_notebook(
                     str(source), str(output),
-                    parameters={**ex.given, "parent_run_id": run_id, "profile": task.profile},
+                    parameters={**ex.parameters(), "parent_run_id": run_id, "profile": task.profile},
                     cwd=str(NOTEBOOKS if NOTEBOOKS.is_dir() else tmp), **KERNEL,
                 )
                 error = None

@@ -206,5 +206,5 @@ def test_ablations_that_do_not_apply_are_clear_errors():
         fit("random", ablation="invert")
     with pytest.raises(InitpruneError, match="does not apply to method 'dense'"):
         fit("dense", 0.0, ablation="shuffle")
-    with pytest.raises(InitpruneError, match="ablation must be one of: none, shuffle, reinit, invert, rewind; got 'flip'"):
+    with pytest.raises(InitpruneError, match="ablation must be one of: none, shuffle, .*; got 'flip'"):
         fit("random", ablation="flip")

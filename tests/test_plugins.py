@@ -1,0 +1,141 @@
+"""A user's own package adds a pruner, a model and a dataset (tests/plugins/initprune_mine), and
+they work like built-ins: fit, run, list, profiles through notebooks, MLflow and the figures,
+with no file of initprune/ or notebooks/ edited for them."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+import initprune
+from initprune import api, figures, registry, results, sweep
+from initprune.data import DATASETS
+from initprune.errors import InitpruneError
+from initprune.models import MODELS
+from initprune.pruners import PRUNERS
+
+PLUGINS = Path(__file__).resolve().parent / "plugins"
+RUN = ["run", "--method", "mine", "--dataset", "blobs", "--arch", "tiny", "--sparsity", "0.5", "--epochs", "2"]
+
+
+def cli(*args, plugins: str = "initprune_mine", **env):
+    """``python -m initprune ARGS`` in a process that finds the plugin through INITPRUNE_PLUGINS."""
+    path = os.pathsep.join(filter(None, [str(PLUGINS), os.environ.get("PYTHONPATH")]))
+    return subprocess.run([sys.executable, "-m", "initprune", *args], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "PYTHONPATH": path, "INITPRUNE_PLUGINS": plugins, **env})
+
+
+@pytest.fixture
+def plugged(monkeypatch):
+    """This process with the plugin on its path, and registries that forget it afterwards."""
+    monkeypatch.syspath_prepend(str(PLUGINS))
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(PLUGINS), os.environ.get("PYTHONPATH")])))
+    monkeypatch.setattr(registry, "_plugins_loaded", False)
+    for reg in (PRUNERS, MODELS, DATASETS):
+        monkeypatch.setattr(reg, "_entries", dict(reg._entries))
+    yield monkeypatch
+    sys.modules.pop("initprune_mine", None)
+
+
+def test_run_trains_the_plugin_method_with_its_option_and_logs_it_to_mlflow(tmp_path):
+    uri = f"sqlite:///{tmp_path / 'store' / 'mlflow.db'}"
+    done = cli(*RUN, "--my-option", "3", "--out", str(tmp_path / "r.json"), "--tracking-uri", uri)
+    assert done.returncode == 0, done.stderr
+    result = json.loads((tmp_path / "r.json").read_text())
+    assert result["options"] == {"my_option": 3} and result["extra"] == {"steps": 3}
+    assert result["sparsity_actual"] == pytest.approx(0.5, abs=0.02) and result["run_id"]
+    from mlflow import MlflowClient
+
+    run = MlflowClient(uri).get_run(result["run_id"])
+    assert run.info.status == "FINISHED" and run.data.tags["kind"] == "point"
+    assert run.data.params["option.my_option"] == "3" and run.data.params["method"] == "mine"
+    assert run.data.params["training.lr"] == "0.05"  # the dataset's declared training settings
+    assert run.data.metrics["test_accuracy"] == pytest.approx(result["test_accuracy"])
+
+
+@pytest.mark.parametrize("value,says", [("0", "--my-option must be an integer of at least 1, got 0"),
+                                        ("three", "--my-option must be an integer of at least 1, got 'three'")])
+def test_a_bad_value_of_the_plugin_option_is_one_line_naming_its_flag(tmp_path, value, says):
+    done = cli(*RUN, "--my-option", value, "--out", str(tmp_path / "r.json"), "--no-tracking")
+    assert done.returncode == 2 and done.stderr == f"initprune: error: {says}\n"
+    assert not (tmp_path / "r.json").exists()
+
+
+def test_list_and_help_show_the_plugin_entries():
+    out = cli("list").stdout
+    assert "mine [baseline]: Keep the weights whose magnitude grew most" in out
+    assert "my_option=3  training steps before the choice" in out
+    assert "blobs: Three Gaussian blobs in the plane" in out and "tiny: One hidden layer of 16 units." in out
+    assert "--my-option INT" in cli("run", "--help").stdout
+
+
+@pytest.mark.parametrize("plugin,says", [
+    ("initprune_broken", "plugin 'initprune_broken' (INITPRUNE_PLUGINS) failed to load: ImportError: this plugin "
+                         "needs a package that is not installed"),
+    ("initprune_clash", "method 'snip' is registered twice: by initprune.pruners and by initprune_clash"),
+    ("no_such_plugin", "plugin 'no_such_plugin' (INITPRUNE_PLUGINS) failed to load: ModuleNotFoundError"),
+])
+def test_a_plugin_that_fails_is_one_line_naming_it(plugin, says):
+    done = cli("list", plugins=plugin)
+    assert done.returncode == 2 and says in done.stderr and done.stderr.count("\n") == 1, done.stderr
+
+
+def test_entry_points_bring_the_plugin_to_fit_and_run(plugged, tmp_path):
+    """Declared as a package's entry points (a dist-info on the path, as pip writes it)."""
+    dist = tmp_path / "initprune_mine-1.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: initprune-mine\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text("[initprune.pruners]\nmine = initprune_mine\n[initprune.models]\n"
+                                           "tiny = initprune_mine\n[initprune.datasets]\nblobs = initprune_mine\n")
+    plugged.syspath_prepend(str(tmp_path))
+    plugged.delenv("INITPRUNE_PLUGINS", raising=False)
+    assert "mine" in PRUNERS.names() and "tiny" in MODELS.names() and "blobs" in DATASETS.names()
+
+    blobs = initprune.data.load("blobs")
+    model = initprune.models.build("tiny", blobs.input_shape, blobs.num_classes, seed=0)
+    result = initprune.fit(model, blobs.train, blobs.test, method="mine", sparsity=0.5, epochs=1, device="cpu",
+                           my_option=2)
+    assert result.extra == {"steps": 2} and result.sparsity_actual == pytest.approx(0.5, abs=0.02)
+    with pytest.raises(InitpruneError, match=r"^my_option must be an integer of at least 1, got 0$"):
+        initprune.fit(model, blobs.train, blobs.test, method="mine", sparsity=0.5, epochs=1, my_option=0)
+    inverted = api.run(api.RunConfig(method="mine", dataset="blobs", arch="tiny", sparsity=0.5, epochs=1,
+                                     ablation="invert"), device="cpu")
+    assert inverted["ablation"] == "invert" and 0 <= inverted["test_accuracy"] <= 1
+    torch.testing.assert_close(torch.tensor(inverted["sparsity_actual"]), torch.tensor(0.5), atol=0.02, rtol=0)
+
+
+def test_a_profile_runs_the_plugin_through_a_notebook_into_mlflow_and_the_figures(plugged, tmp_path):
+    """Its option reaches the notebook from the profile, beside a built-in's (k), without any
+    notebook naming either; its runs carry the option as a param; the figures and the claims
+    tables take it in as a rival (family baseline)."""
+    plugged.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'store' / 'mlflow.db'}")
+    plugged.setenv("INITPRUNE_PLUGINS", "initprune_mine")
+    profile = tmp_path / "mine.yaml"
+    profile.write_text("executions:\n  - {notebook: baselines, dataset: blobs, arch: tiny, method: [kstarts, mine], "
+                       "k: 2, my_option: 2, sparsities: [0.5, 0.8], seeds: [0, 1], epochs: 2}\n")
+    lines = []
+    assert sweep.sweep(str(profile), echo=lines.append) == 0, lines
+    table = results.runs_table()
+    mine = table[table["method"] == "mine"]
+    assert len(mine) == 4 and all(o == {"my_option": 2} for o in mine["options"])
+    assert all(o["k"] == 2 for o in table[table["method"] == "kstarts"]["options"])
+    from mlflow import MlflowClient
+
+    runs = MlflowClient().search_experiments()[0]
+    params = [r.data.params for r in MlflowClient().search_runs([runs.experiment_id], "tags.method = 'mine'")]
+    assert len(params) == 4 and {p["option.my_option"] for p in params} == {"2"}
+
+    fig = figures.accuracy_vs_sparsity(table)
+    assert "mine" in [t.get_text() for legend in fig.legends for t in legend.get_texts()]
+    claims = figures.claims_markdown(table)
+    assert "| blobs / tiny | kstarts | mine |" in claims
+    # a second sweep finds everything finished: nothing retrains
+    lines.clear()
+    assert sweep.sweep(str(profile), echo=lines.append) == 0
+    assert "1 executions, 1 already finished, 0 to run" in " ".join(lines)
