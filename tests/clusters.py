@@ -16,6 +16,9 @@ from pathlib import Path
 
 BIN = Path(sys.executable).parent
 HOST = "127.0.0.1"
+# the test plugin (tests/plugins), importable on every worker as a user's own package would be installed there
+PLUGINS = str(Path(__file__).resolve().parent / "plugins")
+WORKER_ENV = {"PYTHONPATH": os.pathsep.join(filter(None, [PLUGINS, os.environ.get("PYTHONPATH")]))}
 
 
 def ctrl_c_as_in_a_terminal() -> None:
@@ -97,9 +100,9 @@ def ray_cluster(services: Services) -> str:
     common = ["--block", f"--node-ip-address={HOST}", "--num-cpus=1", "--object-store-memory=100000000",
               "--disable-usage-stats"]
     services.start("ray-head", [str(BIN / "ray"), "start", "--head", f"--port={port}", "--include-dashboard=false",
-                                *common], RAY_ENV)
+                                *common], {**RAY_ENV, **WORKER_ENV})
     wait_until(lambda: socket.create_connection((HOST, port), timeout=1).close() or True, "the Ray head")
-    services.start("ray-node", [str(BIN / "ray"), "start", f"--address={address}", *common], RAY_ENV)
+    services.start("ray-node", [str(BIN / "ray"), "start", f"--address={address}", *common], {**RAY_ENV, **WORKER_ENV})
     count = (f"import ray; ray.init(address='{address}', logging_level='ERROR'); "
              "print(sum(n['Alive'] for n in ray.nodes()))")
     wait_until(lambda: subprocess.run([sys.executable, "-c", count], env={**os.environ, **RAY_ENV}, text=True,
@@ -115,7 +118,7 @@ def dask_cluster(services: Services) -> str:
                                       "--no-dashboard"])
     for i in range(2):
         services.start(f"dask-worker-{i}", [str(BIN / "dask"), "worker", address, "--host", HOST, "--nthreads", "1",
-                                            "--no-dashboard", "--name", f"worker-{i}"])
+                                            "--no-dashboard", "--name", f"worker-{i}"], WORKER_ENV)
 
     def two_workers():
         from distributed import Client

@@ -1,10 +1,14 @@
 """The smoke sweep end to end in a temporary MLflow store: runs, skipping, failure and retry."""
 
+import contextlib
 import os
+import sqlite3
+import tarfile
+from pathlib import Path
 
 import pytest
 
-from initprune import cli, sweep
+from initprune import cli, grid, sweep
 from initprune.results import figures_dir
 from initprune.store import ensure_store
 
@@ -86,3 +90,28 @@ def test_dry_run_reports_and_runs_nothing(store, capsys):
     assert "14 points in 6 executions, 0 finished" in capsys.readouterr().out  # the shared SNIP point once
     assert not runs(store, "point")
     assert os.environ["MLFLOW_TRACKING_URI"] == store
+
+
+def test_a_store_written_before_options_were_declarations_is_resumed_not_retrained(tmp_path, monkeypatch, capsys):
+    """tests/data: the smoke sweep's store as commit 1d5c4ac wrote it (before options became
+    declarations and tracking.py was split; notebooks left out). Today's code finds every
+    execution finished, and a notebook's grid reads its points back instead of training them."""
+    with tarfile.open(Path(__file__).parent / "data" / "store-before-issue-12.tar.gz") as archive:
+        archive.extractall(tmp_path, filter="data")
+    db = tmp_path / "mlflow.db"
+    with contextlib.closing(sqlite3.connect(db)) as con:  # the store moved here: its artifact paths with it
+        for table, column in (("experiments", "artifact_location"), ("runs", "artifact_uri")):
+            con.execute(f"UPDATE {table} SET {column} = replace({column}, 'file:///tmp/oldstore/', ?)",
+                        (tmp_path.as_uri() + "/",))
+        con.commit()
+    uri = f"sqlite:///{db}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    before = {r.info.run_id for r in runs(uri, "point")}
+    assert len(before) == 14
+
+    assert cli.main(["sweep", "--profile", "smoke"]) == 0
+    assert "6 executions, 6 already finished, 0 to run" in capsys.readouterr().out
+    read = grid.run_grid("combined", "digits", "mlp", [0.9], [0], 2, options={"k": 2, "prune_epochs": 1},
+                         progress=False)
+    assert read[0]["run_id"] in before and read[0]["options"]["k"] == 2
+    assert {r.info.run_id for r in runs(uri, "point")} == before  # nothing trained again
