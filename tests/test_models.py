@@ -2,10 +2,26 @@ import pytest
 import torch
 
 from initprune import masks, models
+from initprune.data import DATASETS
 from initprune.errors import InitpruneError
 
-SHAPES = {"mlp": (1, 8, 8), "lenet300": (1, 28, 28), "lenet5": (1, 28, 28), "conv6": (3, 32, 32),
-          "resnet20": (3, 32, 32), "cnn1d": (1, 40)}
+
+def _builds(arch, shape) -> bool:
+    try:
+        models.build(arch, shape, 10, seed=0)
+        return True
+    except InitpruneError:
+        return False
+
+
+# each architecture with the smallest input, among the registered datasets', that it takes
+SHAPES = {arch: min((DATASETS[d].shape for d in DATASETS.names() if _builds(arch, DATASETS[d].shape)),
+                    key=lambda shape: torch.Size(shape).numel(), default=None)
+          for arch in models.MODELS.names()}
+
+
+def test_every_architecture_takes_the_inputs_of_a_registered_dataset():
+    assert all(SHAPES.values()), {arch: shape for arch, shape in SHAPES.items() if shape is None}
 
 
 @pytest.mark.parametrize("arch", models.MODELS.names())
