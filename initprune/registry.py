@@ -65,8 +65,9 @@ class Registry(Generic[T]):
 
 def plugins() -> list[tuple[str, Callable[[], object]]]:
     """(what to call it in an error, how to import it) for every plugin, entry points first."""
+    declared = entry_points()  # one scan of the installed packages
     found = [(f"entry point '{ep.name} = {ep.value}' ({ep.group})", ep.load)
-             for group in GROUPS for ep in entry_points(group=group)]
+             for group in GROUPS for ep in declared.select(group=group)]
     for module in filter(None, (m.strip() for m in os.environ.get("INITPRUNE_PLUGINS", "").split(","))):
         found.append((f"plugin '{module}' (INITPRUNE_PLUGINS)", lambda module=module: importlib.import_module(module)))
     return found

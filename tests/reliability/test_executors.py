@@ -165,6 +165,26 @@ def test_a_notebook_that_raises_is_failed_once_and_the_sweep_goes_on(server, clu
     print(f"{cluster[1]}: " + " | ".join(out.stdout.strip().splitlines()[-2:]))
 
 
+def test_a_plugin_method_runs_on_the_workers_with_its_option(server, cluster, tmp_path):
+    """tests/plugins/initprune_mine, named by INITPRUNE_PLUGINS and installed on the workers (on
+    their path): its method, model and dataset run in the workers' notebook kernels, no notebook
+    edited, and its option reaches every point."""
+    if cluster[1] != "dask":
+        pytest.skip("the plugin's run on a cluster is shown on Dask; Ray runs the same task")
+    experiment = "plugin-dask"
+    profile = tmp_path / "mine.yaml"
+    profile.write_text("executions:\n  - {notebook: baselines, dataset: blobs, arch: tiny, method: [mine], "
+                       "my_option: 2, sparsities: [0.5], seeds: [0, 1], epochs: 2}\n")
+    out = run_sweep(server, experiment, *cluster, profile=profile, INITPRUNE_PLUGINS="initprune_mine", **WORKER_ENV)
+    assert out.returncode == 0, out.stdout
+    assert "done: 1 executions finished, 0 failed, 0 skipped" in out.stdout
+    runs = check_true(server, experiment)
+    mine = [r for r in runs if r.data.tags.get("kind") == "point"]
+    assert len(mine) == 2 and {r.info.status for r in mine} == {"FINISHED"}
+    assert {(r.data.tags["method"], r.data.tags["dataset"], r.data.params["option.my_option"]) for r in mine} == \
+        {("mine", "blobs", "2")}
+
+
 def test_ctrl_c_stops_the_sweep_and_leaves_nothing_running(server, cluster, tmp_path):
     experiment = f"ctrl-c-{cluster[1]}"
     profile = tmp_path / "two.yaml"
@@ -187,26 +207,6 @@ def test_ctrl_c_stops_the_sweep_and_leaves_nothing_running(server, cluster, tmp_
     if cluster[1] == "ray":  # Ray cancels running tasks: the kernels that held the points are gone.
         for point in holding:  # (Dask cannot stop a running task; what it finishes is not counted.)
             _gone_within(int(point.data.tags["pid"]), 15)
-
-
-def test_a_plugin_method_runs_on_the_workers_with_its_option(server, cluster, tmp_path):
-    """tests/plugins/initprune_mine, named by INITPRUNE_PLUGINS and installed on the workers (on
-    their path): its method, model and dataset run in the workers' notebook kernels, no notebook
-    edited, and its option reaches every point."""
-    if cluster[1] != "dask":
-        pytest.skip("the plugin's run on a cluster is shown on Dask; Ray runs the same task")
-    experiment = "plugin-dask"
-    profile = tmp_path / "mine.yaml"
-    profile.write_text("executions:\n  - {notebook: baselines, dataset: blobs, arch: tiny, method: [mine], "
-                       "my_option: 2, sparsities: [0.5], seeds: [0, 1], epochs: 2}\n")
-    out = run_sweep(server, experiment, *cluster, profile=profile, INITPRUNE_PLUGINS="initprune_mine", **WORKER_ENV)
-    assert out.returncode == 0, out.stdout
-    assert "done: 1 executions finished, 0 failed, 0 skipped" in out.stdout
-    runs = check_true(server, experiment)
-    mine = [r for r in runs if r.data.tags.get("kind") == "point"]
-    assert len(mine) == 2 and {r.info.status for r in mine} == {"FINISHED"}
-    assert {(r.data.tags["method"], r.data.tags["dataset"], r.data.params["option.my_option"]) for r in mine} == \
-        {("mine", "blobs", "2")}
 
 
 def _gone_within(pid: int, seconds: float) -> None:
