@@ -299,11 +299,10 @@ class RunConfig:
 
 
 def run(config: RunConfig, data_root: str | Path | None = None, device: str = "auto",
-        save_model: str | Path | None = None, out: str | Path | None = None, tracker=None) -> dict:
+        save_model: str | Path | None = None, out: str | Path | None = None, record=None) -> dict:
     """One run by name: the result JSON of INTERFACE.md, written to ``out`` if given, then the
-    model to ``save_model``. ``tracker`` (``grid.PointRun``) opens its MLflow run once every
-    input is checked and the data is loaded, and records the result before it is written out;
-    without one, ``run_id`` is None."""
+    model to ``save_model``. ``record(report)`` (``grid.log_run``) logs it first and sets its
+    ``run_id``; without it, ``run_id`` is None."""
     began = time.perf_counter()
     pruner = config.pruner()  # bad options fail before any loading
     settings = config.settings()
@@ -313,7 +312,6 @@ def run(config: RunConfig, data_root: str | Path | None = None, device: str = "a
     check_writable(save_model, "--save-model")
     data = datasets.load(config.dataset, data_root)
     model = models.build(config.arch, data.input_shape, data.num_classes, config.seed)
-    run_id = tracker.start() if tracker else None
     result = fit(
         model, train=data.train, val=data.val, test=data.test, method=config.method,
         sparsity=config.sparsity, epochs=config.epochs, seed=config.seed, device=device,
@@ -326,11 +324,11 @@ def run(config: RunConfig, data_root: str | Path | None = None, device: str = "a
         "val_accuracy": result.val_accuracy, "epochs": result.epochs, "history": result.history,
         "layers": result.layers, "extra": result.extra, "config_hash": config.hash(),
         "options": pruner.options(), "variant": json.dumps(config.identity().get("options", {}), sort_keys=True),
-        "run_id": run_id, "seconds": time.perf_counter() - began,
+        "run_id": None, "seconds": time.perf_counter() - began,
     }
     try:
-        if tracker:
-            tracker.record(report)
+        if record:
+            record(report)
     finally:  # the outputs are written even if the store fails
         _deliver(report, model, result.mask, out, save_model)
     return report

@@ -39,7 +39,7 @@ def parser() -> argparse.ArgumentParser:
         _add_option(m, declared[0][1], f"{declared[0][1].help} [{', '.join(d for d, _ in declared)}]",
                     all(o.kind is bool for _, o in declared))
     t = r.add_argument_group("training (defaults per dataset: python -m initprune list)")
-    for opt in options.options(Settings):
+    for opt in options.declared(Settings):
         _add_option(t, opt, opt.help, False)
     r.add_argument("--out", type=Path, help="write the result JSON here")
     r.add_argument("--save-model", type=Path, help="write {state_dict, mask} here (torch.save)")
@@ -115,13 +115,14 @@ def cmd_run(args) -> int:
         config = api.RunConfig(
             method=args.method, dataset=args.dataset, arch=args.arch, sparsity=args.sparsity,
             epochs=args.epochs, seed=args.seed, options=given,
-            training=parse_given(args, options.options(Settings)), ablation=args.ablation,
+            training=parse_given(args, options.declared(Settings)), ablation=args.ablation,
         )
         outputs = dict(data_root=args.data_root, device=args.device, save_model=args.save_model, out=args.out)
         if args.no_tracking:
             result = api.run(config, **outputs)
         else:  # logged like a sweep's point; a store that cannot be used fails before anything trains
-            result = grid.PointRun(config, store.check_store(args.tracking_uri)).run(**outputs)
+            uri = store.check_store(args.tracking_uri)
+            result = api.run(config, record=lambda report: grid.log_run(config, report, uri), **outputs)
     except OptionError as err:  # named as the user wrote it: --warmup-epochs, not warmup_epochs
         raise InitpruneError(err.as_flag()) from None
     except api.OutputError as err:

@@ -4,12 +4,14 @@ of the execution's run; a point already FINISHED is read back instead of trained
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import math
 import time
 
 from . import api, data, faults, models, pruners, results, runs, store
 from .errors import InitpruneError
+from .options import OptionError
 
 MAX_POINTS = 100_000  # points in one execution: a grid beyond this is a slip, not a plan
 
@@ -17,16 +19,23 @@ MAX_POINTS = 100_000  # points in one execution: a grid beyond this is a slip, n
 def expand(method: str | list, dataset: str, arch: str, sparsities, seeds, epochs: int,
            options: dict | None = None, ablations=("none",)) -> list[api.RunConfig]:
     """The points of one execution: every ablation x combination of list-valued options x
-    sparsity x seed. Options the method does not take, and None values, are left out."""
+    sparsity x seed. Several methods take each the options it declares (None: its default); an
+    option none of them declares is an error."""
     _check_grid(sparsities, seeds, epochs)
+    methods = method if isinstance(method, list) else [method]
+    takes = {m: pruners.option_names(m) for m in methods}
+    for key in options or {}:
+        if not any(key in names for names in takes.values()):
+            raise OptionError(key, f"is an option of none of {', '.join(methods)} (theirs: "
+                              f"{', '.join(sorted({n for names in takes.values() for n in names})) or 'none'})")
     if isinstance(method, list):  # one execution may run several methods (baselines, sanity)
-        points = [p for m in method for p in expand(m, dataset, arch, sparsities, seeds, epochs, options, ablations)]
+        points = [p for m in method for p in expand(m, dataset, arch, sparsities, seeds, epochs,
+                                                    {k: v for k, v in (options or {}).items() if k in takes[m]},
+                                                    ablations)]
         _check_size(len(points), method, dataset, arch)
         return points
     data.DATASETS[dataset], models.MODELS[arch]  # unknown names fail here, listing the known ones
-    # a notebook passes all its option parameters: keep those this method takes, None = its default
-    takes = pruners.option_names(method)
-    options = {k: v for k, v in (options or {}).items() if k in takes and v is not None}
+    options = {k: v for k, v in (options or {}).items() if v is not None}
     keys = list(options)
     values = [v if isinstance(v, list) else [v] for v in options.values()]
     if not sparsities or not seeds or any(not v for v in values):
@@ -117,38 +126,25 @@ def _train_or_reuse(c, exp_id, parent_run_id, config: api.RunConfig, data_root, 
         time.sleep(poll)
 
 
-class PointRun:
-    """One point outside any sweep (``python -m initprune run``), logged like a sweep's point:
-    a run of its own with the same params, metrics, tags and ``result.json``, so that a later
-    sweep reuses it. Opened only once the inputs are checked (``api.run`` calls ``start``)."""
-
-    def __init__(self, config: api.RunConfig, uri: str | None = None):
-        self.config, self.uri = config, uri
-        self.c = self.run_id = None
-        self.done = False
-
-    def start(self) -> str:
-        self.c, exp_id = store.ensure_store(self.uri)
-        self.run_id = runs.open_point(self.c, exp_id, None, self.config)
-        return self.run_id
-
-    def record(self, report: dict) -> None:
-        runs.log_point(self.c, self.run_id, self.config, report)
-        runs.finish_point(self.c, self.run_id, None)
-        self.done = True
-
-    def run(self, **kwargs) -> dict:
-        """``api.run`` under this run: FAILED (KILLED on Ctrl-C) if training fails, and no run
-        at all where the input was refused (the memory check, a label out of range)."""
-        try:
-            return api.run(self.config, tracker=self, **kwargs)
-        except BaseException as err:
-            if self.run_id and not self.done:
-                if isinstance(err, InitpruneError):
-                    self.c.delete_run(self.run_id)
-                else:
-                    runs.fail_point(self.c, self.run_id, err)
-            raise
+def log_run(config: api.RunConfig, report: dict, uri: str | None = None) -> None:
+    """A run made outside any sweep (``python -m initprune run``), logged once it has trained, like
+    a sweep's point: a run of its own with the same params, metrics, tags and ``result.json``
+    (``report["run_id"]`` set), FINISHED, so that a later sweep reuses it. A run that fails to
+    train leaves nothing in the store; one that cannot be logged is an OutputError that carries
+    the result, so that it is not lost."""
+    c = run_id = None
+    try:
+        c, exp_id = store.ensure_store(uri)
+        began = int((time.time() - report["seconds"]) * 1000)
+        run_id = report["run_id"] = runs.open_point(c, exp_id, None, config, start_time=began)
+        runs.log_point(c, run_id, config, report)
+        runs.finish_point(c, run_id, None)
+    except Exception as err:
+        if run_id is not None:
+            with contextlib.suppress(Exception):
+                runs.fail_point(c, run_id, err)
+        problem = store.store_error(err, uri) or (str(err).strip().splitlines() or [type(err).__name__])[0]
+        raise api.OutputError(f"the run finished but could not be logged to MLflow: {problem}", report) from None
 
 
 def run_point(c, run_id, parent_run_id, config: api.RunConfig, data_root, device) -> dict:

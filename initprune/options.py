@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
+import numbers
 import types
 import typing
 from collections.abc import Callable
@@ -48,8 +49,10 @@ def option(default: Any, help: str, *, choices: tuple | None = None, check: Call
 
 def like(cls: type, name: str):
     """The same option as ``cls`` declares under ``name`` (a method built from others)."""
-    f = next(f for f in dataclasses.fields(cls) if f.name == name)
-    return dataclasses.field(default=f.default, metadata=f.metadata)
+    for f in dataclasses.fields(cls):
+        if f.name == name:
+            return dataclasses.field(default=f.default, metadata=f.metadata)
+    raise InitpruneError(f"like({cls.__name__}, '{name}'): {cls.__name__} declares no option '{name}'")
 
 
 @dataclass(frozen=True)
@@ -72,14 +75,22 @@ class Option:
             return OptionError(self.name, f"must be one of: {', '.join(map(str, self.choices))}; got {value!r}")
         return OptionError(self.name, f"must be {self.must or KINDS[self.kind]}, got {value!r}")
 
-    def validate(self, value) -> None:
+    def validate(self, value):
+        """The value as this option holds it (a numpy scalar as a Python number), or an OptionError."""
         if value is None and self.optional:
-            return
-        kind_ok = isinstance(value, self.kind) and (self.kind is bool or not isinstance(value, bool))
-        if self.kind is float:
-            kind_ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-        if not kind_ok or (self.choices and value not in self.choices) or (self.check and not self.check(value)):
+            return value
+        number = isinstance(value, numbers.Real) and not isinstance(value, bool)
+        if self.kind is int:
+            ok = number and isinstance(value, numbers.Integral)
+        elif self.kind is float:
+            ok = number and math.isfinite(value)
+        else:
+            ok = isinstance(value, self.kind)
+        if ok and type(value) not in (int, float, bool, str):  # np.int64(64) -> 64: JSON, hashes, MLflow
+            value = int(value) if isinstance(value, numbers.Integral) else float(value)
+        if not ok or (self.choices and value not in self.choices) or (self.check and not self.check(value)):
             raise self._fail(value)
+        return value
 
     def parse(self, text: str):
         """A value typed on the command line, as this option's type."""
@@ -99,8 +110,9 @@ class Option:
 
 
 @functools.cache
-def options(cls: type, skip: tuple[str, ...] = ()) -> tuple[Option, ...]:
-    """The declared options of a dataclass, in order."""
+def declared(cls: type, skip: tuple[str, ...] = ()) -> tuple[Option, ...]:
+    """The declared options of a dataclass, in order; a declaration the command line, profiles
+    and MLflow could not carry is an error naming it."""
     hints = typing.get_type_hints(cls)
     out = []
     for f in dataclasses.fields(cls):
@@ -109,16 +121,28 @@ def options(cls: type, skip: tuple[str, ...] = ()) -> tuple[Option, ...]:
         kind, optional = hints[f.name], False
         if typing.get_origin(kind) in (typing.Union, types.UnionType):
             args = [a for a in typing.get_args(kind) if a is not type(None)]
-            kind, optional = args[0], len(args) < len(typing.get_args(kind))
+            kind, optional = (args[0] if len(args) == 1 else kind), len(args) < len(typing.get_args(kind))
+        where = f"{cls.__module__}.{cls.__name__}.{f.name}"
         if kind not in KINDS:
-            raise InitpruneError(f"{cls.__name__}.{f.name}: an option is bool, int, float or str, not {kind}")
+            raise InitpruneError(f"{where}: an option is bool, int, float or str (or one of them | None), not {kind}")
+        if f.default is dataclasses.MISSING or not f.metadata.get("help"):
+            raise InitpruneError(f"{where}: declare it with options.option(default, help, ...)")
         meta = f.metadata
-        out.append(Option(f.name, kind, optional, f.default, meta.get("help", ""), meta.get("choices"),
-                          meta.get("check"), meta.get("must")))
+        opt = Option(f.name, kind, optional, f.default, meta["help"], meta.get("choices"), meta.get("check"),
+                     meta.get("must"))
+        try:
+            opt.validate(f.default)
+        except OptionError as err:
+            raise InitpruneError(f"{where}: its default is refused by its own declaration ({err})") from None
+        out.append(opt)
     return tuple(out)
 
 
 def validate(obj, skip: tuple[str, ...] = ()) -> None:
-    """Every declared option of the dataclass instance ``obj`` holds a value it accepts."""
-    for opt in options(type(obj), skip):
-        opt.validate(getattr(obj, opt.name))
+    """Every declared option of the dataclass instance ``obj`` holds a value it accepts; numpy
+    scalars become Python numbers (frozen dataclasses included)."""
+    for opt in declared(type(obj), skip):
+        value = getattr(obj, opt.name)
+        held = opt.validate(value)
+        if held is not value:
+            object.__setattr__(obj, opt.name, held)

@@ -9,6 +9,7 @@ in the one shared loop.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import itertools
 import math
 from contextlib import contextmanager
@@ -23,9 +24,27 @@ from . import masks, options
 from .errors import DivergedError, InitpruneError
 from .options import OptionError, like, option
 from .registry import Registry
-from .train import Trainee, Trainer
+from .train import Settings, Trainee, Trainer
 
-PRUNERS: Registry = Registry("method")
+# names a method's option cannot take: they are the run's own (fit, RunConfig, the command line,
+# the notebooks' common parameters) or the training settings'
+RESERVED = {"method", "dataset", "arch", "sparsity", "epochs", "seed", "ablation", "options", "training",
+            "model", "train", "val", "test", "device", "augment", "data_root", "out", "save_model",
+            "tracking_uri", "no_tracking", "command", "sparsities", "seeds", "ablations", "log_to_mlflow",
+            "parent_run_id", "profile", *(f.name for f in dataclasses.fields(Settings))}
+
+
+def _check(name: str, cls) -> None:
+    """A pruner is a Pruner dataclass whose options the command line, profiles and MLflow can carry."""
+    if not (isinstance(cls, type) and issubclass(cls, Pruner) and dataclasses.is_dataclass(cls)):
+        raise InitpruneError(f"method '{name}': register a @dataclass subclass of initprune.pruners.Pruner")
+    taken = sorted(RESERVED & {o.name for o in cls.declared()})
+    if taken:
+        raise InitpruneError(f"method '{name}' ({cls.__module__}): option(s) {', '.join(taken)} have the name of "
+                             "one of the run's own settings; rename them")
+
+
+PRUNERS: Registry = Registry("method", check=_check)
 
 
 @dataclass
@@ -87,7 +106,7 @@ class Pruner:
     @classmethod
     def declared(cls) -> tuple[options.Option, ...]:
         """The options this method takes, as declared (everything but the sparsity)."""
-        return options.options(cls, skip=("sparsity",))
+        return options.declared(cls, skip=("sparsity",))
 
     def options(self) -> dict:
         """This pruner's options and their values."""

@@ -8,6 +8,7 @@ that every process that looks an entry up (a notebook's kernel, a cluster's work
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 from collections.abc import Callable
@@ -21,25 +22,32 @@ GROUPS = ("initprune.pruners", "initprune.models", "initprune.datasets")
 _plugins_loaded = False
 
 
-def _origin(entry) -> str:
-    """The module that declared an entry (a dataset's loader for a dataset)."""
-    return getattr(getattr(entry, "load", None) or entry, "__module__", "?")
+def _origin(entry) -> tuple[str, str]:
+    """Who declared an entry: (module, qualified name) of the class or function, or of a
+    dataset's loader."""
+    declared = getattr(entry, "load", None) or entry
+    return getattr(declared, "__module__", "?"), getattr(declared, "__qualname__", str(id(declared)))
 
 
 class Registry(Generic[T]):
-    def __init__(self, kind: str):
-        self.kind = kind
+    """Entries by name. ``check(name, entry)`` refuses an entry the rest of initprune could not
+    use, when it is registered, so that a plugin's slip is one line at import."""
+
+    def __init__(self, kind: str, check: Callable[[str, T], None] | None = None):
+        self.kind, self.check = kind, check
         self._entries: dict[str, T] = {}
 
     def register(self, name: str) -> Callable[[T], T]:
-        """Add an entry under ``name``. A name taken by another module is an error naming both
-        (the same module may register again: a reloaded plugin, a rerun notebook cell)."""
+        """Add an entry under ``name``. A name another declaration has is an error naming both
+        (the same declaration may register again: a reloaded plugin, a rerun notebook cell)."""
 
         def add(entry: T) -> T:
             old = self._entries.get(name)
             if old is not None and _origin(old) != _origin(entry):
-                raise InitpruneError(f"{self.kind} '{name}' is registered twice: by {_origin(old)} and by "
-                                     f"{_origin(entry)}; rename one of them")
+                raise InitpruneError(f"{self.kind} '{name}' is registered twice: by {_origin(old)[0]} and by "
+                                     f"{_origin(entry)[0]}; rename one of them")
+            if self.check is not None:
+                self.check(name, entry)
             self._entries[name] = entry
             return entry
 
@@ -62,6 +70,16 @@ class Registry(Generic[T]):
         load_plugins()
         return list(self._entries)
 
+    @contextlib.contextmanager
+    def scratch(self):
+        """Entries registered inside are forgotten after (trying a pruner out in a notebook, tests)."""
+        saved = dict(self._entries)
+        try:
+            yield self
+        finally:
+            self._entries.clear()
+            self._entries.update(saved)
+
 
 def plugins() -> list[tuple[str, Callable[[], object]]]:
     """(what to call it in an error, how to import it) for every plugin, entry points first."""
@@ -73,11 +91,11 @@ def plugins() -> list[tuple[str, Callable[[], object]]]:
     return found
 
 
-def load_plugins() -> None:
-    """Import every plugin once per process; one that fails is one line naming it, every time
-    a registry is asked, until it is fixed or removed."""
+def load_plugins(again: bool = False) -> None:
+    """Import every plugin once per process (``again``: look for plugins anew); one that fails is
+    one line naming it, every time a registry is asked, until it is fixed or removed."""
     global _plugins_loaded
-    if _plugins_loaded:
+    if _plugins_loaded and not again:
         return
     _plugins_loaded = True  # a plugin that looks an entry up while it is imported must not recurse
     from . import data, models, pruners  # noqa: F401  the built-ins first: a clash names the plugin

@@ -124,7 +124,9 @@ def reap(c, exp_id: str, parent_run_id: str | None = None) -> int:
 
 def holder(c, exp_id, config: api.RunConfig, own: str | None = None):
     """The live run that holds this point, earliest first; None if there is none before ``own``.
-    Live: RUNNING, under a RUNNING execution, and with its process alive where that can be seen."""
+    Live: RUNNING, under a RUNNING execution, and with its process alive where that can be seen.
+    A run of its own (``python -m initprune run``, RUNNING only while it logs) never holds a point:
+    one that another machine lost could not be told from one still logging."""
     query = (f"tags.config_hash = '{config.hash()}' and tags.seed = '{config.seed}' and tags.kind = 'point' "
              "and attributes.status = 'RUNNING'")
     runs = sorted(c.search_runs([exp_id], query, max_results=100), key=lambda r: (r.info.start_time, r.info.run_id))
@@ -135,20 +137,20 @@ def holder(c, exp_id, config: api.RunConfig, own: str | None = None):
         if tags.get("host") == socket.gethostname() and not _alive(tags.get("pid", "")):
             continue
         parent = tags.get("mlflow.parentRunId")
-        if not parent or c.get_run(parent).info.status == "RUNNING":
+        if parent and c.get_run(parent).info.status == "RUNNING":
             return run
     return None
 
 
-def open_point(c, exp_id, parent_run_id: str | None, config: api.RunConfig) -> str:
+def open_point(c, exp_id, parent_run_id: str | None, config: api.RunConfig, start_time: int | None = None) -> str:
     """A RUNNING run that claims the point: a child of its execution's run, or (``python -m
-    initprune run``) a run of its own."""
+    initprune run``, logged once trained) a run of its own."""
     parent = {"mlflow.parentRunId": parent_run_id} if parent_run_id else {}
     tags = {"kind": "point", **parent, "config_hash": config.hash(),
             "seed": str(config.seed), "method": config.method, "dataset": config.dataset,
             "arch": config.arch, "ablation": config.ablation, **_owner(),
             "variant": json.dumps(config.identity().get("options", {}), sort_keys=True)}
-    return c.create_run(exp_id, tags=tags,
+    return c.create_run(exp_id, start_time=start_time, tags=tags,
                         run_name=f"{config.method} s={config.sparsity} seed={config.seed}").info.run_id
 
 

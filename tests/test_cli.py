@@ -126,3 +126,51 @@ def test_config_hash_ignores_defaults_and_the_seed():
     assert base.identity() == {"method": "kstarts"}
     # pinned: a change here silently orphans every recorded run
     assert api.RunConfig(method="kstarts", sparsity=0.95, options={"k": 4}).hash() == "a51f79830542"
+
+
+def _store_runs(uri):
+    from initprune.store import ensure_store
+
+    c, exp_id = ensure_store(uri)
+    return c.search_runs([exp_id], "", max_results=100)
+
+
+def test_run_is_logged_like_a_sweeps_point_and_a_sweep_then_reuses_it(tmp_path, monkeypatch, capsys):
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    out = tmp_path / "r.json"
+    assert cli.main(["run", "--method", "kstarts", "--k", "2", "--sparsity", "0.9", "--epochs", "2",
+                     "--out", str(out)]) == 0
+    result = json.loads(out.read_text())
+    (run,) = _store_runs(uri)
+    assert run.info.run_id == result["run_id"] and run.info.status == "FINISHED"
+    assert run.data.tags["kind"] == "point" and run.data.tags["config_hash"] == result["config_hash"]
+    assert run.data.params["option.k"] == "2" and run.data.metrics["kstarts.winner"] == result["extra"]["winner"]
+    from initprune import grid
+
+    again = grid.run_grid("kstarts", "digits", "mlp", [0.9], [0], 2, options={"k": 2}, progress=False)
+    assert again[0]["run_id"] == result["run_id"]  # read back, not trained again
+
+
+def test_a_run_that_cannot_be_logged_keeps_its_result_and_one_that_fails_leaves_nothing(tmp_path, monkeypatch,
+                                                                                        capsys):
+    from initprune import runs
+
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+
+    def full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(runs, "log_point", full)
+    out = tmp_path / "r.json"
+    assert cli.main(["run", "--method", "random", "--epochs", "1", "--out", str(out)]) == 1
+    captured = capsys.readouterr()
+    assert "could not be logged to MLflow" in captured.err and captured.err.count("\n") == 1
+    assert json.loads(out.read_text())["test_accuracy"] == json.loads(captured.out)["test_accuracy"]
+    assert [r.info.status for r in _store_runs(uri)] == ["FAILED"]  # never FINISHED without its metrics
+
+    monkeypatch.undo()
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/other.db")
+    assert cli.main(["run", "--method", "random", "--epochs", "2", "--lr", "1e6"]) == 1  # diverges
+    assert _store_runs(f"sqlite:///{tmp_path}/other.db") == []

@@ -36,10 +36,8 @@ def plugged(monkeypatch):
     """This process with the plugin on its path, and registries that forget it afterwards."""
     monkeypatch.syspath_prepend(str(PLUGINS))
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(PLUGINS), os.environ.get("PYTHONPATH")])))
-    monkeypatch.setattr(registry, "_plugins_loaded", False)
-    for reg in (PRUNERS, MODELS, DATASETS):
-        monkeypatch.setattr(reg, "_entries", dict(reg._entries))
-    yield monkeypatch
+    with PRUNERS.scratch(), MODELS.scratch(), DATASETS.scratch():
+        yield monkeypatch
     sys.modules.pop("initprune_mine", None)
 
 
@@ -95,6 +93,7 @@ def test_entry_points_bring_the_plugin_to_fit_and_run(plugged, tmp_path):
                                            "tiny = initprune_mine\n[initprune.datasets]\nblobs = initprune_mine\n")
     plugged.syspath_prepend(str(tmp_path))
     plugged.delenv("INITPRUNE_PLUGINS", raising=False)
+    registry.load_plugins(again=True)
     assert "mine" in PRUNERS.names() and "tiny" in MODELS.names() and "blobs" in DATASETS.names()
 
     blobs = initprune.data.load("blobs")
@@ -116,6 +115,7 @@ def test_a_profile_runs_the_plugin_through_a_notebook_into_mlflow_and_the_figure
     tables take it in as a rival (family baseline)."""
     plugged.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'store' / 'mlflow.db'}")
     plugged.setenv("INITPRUNE_PLUGINS", "initprune_mine")
+    registry.load_plugins(again=True)
     profile = tmp_path / "mine.yaml"
     profile.write_text("executions:\n  - {notebook: baselines, dataset: blobs, arch: tiny, method: [kstarts, mine], "
                        "k: 2, my_option: 2, sparsities: [0.5, 0.8], seeds: [0, 1], epochs: 2}\n")
@@ -139,3 +139,36 @@ def test_a_profile_runs_the_plugin_through_a_notebook_into_mlflow_and_the_figure
     lines.clear()
     assert sweep.sweep(str(profile), echo=lines.append) == 0
     assert "1 executions, 1 already finished, 0 to run" in " ".join(lines)
+
+
+def _declare(name, field_text):
+    """A pruner class declared from source, as a plugin module would."""
+    space = {}
+    exec("from dataclasses import dataclass, field\nfrom initprune.options import option\n"
+         "from initprune.pruners import Pruner\n"
+         f"@dataclass\nclass {name.title()}(Pruner):\n    '''A test method.'''\n    {field_text}\n", space)
+    return space[name.title()]
+
+
+@pytest.mark.parametrize("field_text,says", [
+    ('seed: int = option(0, "a seed of its own")', "option(s) seed have the name of one of the run's own settings"),
+    ('lr: float = option(0.1, "a rate")', "option(s) lr have the name of one of the run's own settings"),
+    ("k: int = 3", "declare it with options.option(default, help, ...)"),
+    ('k: int = option(0, "starts", check=lambda v: v >= 1)', "its default is refused by its own declaration"),
+    ('k: int | str = option(3, "starts")', "an option is bool, int, float or str"),
+    ('k: list = option(None, "starts")', "an option is bool, int, float or str"),
+])
+def test_a_declaration_the_rest_of_initprune_could_not_carry_is_refused_when_registered(field_text, says):
+    with PRUNERS.scratch(), pytest.raises(InitpruneError, match=says.replace("(", r"\(").replace(")", r"\)")):
+        PRUNERS.register("odd")(_declare("odd", field_text))
+    assert "odd" not in PRUNERS.names()
+
+
+def test_the_same_declaration_may_register_again_but_another_may_not_take_its_name():
+    with PRUNERS.scratch():
+        cls = _declare("twice", 'k: int = option(3, "starts")')
+        PRUNERS.register("twice")(cls)
+        PRUNERS.register("twice")(cls)  # a rerun notebook cell, a reloaded plugin
+        with pytest.raises(InitpruneError, match="method 'snip' is registered twice"):
+            PRUNERS.register("snip")(cls)
+    assert "twice" not in PRUNERS.names()
