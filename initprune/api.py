@@ -54,13 +54,11 @@ def resolve_device(device: str) -> torch.device:
 
 
 def check_epochs(pruner: pruners.Pruner, epochs) -> None:
-    if not isinstance(epochs, int) or epochs < 1:
-        raise InitpruneError(f"epochs must be a positive integer, got {epochs}")
+    if not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 1:
+        raise OptionError("epochs", f"must be a positive integer, got {epochs!r}")
     if epochs < pruner.min_epochs:
-        raise InitpruneError(
-            f"method '{pruner.name}' trains {pruner.min_epochs} epochs while choosing its mask; "
-            f"use --epochs {pruner.min_epochs} or more (got {epochs})"
-        )
+        raise OptionError("epochs", f"must be {pruner.min_epochs} or more: method '{pruner.name}' trains "
+                          f"{pruner.min_epochs} epochs while choosing its mask (got {epochs})")
 
 
 def _check_split(name: str, split, dtype: torch.dtype):
@@ -127,21 +125,23 @@ def make_pruner(method: str, sparsity: float, ablation: str = "none", **options)
 
 
 def fit(model: nn.Module, train, test, method: str = "random", sparsity: float = 0.9,
-        epochs: int = 10, seed: int = 0, *, val=None, device: str = "auto",
-        optimizer: str = "sgd", lr: float = 0.1, momentum: float = 0.9, weight_decay: float = 0.0,
-        batch_size: int = 32, augment=None, ablation: str = "none", **options) -> Result:
+        epochs: int = 10, seed: int = 0, *, val=None, device: str = "auto", augment=None,
+        ablation: str = "none", **options) -> Result:
     """Prune ``model`` with ``method`` at ``sparsity`` and train it for ``epochs`` in all.
 
     ``train``/``val``/``test``: ``(X, y)`` tensors or DataLoaders. The model is trained in place;
-    its pruned weights are exactly 0. Method options use METHOD.md's words (``k=8``, ...).
+    its pruned weights are exactly 0. Method options use METHOD.md's words (``k=8``, ...); the
+    training settings are options too (``optimizer="sgd", lr=0.1, momentum=0.9, weight_decay=0.0,
+    batch_size=32`` by default: ``train.Settings``).
     ``ablation`` (Frankle et al. 2020): the method's final mask is shuffled within each layer
     (``shuffle``), kept with fresh weights (``reinit``), or the method keeps its worst choices
     (``invert``); the ablated network then trains from initialization for ``epochs``.
     ``rewind`` is the control: the mask unchanged, trained again from θ0.
     """
     began = time.perf_counter()
-    pruner = make_pruner(method, sparsity, ablation, **options)
-    settings = Settings(optimizer, lr, momentum, weight_decay, batch_size)
+    training = {f.name for f in dataclasses.fields(Settings)}
+    settings = Settings(**{k: v for k, v in options.items() if k in training})
+    pruner = make_pruner(method, sparsity, ablation, **{k: v for k, v in options.items() if k not in training})
     check_epochs(pruner, epochs)
     set_threads()
     dev = resolve_device(device)
@@ -159,7 +159,7 @@ def fit(model: nn.Module, train, test, method: str = "random", sparsity: float =
               for n, s in zip(names, splits)]
     train, val, test = splits
     batches = (datasets.LoaderBatches(train, dev) if isinstance(train, datasets.CheckedLoader)
-               else datasets.Batches(*train, batch_size, seed, augment))
+               else datasets.Batches(*train, settings.batch_size, seed, augment))
     trainer = Trainer(batches, val, test, settings, dev, epochs)
     theta0 = copy.deepcopy(model.state_dict()) if ablation != "none" else None
     trainee = Trainee(model, settings, masks.dense(model))
@@ -403,5 +403,6 @@ def load(path: str | Path) -> dict:
 
 def compare(methods, sparsity: float = 0.9, epochs: int = 10, seed: int = 0, **config) -> list[dict]:
     """One run per method on the same data and seed (dense at sparsity 0), untracked."""
-    return [run(RunConfig(method=m, sparsity=0.0 if m == "dense" else sparsity, epochs=epochs, seed=seed,
+    fixed = {m: pruners.PRUNERS[m].fixed_sparsity for m in methods}
+    return [run(RunConfig(method=m, sparsity=sparsity if fixed[m] is None else fixed[m], epochs=epochs, seed=seed,
                           **config)) for m in methods]

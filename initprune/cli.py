@@ -36,8 +36,7 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--ablation", default="none", help=f"sanity check: {', '.join(api.ABLATIONS)}")
     m = r.add_argument_group("method options (each method's, with defaults: python -m initprune list)")
     for declared in method_options().values():
-        _add_option(m, declared[0][1], f"{declared[0][1].help} [{', '.join(d for d, _ in declared)}]",
-                    all(o.kind is bool for _, o in declared))
+        _add_option(m, declared[0][1], _shared_help(declared), all(o.kind is bool for _, o in declared))
     t = r.add_argument_group("training (defaults per dataset: python -m initprune list)")
     for opt in options.declared(Settings):
         _add_option(t, opt, opt.help, False)
@@ -88,11 +87,24 @@ def method_options() -> dict[str, list[tuple[str, options.Option]]]:
     return out
 
 
+def _shared_help(declared: list[tuple[str, options.Option]]) -> str:
+    """One flag's help for every method that declares it: the first help, each default with its
+    methods, and the values it takes."""
+    defaults: dict[str, list[str]] = {}
+    for method, opt in declared:
+        defaults.setdefault(str(opt.default), []).append(method)
+    choices = list(dict.fromkeys(c for _, o in declared for c in (o.choices or ())))
+    takes = f"; one of: {', '.join(map(str, choices))}" if choices else ""
+    return (f"{declared[0][1].help}{takes}; default "
+            + ", ".join(f"{d} ({', '.join(ms)})" for d, ms in defaults.items()))
+
+
 def _add_option(group, opt: options.Option, help: str, switch: bool) -> None:
     """A flag for a declared option; its value stays text until the method is known (parse_given)."""
     try:
         if switch:
-            group.add_argument(opt.flag, action="store_true", default=None, dest=opt.name, help=help)
+            group.add_argument(opt.flag, action=argparse.BooleanOptionalAction, default=None, dest=opt.name,
+                               help=help)
         else:
             group.add_argument(opt.flag, default=None, dest=opt.name, metavar=opt.kind.__name__.upper(), help=help)
     except argparse.ArgumentError:

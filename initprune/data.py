@@ -37,8 +37,8 @@ class Data:
     train: tuple[Tensor, Tensor]
     val: tuple[Tensor, Tensor]
     test: tuple[Tensor, Tensor]
+    num_classes: int = 0  # load() sets the declared count
     augment: Callable[[Tensor, torch.Generator], Tensor] | None = None
-    num_classes: int = 0
 
     @property
     def input_shape(self) -> tuple[int, ...]:

@@ -31,11 +31,24 @@ def _entry(method: str):
     return pruners.PRUNERS[method] if method in pruners.PRUNERS else None
 
 
+# colours for methods that declare none (a plugin's, one the registry no longer knows), after
+# those the registered methods declare are taken out
+PALETTE = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown", "tab:pink", "tab:gray",
+           "tab:olive", "tab:cyan", "teal", "crimson", "navy", "darkgoldenrod", "magenta", "slateblue",
+           "chocolate", "darkseagreen")
+
+
 def color(method: str) -> str:
+    """The method's declared colour, else one no registered method declares: registered methods
+    in registry order, others by a hash of their name."""
     entry = _entry(method)
     if entry is not None and entry.color:
         return entry.color
-    return f"C{int(hashlib.sha256(method.encode()).hexdigest(), 16) % 10}"
+    names = pruners.PRUNERS.names()
+    free = [c for c in PALETTE if c not in {pruners.PRUNERS[m].color for m in names}] or list(PALETTE)
+    plain = [m for m in names if not pruners.PRUNERS[m].color]
+    index = plain.index(method) if method in plain else int(hashlib.sha256(method.encode()).hexdigest(), 16)
+    return free[index % len(free)]
 
 
 def family(method: str) -> str:

@@ -85,7 +85,7 @@ class Pruner:
                 f"sparsity must be in [0, 1) (the fraction of weights removed), got {self.sparsity}"
             )
         if self.fixed_sparsity is not None and self.sparsity != self.fixed_sparsity:
-            raise InitpruneError(f"method '{self.name}' keeps every weight; use --sparsity 0")
+            raise OptionError("sparsity", f"must be {self.fixed_sparsity:g}: method '{self.name}' keeps every weight")
         options.validate(self, skip=("sparsity",))
 
     @property
@@ -134,6 +134,11 @@ def make(method: str, sparsity: float, **given) -> Pruner:
 
 def option_names(method: str) -> list[str]:
     return [o.name for o in PRUNERS[method].declared()]
+
+
+def of_family(family: str) -> list[str]:
+    """The registered methods of a family ("paper", "baseline", "reference"), a plugin's included."""
+    return [m for m in PRUNERS.names() if PRUNERS[m].family == family]
 
 
 @PRUNERS.register("dense")
@@ -545,7 +550,7 @@ class SynFlow(ScorePruner):
                 if not all(torch.isfinite(s).all() for s in scores.values()):
                     raise DivergedError(
                         "SynFlow scores overflowed (R is too large in float32 for this network); "
-                        "rerun with --double"
+                        "rerun with the option double (--double)"
                     )
                 if ctx.invert:  # keep the lowest single-shot scores (iterating would revive them)
                     mask = masks.select({n: -s for n, s in scores.items()}, self.sparsity, self.scope)

@@ -13,6 +13,7 @@ import importlib
 import os
 from collections.abc import Callable
 from importlib.metadata import entry_points
+from pathlib import Path
 from typing import Generic, TypeVar
 
 from .errors import InitpruneError
@@ -20,6 +21,7 @@ from .errors import InitpruneError
 T = TypeVar("T")
 GROUPS = ("initprune.pruners", "initprune.models", "initprune.datasets")
 _plugins_loaded = False
+_plugin_roots: list[str] = []  # where the INITPRUNE_PLUGINS modules were found
 
 
 def _origin(entry) -> tuple[str, str]:
@@ -102,10 +104,26 @@ def load_plugins(again: bool = False) -> None:
 
     for where, load in plugins():
         try:
-            load()
+            found = load()
+            if where.endswith("(INITPRUNE_PLUGINS)") and getattr(found, "__file__", None):
+                _plugin_roots.append(_root(found))
         except Exception as err:
             _plugins_loaded = False
             first = str(err).strip().splitlines()[0] if str(err).strip() else ""
             what = first if isinstance(err, InitpruneError) else f"{type(err).__name__}: {first}"
             raise InitpruneError(f"{where} failed to load: {what}; fix it, or uninstall it / remove it "
                                  "from INITPRUNE_PLUGINS") from None
+
+
+def _root(module) -> str:
+    """The folder a module was imported from: what makes it importable elsewhere."""
+    path = Path(module.__file__).resolve()
+    depth = module.__name__.count(".") + (path.name == "__init__.py")
+    return str(path.parents[depth])
+
+
+def plugin_paths() -> list[str]:
+    """The folders of the plugins named by INITPRUNE_PLUGINS, for processes this one starts (a
+    sweep's notebook kernels), which may not share its working directory."""
+    load_plugins()
+    return list(dict.fromkeys(_plugin_roots))

@@ -20,7 +20,7 @@ from .data import REPO_ROOT
 from .errors import InitpruneError
 
 # the run's own fields logged as MLflow params (options and training settings are added by prefix)
-PARAMS = ("method", "dataset", "arch", "sparsity", "epochs", "seed", "ablation")
+PARAMS = tuple(f.name for f in dataclasses.fields(api.RunConfig) if f.name not in ("options", "training"))
 
 
 class Superseded(InitpruneError):

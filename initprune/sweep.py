@@ -20,7 +20,7 @@ from pathlib import Path
 
 import yaml
 
-from . import executors, grid, pruners, results, runs, store
+from . import executors, grid, pruners, registry, results, runs, store
 from .errors import InitpruneError
 from .tasks import KERNEL, NOTEBOOKS, Task, first_line
 
@@ -41,8 +41,10 @@ class Execution:
 
     @property
     def methods(self) -> list[str]:
-        method = self.params.get("method", self.notebook)  # baselines and sanity name their methods
-        return method if isinstance(method, list) else [method]
+        """Its methods: the notebook's, or those it names (baselines, sanity); an empty list is
+        every registered baseline (baselines.ipynb's default)."""
+        method = self.params.get("method", self.notebook)
+        return (method or pruners.of_family("baseline")) if isinstance(method, list) else [method]
 
     @property
     def options(self) -> dict:
@@ -73,7 +75,7 @@ class Execution:
         return hashlib.sha256(spec.encode()).hexdigest()[:12]
 
     def points(self):
-        method = self.params.get("method", self.notebook)
+        method = self.methods if isinstance(self.params.get("method"), list) else self.notebook
         return grid.expand(method, self.params["dataset"], self.params["arch"], self.params["sparsities"],
                            self.params["seeds"], self.params["epochs"], self.options,
                            self.params.get("ablations", ("none",)))
@@ -210,7 +212,8 @@ def sweep(profile: str, jobs: int = 1, dry_run: bool = False, executor: str = "l
         return 0
     sweep_id = uuid.uuid4().hex
     env = {"MLFLOW_TRACKING_URI": uri, **{k: v for k, v in os.environ.items()
-                                          if k.startswith(("INITPRUNE_", "MLFLOW_TRACKING_"))}}
+                                          if k.startswith(("INITPRUNE_", "MLFLOW_TRACKING_"))},
+           "INITPRUNE_PLUGIN_PATH": os.pathsep.join(registry.plugin_paths())}
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     tasks = []
     for ex in todo:

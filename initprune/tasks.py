@@ -55,7 +55,9 @@ def run_task(task: Task) -> dict:
     began = time.perf_counter()
     code = str(Path(initprune.__file__).resolve().parents[1])  # where this worker found the package
     env = {**task.env, "INITPRUNE_THREADS": str(task.threads),
-           "PYTHONPATH": os.pathsep.join(filter(None, [code, os.environ.get("PYTHONPATH")]))}
+           # the plugins where the driver found them (a folder it ran in), then this worker's own path
+           "PYTHONPATH": os.pathsep.join(filter(None, [code, task.env.get("INITPRUNE_PLUGIN_PATH"),
+                                                       os.environ.get("PYTHONPATH")]))}
     ex, p = task.execution, task.execution.params
     with _environ(env):  # the notebook's kernel inherits it
         c, exp_id = store.ensure_store()

@@ -15,7 +15,7 @@ from initprune.train import Settings, Trainee, Trainer
 
 from toys import toy_data, toy_model
 
-SCORE_BASED = ["magnitude", "snip", "grasp", "synflow"]
+SCORE_BASED = [m for m in pruners.PRUNERS.names() if issubclass(pruners.PRUNERS[m], pruners.ScorePruner)]
 FAST = {"snip": {"batches": 2}, "grasp": {"batches": 2}, "synflow": {"rounds": 5}, "kstarts": {"k": 2},
         "dissipating": {"prune_epochs": 1}}
 

@@ -33,9 +33,9 @@ def cli(*args, plugins: str = "initprune_mine", **env):
 
 @pytest.fixture
 def plugged(monkeypatch):
-    """This process with the plugin on its path, and registries that forget it afterwards."""
+    """This process with the plugin on its path (not on $PYTHONPATH: as a module beside the
+    working directory is), and registries that forget it afterwards."""
     monkeypatch.syspath_prepend(str(PLUGINS))
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(PLUGINS), os.environ.get("PYTHONPATH")])))
     with PRUNERS.scratch(), MODELS.scratch(), DATASETS.scratch():
         yield monkeypatch
     sys.modules.pop("initprune_mine", None)
@@ -111,8 +111,8 @@ def test_entry_points_bring_the_plugin_to_fit_and_run(plugged, tmp_path):
 
 def test_a_profile_runs_the_plugin_through_a_notebook_into_mlflow_and_the_figures(plugged, tmp_path):
     """Its option reaches the notebook from the profile, beside a built-in's (k), without any
-    notebook naming either; its runs carry the option as a param; the figures and the claims
-    tables take it in as a rival (family baseline)."""
+    notebook naming either; the kernels find the plugin where this process did; its runs carry
+    the option as a param; the figures and the claims tables take it in as a rival."""
     plugged.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'store' / 'mlflow.db'}")
     plugged.setenv("INITPRUNE_PLUGINS", "initprune_mine")
     registry.load_plugins(again=True)
