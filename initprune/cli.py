@@ -19,7 +19,8 @@ from .train import Settings
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message):  # one line, status 2, no usage block
-        raise InitpruneError(f"{message} (see: python -m initprune {self.prog.split()[-1]} --help)")
+        command = " ".join(self.prog.split()[1:])
+        raise InitpruneError(f"{message} (see: python -m initprune {command + ' ' if command else ''}--help)")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -50,7 +51,8 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--device", default="auto", help="auto, cpu or cuda")
     s = sub.add_parser("sweep", help="run a profile's notebooks through papermill, logging to MLflow",
                        allow_abbrev=False)
-    s.add_argument("--profile", required=True, help="a YAML file under notebooks/profiles/ (see: list)")
+    s.add_argument("--profile", required=True,
+                   help="a profile's name (notebooks/profiles/NAME.yaml; see: list) or a YAML file's path")
     s.add_argument("--jobs", type=int, default=1, help="notebook executions in parallel (local; dask's local cluster)")
     s.add_argument("--dry-run", action="store_true", help="print the grid and what is finished; run nothing")
     s.add_argument("--executor", default="local", help="local (a process pool, the default), ray or dask")
@@ -74,6 +76,7 @@ def parser() -> argparse.ArgumentParser:
     v.add_argument("--store", type=Path, help="the folder of mlflow.db and artifacts/ (default: mlruns/)")
     v.add_argument("--allowed-hosts", help="host names workers use to reach it, if not this network's addresses")
     sub.add_parser("list", help="methods, datasets, architectures, profiles")
+    p.commands = sub.choices  # each command's parser, for its flags in "did you mean"
     return p
 
 
@@ -156,6 +159,16 @@ def summary(obj) -> str:
     return " ".join((obj.__doc__ or "").strip().split("\n\n")[0].split())
 
 
+def _did_you_mean(flag: str, command: argparse.ArgumentParser) -> str:
+    """The command's flag closest to a mistyped one, if one is close."""
+    import difflib
+    import re
+
+    flags = sorted(set(re.findall(r"--[a-z][a-z0-9-]*", command.format_help())))
+    close = difflib.get_close_matches(flag.split("=")[0], flags, n=1, cutoff=0.75)
+    return f"; did you mean {close[0]}?" if close else ""
+
+
 def cmd_list(args) -> int:
     print("methods (options: --flag, or the name in fit and profiles):")
     for name in pruners.PRUNERS.names():
@@ -226,7 +239,12 @@ def cmd_figures(args) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     try:
-        args = parser().parse_args(argv)
+        p = parser()
+        args, unknown = p.parse_known_args(argv)
+        if unknown:
+            close = _did_you_mean(unknown[0], p.commands[args.command])
+            raise InitpruneError(f"unrecognized arguments: {' '.join(unknown)}{close} "
+                                 f"(see: python -m initprune {args.command} --help)")
         commands = {"run": cmd_run, "list": cmd_list, "sweep": cmd_sweep, "figures": cmd_figures,
                     "ui": cmd_ui, "server": cmd_server}
         return commands[args.command](args)

@@ -105,8 +105,8 @@ class Option:
 
     def describe(self) -> str:
         """``name=default  help``, and the values it takes."""
-        accepts = f" (one of: {', '.join(map(str, self.choices))})" if self.choices else ""
-        return f"{self.name}={self.default}  {self.help}{accepts}"
+        accepts = f"one of: {', '.join(map(str, self.choices))}" if self.choices else self.must or KINDS[self.kind]
+        return f"{self.name}={self.default}  {self.help} ({accepts})"
 
 
 @functools.cache
@@ -125,8 +125,10 @@ def declared(cls: type, skip: tuple[str, ...] = ()) -> tuple[Option, ...]:
         where = f"{cls.__module__}.{cls.__name__}.{f.name}"
         if kind not in KINDS:
             raise InitpruneError(f"{where}: an option is bool, int, float or str (or one of them | None), not {kind}")
-        if f.default is dataclasses.MISSING or not f.metadata.get("help"):
+        if f.default is dataclasses.MISSING or "help" not in f.metadata:
             raise InitpruneError(f"{where}: declare it with options.option(default, help, ...)")
+        if not str(f.metadata["help"]).strip():
+            raise InitpruneError(f"{where}: its help is empty; say in a line what the option does")
         meta = f.metadata
         opt = Option(f.name, kind, optional, f.default, meta["help"], meta.get("choices"), meta.get("check"),
                      meta.get("must"))

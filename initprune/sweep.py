@@ -111,6 +111,9 @@ def _check_type(where: str, key: str, value, default) -> None:
 def load_profile(name: str) -> list[Execution]:
     path = Path(name) if name.endswith(".yaml") else PROFILES / f"{name}.yaml"
     if not path.exists():
+        if name.endswith((".yaml", ".yml")):
+            raise InitpruneError(f"profile file {path} not found; give a YAML file's path, or a profile's name "
+                                 f"({', '.join(profiles())})")
         raise InitpruneError(f"unknown profile '{name}'; choose one of: {', '.join(profiles())}")
     try:
         spec = yaml.safe_load(path.read_text()) or {}

@@ -60,7 +60,8 @@ BAD = [
     (["--method", "random", "--device", "tpu"], "unknown device 'tpu'"),
     (["--method", "random", "--optimizer", "lion"], "--optimizer must be one of: sgd, adam, adamw; got 'lion'"),
     (["--method", "random", "--epochs", "0"], "epochs must be a positive integer"),
-    (["--method", "random", "--sparsty", "0.5"], "unrecognized arguments: --sparsty"),
+    (["--method", "random", "--sparsty", "0.5"],
+     "unrecognized arguments: --sparsty 0.5; did you mean --sparsity? (see: python -m initprune run --help)"),
     ([], "the following arguments are required: --method"),
 ]
 
