@@ -116,8 +116,11 @@ def _train_or_reuse(c, exp_id, parent_run_id, config: api.RunConfig, data_root, 
         if holder is None:
             run_id = runs.open_point(c, exp_id, parent_run_id, config)
             if runs.holder(c, exp_id, config, run_id) is None:
-                return run_point(c, run_id, parent_run_id, config, data_root, device)
-            c.delete_run(run_id)  # another execution claimed it at the same moment, and first
+                # the run another execution held may have FINISHED since the first look: with ours
+                # open, one that finishes from now on was seen RUNNING above, so this look is final
+                if runs.finished(c, exp_id, config) is None:
+                    return run_point(c, run_id, parent_run_id, config, data_root, device)
+            c.delete_run(run_id)  # another execution claimed it first, or finished it meanwhile
             continue
         if not waiting:
             print(f"waiting for {config.method} s={config.sparsity} seed={config.seed}: run "

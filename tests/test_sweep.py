@@ -115,3 +115,23 @@ def test_a_store_written_before_options_were_declarations_is_resumed_not_retrain
                          progress=False)
     assert read[0]["run_id"] in before and read[0]["options"]["k"] == 2
     assert {r.info.run_id for r in runs(uri, "point")} == before  # nothing trained again
+
+
+def test_a_point_another_execution_finishes_between_two_looks_is_read_back_not_trained_again(monkeypatch):
+    """The race behind a grid point with two FINISHED runs: the first look finds no FINISHED run,
+    the other execution's run FINISHES, and the look for a holder finds none RUNNING either."""
+    from types import SimpleNamespace
+
+    from initprune import api, runs
+
+    done = SimpleNamespace(info=SimpleNamespace(run_id="theirs"))
+    looks = iter([None, done, done])
+    deleted = []
+    monkeypatch.setattr(runs, "finished", lambda c, exp_id, config: next(looks))
+    monkeypatch.setattr(runs, "holder", lambda c, exp_id, config, own=None: None)
+    monkeypatch.setattr(runs, "open_point", lambda c, exp_id, parent, config: "ours")
+    monkeypatch.setattr(grid.results, "load_result", lambda run: {"run_id": run.info.run_id})
+    monkeypatch.setattr(grid, "run_point", lambda *a: pytest.fail("trained a point that had FINISHED"))
+    client = SimpleNamespace(delete_run=deleted.append)
+    assert grid._train_or_reuse(client, "0", "parent", api.RunConfig(), None, "cpu") == {"run_id": "theirs"}
+    assert deleted == ["ours"]
