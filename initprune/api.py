@@ -109,6 +109,7 @@ def _first_batch(name: str, loader, dtype: torch.dtype):
 
 
 ABLATIONS = ("none", "shuffle", "reinit", "invert", "rewind")
+TRAINING = tuple(f.name for f in dataclasses.fields(Settings))  # the options fit hands to Settings
 
 
 def make_pruner(method: str, sparsity: float, ablation: str = "none", **options) -> pruners.Pruner:
@@ -139,9 +140,8 @@ def fit(model: nn.Module, train, test, method: str = "random", sparsity: float =
     ``rewind`` is the control: the mask unchanged, trained again from θ0.
     """
     began = time.perf_counter()
-    training = {f.name for f in dataclasses.fields(Settings)}
-    settings = Settings(**{k: v for k, v in options.items() if k in training})
-    pruner = make_pruner(method, sparsity, ablation, **{k: v for k, v in options.items() if k not in training})
+    settings = Settings(**{k: v for k, v in options.items() if k in TRAINING})
+    pruner = make_pruner(method, sparsity, ablation, **{k: v for k, v in options.items() if k not in TRAINING})
     check_epochs(pruner, epochs)
     set_threads()
     dev = resolve_device(device)
@@ -265,9 +265,8 @@ class RunConfig:
     def settings(self) -> Settings:
         base = datasets.DATASETS[self.dataset].training
         for key in self.training:
-            if key not in {f.name for f in dataclasses.fields(Settings)}:
-                raise OptionError(key, "is not a training setting (those are: "
-                                  f"{', '.join(f.name for f in dataclasses.fields(Settings))})")
+            if key not in TRAINING:
+                raise OptionError(key, f"is not a training setting (those are: {', '.join(TRAINING)})")
         return dataclasses.replace(base, **self.training)
 
     def identity(self) -> dict:

@@ -158,8 +158,9 @@ def log_point(c, run_id: str, config: api.RunConfig, result: dict) -> None:
     """A trained point's params, metrics and ``result.json``, logged to its run (still RUNNING)."""
     from mlflow.entities import Metric, Param
 
+    pruner = config.pruner()
     params = {p: getattr(config, p) for p in PARAMS}
-    params.update({f"option.{k}": v for k, v in config.pruner().options().items()})
+    params.update({f"option.{k}": v for k, v in pruner.options().items()})
     params.update({f"training.{k}": v for k, v in dataclasses.asdict(config.settings()).items()})
     now = int(time.time() * 1000)
     # per-epoch metrics as steps: the last step is the final value the runs table shows
@@ -171,7 +172,7 @@ def log_point(c, run_id: str, config: api.RunConfig, result: dict) -> None:
     metrics += [Metric(k, float(result[k]), now, 0) for k in ("sparsity_actual", "seconds")]
     metrics += [Metric(f"kept.{name}", v["kept"], now, 0) for name, v in result["layers"].items()]
     # what the method reports beside (K-starts' fitness per candidate, dissipating's sparsity per epoch)
-    metrics += [Metric(name, float(value), now, step) for name, value, step in config.pruner().metrics(result["extra"])]
+    metrics += [Metric(name, float(value), now, step) for name, value, step in pruner.metrics(result["extra"])]
     c.log_batch(run_id, metrics=metrics[:1000], params=[Param(k, str(v)) for k, v in params.items()])
     faults.pause("logging")
     for start in range(1000, len(metrics), 1000):
