@@ -109,7 +109,7 @@ def _first_batch(name: str, loader, dtype: torch.dtype):
 
 
 ABLATIONS = ("none", "shuffle", "reinit", "invert", "rewind")
-TRAINING = tuple(f.name for f in dataclasses.fields(Settings))  # the options fit hands to Settings
+SETTINGS = tuple(f.name for f in dataclasses.fields(Settings))  # the options fit hands to Settings
 
 
 def make_pruner(method: str, sparsity: float, ablation: str = "none", **options) -> pruners.Pruner:
@@ -140,8 +140,8 @@ def fit(model: nn.Module, train, test, method: str = "random", sparsity: float =
     ``rewind`` is the control: the mask unchanged, trained again from θ0.
     """
     began = time.perf_counter()
-    settings = Settings(**{k: v for k, v in options.items() if k in TRAINING})
-    pruner = make_pruner(method, sparsity, ablation, **{k: v for k, v in options.items() if k not in TRAINING})
+    settings = Settings(**{k: v for k, v in options.items() if k in SETTINGS})
+    pruner = make_pruner(method, sparsity, ablation, **{k: v for k, v in options.items() if k not in SETTINGS})
     check_epochs(pruner, epochs)
     set_threads()
     dev = resolve_device(device)
@@ -265,8 +265,8 @@ class RunConfig:
     def settings(self) -> Settings:
         base = datasets.DATASETS[self.dataset].training
         for key in self.training:
-            if key not in TRAINING:
-                raise OptionError(key, f"is not a training setting (those are: {', '.join(TRAINING)})")
+            if key not in SETTINGS:
+                raise OptionError(key, f"is not a training setting (those are: {', '.join(SETTINGS)})")
         return dataclasses.replace(base, **self.training)
 
     def identity(self) -> dict:
