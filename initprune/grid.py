@@ -154,6 +154,9 @@ def run_point(c, run_id, parent_run_id, config: api.RunConfig, data_root, device
     """Train one point under its open run (``runs.open_point``), log it and mark it FINISHED;
     on any error the run is marked FAILED (KILLED on Ctrl-C or when superseded) and the error raised."""
     try:
+        # a point opened after its sweep gave the execution up (a Dask task cannot be stopped) is
+        # KILLED here, not left RUNNING: the sweep's clean-up had already passed
+        runs.check_execution(c, parent_run_id)
         faults.inject_failure(config)
         faults.pause("training")
         result = api.run(config, data_root=data_root, device=device)

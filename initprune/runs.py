@@ -180,11 +180,16 @@ def log_point(c, run_id: str, config: api.RunConfig, result: dict) -> None:
     c.log_dict(run_id, result, "result.json")
 
 
+def check_execution(c, parent_run_id: str | None) -> None:
+    """Superseded if the point's execution was given up (Ctrl-C, a lost worker and its retry):
+    what it trains then is not counted."""
+    if parent_run_id and c.get_run(parent_run_id).info.status != "RUNNING":
+        raise Superseded(f"execution {parent_run_id} ended while this point ran")
+
+
 def finish_point(c, run_id: str, parent_run_id: str | None) -> None:
     """Mark a point FINISHED once everything is logged; Superseded if its execution ended meanwhile."""
-    if parent_run_id and c.get_run(parent_run_id).info.status != "RUNNING":
-        # this attempt was given up (its worker was lost and a retry took over): not counted
-        raise Superseded(f"execution {parent_run_id} ended while this point ran")
+    check_execution(c, parent_run_id)
     c.set_terminated(run_id, "FINISHED")  # only now does the point count as done
 
 

@@ -135,3 +135,20 @@ def test_a_point_another_execution_finishes_between_two_looks_is_read_back_not_t
     client = SimpleNamespace(delete_run=deleted.append)
     assert grid._train_or_reuse(client, "0", "parent", api.RunConfig(), None, "cpu") == {"run_id": "theirs"}
     assert deleted == ["ours"]
+
+
+def test_a_point_opened_after_its_execution_was_given_up_is_killed_not_trained(monkeypatch):
+    """Ctrl-C on Dask: the sweep marks its executions KILLED, but a task it cannot stop may still
+    open a point after that clean-up; the point must end KILLED, untrained, not stay RUNNING."""
+    from types import SimpleNamespace
+
+    from initprune import api
+
+    ended = {}
+    client = SimpleNamespace(get_run=lambda run_id: SimpleNamespace(info=SimpleNamespace(status="KILLED")),
+                             set_tag=lambda *a: None,
+                             set_terminated=lambda run_id, status: ended.update({run_id: status}))
+    monkeypatch.setattr(api, "run", lambda *a, **k: pytest.fail("trained a point of a given-up execution"))
+    with pytest.raises(grid.runs.Superseded):
+        grid.run_point(client, "ours", "parent", api.RunConfig(), None, "cpu")
+    assert ended == {"ours": "KILLED"}
