@@ -39,12 +39,24 @@ def flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
+class _Unset:
+    def __repr__(self) -> str:
+        return "UNSET"
+
+
+UNSET: Any = _Unset()  # an option with no neutral value: it is always part of a run's identity
+
+
 def option(default: Any, help: str, *, choices: tuple | None = None, check: Callable[[Any], bool] | None = None,
-           must: str | None = None):
+           must: str | None = None, neutral: Any = UNSET):
     """A dataclass field declared as an option: ``choices`` the values it takes, or ``check`` a
-    test of its value with ``must`` saying what the test asks ("an integer of at least 1")."""
+    test of its value with ``must`` saying what the test asks ("an integer of at least 1").
+
+    ``neutral``: only for an option added after runs were stored, the value that reproduces what
+    the code computed before the option existed. While the option holds it, it stays out of the
+    run's identity, so that the stored runs keep theirs; any other value is part of it."""
     return dataclasses.field(default=default, metadata={"help": help, "choices": choices, "check": check,
-                                                        "must": must})
+                                                        "must": must, "neutral": neutral})
 
 
 def like(cls: type, name: str):
@@ -65,6 +77,7 @@ class Option:
     choices: tuple | None = None
     check: Callable[[Any], bool] | None = None
     must: str | None = None
+    neutral: Any = UNSET
 
     @property
     def flag(self) -> str:
@@ -131,11 +144,14 @@ def declared(cls: type, skip: tuple[str, ...] = ()) -> tuple[Option, ...]:
             raise InitpruneError(f"{where}: its help is empty; say in a line what the option does")
         meta = f.metadata
         opt = Option(f.name, kind, optional, f.default, meta["help"], meta.get("choices"), meta.get("check"),
-                     meta.get("must"))
+                     meta.get("must"), meta.get("neutral", UNSET))
         try:
             opt.validate(f.default)
+            if opt.neutral is not UNSET:
+                opt.validate(opt.neutral)
         except OptionError as err:
-            raise InitpruneError(f"{where}: its default is refused by its own declaration ({err})") from None
+            raise InitpruneError(f"{where}: its default or neutral value is refused by its own declaration "
+                                 f"({err})") from None
         out.append(opt)
     return tuple(out)
 
