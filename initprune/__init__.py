@@ -9,7 +9,9 @@ from .data import DATASETS
 from .errors import DivergedError, InitpruneError
 from .models import MODELS
 from .pruners import PRUNERS
+from .result import RunResult
+from .spec import RunSpec
 
-__all__ = ["fit", "run", "save", "load", "Result", "RunConfig", "PRUNERS", "MODELS", "DATASETS",
+__all__ = ["fit", "run", "save", "load", "Result", "RunResult", "RunSpec", "RunConfig", "PRUNERS", "MODELS", "DATASETS",
            "InitpruneError", "DivergedError"]
 __version__ = "0.1.0"

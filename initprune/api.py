@@ -2,23 +2,26 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
-import dataclasses
-import hashlib
 import json
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch import nn
 
 from . import data as datasets
-from . import masks, memory, models, pruners, seeds
+from . import masks, memory, models, pruners, seeds, spec
 from .errors import InitpruneError
 from .options import OptionError
+from .result import RunResult, plain
+from .spec import ABLATIONS, RunSpec, check_epochs, make_pruner  # noqa: F401  their homes moved: re-exported
 from .train import Settings, Trainee, Trainer
+
+RunConfig = RunSpec  # the name it had before it was resolved and frozen
 
 
 @dataclass
@@ -33,14 +36,22 @@ class Result:
     layers: dict[str, dict[str, int]]
     extra: dict
     seconds: float
+    test_correct: str | None = None  # '0'/'1' per test example, in the order the test split gives them
 
 
-def set_threads() -> int:
-    """Torch threads: the cores available, or $INITPRUNE_THREADS (a sweep's share per job)."""
-    cores = int(os.environ.get("INITPRUNE_THREADS") or 0) or (
-        len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
-    torch.set_num_threads(cores)
-    return cores
+@contextlib.contextmanager
+def _threaded(count: int | None):
+    """Torch's thread count set to ``count`` inside (None: left as the caller has it), and the
+    caller's count restored after: the count changes float results, so a run fixes it."""
+    saved = torch.get_num_threads()
+    if count is not None:
+        if not isinstance(count, int) or isinstance(count, bool) or count < 1:
+            raise OptionError("threads", f"must be a positive integer, got {count!r}")
+        torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(saved)
 
 
 def resolve_device(device: str) -> torch.device:
@@ -51,14 +62,6 @@ def resolve_device(device: str) -> torch.device:
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise InitpruneError("--device cuda asked for, but no CUDA device is available; use --device auto or cpu")
     return torch.device(device)
-
-
-def check_epochs(pruner: pruners.Pruner, epochs) -> None:
-    if not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 1:
-        raise OptionError("epochs", f"must be a positive integer, got {epochs!r}")
-    if epochs < pruner.min_epochs:
-        raise OptionError("epochs", f"must be {pruner.min_epochs} or more: method '{pruner.name}' trains "
-                          f"{pruner.min_epochs} epochs while choosing its mask (got {epochs})")
 
 
 def _check_split(name: str, split, dtype: torch.dtype):
@@ -108,26 +111,12 @@ def _first_batch(name: str, loader, dtype: torch.dtype):
     return datasets.check_batch(name, batch, dtype)
 
 
-ABLATIONS = ("none", "shuffle", "reinit", "invert", "rewind")
-SETTINGS = tuple(f.name for f in dataclasses.fields(Settings))  # the options fit hands to Settings
-
-
-def make_pruner(method: str, sparsity: float, ablation: str = "none", **options) -> pruners.Pruner:
-    """The pruner, checked against the ablation it runs under."""
-    pruner = pruners.make(method, sparsity, **options)
-    if ablation not in ABLATIONS:
-        raise OptionError("ablation", f"must be one of: {', '.join(ABLATIONS)}; got {ablation!r}")
-    if ablation != "none" and pruner.fixed_sparsity is not None:
-        raise OptionError("ablation", f"{ablation} does not apply to method '{method}': it prunes nothing")
-    if ablation == "invert" and not pruner.invertible:
-        raise OptionError("ablation", f"invert does not apply to method '{method}': it has no scores to invert; "
-                          "use shuffle or reinit")
-    return pruner
+SETTINGS = spec.SETTINGS  # the options fit hands to Settings
 
 
 def fit(model: nn.Module, train, test, method: str = "random", sparsity: float = 0.9,
         epochs: int = 10, seed: int = 0, *, val=None, device: str = "auto", augment=None,
-        ablation: str = "none", **options) -> Result:
+        ablation: str = "none", threads: int | None = None, **options) -> Result:
     """Prune ``model`` with ``method`` at ``sparsity`` and train it for ``epochs`` in all.
 
     ``train``/``val``/``test``: ``(X, y)`` tensors or DataLoaders. The model is trained in place;
@@ -138,12 +127,18 @@ def fit(model: nn.Module, train, test, method: str = "random", sparsity: float =
     (``shuffle``), kept with fresh weights (``reinit``), or the method keeps its worst choices
     (``invert``); the ablated network then trains from initialization for ``epochs``.
     ``rewind`` is the control: the mask unchanged, trained again from θ0.
+    ``threads``: torch's thread count while it trains (None: the caller's); the caller's count
+    is restored after.
     """
+    with _threaded(threads):
+        return _fit(model, train, test, method, sparsity, epochs, seed, val, device, augment, ablation, options)
+
+
+def _fit(model, train, test, method, sparsity, epochs, seed, val, device, augment, ablation, options) -> Result:
     began = time.perf_counter()
     settings = Settings(**{k: v for k, v in options.items() if k in SETTINGS})
     pruner = make_pruner(method, sparsity, ablation, **{k: v for k, v in options.items() if k not in SETTINGS})
     check_epochs(pruner, epochs)
-    set_threads()
     dev = resolve_device(device)
     masks.prunable(model)  # a model with nothing to prune fails here
     dtype = _model_dtype(model)
@@ -169,6 +164,7 @@ def fit(model: nn.Module, train, test, method: str = "random", sparsity: float =
         trainee, extra["ablation"] = _ablate(trainee, settings, ablation, theta0, seed)
     trainer.run(trainee, epochs - trainee.epoch)
     last = trainee.history[-1]
+    correct = trainer.correct(trainee.model, test)
     return Result(
         mask={n: m.cpu() for n, m in trainee.mask.items()},
         sparsity_target=float(sparsity),
@@ -180,6 +176,7 @@ def fit(model: nn.Module, train, test, method: str = "random", sparsity: float =
         layers=masks.layer_counts(trainee.mask),
         extra=extra,
         seconds=time.perf_counter() - began,
+        test_correct=None if correct is None else "".join("01"[int(c)] for c in correct.tolist()),
     )
 
 
@@ -242,95 +239,36 @@ def _check_model(model: nn.Module, splits, firsts: dict, dev) -> int:
     return outputs
 
 
-@dataclass
-class RunConfig:
-    """Everything that defines one run. Its identity hashes only the fields that differ from
-    their defaults, so that a new option with a neutral default keeps old identities valid."""
-
-    method: str = "random"
-    dataset: str = "digits"
-    arch: str = "mlp"
-    sparsity: float = 0.9
-    epochs: int = 20
-    seed: int = 0
-    options: dict = field(default_factory=dict)  # method options, METHOD.md's words
-    training: dict = field(default_factory=dict)  # overrides of the dataset's training settings
-    ablation: str = "none"  # shuffle, reinit, invert, rewind: the sanity checks
-
-    NOT_IDENTITY = ("seed",)
-
-    def pruner(self) -> pruners.Pruner:
-        return make_pruner(self.method, self.sparsity, self.ablation, **self.options)
-
-    def settings(self) -> Settings:
-        base = datasets.DATASETS[self.dataset].training
-        for key in self.training:
-            if key not in SETTINGS:
-                raise OptionError(key, f"is not a training setting (those are: {', '.join(SETTINGS)})")
-        return dataclasses.replace(base, **self.training)
-
-    def identity(self) -> dict:
-        """The fields that define the run beside its seed, with defaults left out."""
-        out = {}
-        for f in dataclasses.fields(self):
-            if f.name in self.NOT_IDENTITY or f.name in ("options", "training"):
-                continue
-            value = getattr(self, f.name)
-            if value != f.default:
-                out[f.name] = value
-        pruner = self.pruner()
-        if pruner.version != 1:
-            out["version"] = pruner.version
-        defaults = type(pruner)(sparsity=pruner.sparsity).options()
-        options = {k: v for k, v in pruner.options().items() if v != defaults[k]}
-        if options:
-            out["options"] = options
-        base = datasets.DATASETS[self.dataset].training
-        training = {k: v for k, v in dataclasses.asdict(self.settings()).items()
-                    if v != getattr(base, k)}
-        if training:
-            out["training"] = training
-        return out
-
-    def hash(self) -> str:
-        text = json.dumps(self.identity(), sort_keys=True)
-        return hashlib.sha256(text.encode()).hexdigest()[:12]
-
-
-def run(config: RunConfig, data_root: str | Path | None = None, device: str = "auto",
-        save_model: str | Path | None = None, out: str | Path | None = None, record=None) -> dict:
+def run(spec: RunSpec, data_root: str | Path | None = None, save_model: str | Path | None = None,
+        out: str | Path | None = None, record=None) -> RunResult:
     """One run by name: the result JSON of INTERFACE.md, written to ``out`` if given, then the
-    model to ``save_model``. ``record(report)`` (``grid.log_run``) logs it first and sets its
+    model to ``save_model``. ``record(result)`` (``grid.log_run``) logs it first and sets its
     ``run_id``; without it, ``run_id`` is None."""
     began = time.perf_counter()
-    pruner = config.pruner()  # bad options fail before any loading
-    settings = config.settings()
-    check_epochs(pruner, config.epochs)
-    models.MODELS[config.arch]  # an unknown name fails before the data loads
     check_writable(out, "--out")  # a destination that cannot be written fails before training
     check_writable(save_model, "--save-model")
-    data = datasets.load(config.dataset, data_root)
-    model = models.build(config.arch, data.input_shape, data.num_classes, config.seed)
-    result = fit(
-        model, train=data.train, val=data.val, test=data.test, method=config.method,
-        sparsity=config.sparsity, epochs=config.epochs, seed=config.seed, device=device,
-        augment=data.augment, ablation=config.ablation, **dataclasses.asdict(settings), **pruner.options(),
+    data = datasets.load(spec.dataset, data_root)
+    model = models.build(spec.arch, data.input_shape, data.num_classes, spec.seed)
+    fitted = fit(
+        model, train=data.train, val=data.val, test=data.test, method=spec.method,
+        sparsity=spec.sparsity, epochs=spec.epochs, seed=spec.seed, device=spec.device,
+        augment=data.augment, ablation=spec.ablation, threads=spec.threads, **spec.training, **spec.options,
     )
-    report = {
-        "method": config.method, "dataset": config.dataset, "arch": config.arch, "ablation": config.ablation,
-        "seed": config.seed, "sparsity_target": result.sparsity_target,
-        "sparsity_actual": result.sparsity_actual, "test_accuracy": result.test_accuracy,
-        "val_accuracy": result.val_accuracy, "epochs": result.epochs, "history": result.history,
-        "layers": result.layers, "extra": result.extra, "config_hash": config.hash(),
-        "options": pruner.options(), "variant": json.dumps(config.identity().get("options", {}), sort_keys=True),
-        "run_id": None, "seconds": time.perf_counter() - began,
-    }
+    result = RunResult(
+        method=spec.method, dataset=spec.dataset, arch=spec.arch, seed=spec.seed,
+        sparsity_target=fitted.sparsity_target, sparsity_actual=fitted.sparsity_actual,
+        test_accuracy=fitted.test_accuracy, val_accuracy=fitted.val_accuracy, epochs=fitted.epochs,
+        history=fitted.history, layers=fitted.layers, extra=plain(fitted.extra), ablation=spec.ablation,
+        options=spec.options, training=spec.training, variant=json.dumps(spec.variant(), sort_keys=True),
+        config_hash=spec.hash(), device=spec.device, threads=spec.threads, test_correct=fitted.test_correct,
+        seconds=time.perf_counter() - began,
+    )
     try:
         if record:
-            record(report)
+            record(result)
     finally:  # the outputs are written even if the store fails
-        _deliver(report, model, result.mask, out, save_model)
-    return report
+        _deliver(result, model, fitted.mask, out, save_model)
+    return result
 
 
 def check_writable(path: str | Path | None, flag: str) -> None:
@@ -355,16 +293,16 @@ class OutputError(RuntimeError):
     """The run finished but an output could not be written; ``result`` is the result, when
     it is the result JSON that was lost, so that the caller can still hand it over."""
 
-    def __init__(self, message: str, result: dict | None = None):
+    def __init__(self, message: str, result: RunResult | None = None):
         super().__init__(message)
         self.result = result
 
 
-def _deliver(report: dict, model: nn.Module, mask: masks.Mask, out, save_model) -> None:
+def _deliver(result: RunResult, model: nn.Module, mask: masks.Mask, out, save_model) -> None:
     """The result JSON first, then the model, each on its own: one that fails does not keep
     the other from being written."""
     written, failed = [], {}
-    for flag, path, write in (("--out", out, lambda p: p.write_text(json.dumps(report, indent=1))),
+    for flag, path, write in (("--out", out, lambda p: p.write_text(json.dumps(result.to_dict(), indent=1))),
                               ("--save-model", save_model, lambda p: save(model, mask, p))):
         if path is None:
             continue
@@ -376,7 +314,7 @@ def _deliver(report: dict, model: nn.Module, mask: masks.Mask, out, save_model) 
     if failed:
         kept = f"; written: {', '.join(written)}" if written else ""
         raise OutputError(f"the run finished but could not write {' and '.join(failed.values())}{kept}",
-                          report if "--out" in failed else None)
+                          result if "--out" in failed else None)
 
 
 def _atomic(path: Path, write) -> None:
@@ -400,8 +338,8 @@ def load(path: str | Path) -> dict:
     return torch.load(path, weights_only=True, map_location="cpu")
 
 
-def compare(methods, sparsity: float = 0.9, epochs: int = 10, seed: int = 0, **config) -> list[dict]:
+def compare(methods, sparsity: float = 0.9, epochs: int = 10, seed: int = 0, **config) -> list[RunResult]:
     """One run per method on the same data and seed (dense at sparsity 0), untracked."""
     fixed = {m: pruners.PRUNERS[m].fixed_sparsity for m in methods}
-    return [run(RunConfig(method=m, sparsity=sparsity if fixed[m] is None else fixed[m], epochs=epochs, seed=seed,
-                          **config)) for m in methods]
+    return [run(RunSpec(method=m, sparsity=sparsity if fixed[m] is None else fixed[m], epochs=epochs, seed=seed,
+                        **config)) for m in methods]

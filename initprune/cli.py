@@ -14,6 +14,7 @@ from pathlib import Path
 from . import api, data, grid, models, options, pruners, store
 from .errors import DivergedError, InitpruneError
 from .options import OptionError
+from .spec import RunSpec
 from .train import Settings
 
 
@@ -127,12 +128,13 @@ def cmd_run(args) -> int:
         given = parse_given(args, method.declared())
         # a flag of another method's option: the pruner says it does not apply
         given |= {n: getattr(args, n) for n in method_options() if getattr(args, n) is not None and n not in given}
-        config = api.RunConfig(
+        config = RunSpec(
             method=args.method, dataset=args.dataset, arch=args.arch, sparsity=args.sparsity,
             epochs=args.epochs, seed=args.seed, options=given,
-            training=parse_given(args, options.declared(Settings)), ablation=args.ablation,
+            training=parse_given(args, options.declared(Settings)), ablation=args.ablation, device=args.device,
         )
-        outputs = dict(data_root=args.data_root, device=args.device, save_model=args.save_model, out=args.out)
+        api.resolve_device(args.device)  # here, where it runs: cuda asked for and absent fails now
+        outputs = dict(data_root=args.data_root, save_model=args.save_model, out=args.out)
         if args.no_tracking:
             result = api.run(config, **outputs)
         else:  # logged like a sweep's point; a store that cannot be used fails before anything trains
@@ -142,15 +144,15 @@ def cmd_run(args) -> int:
         raise InitpruneError(err.as_flag()) from None
     except api.OutputError as err:
         if err.result is not None:  # the result JSON could not be written: it is not lost
-            print(json.dumps(err.result))
+            print(json.dumps(err.result.to_dict()))
         print(f"initprune: error: {err}" + ("; the result JSON is on stdout" if err.result else ""),
               file=sys.stderr)
         return 1
-    summary = (f"{config.method} {config.dataset}/{config.arch} s={result['sparsity_actual']:.4f}: "
-               f"test accuracy {result['test_accuracy']:.4f} in {result['seconds']:.1f}s")
+    summary = (f"{config.method} {config.dataset}/{config.arch} s={result.sparsity_actual:.4f}: "
+               f"test accuracy {result.test_accuracy:.4f} in {result.seconds:.1f}s")
     print(summary, file=sys.stderr)
     if not args.out:
-        print(json.dumps({k: v for k, v in result.items() if k != "history"}))
+        print(json.dumps({k: v for k, v in result.to_dict().items() if k not in ("history", "test_correct")}))
     return 0
 
 

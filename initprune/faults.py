@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from .api import RunConfig
+    from .spec import RunSpec
 
 
 def pause(stage: str) -> None:
@@ -29,7 +29,7 @@ def pause(stage: str) -> None:
         time.sleep(float(seconds))
 
 
-def inject_failure(config: RunConfig) -> None:
+def inject_failure(config: RunSpec) -> None:
     """Fault injection for tests: INITPRUNE_INJECT_FAILURE='method:seed' fails that point once
     per marker file, so that a retry can be shown to succeed."""
     spec = os.environ.get("INITPRUNE_INJECT_FAILURE")

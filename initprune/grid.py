@@ -5,6 +5,7 @@ of the execution's run; a point already FINISHED is read back instead of trained
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import itertools
 import math
 import time
@@ -12,15 +13,17 @@ import time
 from . import api, data, faults, models, pruners, results, runs, store
 from .errors import InitpruneError
 from .options import OptionError
+from .result import RunResult
+from .spec import RunSpec
 
 MAX_POINTS = 100_000  # points in one execution: a grid beyond this is a slip, not a plan
 
 
 def expand(method: str | list, dataset: str, arch: str, sparsities, seeds, epochs: int,
-           options: dict | None = None, ablations=("none",)) -> list[api.RunConfig]:
-    """The points of one execution: every ablation x combination of list-valued options x
-    sparsity x seed. Several methods take each the options it declares (None: its default); an
-    option none of them declares is an error."""
+           options: dict | None = None, ablations=("none",), device: str = "auto") -> list[RunSpec]:
+    """The points of one execution, each resolved once: every ablation x combination of
+    list-valued options x sparsity x seed. Several methods take each the options it declares
+    (None: its default); an option none of them declares is an error."""
     _check_grid(sparsities, seeds, epochs)
     methods = method if isinstance(method, list) else [method]
     takes = {m: pruners.option_names(m) for m in methods}
@@ -31,7 +34,7 @@ def expand(method: str | list, dataset: str, arch: str, sparsities, seeds, epoch
     if isinstance(method, list):  # one execution may run several methods (baselines, sanity)
         points = [p for m in method for p in expand(m, dataset, arch, sparsities, seeds, epochs,
                                                     {k: v for k, v in (options or {}).items() if k in takes[m]},
-                                                    ablations)]
+                                                    ablations, device)]
         _check_size(len(points), method, dataset, arch)
         return points
     data.DATASETS[dataset], models.MODELS[arch]  # unknown names fail here, listing the known ones
@@ -48,13 +51,11 @@ def expand(method: str | list, dataset: str, arch: str, sparsities, seeds, epoch
     for ablation, combo, sparsity in itertools.product(ablations, itertools.product(*values), sparsities):
         # random pruning at sparsity 0 is the dense network: record it once, as dense
         dense = method == "random" and sparsity == 0
-        configs = [api.RunConfig(method="dense" if dense else method, dataset=dataset, arch=arch,
-                                 sparsity=float(sparsity), epochs=int(epochs), seed=int(seed),
-                                 options={} if dense else dict(zip(keys, combo)), ablation=ablation)
-                   for seed in seeds]
-        # bad options fail now, before anything trains; once per option set, not once per seed
-        api.check_epochs(configs[0].pruner(), configs[0].epochs)
-        points += configs
+        # bad options fail now, before anything trains
+        first = RunSpec(method="dense" if dense else method, dataset=dataset, arch=arch, sparsity=float(sparsity),
+                        epochs=int(epochs), seed=int(seeds[0]), options={} if dense else dict(zip(keys, combo)),
+                        ablation=ablation, device=device)
+        points += [dataclasses.replace(first, seed=int(seed)) for seed in seeds]
     return points
 
 
@@ -83,9 +84,9 @@ def run_grid(method: str | list, dataset: str = "digits", arch: str = "mlp", spa
             progress: bool = True, ablations=("none",)) -> list[dict]:
     """Run every point of one execution, logging each as a child run; finished points are read
     back from the store instead of trained again. Returns the result dicts, in grid order."""
-    points = expand(method, dataset, arch, sparsities, seeds, epochs, options, ablations)
+    points = expand(method, dataset, arch, sparsities, seeds, epochs, options, ablations, device)
     if not tracking:
-        return [api.run(p, data_root=data_root, device=device) for p in points]
+        return [api.run(p, data_root=data_root) for p in points]
     c, exp_id = store.ensure_store()
     own_parent = not parent_run_id
     if own_parent:
@@ -96,7 +97,7 @@ def run_grid(method: str | list, dataset: str = "digits", arch: str = "mlp", spa
 
         quiet = None if progress else True  # None: a bar only on a terminal
         for config in tqdm(points, desc=f"{method} {dataset}/{arch}", disable=quiet):
-            out.append(_train_or_reuse(c, exp_id, parent_run_id, config, data_root, device))
+            out.append(_train_or_reuse(c, exp_id, parent_run_id, config, data_root))
         status = "FINISHED"
     finally:
         if own_parent:
@@ -104,7 +105,7 @@ def run_grid(method: str | list, dataset: str = "digits", arch: str = "mlp", spa
     return out
 
 
-def _train_or_reuse(c, exp_id, parent_run_id, config: api.RunConfig, data_root, device, poll: float = 2.0) -> dict:
+def _train_or_reuse(c, exp_id, parent_run_id, config: RunSpec, data_root, poll: float = 2.0) -> RunResult:
     """A point's result: read back if it is FINISHED; awaited if another execution is training it
     (two executions of a sweep may share a point); else trained here, under a run that claims it."""
     waiting = False
@@ -119,7 +120,7 @@ def _train_or_reuse(c, exp_id, parent_run_id, config: api.RunConfig, data_root, 
                 # the run another execution held may have FINISHED since the first look: with ours
                 # open, one that finishes from now on was seen RUNNING above, so this look is final
                 if runs.finished(c, exp_id, config) is None:
-                    return run_point(c, run_id, parent_run_id, config, data_root, device)
+                    return run_point(c, run_id, parent_run_id, config, data_root)
             c.delete_run(run_id)  # another execution claimed it first, or finished it meanwhile
             continue
         if not waiting:
@@ -129,7 +130,7 @@ def _train_or_reuse(c, exp_id, parent_run_id, config: api.RunConfig, data_root, 
         time.sleep(poll)
 
 
-def log_run(config: api.RunConfig, report: dict, uri: str | None = None) -> None:
+def log_run(config: RunSpec, report: RunResult, uri: str | None = None) -> None:
     """A run made outside any sweep (``python -m initprune run``), logged once it has trained, like
     a sweep's point: a run of its own with the same params, metrics, tags and ``result.json``
     (``report["run_id"]`` set), FINISHED, so that a later sweep reuses it. A run that fails to
@@ -138,8 +139,8 @@ def log_run(config: api.RunConfig, report: dict, uri: str | None = None) -> None
     c = run_id = None
     try:
         c, exp_id = store.ensure_store(uri)
-        began = int((time.time() - report["seconds"]) * 1000)
-        run_id = report["run_id"] = runs.open_point(c, exp_id, None, config, start_time=began)
+        began = int((time.time() - report.seconds) * 1000)
+        run_id = report.run_id = runs.open_point(c, exp_id, None, config, start_time=began)
         runs.log_point(c, run_id, config, report)
         runs.finish_point(c, run_id, None)
     except Exception as err:
@@ -150,7 +151,7 @@ def log_run(config: api.RunConfig, report: dict, uri: str | None = None) -> None
         raise api.OutputError(f"the run finished but could not be logged to MLflow: {problem}", report) from None
 
 
-def run_point(c, run_id, parent_run_id, config: api.RunConfig, data_root, device) -> dict:
+def run_point(c, run_id, parent_run_id, config: RunSpec, data_root) -> RunResult:
     """Train one point under its open run (``runs.open_point``), log it and mark it FINISHED;
     on any error the run is marked FAILED (KILLED on Ctrl-C or when superseded) and the error raised."""
     try:
@@ -159,8 +160,8 @@ def run_point(c, run_id, parent_run_id, config: api.RunConfig, data_root, device
         runs.check_execution(c, parent_run_id)
         faults.inject_failure(config)
         faults.pause("training")
-        result = api.run(config, data_root=data_root, device=device)
-        result["run_id"] = run_id
+        result = api.run(config, data_root=data_root)
+        result.run_id = run_id
         runs.log_point(c, run_id, config, result)
         runs.finish_point(c, run_id, parent_run_id)
         return result

@@ -31,7 +31,7 @@ from .train import Settings, Trainee, Trainer
 RESERVED = {"method", "dataset", "arch", "sparsity", "epochs", "seed", "ablation", "options", "training",
             "model", "train", "val", "test", "device", "augment", "data_root", "out", "save_model",
             "tracking_uri", "no_tracking", "command", "sparsities", "seeds", "ablations", "log_to_mlflow",
-            "parent_run_id", "profile", *(f.name for f in dataclasses.fields(Settings))}
+            "parent_run_id", "profile", "threads", *(f.name for f in dataclasses.fields(Settings))}
 
 
 def _check(name: str, cls) -> None:
@@ -67,7 +67,7 @@ class Pruner:
     sparsity: float
     fixed_sparsity: ClassVar[float | None] = None  # dense only accepts 0
     # what the method computes: raised when that changes, so that a store never serves old
-    # results as new ones (RunConfig.identity names it only when it is not 1)
+    # results as new ones (spec.RunSpec.identity always names it)
     version: ClassVar[int] = 1
     invertible: ClassVar[bool] = False  # has a meaning for "keep the worst" (the invert ablation)
     # how figures and claims treat it: "paper" (the paper's methods and its random baseline),

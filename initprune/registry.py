@@ -99,8 +99,10 @@ def load_plugins(again: bool = False) -> None:
     global _plugins_loaded
     if _plugins_loaded and not again:
         return
-    _plugins_loaded = True  # a plugin that looks an entry up while it is imported must not recurse
-    from . import data, models, pruners  # noqa: F401  the built-ins first: a clash names the plugin
+    # a plugin that looks an entry up while it is imported must not recurse. The built-ins are
+    # registered first (the package's __init__ imports them before any lookup can happen), so a
+    # clash names the plugin
+    _plugins_loaded = True
 
     for where, load in plugins():
         try:

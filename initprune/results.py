@@ -10,9 +10,10 @@ import urllib.parse
 from pathlib import Path
 
 from . import runs, store
+from .result import RunResult
 
 
-def load_result(run) -> dict:
+def load_result(run) -> RunResult:
     """The result JSON of a finished point: read in place from a local store, else downloaded."""
     uri = run.info.artifact_uri
     if uri.startswith("file:"):
@@ -22,16 +23,18 @@ def load_result(run) -> dict:
 
         result = mlflow.artifacts.load_dict(f"{uri}/result.json")
     result["run_id"] = run.info.run_id
-    return result
+    return RunResult.from_dict(result)
 
 
-def to_table(results: list[dict]):
-    """Result dicts as a pandas table, one row per run (the input of every figure)."""
+def to_table(results: list[RunResult]):
+    """Results as a pandas table, one row per run (the input of every figure); a row's
+    ``sparsity`` is its target."""
     import pandas as pd
 
     columns = ["method", "dataset", "arch", "sparsity", "seed", "ablation", "test_accuracy", "val_accuracy",
                "sparsity_actual", "variant", "options", "history", "extra", "layers", "run_id"]
-    rows = [{"ablation": "none", **r, "sparsity": r["sparsity_target"]} for r in results]
+    typed = [r if isinstance(r, RunResult) else RunResult.from_dict(r) for r in results]
+    rows = [{**r.to_dict(), "sparsity": r.sparsity_target} for r in typed]
     return pd.DataFrame(rows, columns=list(dict.fromkeys(columns + [k for r in rows for k in r])))
 
 

@@ -15,12 +15,14 @@ import socket
 import subprocess
 import time
 
-from . import api, faults
+from . import faults, spec
 from .data import REPO_ROOT
 from .errors import InitpruneError
+from .result import RunResult
+from .spec import RunSpec
 
-# the run's own fields logged as MLflow params (options and training settings are added by prefix)
-PARAMS = tuple(f.name for f in dataclasses.fields(api.RunConfig) if f.name not in ("options", "training"))
+# the spec's own fields logged as MLflow params (options and training settings are added by prefix)
+PARAMS = tuple(f.name for f in dataclasses.fields(RunSpec) if f.name not in ("options", "training"))
 
 
 class Superseded(InitpruneError):
@@ -36,7 +38,7 @@ def git_commit() -> str:
         return "unknown"
 
 
-def finished(c, exp_id: str, config: api.RunConfig):
+def finished(c, exp_id: str, config: RunSpec):
     """The FINISHED child run of this point, or None."""
     runs = c.search_runs(
         [exp_id],
@@ -122,7 +124,7 @@ def reap(c, exp_id: str, parent_run_id: str | None = None) -> int:
     return len(stale)
 
 
-def holder(c, exp_id, config: api.RunConfig, own: str | None = None):
+def holder(c, exp_id, config: RunSpec, own: str | None = None):
     """The live run that holds this point, earliest first; None if there is none before ``own``.
     Live: RUNNING, under a RUNNING execution, and with its process alive where that can be seen.
     A run of its own (``python -m initprune run``, RUNNING only while it logs) never holds a point:
@@ -142,42 +144,43 @@ def holder(c, exp_id, config: api.RunConfig, own: str | None = None):
     return None
 
 
-def open_point(c, exp_id, parent_run_id: str | None, config: api.RunConfig, start_time: int | None = None) -> str:
+def open_point(c, exp_id, parent_run_id: str | None, config: RunSpec, start_time: int | None = None) -> str:
     """A RUNNING run that claims the point: a child of its execution's run, or (``python -m
     initprune run``, logged once trained) a run of its own."""
     parent = {"mlflow.parentRunId": parent_run_id} if parent_run_id else {}
     tags = {"kind": "point", **parent, "config_hash": config.hash(),
             "seed": str(config.seed), "method": config.method, "dataset": config.dataset,
-            "arch": config.arch, "ablation": config.ablation, **_owner(),
-            "variant": json.dumps(config.identity().get("options", {}), sort_keys=True)}
+            "arch": config.arch, "ablation": config.ablation, "identity": spec.SCHEME, **_owner(),
+            "variant": json.dumps(config.variant(), sort_keys=True)}
     return c.create_run(exp_id, start_time=start_time, tags=tags,
                         run_name=f"{config.method} s={config.sparsity} seed={config.seed}").info.run_id
 
 
-def log_point(c, run_id: str, config: api.RunConfig, result: dict) -> None:
+def log_point(c, run_id: str, config: RunSpec, result: RunResult) -> None:
     """A trained point's params, metrics and ``result.json``, logged to its run (still RUNNING)."""
     from mlflow.entities import Metric, Param
 
     pruner = config.pruner()
     params = {p: getattr(config, p) for p in PARAMS}
-    params.update({f"option.{k}": v for k, v in pruner.options().items()})
-    params.update({f"training.{k}": v for k, v in dataclasses.asdict(config.settings()).items()})
+    params["version"] = type(pruner).version
+    params.update({f"option.{k}": v for k, v in config.options.items()})
+    params.update({f"training.{k}": v for k, v in config.training.items()})
     now = int(time.time() * 1000)
     # per-epoch metrics as steps: the last step is the final value the runs table shows
-    metrics = [Metric(name, float(h[key]), now, h["epoch"]) for h in result["history"]
+    metrics = [Metric(name, float(h[key]), now, h["epoch"]) for h in result.history
                for key, name in (("train_loss", "train_loss"), ("val_accuracy", "val_accuracy"),
                                  ("test_accuracy", "test_accuracy"), ("sparsity", "sparsity"),
                                  ("seconds", "epoch_seconds"))
                if h[key] is not None]
-    metrics += [Metric(k, float(result[k]), now, 0) for k in ("sparsity_actual", "seconds")]
-    metrics += [Metric(f"kept.{name}", v["kept"], now, 0) for name, v in result["layers"].items()]
+    metrics += [Metric(k, float(getattr(result, k)), now, 0) for k in ("sparsity_actual", "seconds")]
+    metrics += [Metric(f"kept.{name}", v["kept"], now, 0) for name, v in result.layers.items()]
     # what the method reports beside (K-starts' fitness per candidate, dissipating's sparsity per epoch)
-    metrics += [Metric(name, float(value), now, step) for name, value, step in pruner.metrics(result["extra"])]
+    metrics += [Metric(name, float(value), now, step) for name, value, step in pruner.metrics(result.extra)]
     c.log_batch(run_id, metrics=metrics[:1000], params=[Param(k, str(v)) for k, v in params.items()])
     faults.pause("logging")
     for start in range(1000, len(metrics), 1000):
         c.log_batch(run_id, metrics=metrics[start:start + 1000])
-    c.log_dict(run_id, result, "result.json")
+    c.log_dict(run_id, result.to_dict(), "result.json")
 
 
 def check_execution(c, parent_run_id: str | None) -> None:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from . import data
 from .errors import InitpruneError
+from .spec import SCHEME
 
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 ROOT = data.REPO_ROOT
@@ -174,9 +175,42 @@ def _open(uri: str) -> tuple[object, str]:
     if exp is None:
         try:
             exp_id = c.create_experiment(name, artifact_location=artifact_root(uri),
-                                         tags={"mlflow.experimentKind": "custom_model_development"})
+                                         tags={"mlflow.experimentKind": "custom_model_development",
+                                               IDENTITY_TAG: SCHEME})
         except Exception:  # another process created it first
             exp_id = c.get_experiment_by_name(name).experiment_id
     else:
         exp_id = exp.experiment_id
+        if exp.tags.get(IDENTITY_TAG) != SCHEME:
+            migrate(c, exp_id)
     return c, exp_id
+
+
+IDENTITY_TAG = "initprune.identity"
+
+
+def migrate(c, exp_id: str) -> int:
+    """Once per store: retire the points stored under an older identity scheme, which hashed only
+    the values that differed from the defaults of its day and recorded neither the device nor the
+    torch threads a point ran with (the threads change its numbers). They cannot be re-keyed
+    exactly, so they are kept, tagged ``kind = legacy-point`` (their old kind in ``legacy_kind``),
+    and never served or shown: each such point is trained again once. Recorded on the experiment
+    (``initprune.identity``, ``initprune.retired``). Returns how many were retired."""
+    retired = 0
+    query = "tags.kind = 'point'"
+    while True:  # a page at a time: a retired run leaves the query
+        page = [r for r in c.search_runs([exp_id], query, max_results=1000)
+                if r.data.tags.get("identity") != SCHEME]
+        if not page:
+            break
+        for run in page:
+            c.set_tag(run.info.run_id, "legacy_kind", "point")
+            c.set_tag(run.info.run_id, "kind", "legacy-point")
+        retired += len(page)
+    before = int(c.get_experiment(exp_id).tags.get("initprune.retired", "0"))
+    c.set_experiment_tag(exp_id, "initprune.retired", str(before + retired))
+    c.set_experiment_tag(exp_id, IDENTITY_TAG, SCHEME)
+    if retired:
+        print(f"initprune: {retired} point(s) of this store were stored under an older run identity; they are "
+              "kept (tag kind = legacy-point) and will be trained again once", flush=True)
+    return retired

@@ -78,7 +78,7 @@ class Execution:
         method = self.methods if isinstance(self.params.get("method"), list) else self.notebook
         return grid.expand(method, self.params["dataset"], self.params["arch"], self.params["sparsities"],
                            self.params["seeds"], self.params["epochs"], self.options,
-                           self.params.get("ablations", ("none",)))
+                           self.params.get("ablations", ("none",)), self.params.get("device", "auto"))
 
 
 def notebook_parameters(name: str) -> dict:
@@ -217,12 +217,10 @@ def sweep(profile: str, jobs: int = 1, dry_run: bool = False, executor: str = "l
     env = {"MLFLOW_TRACKING_URI": uri, **{k: v for k, v in os.environ.items()
                                           if k.startswith(("INITPRUNE_", "MLFLOW_TRACKING_"))},
            "INITPRUNE_PLUGIN_PATH": os.pathsep.join(registry.plugin_paths())}
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     tasks = []
-    for ex in todo:
+    for ex in todo:  # a point's torch threads are part of its spec (1, or $INITPRUNE_THREADS), not of the job
         need = ex.resources(cpus, gpus)
-        threads = max(1, cores // jobs) if executor == "local" else max(1, int(need["cpus"]))
-        tasks.append(Task(ex, profile, sweep_id, (NOTEBOOKS / f"{ex.notebook}.ipynb").read_text(), env, threads,
+        tasks.append(Task(ex, profile, sweep_id, (NOTEBOOKS / f"{ex.notebook}.ipynb").read_text(), env,
                           need["cpus"], need["gpus"]))
     began = time.perf_counter()
     if executor == "ray":

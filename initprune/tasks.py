@@ -36,7 +36,6 @@ class Task:
     sweep: str  # the id of the sweep that started it, a tag on its runs
     notebook: str  # the notebook's JSON text
     env: dict  # the MLflow store and INITPRUNE_* settings of the driver
-    threads: int = 1
     cpus: float = 1
     gpus: float = 0
 
@@ -54,7 +53,7 @@ def run_task(task: Task) -> dict:
 
     began = time.perf_counter()
     code = str(Path(initprune.__file__).resolve().parents[1])  # where this worker found the package
-    env = {**task.env, "INITPRUNE_THREADS": str(task.threads),
+    env = {**task.env,
            # the plugins where the driver found them (a folder it ran in), then this worker's own path
            "PYTHONPATH": os.pathsep.join(filter(None, [code, task.env.get("INITPRUNE_PLUGIN_PATH"),
                                                        os.environ.get("PYTHONPATH")]))}

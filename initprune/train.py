@@ -235,6 +235,18 @@ class Trainer:
         t._loss, t._seconds = [0.0, 0], 0.0
 
     @torch.no_grad()
+    def correct(self, model: nn.Module, split) -> Tensor | None:
+        """Which examples of ``split`` the model classifies right (bool, in the split's order):
+        the paired test-set error of the verdict is counted from it."""
+        if split is None:
+            return None
+        was_training = model.training
+        model.eval()
+        hits = [(model(x).argmax(1) == y).cpu() for x, y in _eval_batches(split, self.eval_batch, self.device)]
+        model.train(was_training)
+        return torch.cat(hits) if hits else torch.zeros(0, dtype=torch.bool)
+
+    @torch.no_grad()
     def accuracy(self, model: nn.Module, split) -> float | None:
         if split is None:
             return None

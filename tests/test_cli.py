@@ -120,13 +120,13 @@ def test_list_names_everything(capsys):
         assert name in out
 
 
-def test_config_hash_ignores_defaults_and_the_seed():
+def test_config_hash_is_the_resolved_configuration_without_the_seed():
     base = api.RunConfig(method="kstarts")
-    assert base.hash() == api.RunConfig(method="kstarts", seed=5, options={"k": 8}).hash()
+    assert base.hash() == api.RunConfig(method="kstarts", seed=5, options={"k": 8}).hash()  # k=8 is what it resolves to
     assert base.hash() != api.RunConfig(method="kstarts", options={"k": 4}).hash()
-    assert base.identity() == {"method": "kstarts"}
-    # pinned: a change here silently orphans every recorded run
-    assert api.RunConfig(method="kstarts", sparsity=0.95, options={"k": 4}).hash() == "a51f79830542"
+    assert base.identity()["options"]["k"] == 8 and base.identity()["training"]["lr"] == 0.1
+    # pinned: a change here silently orphans every recorded run (identity scheme 2, issue 18)
+    assert api.RunConfig(method="kstarts", sparsity=0.95, options={"k": 4}).hash() == "6776fe1b587d"
 
 
 def _store_runs(uri):
@@ -151,6 +151,24 @@ def test_run_is_logged_like_a_sweeps_point_and_a_sweep_then_reuses_it(tmp_path, 
 
     again = grid.run_grid("kstarts", "digits", "mlp", [0.9], [0], 2, options={"k": 2}, progress=False)
     assert again[0]["run_id"] == result["run_id"]  # read back, not trained again
+
+
+def test_two_runs_of_one_point_are_both_kept_and_counted_once(tmp_path, monkeypatch):
+    """`run` always trains (it was asked to); the runs table, the figures and a sweep's counts
+    take each (identity, seed) once: the oldest FINISHED run."""
+    from initprune import results, store
+
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    argv = ["run", "--method", "random", "--sparsity", "0.5", "--epochs", "1", "--seed", "3"]
+    assert cli.main(argv) == 0 and cli.main(argv) == 0
+    kept = sorted(_store_runs(uri), key=lambda r: r.info.start_time)
+    assert [r.info.status for r in kept] == ["FINISHED", "FINISHED"]
+    assert len({r.data.tags["config_hash"] for r in kept}) == 1
+    table = results.runs_table(uri)
+    assert len(table) == 1 and table["run_id"].iloc[0] == kept[0].info.run_id
+    c, exp_id = store.ensure_store(uri)
+    assert results.finished_points(c, exp_id) == {(kept[0].data.tags["config_hash"], 3)}
 
 
 def test_a_run_that_cannot_be_logged_keeps_its_result_and_one_that_fails_leaves_nothing(tmp_path, monkeypatch,

@@ -92,29 +92,50 @@ def test_dry_run_reports_and_runs_nothing(store, capsys):
     assert os.environ["MLFLOW_TRACKING_URI"] == store
 
 
-def test_a_store_written_before_options_were_declarations_is_resumed_not_retrained(tmp_path, monkeypatch, capsys):
-    """tests/data: the smoke sweep's store as commit 1d5c4ac wrote it (before options became
-    declarations and tracking.py was split; notebooks left out). Today's code finds every
-    execution finished, and a notebook's grid reads its points back instead of training them."""
-    with tarfile.open(Path(__file__).parent / "data" / "store-before-issue-12.tar.gz") as archive:
-        archive.extractall(tmp_path, filter="data")
+def _old_store(tmp_path, monkeypatch, archive: str) -> str:
+    """A store an earlier commit wrote (tests/data), moved here: its artifact paths with it."""
+    with tarfile.open(Path(__file__).parent / "data" / archive) as tar:
+        tar.extractall(tmp_path, filter="data")
     db = tmp_path / "mlflow.db"
-    with contextlib.closing(sqlite3.connect(db)) as con:  # the store moved here: its artifact paths with it
+    with contextlib.closing(sqlite3.connect(db)) as con:
         for table, column in (("experiments", "artifact_location"), ("runs", "artifact_uri")):
             con.execute(f"UPDATE {table} SET {column} = replace({column}, 'file:///tmp/oldstore/', ?)",
                         (tmp_path.as_uri() + "/",))
         con.commit()
     uri = f"sqlite:///{db}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-    before = {r.info.run_id for r in runs(uri, "point")}
+    return uri
+
+
+@pytest.mark.parametrize("archive", ["store-before-issue-12.tar.gz", "store-before-issue-18.tar.gz"])
+def test_a_store_of_the_old_identity_is_kept_and_each_point_trained_again_once(tmp_path, monkeypatch, capsys,
+                                                                                archive):
+    """tests/data: the smoke sweep's store as commits 1d5c4ac and 2e0ac31 wrote it (notebooks left
+    out). Its points were keyed by a hash that left out values equal to the defaults of the day
+    and recorded neither device nor threads: the migration keeps them, retired, and each point
+    trains once more under its full identity, then never again."""
+    uri = _old_store(tmp_path, monkeypatch, archive)
+    with contextlib.closing(sqlite3.connect(tmp_path / "mlflow.db")) as con:
+        before = {row[0] for row in con.execute(
+            "SELECT run_uuid FROM tags WHERE key = 'kind' AND value = 'point'")}
     assert len(before) == 14
 
-    assert cli.main(["sweep", "--profile", "smoke"]) == 0
-    assert "6 executions, 6 already finished, 0 to run" in capsys.readouterr().out
-    read = grid.run_grid("combined", "digits", "mlp", [0.9], [0], 2, options={"k": 2, "prune_epochs": 1},
-                         progress=False)
-    assert read[0]["run_id"] in before and read[0]["options"]["k"] == 2
-    assert {r.info.run_id for r in runs(uri, "point")} == before  # nothing trained again
+    assert cli.main(["sweep", "--profile", "smoke", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "14 point(s) of this store were stored under an older run identity" in out
+    assert "14 points in 6 executions, 0 finished" in out
+    retired = runs(uri, "legacy-point")
+    assert {r.info.run_id for r in retired} == before and not runs(uri, "point")
+    assert all(r.data.tags["legacy_kind"] == "point" and "config_hash" in r.data.tags for r in retired)
+    c, exp_id = ensure_store(uri)  # once: a second look retires nothing more
+    assert c.get_experiment(exp_id).tags["initprune.retired"] == "14"
+
+    train = lambda: grid.run_grid("combined", "digits", "mlp", [0.9], [0], 2,  # noqa: E731
+                                  options={"k": 2, "prune_epochs": 1}, progress=False)
+    first = train()
+    assert first[0].run_id not in before and first[0].options["k"] == 2
+    assert train()[0].run_id == first[0].run_id  # then read back, never trained again
+    assert len(runs(uri, "point", "FINISHED")) == 1 and len(runs(uri, "legacy-point")) == 14
 
 
 def test_a_point_another_execution_finishes_between_two_looks_is_read_back_not_trained_again(monkeypatch):
@@ -133,7 +154,7 @@ def test_a_point_another_execution_finishes_between_two_looks_is_read_back_not_t
     monkeypatch.setattr(grid.results, "load_result", lambda run: {"run_id": run.info.run_id})
     monkeypatch.setattr(grid, "run_point", lambda *a: pytest.fail("trained a point that had FINISHED"))
     client = SimpleNamespace(delete_run=deleted.append)
-    assert grid._train_or_reuse(client, "0", "parent", api.RunConfig(), None, "cpu") == {"run_id": "theirs"}
+    assert grid._train_or_reuse(client, "0", "parent", api.RunConfig(), None) == {"run_id": "theirs"}
     assert deleted == ["ours"]
 
 
@@ -150,5 +171,5 @@ def test_a_point_opened_after_its_execution_was_given_up_is_killed_not_trained(m
                              set_terminated=lambda run_id, status: ended.update({run_id: status}))
     monkeypatch.setattr(api, "run", lambda *a, **k: pytest.fail("trained a point of a given-up execution"))
     with pytest.raises(grid.runs.Superseded):
-        grid.run_point(client, "ours", "parent", api.RunConfig(), None, "cpu")
+        grid.run_point(client, "ours", "parent", api.RunConfig(), None)
     assert ended == {"ours": "KILLED"}

@@ -79,10 +79,11 @@ def test_same_configuration_same_bits_another_seed_another_mask(seed, sparsity):
 
 def test_config_hashes_are_pinned():
     """A change here orphans every recorded run: change it only on purpose, with a note."""
-    assert api.RunConfig().hash() == "44136fa355b3"
-    assert api.RunConfig(method="combined", sparsity=0.99, options={"k": 16}).hash() == "914d27d2ae55"
-    # SNIP's estimator was corrected (issue 11): its runs have a new identity, version 2
-    assert api.RunConfig(method="snip", ablation="shuffle").hash() == "d5298f6354cb"  # was d36468c9ad75
+    # identity scheme 2 (issue 18): the whole resolved configuration; scheme 1 gave 44136fa355b3,
+    # 914d27d2ae55 and d5298f6354cb (SNIP's version 2; d36468c9ad75 before issue 11)
+    assert api.RunConfig().hash() == "44a9a88014ac"
+    assert api.RunConfig(method="combined", sparsity=0.99, options={"k": 16}).hash() == "146f9cab6491"
+    assert api.RunConfig(method="snip", ablation="shuffle").hash() == "b9ffd5bf622d"
 
 
 def test_a_diverging_run_stops_and_is_failed_with_its_epoch(tmp_path, monkeypatch):
@@ -93,7 +94,7 @@ def test_a_diverging_run_stops_and_is_failed_with_its_epoch(tmp_path, monkeypatc
     c, exp_id = store.ensure_store(uri)
     diverging = api.RunConfig(sparsity=0.5, epochs=2, training={"lr": 1e12})
     with pytest.raises(initprune.DivergedError):
-        grid.run_point(c, runs.open_point(c, exp_id, "", diverging), "", diverging, None, "cpu")
+        grid.run_point(c, runs.open_point(c, exp_id, "", diverging), "", diverging, None)
     (run,) = c.search_runs([exp_id], "tags.kind = 'point'")
     assert run.info.status == "FAILED" and "epoch 1" in run.data.tags["error"]
 

@@ -1,0 +1,87 @@
+"""The result of one run by name: one typed schema that ``run``, the result JSON (``--out``),
+MLflow's ``result.json``, the runs table, the figures and the notebooks all read.
+
+``to_dict`` is the result JSON of INTERFACE.md; ``from_dict`` reads one back, an older one
+included (a field it lacks takes its default: None where nothing was measured).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import numbers
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class RunResult:
+    method: str
+    dataset: str
+    arch: str
+    seed: int
+    sparsity_target: float
+    sparsity_actual: float
+    test_accuracy: float
+    val_accuracy: float | None
+    epochs: int
+    history: list[dict] = field(default_factory=list)  # one entry per epoch
+    layers: dict[str, dict[str, int]] = field(default_factory=dict)  # {name: {numel, kept}}
+    extra: dict = field(default_factory=dict)  # the method's own report (its pruner's fields)
+    ablation: str = "none"
+    options: dict = field(default_factory=dict)  # every option of the method, resolved
+    training: dict = field(default_factory=dict)  # every training setting, resolved
+    variant: str = "{}"  # JSON of the options that differ from today's defaults: a figure's label
+    config_hash: str | None = None  # the spec's identity (RunSpec.hash)
+    device: str | None = None
+    threads: int | None = None
+    effective_sparsity: float | None = None  # removed, or cut off from the input or the logits
+    dead_classes: int | None = None  # classes no path from the input reaches
+    cost: dict | None = None  # {"training": ..., "inference": ...}: FLOPs relative to dense
+    test_correct: str | None = None  # '0'/'1' per test example, in test-set order
+    run_id: str | None = None
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict:
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+
+    @classmethod
+    def from_dict(cls, values: dict) -> RunResult:
+        """A result JSON as written by any version; keys this schema does not know are dropped,
+        ``sparsity`` (the runs table's name) is read as ``sparsity_target``."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        given = {k: v for k, v in values.items() if k in names}
+        if "sparsity_target" not in given and "sparsity" in values:
+            given["sparsity_target"] = values["sparsity"]
+        return cls(**given)
+
+    def __getitem__(self, key: str) -> Any:
+        """Read like the result JSON (``result["test_accuracy"]``), for notebooks and scripts
+        written against the dict this replaced."""
+        if key not in {f.name for f in dataclasses.fields(self)}:
+            raise KeyError(key)
+        return getattr(self, key)
+
+
+def plain(value: Any) -> Any:
+    """``value`` with numpy and torch scalars and arrays as Python numbers and lists, so that a
+    report can go to JSON and MLflow as it is; a non-finite float stays a float."""
+    if isinstance(value, dict):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    if isinstance(value, (str, bool)) or value is None:
+        return value
+    if hasattr(value, "tolist") and not isinstance(value, numbers.Number):  # numpy arrays, tensors
+        return plain(value.tolist())
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if isinstance(value, numbers.Real):
+        return float(value)
+    if hasattr(value, "item"):  # numpy and torch scalars that are not registered numbers
+        return plain(value.item())
+    return value
+
+
+def finite(x) -> bool:
+    return isinstance(x, numbers.Real) and math.isfinite(x)

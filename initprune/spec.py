@@ -1,0 +1,147 @@
+"""One run, resolved: ``RunSpec`` holds everything that decides what a run computes, with every
+option and training setting at its resolved value, and its identity hashes all of it.
+
+A spec is resolved once, where a point is made (a grid, ``python -m initprune run``), and frozen;
+the store keys a point by ``(spec.hash(), spec.seed)``. Nothing is left out of the identity for
+being equal to today's default, so changing a default changes the identity of every point that
+used it and a store never serves old results as new ones. The one exception is an option added
+after runs were stored: while it holds its declared ``neutral`` value (the one that reproduces
+the code before it), it stays out, so adding it keeps the stored identities.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+
+import torch
+
+from . import data as datasets
+from . import models, pruners
+from .errors import InitpruneError
+from .options import UNSET, OptionError, declared
+from .train import Settings
+
+ABLATIONS = ("none", "shuffle", "reinit", "invert", "rewind")
+SETTINGS = tuple(o.name for o in declared(Settings))  # the training settings' names
+# how a spec's identity is formed: stored runs of another scheme are never served (store.migrate)
+SCHEME = "2"
+
+
+def default_threads() -> int:
+    """Torch threads of a point: 1, or $INITPRUNE_THREADS. The count changes float results, so it
+    is part of the spec (and of its identity), never taken from the machine."""
+    text = os.environ.get("INITPRUNE_THREADS") or "1"
+    if not text.isdigit() or int(text) < 1:
+        raise InitpruneError(f"INITPRUNE_THREADS must be a positive integer, got {text!r}")
+    return int(text)
+
+
+def device_kind(device: str) -> str:
+    """``auto`` as this machine resolves it (cuda where torch sees a GPU), else the kind of the
+    device named (``cuda:1`` is ``cuda``): what changes a run's numbers."""
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device != "cpu" and device != "cuda" and not device.startswith("cuda:"):
+        raise InitpruneError(f"unknown device '{device}'; choose auto, cpu or cuda")
+    return device.split(":")[0]
+
+
+def make_pruner(method: str, sparsity: float, ablation: str = "none", **options) -> pruners.Pruner:
+    """The pruner, checked against the ablation it runs under."""
+    pruner = pruners.make(method, sparsity, **options)
+    if ablation not in ABLATIONS:
+        raise OptionError("ablation", f"must be one of: {', '.join(ABLATIONS)}; got {ablation!r}")
+    if ablation != "none" and pruner.fixed_sparsity is not None:
+        raise OptionError("ablation", f"{ablation} does not apply to method '{method}': it prunes nothing")
+    if ablation == "invert" and not pruner.invertible:
+        raise OptionError("ablation", f"invert does not apply to method '{method}': it has no scores to invert; "
+                          "use shuffle or reinit")
+    return pruner
+
+
+def check_epochs(pruner: pruners.Pruner, epochs) -> None:
+    if not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 1:
+        raise OptionError("epochs", f"must be a positive integer, got {epochs!r}")
+    if epochs < pruner.min_epochs:
+        raise OptionError("epochs", f"must be {pruner.min_epochs} or more: method '{pruner.name}' trains "
+                          f"{pruner.min_epochs} epochs while choosing its mask (got {epochs})")
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """Everything that defines one run. Built from what was given (``options`` and ``training``
+    may name only some values); ``__post_init__`` resolves them: ``options`` then holds every
+    option of the method and ``training`` every training setting (the dataset's, overridden),
+    ``device`` the kind of device it runs on. Bad values fail here, before anything loads."""
+
+    method: str = "random"
+    dataset: str = "digits"
+    arch: str = "mlp"
+    sparsity: float = 0.9
+    epochs: int = 20
+    seed: int = 0
+    options: dict = field(default_factory=dict)  # the method's options, METHOD.md's words
+    training: dict = field(default_factory=dict)  # the training settings (train.Settings)
+    ablation: str = "none"  # shuffle, reinit, invert, rewind: the sanity checks
+    device: str = "auto"  # resolved to cpu or cuda
+    threads: int = 0  # torch threads; 0: default_threads()
+
+    def __post_init__(self):
+        datasets.DATASETS[self.dataset], models.MODELS[self.arch]  # unknown names list the known ones
+        pruner = make_pruner(self.method, self.sparsity, self.ablation, **self.options)
+        check_epochs(pruner, self.epochs)
+        for key in self.training:
+            if key not in SETTINGS:
+                raise OptionError(key, f"is not a training setting (those are: {', '.join(SETTINGS)})")
+        settings = dataclasses.replace(datasets.DATASETS[self.dataset].training, **self.training)
+        threads = self.threads or default_threads()
+        if not isinstance(threads, int) or isinstance(threads, bool) or threads < 1:
+            raise OptionError("threads", f"must be a positive integer, got {threads!r}")
+        resolved = {"sparsity": float(pruner.sparsity), "options": pruner.options(),
+                    "training": dataclasses.asdict(settings), "device": device_kind(self.device),
+                    "threads": threads}
+        for name, value in resolved.items():
+            object.__setattr__(self, name, value)
+
+    def pruner(self) -> pruners.Pruner:
+        return make_pruner(self.method, self.sparsity, self.ablation, **self.options)
+
+    def settings(self) -> Settings:
+        return Settings(**self.training)
+
+    def identity(self) -> dict:
+        """The whole resolved configuration beside the seed, with the pruner's version; an option
+        or setting added later is left out only while it holds its neutral value."""
+        cls = pruners.PRUNERS[self.method]
+        return {
+            "method": self.method, "dataset": self.dataset, "arch": self.arch, "sparsity": self.sparsity,
+            "epochs": self.epochs, "ablation": self.ablation, "version": cls.version,
+            "options": _past_neutral(cls.declared(), self.options),
+            "training": _past_neutral(declared(Settings), self.training),
+            "device": self.device, "threads": self.threads,
+        }
+
+    def hash(self) -> str:
+        """12 hex digits of the identity's SHA-256, computed once per spec."""
+        if "_hash" not in self.__dict__:  # frozen: cached beside the fields, not as one
+            text = json.dumps(self.identity(), sort_keys=True)
+            self.__dict__["_hash"] = hashlib.sha256(text.encode()).hexdigest()[:12]
+        return self.__dict__["_hash"]
+
+    def variant(self) -> dict:
+        """The options that differ from the method's defaults today: how a figure names the run
+        (display only; the identity holds every option)."""
+        defaults = {o.name: o.default for o in pruners.PRUNERS[self.method].declared()}
+        return {k: v for k, v in self.options.items() if v != defaults.get(k)}
+
+    def to_dict(self) -> dict:
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+
+
+def _past_neutral(options, values: dict) -> dict:
+    neutral = {o.name: o.neutral for o in options}
+    return {k: v for k, v in values.items() if neutral.get(k, UNSET) is UNSET or v != neutral[k]}
