@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import json
 import os
 import time
@@ -14,11 +15,12 @@ import torch
 from torch import nn
 
 from . import data as datasets
-from . import masks, memory, models, pruners, seeds, spec
+from . import masks, memory, models, pruners, seeds
 from .errors import InitpruneError
 from .options import OptionError
 from .result import RunResult, plain
-from .spec import ABLATIONS, RunSpec, check_epochs, make_pruner  # noqa: F401  their homes moved: re-exported
+from .spec import ABLATIONS, RunSpec, check_epochs, device_kind, make_pruner  # noqa: F401  moved: re-exported
+from .spec import SETTINGS as SPEC_SETTINGS
 from .train import Settings, Trainee, Trainer
 
 RunConfig = RunSpec  # the name it had before it was resolved and frozen
@@ -111,7 +113,7 @@ def _first_batch(name: str, loader, dtype: torch.dtype):
     return datasets.check_batch(name, batch, dtype)
 
 
-SETTINGS = spec.SETTINGS  # the options fit hands to Settings
+SETTINGS = SPEC_SETTINGS  # the options fit hands to Settings
 
 
 def fit(model: nn.Module, train, test, method: str = "random", sparsity: float = 0.9,
@@ -239,29 +241,32 @@ def _check_model(model: nn.Module, splits, firsts: dict, dev) -> int:
     return outputs
 
 
-def run(spec: RunSpec, data_root: str | Path | None = None, save_model: str | Path | None = None,
-        out: str | Path | None = None, record=None) -> RunResult:
+def run(config: RunSpec, data_root: str | Path | None = None, device: str | None = None,
+        save_model: str | Path | None = None, out: str | Path | None = None, record=None) -> RunResult:
     """One run by name: the result JSON of INTERFACE.md, written to ``out`` if given, then the
-    model to ``save_model``. ``record(result)`` (``grid.log_run``) logs it first and sets its
-    ``run_id``; without it, ``run_id`` is None."""
+    model to ``save_model``. ``device`` replaces the spec's (and so its identity's device kind).
+    ``record(result)`` (``grid.log_run``) logs it first and sets its ``run_id``; without it,
+    ``run_id`` is None."""
     began = time.perf_counter()
+    if device is not None:
+        config = dataclasses.replace(config, device=device)
     check_writable(out, "--out")  # a destination that cannot be written fails before training
     check_writable(save_model, "--save-model")
-    data = datasets.load(spec.dataset, data_root)
-    model = models.build(spec.arch, data.input_shape, data.num_classes, spec.seed)
+    data = datasets.load(config.dataset, data_root)
+    model = models.build(config.arch, data.input_shape, data.num_classes, config.seed)
     fitted = fit(
-        model, train=data.train, val=data.val, test=data.test, method=spec.method,
-        sparsity=spec.sparsity, epochs=spec.epochs, seed=spec.seed, device=spec.device,
-        augment=data.augment, ablation=spec.ablation, threads=spec.threads, **spec.training, **spec.options,
+        model, train=data.train, val=data.val, test=data.test, method=config.method,
+        sparsity=config.sparsity, epochs=config.epochs, seed=config.seed, device=config.device,
+        augment=data.augment, ablation=config.ablation, threads=config.threads, **config.training, **config.options,
     )
     result = RunResult(
-        method=spec.method, dataset=spec.dataset, arch=spec.arch, seed=spec.seed,
+        method=config.method, dataset=config.dataset, arch=config.arch, seed=config.seed,
         sparsity_target=fitted.sparsity_target, sparsity_actual=fitted.sparsity_actual,
         test_accuracy=fitted.test_accuracy, val_accuracy=fitted.val_accuracy, epochs=fitted.epochs,
-        history=fitted.history, layers=fitted.layers, extra=plain(fitted.extra), ablation=spec.ablation,
-        options=spec.options, training=spec.training, variant=json.dumps(spec.variant(), sort_keys=True),
-        config_hash=spec.hash(), device=spec.device, threads=spec.threads, test_correct=fitted.test_correct,
-        seconds=time.perf_counter() - began,
+        history=fitted.history, layers=fitted.layers, extra=plain(fitted.extra), ablation=config.ablation,
+        options=config.options, training=config.training, variant=json.dumps(config.variant(), sort_keys=True),
+        config_hash=config.hash(), device=device_kind(config.device), threads=config.threads,
+        test_correct=fitted.test_correct, seconds=time.perf_counter() - began,
     )
     try:
         if record:

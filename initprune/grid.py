@@ -81,10 +81,13 @@ def _check_grid(sparsities, seeds, epochs) -> None:
 def run_grid(method: str | list, dataset: str = "digits", arch: str = "mlp", sparsities=(0.9,), seeds=(0,),
             epochs: int = 20, options: dict | None = None, parent_run_id: str = "", profile: str = "",
             data_root: str | None = None, device: str = "auto", tracking: bool = True,
-            progress: bool = True, ablations=("none",)) -> list[dict]:
+            progress: bool = True, ablations=("none",), points=None) -> list[RunResult]:
     """Run every point of one execution, logging each as a child run; finished points are read
-    back from the store instead of trained again. Returns the result dicts, in grid order."""
-    points = expand(method, dataset, arch, sparsities, seeds, epochs, options, ablations, device)
+    back from the store instead of trained again. Returns the results, in grid order.
+    ``points``: the execution's specs as the sweep resolved them (``RunSpec.to_dict``), which
+    then replace the grid of the other arguments: a sweep's kernel never expands it again."""
+    points = ([RunSpec(**p) for p in points] if points else
+              expand(method, dataset, arch, sparsities, seeds, epochs, options, ablations, device))
     if not tracking:
         return [api.run(p, data_root=data_root) for p in points]
     c, exp_id = store.ensure_store()

@@ -31,7 +31,7 @@ from .train import Settings, Trainee, Trainer
 RESERVED = {"method", "dataset", "arch", "sparsity", "epochs", "seed", "ablation", "options", "training",
             "model", "train", "val", "test", "device", "augment", "data_root", "out", "save_model",
             "tracking_uri", "no_tracking", "command", "sparsities", "seeds", "ablations", "log_to_mlflow",
-            "parent_run_id", "profile", "threads", *(f.name for f in dataclasses.fields(Settings))}
+            "parent_run_id", "profile", "threads", "points", *(f.name for f in dataclasses.fields(Settings))}
 
 
 def _check(name: str, cls) -> None:

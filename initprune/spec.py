@@ -75,8 +75,8 @@ def check_epochs(pruner: pruners.Pruner, epochs) -> None:
 class RunSpec:
     """Everything that defines one run. Built from what was given (``options`` and ``training``
     may name only some values); ``__post_init__`` resolves them: ``options`` then holds every
-    option of the method and ``training`` every training setting (the dataset's, overridden),
-    ``device`` the kind of device it runs on. Bad values fail here, before anything loads."""
+    option of the method and ``training`` every training setting (the dataset's, overridden).
+    Bad values fail here, before anything loads."""
 
     method: str = "random"
     dataset: str = "digits"
@@ -87,7 +87,9 @@ class RunSpec:
     options: dict = field(default_factory=dict)  # the method's options, METHOD.md's words
     training: dict = field(default_factory=dict)  # the training settings (train.Settings)
     ablation: str = "none"  # shuffle, reinit, invert, rewind: the sanity checks
-    device: str = "auto"  # resolved to cpu or cuda
+    # as asked: auto is resolved where the run trains (a sweep's driver may have no GPU); its
+    # identity holds the kind of device the machine that computes it resolves it to
+    device: str = "auto"
     threads: int = 0  # torch threads; 0: default_threads()
 
     def __post_init__(self):
@@ -101,9 +103,9 @@ class RunSpec:
         threads = self.threads or default_threads()
         if not isinstance(threads, int) or isinstance(threads, bool) or threads < 1:
             raise OptionError("threads", f"must be a positive integer, got {threads!r}")
+        device_kind(self.device)  # a name that is no device fails here
         resolved = {"sparsity": float(pruner.sparsity), "options": pruner.options(),
-                    "training": dataclasses.asdict(settings), "device": device_kind(self.device),
-                    "threads": threads}
+                    "training": dataclasses.asdict(settings), "threads": threads}
         for name, value in resolved.items():
             object.__setattr__(self, name, value)
 
@@ -122,7 +124,7 @@ class RunSpec:
             "epochs": self.epochs, "ablation": self.ablation, "version": cls.version,
             "options": _past_neutral(cls.declared(), self.options),
             "training": _past_neutral(declared(Settings), self.training),
-            "device": self.device, "threads": self.threads,
+            "device": device_kind(self.device), "threads": self.threads,
         }
 
     def hash(self) -> str:

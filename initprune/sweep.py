@@ -27,7 +27,7 @@ from .tasks import KERNEL, NOTEBOOKS, Task, first_line
 PROFILES = NOTEBOOKS / "profiles"
 # the parameters every method notebook has beside its method's options
 COMMON = ("dataset", "arch", "sparsities", "seeds", "epochs", "data_root", "device", "log_to_mlflow",
-          "parent_run_id", "profile")
+          "parent_run_id", "profile", "points")
 PROFILE_KEYS = ("description", "defaults", "resources", "executions")
 RESOURCES = ("cpus", "gpus")  # what one execution asks of a cluster (Ray, Dask); the local pool ignores it
 
@@ -38,6 +38,7 @@ class Execution:
     params: dict  # every parameter of the notebook: its defaults, overridden by the profile
     given: dict = field(default_factory=dict)  # what the profile set: the cell's identity
     asks: dict = field(default_factory=dict)  # the profile's resources: {cpus, gpus}
+    _points: list | None = field(default=None, repr=False, compare=False)
 
     @property
     def methods(self) -> list[str]:
@@ -53,9 +54,11 @@ class Execution:
         return {**(self.params.get("options") or {}), **{k: v for k, v in self.given.items() if k not in self.params}}
 
     def parameters(self) -> dict:
-        """What papermill passes: the notebook's parameters the profile set, and the options."""
+        """What papermill passes: the notebook's parameters the profile set, the options, and
+        the resolved specs of its points, so that the kernel runs them as they are."""
         out = {k: v for k, v in self.given.items() if k in self.params}
-        return {**out, "options": self.options} if self.options else out
+        out = {**out, "options": self.options} if self.options else out
+        return {**out, "points": [p.to_dict() for p in self.points()]}
 
     def resources(self, cpus: float | None = None, gpus: float | None = None) -> dict:
         """CPUs and GPUs of one execution: the command line, else the profile, else one CPU and,
@@ -74,11 +77,15 @@ class Execution:
         spec = json.dumps({"notebook": self.notebook, "given": self.given}, sort_keys=True, default=str)
         return hashlib.sha256(spec.encode()).hexdigest()[:12]
 
-    def points(self):
-        method = self.methods if isinstance(self.params.get("method"), list) else self.notebook
-        return grid.expand(method, self.params["dataset"], self.params["arch"], self.params["sparsities"],
-                           self.params["seeds"], self.params["epochs"], self.options,
-                           self.params.get("ablations", ("none",)), self.params.get("device", "auto"))
+    def points(self) -> list:
+        """The execution's points, resolved once (the profile check, the status and the task
+        share them)."""
+        if self._points is None:
+            method = self.methods if isinstance(self.params.get("method"), list) else self.notebook
+            self._points = grid.expand(method, self.params["dataset"], self.params["arch"], self.params["sparsities"],
+                                       self.params["seeds"], self.params["epochs"], self.options,
+                                       self.params.get("ablations", ("none",)), self.params.get("device", "auto"))
+        return self._points
 
 
 def notebook_parameters(name: str) -> dict:

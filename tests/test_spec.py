@@ -202,3 +202,24 @@ def test_a_point_computes_the_same_whatever_threads_its_caller_runs_and_gets_the
         torch.set_num_threads(saved)
     timeless = lambda r: [{k: v for k, v in h.items() if k != "seconds"} for h in r.history]  # noqa: E731
     assert timeless(a) == timeless(b) and a.test_correct == b.test_correct and a.threads == b.threads == 1
+
+
+def test_every_grid_notebook_has_the_common_parameters_and_they_are_reserved():
+    """The run's own parameter names are declared once (sweep.COMMON); the notebooks' parameters
+    cells are checked against them, and no method option may take one."""
+    from initprune import sweep
+
+    for name in ("random", "kstarts", "dissipating", "combined", "baselines", "sanity"):
+        params = sweep.notebook_parameters(name)
+        assert set(sweep.COMMON) <= set(params), name
+        assert set(params) - set(sweep.COMMON) <= {"options", "method", "ablations"}, name
+    assert set(sweep.COMMON) <= pruners.RESERVED
+
+
+def test_a_sweep_hands_its_kernels_the_resolved_specs():
+    from initprune import sweep
+
+    (ex, *_) = sweep.load_profile("smoke")
+    given = ex.parameters()["points"]
+    assert [RunSpec(**p).hash() for p in given] == [p.hash() for p in ex.points()]
+    assert ex.points() is ex.points()  # resolved once per execution
