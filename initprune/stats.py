@@ -117,7 +117,7 @@ def floor(seed_ses) -> float:
     return float(math.sqrt(np.mean(s**2) / s.size))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _t(q: float, df: int) -> float:
     from scipy.stats import t
 
