@@ -224,8 +224,11 @@ def verdicts(table) -> list[dict]:
             for name in sorted(n for n in here if _base(n) == rival):
                 families.append(("secondary", name, f"the paper's methods against {name}",
                                  [(p, name) for p in paper]))
-        for kind, number, text, pairs in families:
-            found = [contrast(here[m], here[r]) if m in here and r in here else None for m, r in pairs]
+        found_all = [[contrast(here[m], here[r]) if m in here and r in here else None for m, r in pairs]
+                     for _, _, _, pairs in families]
+        if not any(c is not None for found in found_all for c in found):
+            continue  # no contrast has runs in this cell and regime (dense alone, say)
+        for (kind, number, text, pairs), found in zip(families, found_all):
             if kind == "secondary" and not any(found):
                 continue
             judged = stats.judge(found, margin(dataset))
@@ -236,7 +239,7 @@ def verdicts(table) -> list[dict]:
                     row.update(seeds=[], sparsities=[], verdict=None, per_sparsity=[])
                 else:
                     row.update({k: v for k, v in c.items() if k not in ("diffs", "floor")}, floor=c["floor"],
-                               diffs=c["diffs"], **j)
+                               diffs=c["diffs"], **{k: v for k, v in j.items() if k != "seeds"})
                 out.append(row)
     return out
 

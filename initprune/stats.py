@@ -46,14 +46,19 @@ def sign_flip_p(diffs, samples: int = SAMPLES, seed: int = SAMPLE_SEED) -> float
     observed = abs(d.sum())
     tol = 1e-9 * max(1.0, float(np.abs(d).sum()))  # sums of the same numbers in another order
     if n <= EXACT_UP_TO:
-        patterns = 1 - 2 * ((np.arange(2**n)[:, None] >> np.arange(n)) & 1)  # (2^n, n) of +-1
-        return float(np.mean(np.abs(patterns @ d) >= observed - tol))
+        return float(np.mean(np.abs(_patterns(n) @ d) >= observed - tol))
     rng = np.random.default_rng(seed)
     hits = 0
     for start in range(0, samples, 10_000):  # (chunk, n) of +-1 at a time
         patterns = rng.choice(np.array([-1.0, 1.0]), size=(min(10_000, samples - start), n))
         hits += int(np.sum(np.abs(patterns @ d) >= observed - tol))
     return (1 + hits) / (1 + samples)
+
+
+@functools.cache
+def _patterns(n: int) -> np.ndarray:
+    """Every sign pattern of n seeds: (2^n, n) of +-1, the first all +1."""
+    return (1 - 2 * ((np.arange(2**n)[:, None] >> np.arange(n)) & 1)).astype(float)
 
 
 def holm(pvalues) -> list[float]:
@@ -129,12 +134,13 @@ def interval(diffs, floor_se: float = 0.0, level: float = 1 - ALPHA) -> tuple[fl
     difference at ``level``, its standard error max(sd / sqrt(n), ``floor_se``). One seed has
     no interval: (mean, nan, nan). Without a floor (0), identical differences give an interval
     of width 0 at their value."""
-    d = _diffs(diffs)
-    mean = float(d.mean())
-    if d.size < 2:
+    d = _diffs(diffs).tolist()
+    n = len(d)
+    mean = math.fsum(d) / n
+    if n < 2:
         return mean, math.nan, math.nan
-    se = max(float(d.std(ddof=1)) / math.sqrt(d.size), float(floor_se))
-    half = _t(0.5 + level / 2, d.size - 1) * se
+    sd = math.sqrt(math.fsum((x - mean) ** 2 for x in d) / (n - 1))
+    half = _t(0.5 + level / 2, n - 1) * max(sd / math.sqrt(n), float(floor_se))
     return mean, mean - half, mean + half
 
 
@@ -173,6 +179,8 @@ def judge(family: list[dict], margin: float) -> list[dict]:
     """One family's contrasts, each {"diffs": per-seed differences, "floor": its floored se},
     None for a declared contrast without paired runs (it counts in the family, at p = 1):
     each comes back with mean, low, high (95%), low90, high90, p, adjusted_p and verdict."""
+    if not margin > 0:
+        raise InitpruneError(f"an equivalence margin is a positive number of points, got {margin}")
     m = len(family)
     p = [1.0 if c is None else sign_flip_p(c["diffs"]) for c in family]
     adjusted = holm(p)
@@ -184,7 +192,7 @@ def judge(family: list[dict], margin: float) -> list[dict]:
         d, fl = _diffs(c["diffs"]), float(c.get("floor", 0.0))
         mean, low, high = interval(d, fl)
         _, low90, high90 = interval(d, fl, level=1 - 2 * ALPHA)
-        eq = equivalent(d, margin, fl)
+        eq = bool(-margin < low90 and high90 < margin)  # equivalent(), its interval computed once
         out.append({"mean": mean, "low": low, "high": high, "low90": low90, "high90": high90, "p": raw,
                     "adjusted_p": adj, "family": m, "seeds": int(d.size), "equivalent": eq,
                     "verdict": word(int(d.size), m, adj, low, high, eq)})
