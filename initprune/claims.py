@@ -55,7 +55,7 @@ def _defaults(method: str) -> dict:
 
 def resolved(method: str, options: dict | None) -> dict:
     """The method's options as the run held them: the registry's defaults, then the run's own."""
-    return {**_defaults(method), **(options or {})}
+    return {**_defaults(method), **(options if isinstance(options, dict) else {})}
 
 
 def label(method: str, values: dict) -> str:
@@ -150,7 +150,7 @@ def _prepare(table):
     table = table[table["ablation"] == "none"]
     if table.empty:
         return {}
-    values = [resolved(m, o if isinstance(o, dict) else {}) for m, o in zip(table["method"], table["options"])]
+    values = [resolved(m, o) for m, o in zip(table["method"], table["options"])]
     table = table.assign(label=[label(m, v) for m, v in zip(table["method"], values)],
                          regime=[regime(m, v) for m, v in zip(table["method"], values)],
                          rest=[_rest(m, v) for m, v in zip(table["method"], values)])
