@@ -163,11 +163,12 @@ def _prepare(table):
 
 
 def _runs(part) -> dict:
-    """{(seed, sparsity): (accuracy, correctness or None)}, the first run of each point."""
+    """{(seed, sparsity): (accuracy, correctness or None, run id)}, the first run of each point."""
     out = {}
     correct = part["test_correct"] if "test_correct" in part else [None] * len(part)
-    for seed, sparsity, acc, c in zip(part["seed"], part["sparsity"], part["test_accuracy"], correct):
-        out.setdefault((int(seed), float(sparsity)), (float(acc), c if isinstance(c, str) and c else None))
+    ids = part["run_id"] if "run_id" in part else ["?"] * len(part)
+    for seed, sparsity, acc, c, run_id in zip(part["seed"], part["sparsity"], part["test_accuracy"], correct, ids):
+        out.setdefault((int(seed), float(sparsity)), (float(acc), c if isinstance(c, str) and c else None, run_id))
     return out
 
 
@@ -189,10 +190,14 @@ def contrast(a, b) -> dict | None:
     for seed in seeds:
         here = []
         for p in sparsities:
-            (acc_a, ca), (acc_b, cb) = ra[(seed, p)], rb[(seed, p)]
+            (acc_a, ca, id_a), (acc_b, cb, id_b) = ra[(seed, p)], rb[(seed, p)]
             se = 0.0
             if ca is not None and cb is not None:
-                se = 100 * stats.paired_se(*stats.discordant(ca, cb))
+                try:
+                    se = 100 * stats.paired_se(*stats.discordant(ca, cb))
+                except InitpruneError as e:
+                    raise InitpruneError(f"runs {id_a} and {id_b} (seed {seed}, sparsity {p:g}), their test_correct: "
+                                         f"{e}") from None
                 paired += 1
             per[p][0].append(100 * (acc_a - acc_b))
             per[p][1].append(se)

@@ -179,7 +179,8 @@ def test_ablated_runs_stay_out_and_bad_correctness_is_a_clear_error():
     [k] = rows_of(claims.verdicts(results.to_table(rows + ablated)), method="kstarts", rival="random")
     assert k["mean"] == pytest.approx(10.0)
     rows[0]["test_correct"] = "01"
-    with pytest.raises(InitpruneError, match="cannot be paired"):
+    with pytest.raises(InitpruneError, match=r"^runs kstarts00.5digits and random00.5digits \(seed 0, sparsity 0.5\), "
+                                             "their test_correct: .* cannot be paired"):
         claims.verdicts(results.to_table(rows))
 
 
