@@ -11,16 +11,15 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import math
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
 
-from . import pruners
+from . import claims, pruners
+from .claims import claims_markdown, verdicts
 
 NOTE = "initprune, on our grid (shared/METHOD.md), not the paper's numbers"
-LEVEL = 0.95  # the confidence of every interval of the verdict
 FAMILY_STYLE = {"paper": "-", "baseline": ":", "reference": "--"}
 MARKERS = ("o", "s", "^", "D", "v", "P")
 
@@ -178,7 +177,7 @@ def _curves(ax, part, names, confident=None):
                        facecolor="gold", edgecolor=color(method), linewidth=0.8)
     if confident and any(confident.values()):
         ax.scatter([], [], marker="*", s=160, facecolor="gold", edgecolor="gray",
-                   label=f"claim better than every rival ({LEVEL:.0%} CI)")
+                   label="claim better than every rival (primary verdict)")
     _density_axis(ax, 1 - part.loc[part["method"] != "dense", "sparsity"].to_numpy())
 
 
@@ -197,14 +196,18 @@ def _density_axis(ax, densities) -> None:
 
 
 def accuracy_vs_sparsity(table):
-    """Figure 1: test accuracy against density (log axis), mean and spread over seeds; a star
-    where the paper's claim for that method is better than each of its rivals with confidence."""
+    """Figure 1: test accuracy against density (log axis), mean and spread over seeds; stars on
+    a paper method's line where its primary verdict (``claims``), in the cell and regime of the
+    runs drawn, is **better** against every rival of its claim, at the sparsities judged."""
+    found = claims.starred(verdicts(table))
     table = _default(table)
-    confident = _confident(verdicts(table))
     fig, panels = _panels(table, extra_width=2.6)
     for (dataset, arch), ax in panels:
         part = table[(table["dataset"] == dataset) & (table["arch"] == arch)]
-        _curves(ax, part, _methods(part, "label"), confident.get((dataset, arch)))
+        # a line's stars are the verdict of the regime its runs were trained in
+        confident = {name: found.get((dataset, arch, claims.regime(rows["method"].iloc[0], rows["options"].iloc[0])),
+                                     {}).get(name, set()) for name, rows in part.groupby("label")}
+        _curves(ax, part, _methods(part, "label"), confident)
         _label(ax, "density (fraction of weights kept, log)", "test accuracy", f"{dataset} / {arch}")
     return _note(fig, legend_right=True)
 
@@ -401,142 +404,6 @@ def accuracy_table(table):
     wide = wide.sort_values(["dataset", "arch", "method"], key=lambda col: col.map(order) if col.name == "method"
                             else col)
     return pd.DataFrame(wide).fillna("")
-
-
-# (number, claim, method that should win, methods it should beat): the paper's claims 2-4
-CLAIMS = [
-    ("2", "K-starts picks better masks than random", "kstarts", ["random"]),
-    ("3", "dissipating gradients preserves accuracy best", "dissipating", ["random", "kstarts"]),
-    ("4", "the combination beats each of them and random", "combined", ["kstarts", "dissipating", "random"]),
-]
-
-
-def claims() -> list[tuple[str, str, str, list[str]]]:
-    """The paper's claims, then each of its methods against every established baseline of the
-    registry (family "baseline"), so that a new baseline joins the comparison by itself."""
-    rivals = [m for m in pruners.PRUNERS.names() if family(m) == "baseline"]
-    beyond = [("beyond", f"{m} against the established baselines", m, rivals) for _, _, m, _ in CLAIMS]
-    return CLAIMS + beyond
-
-
-def interval(diffs) -> tuple[float, float, float]:
-    """Mean and two-sided t-interval (``LEVEL``) of paired differences over seeds; (mean, nan,
-    nan) with fewer than two seeds, where no interval exists."""
-    from scipy.stats import t
-
-    d = np.asarray(diffs, dtype=float)
-    mean = float(d.mean())
-    if len(d) < 2:
-        return mean, math.nan, math.nan
-    half = float(t.ppf(0.5 + LEVEL / 2, len(d) - 1) * d.std(ddof=1) / math.sqrt(len(d)))
-    return mean, mean - half, mean + half
-
-
-def verdict(low: float, high: float) -> str:
-    if low > 0:
-        return "better"
-    if high < 0:
-        return "worse"
-    return "no difference detected"
-
-
-def verdicts(table) -> list[dict]:
-    """Each claim against each rival on each (dataset, arch): per sparsity, the paired
-    difference in test accuracy over seeds with its t-interval and a three-way verdict (better:
-    interval above 0, worse: below 0, else no difference detected). A method with several
-    labels (dissipating's schedules) is judged once per label; against a rival with the same
-    kind of label (combined vs dissipating), the same schedule."""
-    table = table if "label" in table else _default(table)
-    out = []
-    for (dataset, arch), part in table.groupby(["dataset", "arch"]):
-        acc = part.pivot_table(index=["sparsity", "seed"], columns="label", values="test_accuracy")
-        options = {name: rows["options"].iloc[0] for name, rows in part.groupby("label")}
-        for number, claim, winner, rivals in claims():
-            for name in _methods(part[part["method"] == winner], "label"):
-                for rival in rivals:
-                    # a rival with the same kind of label (combined vs dissipating): the same schedule
-                    same = _entry(rival) is not None and _entry(winner) is not None and \
-                        _entry(rival).lines == _entry(winner).lines
-                    against = label(rival, options[name] if same else {})
-                    if against not in acc or name == against:
-                        continue
-                    diff = (acc[name] - acc[against]).dropna()
-                    if diff.empty:
-                        continue
-                    rows = []
-                    for sparsity, d in diff.groupby(level="sparsity"):
-                        mean, low, high = interval(d.to_numpy())
-                        rows.append({"sparsity": float(sparsity), "seeds": len(d), "mean": mean, "low": low,
-                                     "high": high, "verdict": verdict(low, high)})
-                    counts = {v: sum(r["verdict"] == v for r in rows) for v in ("better", "no difference detected",
-                                                                                 "worse")}
-                    out.append({"dataset": dataset, "arch": arch, "claim": number, "text": claim,
-                                "method": name, "rival": against, "mean_difference": float(diff.mean()),
-                                "better": counts["better"], "no_difference": counts["no difference detected"],
-                                "worse": counts["worse"], "sparsities": len(rows), "per_sparsity": rows})
-    return out
-
-
-def _confident(rows) -> dict:
-    """{(dataset, arch): {label: sparsities}} where a paper claim's method is better than every
-    one of its claim's rivals (not the beyond-the-paper comparison)."""
-    found: dict = {}
-    for (dataset, arch, method), group in _groupby(rows, lambda r: (r["dataset"], r["arch"], r["method"])):
-        group = [r for r in group if r["claim"] != "beyond"]
-        if not group:
-            continue
-        sets = [{p["sparsity"] for p in r["per_sparsity"] if p["verdict"] == "better"} for r in group]
-        found.setdefault((dataset, arch), {})[method] = set.intersection(*sets)
-    return found
-
-
-def _groupby(rows, key):
-    groups: dict = {}
-    for r in rows:
-        groups.setdefault(key(r), []).append(r)
-    return groups.items()
-
-
-def _points(x: float) -> str:
-    return "n/a" if math.isnan(x) else f"{100 * x:+.2f}"
-
-
-def claims_markdown(table) -> str:
-    rows = verdicts(table)
-    lines = ["# The paper's claims on our grid", "",
-             f"Haroon, arXiv 2209.02201, claims 2-4 of shared/METHOD.md; {NOTE}.",
-             "Difference = test accuracy of the method minus its rival, paired by seed, in points of accuracy; "
-             f"per sparsity its mean with a two-sided {LEVEL:.0%} t-interval over seeds (t with n - 1 degrees of "
-             "freedom). Verdict per sparsity: **better** (interval above 0), **worse** (below 0), or no difference "
-             "detected. Each dissipating schedule is its own method, judged apart.", ""]
-    if not rows:
-        return "\n".join(lines + ["No runs to compare yet: run `make demo` first.", ""])
-    for (number, text), group in _groupby(rows, lambda r: (r["claim"], r["text"])):
-        title = f"Claim {number}: {text}" if number != "beyond" else f"Beyond the paper: {text}"
-        sparsities = sorted({p["sparsity"] for r in group for p in r["per_sparsity"]})
-        lines += [f"## {title}", "",
-                  "| dataset / arch | method | vs | mean difference | verdict over sparsities |",
-                  "| --- | --- | --- | --- | --- |"]
-        for r in group:
-            lines.append(f"| {r['dataset']} / {r['arch']} | {r['method']} | {r['rival']} "
-                         f"| {_points(r['mean_difference'])} | better at {r['better']}, no difference at "
-                         f"{r['no_difference']}, worse at {r['worse']} of {r['sparsities']} sparsities |")
-        lines += ["", "Per sparsity: mean difference [95% interval], verdict.", "",
-                  "| dataset / arch | method | vs | " + " | ".join(f"s={s:g}" for s in sparsities) + " |",
-                  "| --- | --- | --- | " + " | ".join("---" for _ in sparsities) + " |"]
-        for r in group:
-            by = {p["sparsity"]: p for p in r["per_sparsity"]}
-            cells = []
-            for s in sparsities:
-                p = by.get(s)
-                if p is None:
-                    cells.append("")
-                    continue
-                mark = {"better": "**better**", "worse": "**worse**"}.get(p["verdict"], "no difference")
-                cells.append(f"{_points(p['mean'])} [{_points(p['low'])}, {_points(p['high'])}] {mark}")
-            lines.append(f"| {r['dataset']} / {r['arch']} | {r['method']} | {r['rival']} | " + " | ".join(cells) + " |")
-        lines.append("")
-    return "\n".join(lines)
 
 
 def ablation_loss(table):
