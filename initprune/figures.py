@@ -19,7 +19,7 @@ import numpy as np
 
 from . import pruners
 
-NOTE = "initprune, on our grid (shared/METHOD.md), not the paper's numbers"
+NOTE = "initprune, on our grid (docs/method.md), not the paper's numbers"
 LEVEL = 0.95  # the confidence of every interval of the verdict
 FAMILY_STYLE = {"paper": "-", "baseline": ":", "reference": "--"}
 MARKERS = ("o", "s", "^", "D", "v", "P")
@@ -504,7 +504,7 @@ def _points(x: float) -> str:
 def claims_markdown(table) -> str:
     rows = verdicts(table)
     lines = ["# The paper's claims on our grid", "",
-             f"Haroon, arXiv 2209.02201, claims 2-4 of shared/METHOD.md; {NOTE}.",
+             f"Haroon, arXiv 2209.02201, claims 2-4 of docs/method.md; {NOTE}.",
              "Difference = test accuracy of the method minus its rival, paired by seed, in points of accuracy; "
              f"per sparsity its mean with a two-sided {LEVEL:.0%} t-interval over seeds (t with n - 1 degrees of "
              "freedom). Verdict per sparsity: **better** (interval above 0), **worse** (below 0), or no difference "
