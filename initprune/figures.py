@@ -369,7 +369,7 @@ def learning_curves(table, sparsity: float | None = None):
             curves = np.array([[h["test_accuracy"] for h in hist[:length]] for hist in rows["history"]], dtype=float)
             epochs = np.arange(1, length + 1)
             style = _style(name, _configs(rows.iloc[:1])[0], every)
-            ax.plot(epochs, curves.mean(0), label=shown, color=style["color"], ls=style["ls"])
+            ax.plot(epochs, curves.mean(0), label=shown, markersize=4, **style)
             ax.fill_between(epochs, curves.min(0), curves.max(0), alpha=0.15, color=style["color"])
         _label(ax, "epoch", "test accuracy", _title(key, f"sparsity {at:g}" if at is not None else ""))
     return _note(fig)
@@ -415,6 +415,7 @@ def kstarts_k_and_fitness(table):
                  for key in _cells(rows)}
     keys = [key for key in panels_of if panels_of[key]]
     width = max([len(panels_of[k]) for k in keys] or [1])
+    profiles = sorted(set(rows["suffix"]))  # a marker per profile, the same in every panel
     fig, panels = _grid(keys, list(range(width)), width=5, height=3.8)
     for (key, j), ax in panels.items():
         if j >= len(panels_of[key]):
@@ -425,13 +426,15 @@ def kstarts_k_and_fitness(table):
         part = part[part["sparsity"] == s]
         for (fitness, suffix), group in part.groupby(["fitness", "suffix"]):
             stats = group.groupby("k")["test_accuracy"].agg(["mean", "std"]).sort_index()
-            ax.errorbar(stats.index, stats["mean"], yerr=stats["std"].fillna(0), marker="o", capsize=3,
-                        color=color("kstarts"), ls=FITNESS_STYLE.get(fitness, "-."),
+            ax.errorbar(stats.index, stats["mean"], yerr=stats["std"].fillna(0), capsize=3, color=color("kstarts"),
+                        marker=MARKERS[profiles.index(suffix) % len(MARKERS)], ls=FITNESS_STYLE.get(fitness, "-."),
                         label=_named(f"kstarts, fitness: {fitness}", suffix))
         base = _cell(random, key)
         base = base[base["sparsity"] == s]
+        names = sorted(set(random["label"]))
         for name, group in base.groupby("label"):
-            ax.axhline(group["test_accuracy"].mean(), color=color("random"), ls=":", label=f"{name} (k=1)")
+            ax.axhline(group["test_accuracy"].mean(), color=color("random"), label=f"{name} (k=1)",
+                       ls=(":", "-.", "--", (0, (1, 3)))[names.index(name) % 4])
         ax.set_xscale("log", base=2)
         _label(ax, "k (random starts)", "test accuracy", _title(key, f"K-starts at sparsity {s:g}"))
     return _note(fig)
