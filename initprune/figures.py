@@ -1,9 +1,15 @@
 """The paper's figures, each a function of a table of runs (a pandas DataFrame, one row per run,
 as ``results.runs_table`` returns it) that returns a matplotlib figure.
 
-Columns used: method, dataset, arch, sparsity, seed, test_accuracy, variant (JSON of the options
-that differ from the method's defaults, "{}" for the default method), options (dict), history
-(list of per-epoch dicts) and extra (the method's report).
+Columns used: method, dataset, arch, sparsity, seed, ablation, test_accuracy, epochs, options
+(dict of resolved pruner options), training (dict of resolved training settings; missing: {}),
+history (list of per-epoch dicts) and extra (the method's report).
+
+Runs are grouped by what they were: dataset, architecture, method label and the whole
+configuration but seed and sparsity (epochs, options, training settings). Runs of different
+configurations are never averaged; where one label has several, each says how it differs
+("random [epochs=2]"). Every figure has a panel per dataset and architecture, named in its title,
+and one legend.
 """
 
 from __future__ import annotations
@@ -118,6 +124,7 @@ def _profiled(table, drop=(), within=("dataset", "arch")):
     """``table`` with the columns ``profile`` (the configuration without the keys ``drop``, as JSON:
     runs of one profile may be averaged, others never) and ``suffix`` (what tells the profile from
     the others of the same ``within`` group, "" when it is the only one)."""
+    table = table.reset_index(drop=True)  # one label per row, even for a table concatenated by hand
     configs = [{k: v for k, v in c.items() if k not in drop} for c in _configs(table)]
     table = table.assign(profile=[_json(c) for c in configs], suffix="")
     if table.empty:

@@ -279,3 +279,13 @@ def test_accuracy_figure_has_a_row_per_allocation_regime():
     titles = list(titled(figures.accuracy_vs_sparsity(results.to_table(rows))))
     assert len(titles) == 2 and "uniform" in titles[0] and "free" in titles[1]
     plt.close("all")
+
+
+def test_a_table_concatenated_by_hand_keeps_each_runs_label():
+    import pandas as pd
+
+    two = [results.to_table([result("random", 0.9, seed, 0.6 + 0.1 * (e == 4), epochs=e) for seed in (0, 1)])
+           for e in (2, 4)]
+    acc = figures.accuracy_table(pd.concat(two)).set_index("method")  # the same index twice
+    assert acc.loc["random [epochs=2]", "s=0.9"] == "0.6000 ± 0.0000 (n=2)"
+    assert acc.loc["random [epochs=4]", "s=0.9"] == "0.7000 ± 0.0000 (n=2)"
