@@ -1,4 +1,4 @@
-"""``python -m initprune run | sweep | figures | ui | server | list``: the command line of shared/INTERFACE.md.
+"""``python -m initprune run | sweep | figures | ui | server | list``: the command line the README describes.
 
 Bad input exits with status 2 and one line on stderr, before any training starts.
 """

@@ -145,13 +145,12 @@ def declared(cls: type, skip: tuple[str, ...] = ()) -> tuple[Option, ...]:
         meta = f.metadata
         opt = Option(f.name, kind, optional, f.default, meta["help"], meta.get("choices"), meta.get("check"),
                      meta.get("must"), meta.get("neutral", UNSET))
-        try:
-            opt.validate(f.default)
-            if opt.neutral is not UNSET:
-                opt.validate(opt.neutral)
-        except OptionError as err:
-            raise InitpruneError(f"{where}: its default or neutral value is refused by its own declaration "
-                                 f"({err})") from None
+        for what, value in (("default", f.default), ("neutral value", opt.neutral)):
+            try:
+                if value is not UNSET:
+                    opt.validate(value)
+            except OptionError as err:
+                raise InitpruneError(f"{where}: its {what} is refused by its own declaration ({err})") from None
         out.append(opt)
     return tuple(out)
 

@@ -1,6 +1,6 @@
-"""The pruning methods, by name (shared/METHOD.md says what each one is, precisely).
+"""The pruning methods, by name (docs/method.md says what each one is, precisely).
 
-A pruner is a dataclass of its options (defaults as in METHOD.md) whose ``prune(ctx)`` leaves
+A pruner is a dataclass of its options (defaults as in docs/method.md) whose ``prune(ctx)`` leaves
 ``ctx.trainee`` with its final mask, having trained as many epochs as the method needs to choose
 it, and returns what the method reports (``extra``). Training then continues to the full epochs
 in the one shared loop.

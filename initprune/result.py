@@ -47,13 +47,16 @@ class RunResult:
 
     @classmethod
     def from_dict(cls, values: dict) -> RunResult:
-        """A result JSON as written by any version; keys this schema does not know are dropped,
-        ``sparsity`` (the runs table's name) is read as ``sparsity_target``."""
-        names = {f.name for f in dataclasses.fields(cls)}
-        given = {k: v for k, v in values.items() if k in names}
+        """A result JSON as written by any version (or a row made by hand): keys this schema does
+        not know are dropped, a field it lacks is None or its default, and ``sparsity`` (the runs
+        table's name) is read as ``sparsity_target``."""
+        fields = dataclasses.fields(cls)
+        given = {f.name: values[f.name] for f in fields if f.name in values}
         if "sparsity_target" not in given and "sparsity" in values:
             given["sparsity_target"] = values["sparsity"]
-        return cls(**given)
+        missing = {f.name: None for f in fields if f.name not in given and f.default is dataclasses.MISSING
+                   and f.default_factory is dataclasses.MISSING}
+        return cls(**given, **missing)
 
     def __getitem__(self, key: str) -> Any:
         """Read like the result JSON (``result["test_accuracy"]``), for notebooks and scripts

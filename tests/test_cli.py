@@ -1,4 +1,4 @@
-"""The command line of shared/INTERFACE.md: the run, its JSON and checkpoint, and bad input."""
+"""The command line (README, "Command line"): the run, its JSON and checkpoint, and bad input."""
 
 import json
 import subprocess

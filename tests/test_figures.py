@@ -11,13 +11,15 @@ from initprune.pruners import PRUNERS
 matplotlib.use("Agg")
 
 
-def result(method, sparsity, seed, acc, options=None, variant="{}", extra=None, epochs=3):
+def result(method, sparsity, seed, acc, options=None, variant="{}", extra=None, epochs=3, cell=("digits", "mlp"),
+           training=None):
     history = [{"epoch": e + 1, "train_loss": 1.0 / (e + 1), "val_accuracy": acc,
                 "test_accuracy": acc * (e + 1) / epochs, "sparsity": sparsity, "seconds": 0.1} for e in range(epochs)]
-    return {"method": method, "dataset": "digits", "arch": "mlp", "seed": seed, "sparsity_target": sparsity,
+    return {"method": method, "dataset": cell[0], "arch": cell[1], "seed": seed, "sparsity_target": sparsity,
             "sparsity_actual": sparsity, "test_accuracy": acc, "val_accuracy": acc, "epochs": epochs,
             "history": history, "layers": {"0.weight": {"numel": 100, "kept": round(100 * (1 - sparsity))}},
-            "extra": extra or {}, "options": options or {}, "variant": variant, "run_id": f"{method}{sparsity}{seed}"}
+            "extra": extra or {}, "options": options or {}, "variant": variant, "run_id": f"{method}{sparsity}{seed}",
+            **({"training": training} if training is not None else {})}
 
 
 KS = {"candidates": [{"index": 0, "fitness": 0.5, "epochs": 1.0, "final_test_accuracy": 0.7},
@@ -47,7 +49,7 @@ def test_accuracy_vs_sparsity_draws_one_line_per_method_and_dense_as_the_ceiling
     ax = fig.axes[0]
     labels = ax.get_legend_handles_labels()[1]
     lines = [lab for lab in labels if not lab.startswith("claim better")]  # the star's legend entry
-    assert lines == ["dense (0.970)", "random", "kstarts", "dissipating (linear)", "combined (linear)"]
+    assert lines == ["dense", "random", "kstarts", "dissipating (linear)", "combined (linear)"]
     assert ax.get_xscale() == "log"
 
 
@@ -123,7 +125,7 @@ def test_a_method_the_figures_never_heard_of_gets_a_style_and_a_verdict(table):
 def test_fitness_vs_final_says_which_run_each_point_is(table):
     ax = figures.kstarts_fitness_vs_final(table).axes[0]
     labels = ax.get_legend_handles_labels()[1]
-    assert {"s=0.9, seed 0", "s=0.99, seed 1", "winner (starred)"} <= set(labels)
+    assert {"s=0.9", "s=0.99", "seed 0", "seed 1", "winner (starred)"} <= set(labels)  # colour, marker, star
     plt.close("all")
 
 
@@ -135,3 +137,140 @@ def test_assemble_writes_figures_tables_and_claims(table, tmp_path):
     assert all(p.stat().st_size > 0 for p in written)
     empty = figures.assemble(results.to_table([]), tmp_path / "empty")
     assert "No runs to compare yet" in (tmp_path / "empty" / "claims.md").read_text() and empty
+
+
+# ---- runs are grouped by what they were: two cells, two profiles (2 and 4 epochs) ----------------
+
+CELLS = (("digits", "mlp"), ("mnist1d", "cnn1d"))
+
+
+def mixed_rows(cell, shift):
+    """One cell's runs at 2 and at 4 epochs (4 epochs: 0.1 better), with a K-starts k and a
+    dissipating E_d variant, analysis-mode candidates and sanity checks against the rewind control."""
+    rows = [result("dense", 0.0, s, 0.97 - shift, epochs=4, cell=cell) for s in (0, 1)]
+    for epochs in (2, 4):
+        gain = 0.1 * (epochs == 4) - shift
+        for s in (0.9, 0.99):
+            for seed in (0, 1):
+                ks = {**KS, "candidates": [{**c, "fitness": c["fitness"] + gain + s} for c in KS["candidates"]]}
+                rows += [result("random", s, seed, 0.6 + gain + 0.01 * seed, epochs=epochs, cell=cell),
+                         result("kstarts", s, seed, 0.62 + gain, extra=ks, epochs=epochs, cell=cell),
+                         result("kstarts", s, seed, 0.5 + gain, options={"k": 2}, variant='{"k": 2}', extra=ks,
+                                epochs=epochs, cell=cell),
+                         result("dissipating", s, seed, 0.7 + gain, extra=DIS, epochs=epochs, cell=cell),
+                         result("dissipating", s, seed, 0.65 + gain, options={"prune_epochs": 1},
+                                variant='{"prune_epochs": 1}', extra=DIS, epochs=epochs, cell=cell),
+                         result("combined", s, seed, 0.72 + gain, extra={"kstarts": ks, "dissipating": DIS},
+                                epochs=epochs, cell=cell)]
+                rows += [{**result("kstarts", s, seed, acc + gain, extra=ks, epochs=epochs, cell=cell),
+                          "ablation": kind} for kind, acc in (("shuffle", 0.3), ("rewind", 0.45))]
+    return rows
+
+
+@pytest.fixture(scope="module")
+def mixed():
+    return results.to_table([r for i, cell in enumerate(CELLS) for r in mixed_rows(cell, 0.05 * i)])
+
+
+def plotted(ax):
+    """Every number a panel shows: lines, error bars, scatters, bands, bars and steps."""
+    out = []
+    for line in ax.lines:
+        if not len(line.get_xdata()):
+            continue  # a legend's proxy
+        out.append(("line", tuple(np.round(np.asarray(line.get_xdata(), float), 6)),
+                    tuple(np.round(np.asarray(line.get_ydata(), float), 6))))
+    for coll in ax.collections:
+        out += [("coll", tuple(np.round(np.asarray(p.vertices, float), 6).ravel())) for p in coll.get_paths()]
+        offsets = np.asarray(coll.get_offsets(), float)
+        if offsets.size:
+            out.append(("offsets", tuple(np.round(offsets, 6).ravel())))
+    for patch in ax.patches:
+        if isinstance(patch, matplotlib.patches.Rectangle):
+            out.append(("bar", round(patch.get_x(), 6), round(patch.get_height(), 6)))
+        else:
+            out.append(("patch", tuple(np.round(np.asarray(patch.get_path().vertices, float), 6).ravel())))
+    return sorted(out, key=repr)
+
+
+def titled(fig):
+    return {ax.get_title(): ax for ax in fig.axes if ax.get_title()}
+
+
+@pytest.mark.parametrize("name", list(figures.FIGURES))
+def test_a_cells_panel_shows_what_that_cell_alone_and_the_figure_has_one_legend(mixed, name):
+    make = figures.FIGURES[name]
+    fig = make(mixed)
+    assert all(ax.get_legend() is None for ax in fig.axes)  # one legend for the figure, each entry once
+    assert len(fig.legends) == 1, name
+    texts = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert len(texts) == len(set(texts)), (name, texts)
+    for ax in fig.axes:  # every panel names its dataset and architecture
+        if ax.axison:
+            assert any(f"{d} / {a}" in ax.get_title() for d, a in CELLS), (name, ax.get_title())
+    together = titled(fig)
+    seen = 0
+    for dataset, arch in CELLS:
+        alone = titled(make(mixed[mixed["dataset"] == dataset]))
+        assert alone and all(f"{dataset} / {arch}" in title for title in alone), (name, list(alone))
+        for title, ax in alone.items():
+            assert title in together, (name, title)
+            assert plotted(together[title]) == plotted(ax), (name, title)
+            seen += len(plotted(ax))
+    assert seen, name
+    plt.close("all")
+
+
+def test_runs_at_other_epochs_are_never_averaged_and_say_how_they_differ(mixed):
+    acc = figures.accuracy_table(mixed)
+    digits = acc[acc["dataset"] == "digits"].set_index("method")
+    assert digits.loc["random [epochs=2]", "s=0.9"] == "0.6050 ± 0.0071 (n=2)"
+    assert digits.loc["random [epochs=4]", "s=0.9"] == "0.7050 ± 0.0071 (n=2)"
+    assert "random" not in digits.index and digits.loc["dense", "s=0"].endswith("(n=2)")
+    ax = titled(figures.learning_curves(mixed))["digits / mlp, sparsity 0.99"]
+    lengths = {line.get_label(): len(line.get_xdata()) for line in ax.lines}
+    assert lengths["kstarts [epochs=2]"] == 2 and lengths["kstarts [epochs=4]"] == 4
+    plt.close("all")
+
+
+def test_a_training_setting_beyond_the_label_is_named_too():
+    rows = [result("random", 0.9, seed, 0.8, cell=("digits", "mlp"), training=t)
+            for seed in (0, 1) for t in ({}, {"lr": 0.05})]
+    labels = set(figures.accuracy_table(results.to_table(rows))["method"])
+    assert labels == {"random [lr=0.1]", "random [lr=0.05]"}  # digits declares lr 0.1
+
+
+def test_learning_curves_show_every_method_of_a_panel_even_at_another_sparsity():
+    rows = [result("random", s, 0, 0.8) for s in (0.9, 0.99)] + [result("kstarts", 0.9, 0, 0.8, extra=KS)]
+    ax = figures.learning_curves(results.to_table(rows), sparsity=0.99).axes[0]
+    assert {line.get_label() for line in ax.lines} == {"random", "kstarts (s=0.9)"}
+    plt.close("all")
+
+
+def test_kstarts_candidates_tick_labels_do_not_overlap(mixed):
+    fig = figures.kstarts_candidates(mixed)
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    for ax in fig.axes:
+        boxes = [t.get_window_extent(renderer) for t in ax.get_xticklabels() if t.get_text()]
+        assert len(boxes) > 8
+        assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1:])
+    plt.close("all")
+
+
+def test_accuracy_figure_has_a_row_per_allocation_regime():
+    rows = [result("random", s, seed, 0.8, options={"scope": o}) for s in (0.9, 0.99) for seed in (0, 1)
+            for o in ("layerwise", "global")] + [result("dense", 0.0, 0, 0.97)]
+    titles = list(titled(figures.accuracy_vs_sparsity(results.to_table(rows))))
+    assert len(titles) == 2 and "uniform" in titles[0] and "free" in titles[1]
+    plt.close("all")
+
+
+def test_a_table_concatenated_by_hand_keeps_each_runs_label():
+    import pandas as pd
+
+    two = [results.to_table([result("random", 0.9, seed, 0.6 + 0.1 * (e == 4), epochs=e) for seed in (0, 1)])
+           for e in (2, 4)]
+    acc = figures.accuracy_table(pd.concat(two)).set_index("method")  # the same index twice
+    assert acc.loc["random [epochs=2]", "s=0.9"] == "0.6000 ± 0.0000 (n=2)"
+    assert acc.loc["random [epochs=4]", "s=0.9"] == "0.7000 ± 0.0000 (n=2)"

@@ -81,7 +81,7 @@ def test_a_neutral_value_the_option_refuses_is_an_error_at_declaration():
     class Bad(pruners.Random):
         added: int = option(1, "an option", check=lambda v: v >= 1, must="at least 1", neutral=0)
 
-    with pytest.raises(Exception, match="default or neutral value is refused"):
+    with pytest.raises(Exception, match="its neutral value is refused by its own declaration"):
         Bad.declared()
 
 
