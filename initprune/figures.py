@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import math
 import json
+import math
 from pathlib import Path
 
 import matplotlib.pyplot as plt
