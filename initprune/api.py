@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from . import data as datasets
-from . import masks, memory, models, pruners, seeds
+from . import masks, memory, models, paths, pruners, seeds
 from .errors import InitpruneError
 from .options import OptionError
 from .train import Settings, Trainee, Trainer
@@ -33,6 +33,8 @@ class Result:
     layers: dict[str, dict[str, int]]
     extra: dict
     seconds: float
+    effective_sparsity: float  # removed or on no path from input to logits (paths.effective)
+    dead_classes: int  # logits no path from the input reaches
 
 
 def set_threads() -> int:
@@ -169,6 +171,7 @@ def fit(model: nn.Module, train, test, method: str = "random", sparsity: float =
         trainee, extra["ablation"] = _ablate(trainee, settings, ablation, theta0, seed)
     trainer.run(trainee, epochs - trainee.epoch)
     last = trainee.history[-1]
+    reach = paths.effective(trainee.model, trainee.mask)
     return Result(
         mask={n: m.cpu() for n, m in trainee.mask.items()},
         sparsity_target=float(sparsity),
@@ -180,6 +183,8 @@ def fit(model: nn.Module, train, test, method: str = "random", sparsity: float =
         layers=masks.layer_counts(trainee.mask),
         extra=extra,
         seconds=time.perf_counter() - began,
+        effective_sparsity=reach.sparsity,
+        dead_classes=reach.dead_classes,
     )
 
 
@@ -321,7 +326,8 @@ def run(config: RunConfig, data_root: str | Path | None = None, device: str = "a
         "seed": config.seed, "sparsity_target": result.sparsity_target,
         "sparsity_actual": result.sparsity_actual, "test_accuracy": result.test_accuracy,
         "val_accuracy": result.val_accuracy, "epochs": result.epochs, "history": result.history,
-        "layers": result.layers, "extra": result.extra, "config_hash": config.hash(),
+        "layers": result.layers, "effective_sparsity": result.effective_sparsity,
+        "dead_classes": result.dead_classes, "extra": result.extra, "config_hash": config.hash(),
         "options": pruner.options(), "variant": json.dumps(config.identity().get("options", {}), sort_keys=True),
         "run_id": None, "seconds": time.perf_counter() - began,
     }
