@@ -179,7 +179,7 @@ SELECTION = ("full", "halving")
 @dataclass
 class KStarts(Pruner):
     """k random masks, each trained for a warm-up; the fittest goes on (no rewinding). The
-    candidates share their layer counts (``scope``: every layer at the sparsity, ERK counts, or
+    candidates share their layer counts (scope: every layer at the sparsity, ERK counts, or
     global: one uniform draw over all weights, whose counts then differ between candidates)."""
 
     family: ClassVar[str] = "paper"
@@ -384,7 +384,7 @@ def _log_histogram(movement: dict[str, Tensor], mask: masks.Mask, bins: int = 40
 @dataclass
 class Combined(Pruner):
     """K-starts to s_k, then dissipating gradients from s_k to s, movement measured from θ0.
-    ``kstarts_scope`` is the K-starts stage's layer allocation, ``scope`` the dissipating stage's."""
+    kstarts_scope is the K-starts stage's layer allocation, scope the dissipating stage's."""
 
     family: ClassVar[str] = "paper"
     color: ClassVar[str | None] = "tab:green"
