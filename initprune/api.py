@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from . import data as datasets
-from . import masks, memory, models, pruners, seeds
+from . import masks, memory, models, paths, pruners, seeds
 from .errors import InitpruneError
 from .options import OptionError
 from .result import RunResult, plain
@@ -38,6 +38,8 @@ class Result:
     layers: dict[str, dict[str, int]]
     extra: dict
     seconds: float
+    effective_sparsity: float | None = None  # removed or on no path from input to logits (paths.effective)
+    dead_classes: int | None = None  # logits no path from the input reaches
     test_correct: str | None = None  # '0'/'1' per test example, in the order the test split gives them
 
 
@@ -167,6 +169,7 @@ def _fit(model, train, test, method, sparsity, epochs, seed, val, device, augmen
     trainer.run(trainee, epochs - trainee.epoch)
     last = trainee.history[-1]
     correct = trainer.correct(trainee.model, test)
+    reach = paths.effective(trainee.model, trainee.mask)
     return Result(
         mask={n: m.cpu() for n, m in trainee.mask.items()},
         sparsity_target=float(sparsity),
@@ -178,6 +181,8 @@ def _fit(model, train, test, method, sparsity, epochs, seed, val, device, augmen
         layers=masks.layer_counts(trainee.mask),
         extra=extra,
         seconds=time.perf_counter() - began,
+        effective_sparsity=reach.sparsity,
+        dead_classes=reach.dead_classes,
         test_correct=None if correct is None else "".join("01"[int(c)] for c in correct.tolist()),
     )
 
@@ -266,6 +271,7 @@ def run(config: RunSpec, data_root: str | Path | None = None, device: str | None
         history=fitted.history, layers=fitted.layers, extra=plain(fitted.extra), ablation=config.ablation,
         options=config.options, training=config.training, variant=json.dumps(config.variant(), sort_keys=True),
         config_hash=config.hash(), device=device_kind(config.device), threads=config.threads,
+        effective_sparsity=fitted.effective_sparsity, dead_classes=fitted.dead_classes,
         test_correct=fitted.test_correct, seconds=time.perf_counter() - began,
     )
     try:

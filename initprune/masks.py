@@ -8,6 +8,7 @@ threshold value, so ties cannot change how many weights are kept.
 from __future__ import annotations
 
 import math
+from fractions import Fraction
 
 import torch
 from torch import Tensor, nn
@@ -15,7 +16,7 @@ from torch import Tensor, nn
 from .errors import InitpruneError
 
 PRUNABLE = (nn.Linear, nn.Conv1d, nn.Conv2d)
-SCOPES = ("layerwise", "global")
+SCOPES = ("layerwise", "global", "erk")
 
 Mask = dict[str, Tensor]
 
@@ -62,6 +63,46 @@ def layer_counts(mask: Mask) -> dict[str, dict[str, int]]:
     return {name: {"numel": m.numel(), "kept": int(m.sum())} for name, m in mask.items()}
 
 
+def erk_counts(shapes: dict[str, tuple[int, ...]], sparsity: float,
+               available: dict[str, int] | None = None) -> dict[str, int]:
+    """Kept weights per layer under the ERK allocation (Evci et al. 2020) at ``sparsity``.
+
+    A layer's density is proportional to the sum of its weight tensor's dims over their product,
+    so its kept count is proportional to the sum of its dims (n_in + n_out for a Linear,
+    c_in + c_out + k_h + k_w for a Conv2d). The scale is chosen so that the counts add up to
+    exactly round((1 - s) N), N all the weights; a layer that would get more than it holds is
+    kept whole (with ``available``, the weights it still holds: a mask only shrinks) and the
+    others rescaled, and a layer that would get less than 1 weight gets 1, until neither happens
+    (a water-filling, computed exactly in fractions). The fractional counts are then made
+    integers by largest remainder, a tie going to the earlier layer. The total is never below
+    one weight per layer, nor above what the layers hold.
+    """
+    names = list(shapes)
+    numel = {n: math.prod(shapes[n]) for n in names}
+    cap = {n: numel[n] if available is None else max(1, min(numel[n], available[n])) for n in names}
+    target = min(max(len(names), n_keep(sum(numel.values()), sparsity)), sum(cap.values()))
+    weight = {n: sum(shapes[n]) for n in names}  # density * numel, up to the common scale
+
+    def counts(scale: Fraction) -> dict[str, Fraction]:
+        return {n: min(max(scale * weight[n], Fraction(1)), Fraction(cap[n])) for n in names}
+
+    # f(scale) = sum of the clipped counts is piecewise linear and nondecreasing: find the piece
+    # holding the target, then the scale on it
+    points = sorted({Fraction(v, weight[n]) for n in names for v in (1, cap[n])})
+    value = [sum(counts(p).values()) for p in points]
+    scale = points[-1]
+    for lo, hi, f_lo, f_hi in zip(points, points[1:], value, value[1:]):
+        if f_lo <= target <= f_hi:
+            scale = lo if f_hi == f_lo else lo + (target - f_lo) * (hi - lo) / (f_hi - f_lo)
+            break
+    share = counts(scale)
+    out = {n: math.floor(share[n]) for n in names}
+    order = sorted(range(len(names)), key=lambda i: (-(share[names[i]] - out[names[i]]), i))
+    for i in order[: target - sum(out.values())]:
+        out[names[i]] += 1
+    return out
+
+
 def check_scope(scope: str) -> None:
     if scope not in SCOPES:
         raise InitpruneError(f"unknown scope '{scope}'; choose one of: {', '.join(SCOPES)}")
@@ -76,8 +117,11 @@ def select(
 ) -> Mask:
     """Keep the highest-scored weights so that ``sparsity`` is reached.
 
-    ``within`` restricts the choice to weights already kept (a mask only ever shrinks).
-    ``keep`` overrides the kept count: per layer (layerwise) or in all (global).
+    ``scope``: ``layerwise`` (every layer at the sparsity), ``global`` (one ranking of all the
+    weights) or ``erk`` (per-layer counts from ``erk_counts``, the top scores within each layer).
+    ``within`` restricts the choice to weights already kept (a mask only ever shrinks; under
+    erk a layer is given at most what it still holds, the others rescaled).
+    ``keep`` overrides the kept count: per layer (layerwise, erk) or in all (global).
     No layer is ever emptied: each keeps at least its best weight.
     """
     check_scope(scope)
@@ -87,8 +131,14 @@ def select(
         if within is not None:
             s = s.masked_fill(~within[name].flatten(), -math.inf)
         ranked[name] = s
-    if scope == "layerwise":
-        counts = keep if isinstance(keep, dict) else {n: n_keep(s.numel(), sparsity) for n, s in ranked.items()}
+    if scope in ("layerwise", "erk"):
+        if isinstance(keep, dict):
+            counts = keep
+        elif scope == "erk":
+            available = None if within is None else {n: int(within[n].sum()) for n in ranked}
+            counts = erk_counts({n: tuple(s.shape) for n, s in scores.items()}, sparsity, available)
+        else:
+            counts = {n: n_keep(s.numel(), sparsity) for n, s in ranked.items()}
         return {
             name: _top(s, counts[name]).view_as(scores[name]) for name, s in ranked.items()
         }

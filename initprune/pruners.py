@@ -157,11 +157,13 @@ class Dense(Pruner):
 @PRUNERS.register("random")
 @dataclass
 class Random(Pruner):
-    """The paper's baseline: a uniformly random subset of each layer (or of all weights)."""
+    """The paper's baseline: a uniformly random subset of each layer (layerwise), of each layer
+    at its ERK count (erk), or of all weights in one uniform draw (global)."""
 
     family: ClassVar[str] = "paper"
     color: ClassVar[str | None] = "tab:gray"
-    scope: str = option("layerwise", "layerwise: every layer at the sparsity; global: one ranking", choices=SCOPES)
+    scope: str = option("layerwise", "layerwise: every layer at the sparsity; erk: ERK counts per layer; "
+                        "global: one uniform draw over all weights", choices=SCOPES)
 
     def prune(self, ctx: Context) -> dict:
         scores = masks.random_scores(ctx.trainee.model, ctx.generator)
@@ -176,7 +178,9 @@ SELECTION = ("full", "halving")
 @PRUNERS.register("kstarts")
 @dataclass
 class KStarts(Pruner):
-    """k random masks, each trained for a warm-up; the fittest goes on (no rewinding)."""
+    """k random masks, each trained for a warm-up; the fittest goes on (no rewinding). The
+    candidates share their layer counts (scope: every layer at the sparsity, ERK counts, or
+    global: one uniform draw over all weights, whose counts then differ between candidates)."""
 
     family: ClassVar[str] = "paper"
     color: ClassVar[str | None] = "tab:blue"
@@ -188,6 +192,8 @@ class KStarts(Pruner):
     selection: str = option("full", "full: every candidate trains the warm-up; halving: successive halving",
                             choices=SELECTION)
     analysis: bool = option(False, "also train every candidate to the end: is the fittest the best?")
+    scope: str = option("layerwise", "the candidates' layer allocation: layerwise, erk or global",
+                        choices=SCOPES, neutral="layerwise")
 
     @property
     def min_epochs(self) -> int:
@@ -202,7 +208,7 @@ class KStarts(Pruner):
         settings = ctx.trainer.settings
         candidates = []
         for _ in range(self.k):  # same layer counts, different positions
-            mask = masks.select(masks.random_scores(base.model, ctx.generator), self.sparsity)
+            mask = masks.select(masks.random_scores(base.model, ctx.generator), self.sparsity, self.scope)
             candidates.append(base.clone(settings, mask))
         sinks = [[torch.zeros_like(w) for w in c.prunable] for c in candidates]
         budget = self.warmup_epochs * ctx.trainer.steps_per_epoch
@@ -289,7 +295,14 @@ def scheduled(start: float, end: float, epoch: int, epochs: int, schedule: str) 
 @PRUNERS.register("dissipating")
 @dataclass
 class Dissipating(Pruner):
-    """Prune the weights that moved least, relative to θ0, during the first epochs."""
+    """Prune the weights that moved least, relative to θ0, during the first epochs.
+
+    ``scope`` erk: each pruning epoch's target sparsity is allocated over the layers by ERK
+    (``masks.erk_counts`` at that epoch's sparsity, within the current mask: a layer that holds
+    fewer weights than its ERK count keeps them all and the others take up the difference), the
+    smallest movements going within each layer. With the threshold ``tau``, erk plays the part
+    layerwise does: every weight with r < tau goes, but no layer falls below its ERK count at
+    the target sparsity."""
 
     family: ClassVar[str] = "paper"
     color: ClassVar[str | None] = "tab:orange"
@@ -300,7 +313,8 @@ class Dissipating(Pruner):
     schedule: str = option("linear", "how the sparsity rises over the pruning epochs", choices=SCHEDULES)
     tau: float | None = option(None, "threshold variant: prune every weight with r < tau (default: target mode)",
                                check=lambda v: v > 0, must="positive (a relative movement)")
-    scope: str = option("layerwise", "layerwise or global ranking of the movement", choices=SCOPES)
+    scope: str = option("layerwise", "layerwise, erk (ERK counts per layer) or global ranking of the movement",
+                        choices=SCOPES)
     eps: float = option(1e-8, "added to |θ0| in the relative movement", check=lambda v: v > 0, must="positive")
 
     @property
@@ -313,6 +327,10 @@ class Dissipating(Pruner):
         numels = {n: m.numel() for n, m in t.mask.items()}
         if self.scope == "layerwise":
             final = 1 - sum(masks.n_keep(n, self.sparsity) for n in numels.values()) / sum(numels.values())
+        elif self.scope == "erk":
+            kept = masks.erk_counts({n: tuple(m.shape) for n, m in t.mask.items()}, self.sparsity,
+                                    {n: int(m.sum()) for n, m in t.mask.items()})
+            final = 1 - sum(kept.values()) / sum(numels.values())
         else:
             final = 1 - masks.n_keep(sum(numels.values()), self.sparsity) / sum(numels.values())
         per_epoch, hists = [], []
@@ -346,6 +364,10 @@ class Dissipating(Pruner):
         above = {n: int(((r >= tau) & mask[n]).sum()) for n, r in movement.items()}
         if self.scope == "layerwise":
             return {n: max(above[n], masks.n_keep(mask[n].numel(), self.sparsity)) for n in above}
+        if self.scope == "erk":
+            floor = masks.erk_counts({n: tuple(m.shape) for n, m in mask.items()}, self.sparsity,
+                                     {n: int(m.sum()) for n, m in mask.items()})
+            return {n: max(above[n], floor[n]) for n in above}
         total = sum(m.numel() for m in mask.values())
         return max(sum(above.values()), masks.n_keep(total, self.sparsity))
 
@@ -361,7 +383,8 @@ def _log_histogram(movement: dict[str, Tensor], mask: masks.Mask, bins: int = 40
 @PRUNERS.register("combined")
 @dataclass
 class Combined(Pruner):
-    """K-starts to s_k, then dissipating gradients from s_k to s, movement measured from θ0."""
+    """K-starts to s_k, then dissipating gradients from s_k to s, movement measured from θ0.
+    kstarts_scope is the K-starts stage's layer allocation, scope the dissipating stage's."""
 
     family: ClassVar[str] = "paper"
     color: ClassVar[str | None] = "tab:green"
@@ -377,13 +400,16 @@ class Combined(Pruner):
     schedule: str = like(Dissipating, "schedule")
     tau: float | None = like(Dissipating, "tau")
     scope: str = like(Dissipating, "scope")
+    kstarts_scope: str = option("layerwise", "the K-starts stage's layer allocation: layerwise, erk or global",
+                                choices=SCOPES, neutral="layerwise")
 
     def __post_init__(self):
         super().__post_init__()
         if self.kstarts_sparsity is not None and not 0 <= self.kstarts_sparsity <= self.sparsity:
             raise OptionError("kstarts_sparsity", f"must be in [0, sparsity={self.sparsity}], "
                               f"got {self.kstarts_sparsity}")
-        self._kstarts = KStarts(self.split, self.k, self.fitness, self.warmup_epochs, self.selection)
+        self._kstarts = KStarts(self.split, self.k, self.fitness, self.warmup_epochs, self.selection,
+                                scope=self.kstarts_scope)
         self._dissipating = Dissipating(self.sparsity, self.prune_epochs, self.schedule, self.tau, self.scope)
 
     @property
@@ -437,8 +463,8 @@ class ScorePruner(Pruner):
     """Score every prunable weight once at θ0; keep the highest scores (one shared selection)."""
 
     invertible: ClassVar[bool] = True
-    scope: str = option("global", "global: one ranking of all weights; layerwise: every layer at the sparsity",
-                        choices=SCOPES)
+    scope: str = option("global", "global: one ranking of all weights; layerwise: every layer at the sparsity; "
+                        "erk: ERK counts per layer", choices=SCOPES)
 
     def scores(self, ctx: Context) -> dict[str, Tensor]:
         raise NotImplementedError
@@ -458,8 +484,8 @@ class Magnitude(ScorePruner):
     smaller weights (larger fan-in) are emptied first."""
 
     color: ClassVar[str | None] = "tab:brown"
-    scope: str = option("layerwise", "layerwise (globally, layers of larger fan-in are emptied first) or global",
-                        choices=SCOPES)
+    scope: str = option("layerwise", "layerwise (globally, layers of larger fan-in are emptied first), global "
+                        "or erk", choices=SCOPES)
 
     def scores(self, ctx: Context) -> dict[str, Tensor]:
         return {n: w.detach().abs() for n, w in ctx.trainee.weights.items()}
@@ -520,7 +546,8 @@ class Grasp(ScorePruner):
 @dataclass
 class SynFlow(ScorePruner):
     """SynFlow (Tanaka et al. 2020), data-free: |θ| weights, an all-ones input, R = Σ outputs,
-    score |θ ⊙ ∂R/∂θ|, over ``rounds`` rounds with the density following d^(r/rounds)."""
+    score |θ ⊙ ∂R/∂θ|, over ``rounds`` rounds with the density following d^(r/rounds). With
+    ``scope`` erk every round keeps the ERK counts at that round's density, within the last mask."""
 
     color: ClassVar[str | None] = "tab:olive"
     rounds: int = option(100, "pruning rounds, the density following d^(r/rounds)", **AT_LEAST_1)
@@ -570,7 +597,7 @@ class PostTrain(Pruner):
     color: ClassVar[str | None] = "tab:cyan"
     finetune_epochs: int = option(5, "fine-tuning epochs after the one-shot pruning",
                                   check=lambda v: v >= 0, must="an integer of 0 or more")
-    scope: str = option("global", "global or layerwise ranking of |θ| after training", choices=SCOPES)
+    scope: str = option("global", "global, layerwise or erk ranking of |θ| after training", choices=SCOPES)
 
     def prune(self, ctx: Context) -> dict:
         t = ctx.trainee

@@ -25,7 +25,8 @@ def test_run_writes_the_result_json_and_a_safe_checkpoint(tmp_path, method, spar
     assert code == 0
     result = json.loads(out.read_text())
     keys = {"method", "dataset", "arch", "seed", "sparsity_target", "sparsity_actual", "test_accuracy",
-            "val_accuracy", "epochs", "history", "layers", "extra", "run_id", "seconds"}
+            "val_accuracy", "epochs", "history", "layers", "extra", "run_id", "seconds",
+            "effective_sparsity", "dead_classes"}
     assert keys <= set(result)
     assert result["method"] == method and result["epochs"] == 3 and len(result["history"]) == 3
     assert set(result["history"][0]) == {"epoch", "train_loss", "val_accuracy", "test_accuracy", "sparsity", "seconds"}
@@ -51,7 +52,7 @@ BAD = [
     (["--method", "random", "--k", "3"], "--k does not apply to method 'random' (its options: scope)"),
     (["--method", "kstarts", "--fitness", "beauty"], "--fitness must be one of: magnitude, gradient, both"),
     (["--method", "dissipating", "--schedule", "cosine"], "--schedule must be one of: linear, geometric, cubic"),
-    (["--method", "random", "--scope", "local"], "--scope must be one of: layerwise, global; got 'local'"),
+    (["--method", "random", "--scope", "local"], "--scope must be one of: layerwise, global, erk; got 'local'"),
     (["--method", "dissipating", "--tau", "-1"], "--tau must be positive"),
     (["--method", "dense", "--sparsity", "0.5"], "--sparsity must be 0: method 'dense' keeps every weight"),
     (["--method", "random", "--dataset", "mnist", "--arch", "lenet300", "--data-root", "{tmp}"],

@@ -243,3 +243,57 @@ def test_candidates_trained_as_one_stacked_model_match_one_by_one(optimizer):
         assert all(torch.allclose(x, y, atol=1e-5) for x, y in zip(sa, sb))
         assert a.history[0]["train_loss"] == pytest.approx(b.history[0]["train_loss"], abs=1e-5)
         assert a.steps == b.steps == 9
+
+
+# ---- layer allocation (scope) ---------------------------------------------------------------
+
+def scopes_of(method):
+    """(method, scope) for every scope a pruner's ``scope`` option accepts."""
+    opt = next((o for o in pruners.PRUNERS[method].declared() if o.name == "scope"), None)
+    return [(method, s) for s in (opt.choices if opt else ())]
+
+
+@pytest.mark.parametrize("method,scope", [p for m in initprune.PRUNERS.names() for p in scopes_of(m)])
+@pytest.mark.parametrize("sparsity", [0.5, 0.99])
+def test_every_pruner_under_every_scope_keeps_exact_counts(method, scope, sparsity):
+    model = toy_model()
+    extra = {"kstarts_scope": scope} if "kstarts_scope" in pruners.option_names(method) else {}
+    result = fit(method, sparsity, model=model, scope=scope, **extra)
+    weights = masks.prunable(model)
+    assert list(result.mask) == list(weights)
+    assert all(m.dtype == torch.bool and m.shape == weights[n].shape and m.any() for n, m in result.mask.items())
+    exact = lambda n: max(1, math.floor((1 - sparsity) * n + 0.5))
+    if scope == "layerwise":
+        assert all(v["kept"] == exact(v["numel"]) for v in result.layers.values())
+    else:  # toy: 120 weights in 3 layers: 60 at s = 0.5; 3 (one a layer) at s = 0.99
+        assert masks.kept(result.mask) == max(len(weights), exact(masks.total(result.mask))) == {0.5: 60, 0.99: 3}[
+            sparsity]
+    if scope == "erk" and method in ("random", "kstarts", "magnitude", "snip", "grasp", "posttrain"):
+        # chosen in one step from the dense mask: exactly the ERK counts
+        shapes = {n: tuple(w.shape) for n, w in weights.items()}
+        assert {n: v["kept"] for n, v in result.layers.items()} == masks.erk_counts(shapes, sparsity)
+
+
+def test_kstarts_candidates_follow_its_scope_and_combined_passes_kstarts_scope_on():
+    """Toy (conv (2, 1, 3), fc1 (6, 16), fc2 (3, 6); sums of dims 6, 22, 9), K-starts at s = 0.5:
+    target 60, scale 60/37: conv would keep 9.7 > 6: dense; 54 shared 22 : 9: 38.32 and 15.68,
+    floors 38 + 15 = 53, the last to fc2 (.68): 6, 38, 16."""
+    result = fit("kstarts", 0.5, scope="erk")
+    assert {n: v["kept"] for n, v in result.layers.items()} == {"conv.weight": 6, "fc1.weight": 38,
+                                                                  "fc2.weight": 16}
+    assert pruners.make("kstarts", 0.5).scope == pruners.make("combined", 0.5).kstarts_scope == "layerwise"
+    combined = pruners.make("combined", 0.75, kstarts_scope="erk", scope="layerwise")
+    assert combined._kstarts.scope == "erk" and combined._dissipating.scope == "layerwise"
+
+
+def test_new_scope_options_are_neutral_at_their_defaults():
+    for method, name in (("kstarts", "scope"), ("combined", "kstarts_scope")):
+        opt = next(o for o in pruners.PRUNERS[method].declared() if o.name == name)
+        assert opt.default == opt.neutral == "layerwise"
+
+
+def test_an_unknown_scope_is_a_one_line_error_naming_the_choices():
+    with pytest.raises(InitpruneError, match="^scope must be one of: layerwise, global, erk; got 'local'$"):
+        pruners.make("snip", 0.5, scope="local")
+    with pytest.raises(InitpruneError, match="^kstarts_scope must be one of: layerwise, global, erk"):
+        pruners.make("combined", 0.5, kstarts_scope="uniform")

@@ -31,3 +31,11 @@ def toy_model(seed=0, **kw):
     return initialize(Toy(**kw), torch.Generator().manual_seed(seed))
 
 
+
+
+def linear_chain(*sizes, bias=True):
+    """nn.Sequential of Linear layers sizes[0] -> sizes[1] -> ... with ReLUs between."""
+    layers = []
+    for a, b in zip(sizes, sizes[1:]):
+        layers += [nn.Linear(a, b, bias=bias), nn.ReLU()]
+    return nn.Sequential(*layers[:-1])
