@@ -630,6 +630,38 @@ def ablation_loss(table):
     return _note(fig)
 
 
+def effective_vs_nominal(table):
+    """Figure 6b: effective density (weights on a path from the input to the logits) against the
+    nominal density, per method label, one panel per dataset and architecture and a row per regime;
+    on the diagonal every kept weight can carry signal. Runs logged before effective sparsity was
+    measured are left out."""
+    table = _default(table)
+    if "effective_sparsity" in table:
+        table = table[table["effective_sparsity"].notna() & (table["method"] != "dense")]
+    else:
+        table = table.iloc[:0]
+    regimes = [r for r in REGIMES if r in set(table["regime"].dropna())] or ["uniform"]
+    cells = _cells(table)
+    fig, panels = _grid(regimes, cells)
+    every = _methods(table, "label")
+    for (regime, key), ax in panels.items():
+        part = _cell(table, key)
+        part = part[part["regime"].isna() | (part["regime"] == regime)]
+        for name in _methods(part, "label"):
+            rows = part[part["label"] == name]
+            stats = rows.groupby("sparsity")["effective_sparsity"].mean().sort_index()
+            ax.plot(1 - stats.index.to_numpy(), 1 - stats.to_numpy(), label=name,
+                    **_style(name, _configs(rows.iloc[:1])[0], every))
+        lims = [d for d in 1 - part["sparsity"].to_numpy() if d > 0]
+        if lims:
+            ax.plot([min(lims), 1], [min(lims), 1], color="gray", lw=0.8, ls=":", label="every kept weight alive")
+            ax.set_xscale("log")
+            ax.set_yscale("log")
+        _label(ax, "nominal density (kept, log)", "effective density (log)",
+               _title(key, REGIME_TITLE[regime] if len(regimes) > 1 or regime != "uniform" else ""))
+    return _note(fig)
+
+
 FIGURES = {
     "accuracy_vs_sparsity": accuracy_vs_sparsity,
     "learning_curves": learning_curves,
@@ -641,6 +673,7 @@ FIGURES = {
     "dissipating_movement": dissipating_movement,
     "dissipating_prune_epochs": dissipating_prune_epochs,
     "ablation_loss": ablation_loss,
+    "effective_vs_nominal": effective_vs_nominal,
 }
 
 
