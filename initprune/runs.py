@@ -150,8 +150,11 @@ def open_point(c, exp_id, parent_run_id: str | None, config: api.RunConfig, star
             "seed": str(config.seed), "method": config.method, "dataset": config.dataset,
             "arch": config.arch, "ablation": config.ablation, **_owner(),
             "variant": json.dumps(config.identity().get("options", {}), sort_keys=True)}
-    return c.create_run(exp_id, start_time=start_time, tags=tags,
-                        run_name=f"{config.method} s={config.sparsity} seed={config.seed}").info.run_id
+    from .figures import label  # the method as the figures name it: "combined (cubic)"
+
+    name = f"{label(config.method, config.options)} · {config.dataset}/{config.arch} · s={config.sparsity:g} · " \
+           f"seed {config.seed}" + ("" if config.ablation == "none" else f" · {config.ablation}")
+    return c.create_run(exp_id, start_time=start_time, tags=tags, run_name=name).info.run_id
 
 
 def log_point(c, run_id: str, config: api.RunConfig, result: dict) -> None:
