@@ -125,15 +125,16 @@ def provenance(table, c=None, exp_id: str | None = None) -> dict:
 
     from . import runs
 
-    profiles = []
+    profiles, commits = [], []
     if c is not None and exp_id is not None:
         found = c.search_runs([exp_id], "tags.kind = 'execution'", max_results=5000)
         profiles = sorted({r.data.tags.get("profile") for r in found if r.data.tags.get("profile")})
+        commits = sorted({r.data.tags.get("git_commit") for r in found if r.data.tags.get("git_commit")})
     seeds = sorted({int(s) for s in table["seed"].dropna()}) if len(table) else []
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
     return {
-        "commit": runs.git_commit(),
+        "commit": f"{runs.git_commit()} (this page); the runs' sweeps at {', '.join(commits) or 'unknown'}",
         "profiles in the store": ", ".join(profiles) or "none",
         "runs": f"{len(table)} finished points",
         "seeds": ", ".join(map(str, seeds)) or "none",
@@ -150,8 +151,8 @@ def write(out: str | Path, table, c=None, exp_id: str | None = None) -> Path:
     out = Path(out)
     claims = (out / "claims.md").read_text() if (out / "claims.md").exists() else ""
     parts = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
-             "<title>initprune: the paper's claims on our grid</title>", f"<style>{STYLE}</style></head><body>",
-             "<h1>initprune: the paper's claims on our grid</h1>",
+             "<title>initprune report: the paper's claims on our grid</title>", f"<style>{STYLE}</style></head><body>",
+             "<h1>initprune report</h1>",
              f'<section class="summary" id="summary">{markdown(summary(claims))}</section>',
              "<h2>Figures</h2>"]
     for name in figures.FIGURES:
