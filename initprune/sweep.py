@@ -188,8 +188,9 @@ def sweep(profile: str, jobs: int = 1, dry_run: bool = False, executor: str = "l
           progress_to=None, every: float = 60.0, poll: float = 3.0) -> int:
     """Run a profile on an executor (local, ray, dask); returns the exit status (0: everything finished).
 
-    Progress goes to ``progress_to`` (stderr): a bar over the sweep's points on a terminal, else a
-    line every ``every`` seconds; the store is read for finished points every ``poll`` seconds."""
+    Progress goes to ``progress_to`` (stdout; stderr stays for errors): a bar over the sweep's points
+    on a terminal, else a line every ``every`` seconds; the store is read for finished points every
+    ``poll`` seconds."""
     ray_address = ray_address or (os.environ.get("RAY_ADDRESS") if executor == "ray" else None)
     _check_executor(executor, jobs, ray_address, dask_scheduler, retries, cpus, gpus)
     executions = load_profile(profile)
@@ -289,7 +290,7 @@ class Progress:
         self.left_by_cell = {cell: len(points) for cell, points in left.items()}
         self.total, self.sweep_id = len(self.cell_of), sweep_id
         self.client, self.exp_id = store.ensure_store(uri)  # once: the thread reuses it
-        self.stream = stream or sys.stderr
+        self.stream = stream or sys.stdout
         self.terminal = bool(getattr(self.stream, "isatty", lambda: False)())
         self.every, self.poll = every, poll
         self.began = time.time()
