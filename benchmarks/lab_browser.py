@@ -2,7 +2,7 @@
 free port, a token), open notebooks/explore.ipynb in headless Chromium through Selenium and Debian's
 chromedriver, run its first code cells and read their output from the page.
 
-    python benchmarks/lab_browser.py [--cells 2] [--timeout 600] [--screenshot lab.png]
+    python benchmarks/lab_browser.py [--cells 2] [--timeout 900] [--screenshot lab.png]
 
 Prints each step, the kernel's state as the page shows it, and each cell's output; exits 1 if the
 kernel never connects or a cell shows an error, 2 where Chromium or chromedriver is missing.
@@ -170,7 +170,7 @@ def run(cells: int, timeout: float, screenshot: str | None, echo=print) -> int:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--cells", type=int, default=2, help="how many code cells to run from the top (2)")
-    p.add_argument("--timeout", type=float, default=600, help="seconds to wait for the page, the kernel, the cells")
+    p.add_argument("--timeout", type=float, default=900, help="seconds to wait for the page, the kernel, the cells")
     p.add_argument("--screenshot", help="save a PNG of the page at the end")
     args = p.parse_args(argv)
     if args.cells < 1:
