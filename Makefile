@@ -13,7 +13,7 @@ JOBS ?= 2
 PORT ?= 5000
 HOST ?= 127.0.0.1
 
-.PHONY: help setup demo reproduce figures bench bench-executors test lint lab ui server clean
+.PHONY: help setup demo reproduce figures bench bench-executors test lint lab lab-check ui server clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -49,6 +49,9 @@ AS_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root)
 lab: setup  ## JupyterLab over notebooks/
 	$(if $(AS_ROOT),@echo "make lab: running as root (as in a container): JupyterLab starts with --allow-root")
 	$(VENV)/bin/jupyter lab --notebook-dir=notebooks --ip=127.0.0.1 $(AS_ROOT)
+
+lab-check: setup  ## open notebooks/explore.ipynb in headless Chromium (Selenium), run its first cells, print their output
+	$(PY) benchmarks/lab_browser.py
 
 ui: setup  ## the MLflow UI over mlruns/ on 127.0.0.1 (PORT=5000)
 	$(PY) -m initprune ui --port $(PORT)

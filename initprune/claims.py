@@ -58,10 +58,7 @@ def resolved(method: str, options: dict | None) -> dict:
     return {**_defaults(method), **(options if isinstance(options, dict) else {})}
 
 
-def label(method: str, values: dict) -> str:
-    """The method with the values of its line options: "dissipating (cubic)"."""
-    parts = [str(values[k]) for k in _lines(method) if k in values]
-    return f"{method} ({', '.join(parts)})" if parts else method
+label = pruners.label  # "dissipating (cubic)"
 
 
 def _scope_keys(method: str, values: dict) -> set[str]:

@@ -201,17 +201,45 @@ def cmd_sweep(args) -> int:
 
 
 def cmd_ui(args) -> int:
-    import os
+    """The MLflow UI over the store; its address is printed once the server answers, not before."""
+    import subprocess
+    import time
+    import urllib.request
 
     uri = store.default_uri()
     _, exp_id = store.ensure_store(uri)
-    print(f"MLflow UI: compare runs at http://{args.host}:{args.port}/#/experiments/{exp_id}/runs", flush=True)
     command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri, "--host", args.host,
                "--port", str(args.port), "--workers", "1"]
     root = store.artifact_root(uri)
     if root:
         command += ["--default-artifact-root", root]
-    os.execv(command[0], command)
+    host = "127.0.0.1" if args.host in ("0.0.0.0", "::") else args.host
+    print(f"MLflow UI: starting on {args.host}:{args.port} ...", flush=True)
+    server = subprocess.Popen(command)
+    try:
+        while server.poll() is None:
+            try:
+                with urllib.request.urlopen(f"http://{host}:{args.port}/health", timeout=2) as reply:
+                    if reply.status == 200:
+                        break
+            except OSError:
+                time.sleep(0.5)
+        else:
+            raise InitpruneError(f"the MLflow UI exited with status {server.returncode} before it answered (is port "
+                                 f"{args.port} taken? pass --port, or PORT=... to make ui)")
+        print(f"MLflow UI: compare runs at http://{host}:{args.port}/#/experiments/{exp_id}/runs (Ctrl-C stops it)",
+              flush=True)
+        return server.wait()
+    except KeyboardInterrupt:
+        print("MLflow UI stopped", flush=True)
+        return 0
+    finally:
+        if server.poll() is None:
+            server.terminate()
+            try:
+                server.wait(10)
+            except subprocess.TimeoutExpired:
+                server.kill()
 
 
 def cmd_server(args) -> int:

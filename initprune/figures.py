@@ -68,14 +68,7 @@ def _defaults(method: str) -> dict:
                                      if f.default is not dataclasses.MISSING}
 
 
-def label(method: str, options: dict | None) -> str:
-    """A method with the options that make a method of its own (dissipating's schedule), so
-    that "dissipating (cubic)" and "dissipating (linear)" are judged apart."""
-    entry = _entry(method)
-    keys = entry.lines if entry is not None else ()
-    values = {**_defaults(method), **(options or {})}
-    parts = [str(values[k]) for k in keys if k in values]
-    return f"{method} ({', '.join(parts)})" if parts else method
+label = pruners.label  # "dissipating (cubic)": the one definition, in the registry's module
 
 
 def _base(name: str) -> str:

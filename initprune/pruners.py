@@ -136,6 +136,17 @@ def option_names(method: str) -> list[str]:
     return [o.name for o in PRUNERS[method].declared()]
 
 
+def label(method: str, options: dict | None = None) -> str:
+    """The method with the values of its line options, a method of its own in figures, tables,
+    claims and run names: "dissipating (cubic)". A name the registry does not know is itself."""
+    if method not in PRUNERS:
+        return method
+    cls = PRUNERS[method]
+    values = {**{o.name: o.default for o in cls.declared()}, **(options or {})}
+    parts = [str(values[k]) for k in cls.lines if k in values]
+    return f"{method} ({', '.join(parts)})" if parts else method
+
+
 def of_family(family: str) -> list[str]:
     """The registered methods of a family ("paper", "baseline", "reference"), a plugin's included."""
     return [m for m in PRUNERS.names() if PRUNERS[m].family == family]

@@ -88,6 +88,9 @@ def make_figures(out: str | Path | None = None, run_id: str = "", uri: str | Non
     table = runs_table(uri)
     written = figures.assemble(table, out)
     c, exp_id = store.ensure_store(uri)
+    from . import report_html
+
+    written.append(report_html.write(out, table, c, exp_id))  # the page of it all, logged with the rest
     own = not run_id
     if own:
         run_id = c.create_run(exp_id, tags={"kind": "figures", "git_commit": runs.git_commit()},

@@ -15,7 +15,7 @@ import socket
 import subprocess
 import time
 
-from . import faults, spec
+from . import faults, pruners, spec
 from .data import REPO_ROOT
 from .errors import InitpruneError
 from .result import RunResult
@@ -152,8 +152,10 @@ def open_point(c, exp_id, parent_run_id: str | None, config: RunSpec, start_time
             "seed": str(config.seed), "method": config.method, "dataset": config.dataset,
             "arch": config.arch, "ablation": config.ablation, "identity": spec.SCHEME, **_owner(),
             "variant": json.dumps(config.variant(), sort_keys=True)}
-    return c.create_run(exp_id, start_time=start_time, tags=tags,
-                        run_name=f"{config.method} s={config.sparsity} seed={config.seed}").info.run_id
+    parts = [pruners.label(config.method, config.options), f"{config.dataset}/{config.arch}",
+             f"s={config.sparsity:g}", f"seed {config.seed}"] + ([config.ablation] if config.ablation != "none" else [])
+    name = " · ".join(parts)  # "combined (cubic) · digits/mlp · s=0.98 · seed 0"
+    return c.create_run(exp_id, start_time=start_time, tags=tags, run_name=name).info.run_id
 
 
 def log_point(c, run_id: str, config: RunSpec, result: RunResult) -> None:

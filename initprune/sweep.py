@@ -12,7 +12,9 @@ import ast
 import hashlib
 import json
 import os
+import sys
 import tempfile
+import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -189,10 +191,13 @@ def status(executions: list[Execution]) -> list[tuple[Execution, set, set, bool]
 
 def sweep(profile: str, jobs: int = 1, dry_run: bool = False, executor: str = "local",
           ray_address: str | None = None, dask_scheduler: str | None = None, shared_fs: bool = False,
-          retries: int = 3, cpus: float | None = None, gpus: float | None = None, echo=print) -> int:
-    """Run a profile on an executor (local, ray, dask); returns the exit status (0: everything finished)."""
-    from tqdm.auto import tqdm
+          retries: int = 3, cpus: float | None = None, gpus: float | None = None, echo=print,
+          progress_to=None, every: float = 60.0, poll: float = 3.0) -> int:
+    """Run a profile on an executor (local, ray, dask); returns the exit status (0: everything finished).
 
+    Progress goes to ``progress_to`` (stdout; stderr stays for errors): a bar over the sweep's points
+    on a terminal, else a line every ``every`` seconds; the store is read for finished points every
+    ``poll`` seconds."""
     ray_address = ray_address or (os.environ.get("RAY_ADDRESS") if executor == "ray" else None)
     _check_executor(executor, jobs, ray_address, dask_scheduler, retries, cpus, gpus)
     executions = load_profile(profile)
@@ -237,16 +242,17 @@ def sweep(profile: str, jobs: int = 1, dry_run: bool = False, executor: str = "l
     else:
         stream = executors.local(tasks, jobs)
     outcomes = []
-    bar = tqdm(total=len(todo), desc=f"sweep {profile}", unit="notebook", disable=None)
+    progress = Progress({ex.cell: points - done for ex, points, done, _ in rows if ex in todo}, uri, sweep_id,
+                        progress_to, every, poll, f"sweep {profile}")
     try:
         for result in stream:
             if result.get("cell"):  # the executor gave this task up: what it left RUNNING is dead
                 runs.end_sweep(c, exp_id, sweep_id, result["cell"])
             outcomes.append(result)
-            bar.update()
+            progress.execution(result)
     finally:
         stream.close()  # cancels what has not finished (Ctrl-C, an error)
-        bar.close()
+        progress.close()
         killed = runs.end_sweep(c, exp_id, sweep_id)  # nothing of this sweep stays RUNNING
     failed = [r for r in outcomes if r["error"]]
     for r in failed:
@@ -259,6 +265,134 @@ def sweep(profile: str, jobs: int = 1, dry_run: bool = False, executor: str = "l
     echo(f"done: {len(outcomes) - len(failed)} executions finished, {len(failed)} failed, "
          f"{len(rows) - len(todo)} skipped, in {time.perf_counter() - began:.0f}s")
     return 1 if failed else 0
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(seconds)
+    hours, rest = divmod(seconds, 3600)
+    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
+
+
+def _about(seconds: float | None) -> str:
+    if seconds is None:
+        return "time left unknown yet"
+    if seconds < 90:
+        return f"about {max(1, round(seconds))} s left"
+    return f"about {round(seconds / 60)} min left" if seconds < 5400 else f"about {seconds / 3600:.1f} h left"
+
+
+class Progress:
+    """A sweep's progress over its points, whatever the executor: a thread reads the store every
+    ``poll`` seconds for the FINISHED points of the sweep (every executor's workers write there).
+    On a terminal, one bar (finished / total, elapsed, an estimate of what is left); elsewhere (CI,
+    a log) one line every ``every`` seconds. What is left: each cell's points left times the mean
+    seconds of its finished points (the mean over cells where none has finished), over the number
+    of executions running at once."""
+
+    def __init__(self, left: dict[str, set], uri: str, sweep_id: str, stream=None, every: float = 60.0,
+                 poll: float = 3.0, desc: str = "sweep"):
+        self.cell_of = {point: cell for cell, points in left.items() for point in points}
+        self.left_by_cell = {cell: len(points) for cell, points in left.items()}
+        self.total, self.sweep_id = len(self.cell_of), sweep_id
+        self.client, self.exp_id = store.ensure_store(uri)  # once: the thread reuses it
+        self.stream = stream or sys.stdout
+        self.terminal = bool(getattr(self.stream, "isatty", lambda: False)())
+        self.every, self.poll = every, poll
+        self.began = time.time()
+        self.seconds: dict[tuple, float] = {}  # each finished point of this sweep: its measured seconds
+        self.running = 1
+        self.lock, self.stop = threading.Lock(), threading.Event()
+        self.bar = None
+        if self.terminal:
+            from tqdm import tqdm  # plain tqdm: a bar on the terminal, never a notebook widget
+
+            self.bar = tqdm(total=self.total, desc=desc, unit="point", file=self.stream, dynamic_ncols=True,
+                            bar_format="{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} points, "
+                                       "{elapsed} elapsed{postfix}")
+            self.bar.set_postfix_str(_about(None), refresh=True)
+        self.thread = threading.Thread(target=self._watch, name="sweep-progress", daemon=True)
+        self.thread.start()
+
+    @property
+    def finished(self) -> int:
+        return len(self.seconds)
+
+    def left(self) -> float | None:
+        """Seconds left, estimated; None before any point finished."""
+        if not self.seconds:
+            return None
+        by_cell: dict[str, list[float]] = {}
+        for point, seconds in self.seconds.items():
+            by_cell.setdefault(self.cell_of[point], []).append(seconds)
+        means = {cell: sum(v) / len(v) for cell, v in by_cell.items()}
+        overall = sum(means.values()) / len(means)
+        work = sum((n - len(by_cell.get(cell, []))) * means.get(cell, overall) for cell, n in self.left_by_cell.items())
+        return work / max(1, self.running)
+
+    def line(self) -> str:
+        left = f", {_about(self.left())}" if self.finished < self.total else ""
+        return f"points {self.finished}/{self.total}, {_duration(time.time() - self.began)} elapsed{left}"
+
+    def update(self) -> None:
+        """Read the store once: this sweep's FINISHED points and how many executions run now."""
+        c, exp_id = self.client, self.exp_id
+        since = int(self.began * 1000) - 1000
+        found = {}
+        token = None
+        while True:
+            page = c.search_runs([exp_id], f"tags.kind = 'point' and attributes.status = 'FINISHED' "
+                                           f"and attributes.start_time >= {since}", max_results=1000, page_token=token)
+            for r in page:
+                point = (r.data.tags.get("config_hash"), int(r.data.tags.get("seed", -1)))
+                if point in self.cell_of and r.info.end_time:
+                    found.setdefault(point, (r.info.end_time - r.info.start_time) / 1000)
+            token = page.token
+            if not token:
+                break
+        running = c.search_runs([exp_id], f"tags.kind = 'execution' and tags.sweep = '{self.sweep_id}' "
+                                          "and attributes.status = 'RUNNING'", max_results=1000)
+        with self.lock:
+            self.seconds, self.running = found, max(1, len(running))
+            if self.bar is not None:
+                self.bar.n = self.finished
+                self.bar.set_postfix_str(_about(self.left()) if self.finished < self.total else "", refresh=True)
+
+    def _watch(self) -> None:
+        printed = time.time()
+        while not self.stop.wait(self.poll):
+            try:
+                self.update()
+            except Exception:  # a busy or briefly unreachable store: the next look will do
+                continue
+            if not self.terminal and time.time() - printed >= self.every:
+                printed = time.time()
+                self.write(self.line())
+
+    def write(self, text: str) -> None:
+        with self.lock:
+            if self.bar is not None:
+                self.bar.write(text, file=self.stream)
+            else:
+                print(text, file=self.stream, flush=True)
+
+    def execution(self, result: dict) -> None:
+        """A line per execution as it ends: finished, or failed with its error."""
+        if result.get("error"):
+            self.write(f"FAILED {result['label']} after {_duration(result.get('seconds') or 0)}: {result['error']}")
+        else:
+            self.write(f"finished {result['label']} in {_duration(result.get('seconds') or 0)}")
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join(timeout=max(5.0, 2 * self.poll))
+        try:
+            self.update()
+        except Exception:
+            pass
+        if self.bar is not None:
+            self.bar.close()
+        else:
+            self.write(self.line())
 
 
 def _check_executor(executor, jobs, ray_address, dask_scheduler, retries, cpus, gpus) -> None:
@@ -303,11 +437,15 @@ def figures(out: str | Path | None = None) -> int:
 
     out = Path(out or results.figures_dir()).resolve()
     uri = store.default_uri()
+    print(f"figures: reading the store {uri}", flush=True)
     c, exp_id = store.ensure_store(uri)
+    print(f"figures: {len(results.finished_points(c, exp_id))} finished points", flush=True)
     run_id = c.create_run(exp_id, tags={"kind": "figures", "git_commit": runs.git_commit()},
                           run_name="figures").info.run_id
     with tempfile.TemporaryDirectory() as tmp:
         output = Path(tmp) / "figures.ipynb"
+        print(f"figures: executing notebooks/figures.ipynb into {out} (figures, tables, claims.md, report.html)",
+              flush=True)
         try:
             papermill.execute_notebook(str(NOTEBOOKS / "figures.ipynb"), str(output),
                                        parameters={"out": str(out), "figures_run_id": run_id, "tracking_uri": uri},
@@ -316,10 +454,11 @@ def figures(out: str | Path | None = None) -> int:
         except Exception as err:
             error = first_line(err)
         if output.exists():
+            print(f"figures: logging the executed notebook to the figures run {run_id}", flush=True)
             c.log_artifact(run_id, str(output))
         c.set_terminated(run_id, "FAILED" if error else "FINISHED")
     if error:
         print(f"figures FAILED: {error}")
         return 1
-    print(f"figures written to {out} (claims: {out / 'claims.md'})")
+    print(f"figures written to {out} (claims: {out / 'claims.md'}; the whole report: {out / 'report.html'})")
     return 0

@@ -1,0 +1,178 @@
+"""``figures/report.html``: the report as one self-contained page, for a browser or an e-mail.
+
+The verdict's summary comes first (what ``claims.md`` says before its first ``## `` heading),
+then every figure, embedded as a base64 PNG, with a sentence on what to look at, the accuracy
+table and the run's provenance: commit, the profiles in the store, seeds, machine and time.
+Nothing on the page is fetched from elsewhere.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import html
+import os
+import platform
+import re
+from pathlib import Path
+
+# what to look at in each figure (figures.FIGURES names them; one missing here gets its title only)
+CAPTIONS = {
+    "accuracy_vs_sparsity": "Test accuracy against density, mean and spread over seeds: look at where the curves "
+                            "part as density falls; a gold star marks a sparsity where a claimed method beats "
+                            "every rival with 95% confidence.",
+    "learning_curves": "Learning curves at the highest sparsity: a method that starts higher but ends level only "
+                       "trains faster, it does not prune better.",
+    "kstarts_candidates": "K-starts: every candidate's fitness after the warm-up and the one that went on; the "
+                          "chosen one should stand apart from the rest.",
+    "kstarts_k_and_fitness": "K-starts: accuracy against k and the fitness criterion; a claim of K-starts needs "
+                             "accuracy to rise with k.",
+    "kstarts_fitness_vs_final": "Fitness after the warm-up against each candidate's final accuracy: without a "
+                                "rising trend the fitness does not pick better masks.",
+    "dissipating_sparsity": "Dissipating gradients: sparsity per epoch, which should reach its target by the last "
+                            "pruning epoch E_d and stay there.",
+    "dissipating_schedules": "The dissipating schedules against random pruning at the same sparsities: the schedule "
+                             "alone can decide the verdict.",
+    "dissipating_movement": "The relative movement of the kept weights at each pruning epoch: small movement means "
+                            "the mask is settled.",
+    "dissipating_prune_epochs": "Accuracy against the pruning epochs E_d: look for a plateau, the cheapest E_d that "
+                                "does as well as more.",
+    "ablation_loss": "Sanity checks: accuracy lost when a mask is shuffled within layers, its weights drawn anew or "
+                     "its choice inverted; a method that loses nothing to shuffling chose layer densities, not "
+                     "weights. Rewind is the control.",
+}
+STYLE = """
+body { font-family: system-ui, sans-serif; max-width: 70rem; margin: 2rem auto; padding: 0 1rem; color: #222; }
+h1 { font-size: 1.6rem; } h2 { margin-top: 2.5rem; border-bottom: 1px solid #ccc; }
+figure { margin: 1.5rem 0; } figure img { max-width: 100%; border: 1px solid #eee; }
+figcaption { color: #444; margin-top: .4rem; }
+table { border-collapse: collapse; font-size: .85rem; margin: 1rem 0; }
+th, td { border: 1px solid #ccc; padding: .25rem .5rem; text-align: left; }
+th { background: #f3f3f3; } code { background: #f3f3f3; padding: 0 .2rem; }
+.summary { background: #f7f9fc; border-left: 4px solid #3b6fb6; padding: .5rem 1rem; }
+dl.provenance dt { font-weight: bold; } dl.provenance dd { margin: 0 0 .5rem 1rem; }
+"""
+
+
+def summary(claims: str) -> str:
+    """The part of claims.md before its first ``## `` heading."""
+    match = re.search(r"^## ", claims, flags=re.MULTILINE)
+    return claims[:match.start()] if match else claims
+
+
+def _inline(text: str) -> str:
+    out = html.escape(text, quote=False)
+    out = re.sub(r"`([^`]+)`", r"<code>\1</code>", out)
+    out = re.sub(r"\*\*([^*]+)\*\*", r"<strong>\1</strong>", out)
+    return re.sub(r"(?<![*\w])\*([^*]+)\*(?![*\w])", r"<em>\1</em>", out)
+
+
+def _cells(line: str) -> list[str]:
+    return [c.strip() for c in line.strip().strip("|").split("|")]
+
+
+def markdown(text: str) -> str:
+    """The Markdown that claims.md and the accuracy table use, as HTML: headings, paragraphs,
+    bullet lists, pipe tables, bold, italics and code."""
+    out, para, lines = [], [], text.splitlines()
+
+    def flush():
+        if para:
+            out.append(f"<p>{_inline(' '.join(para))}</p>")
+            para.clear()
+
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        heading = re.match(r"^(#{1,6}) (.*)", line)
+        if heading:
+            flush()
+            level = min(6, len(heading.group(1)) + 1)  # the page has its own h1
+            out.append(f"<h{level}>{_inline(heading.group(2))}</h{level}>")
+        elif line.lstrip().startswith("|") and i + 1 < len(lines) and re.match(r"^\s*\|[\s:|-]+\|\s*$", lines[i + 1]):
+            flush()
+            head = "".join(f"<th>{_inline(c)}</th>" for c in _cells(line))
+            rows, i = [], i + 2
+            while i < len(lines) and lines[i].lstrip().startswith("|"):
+                rows.append("<tr>" + "".join(f"<td>{_inline(c)}</td>" for c in _cells(lines[i])) + "</tr>")
+                i += 1
+            out.append(f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>")
+            continue
+        elif re.match(r"^\s*[-*] ", line):
+            flush()
+            items = []
+            while i < len(lines) and re.match(r"^\s*[-*] ", lines[i]):
+                items.append("<li>" + _inline(re.sub(r"^\s*[-*] ", "", lines[i])) + "</li>")
+                i += 1
+            out.append(f"<ul>{''.join(items)}</ul>")
+            continue
+        elif not line.strip():
+            flush()
+        else:
+            para.append(line.strip())
+        i += 1
+    flush()
+    return "\n".join(out)
+
+
+def _image(path: Path) -> str:
+    return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode("ascii")
+
+
+def provenance(table, c=None, exp_id: str | None = None) -> dict:
+    """Where the numbers come from: commit, profiles in the store, seeds, machine, time."""
+    import torch
+
+    from . import runs
+
+    profiles, commits = [], []
+    if c is not None and exp_id is not None:
+        found = c.search_runs([exp_id], "tags.kind = 'execution'", max_results=5000)
+        profiles = sorted({r.data.tags.get("profile") for r in found if r.data.tags.get("profile")})
+        commits = sorted({r.data.tags.get("git_commit") for r in found if r.data.tags.get("git_commit")})
+    seeds = sorted({int(s) for s in table["seed"].dropna()}) if len(table) else []
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
+    return {
+        "commit": f"{runs.git_commit()} (this page); the runs' sweeps at {', '.join(commits) or 'unknown'}",
+        "profiles in the store": ", ".join(profiles) or "none",
+        "runs": f"{len(table)} finished points",
+        "seeds": ", ".join(map(str, seeds)) or "none",
+        "machine": f"{platform.node()}: {platform.machine()}, {cores} CPU threads, {gpu}; Python "
+                   f"{platform.python_version()}, torch {torch.__version__}",
+        "written": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+    }
+
+
+def write(out: str | Path, table, c=None, exp_id: str | None = None) -> Path:
+    """Write ``report.html`` into ``out``, from what ``figures.assemble`` left there."""
+    from . import figures
+
+    out = Path(out)
+    claims = (out / "claims.md").read_text() if (out / "claims.md").exists() else ""
+    parts = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
+             "<title>initprune report: the paper's claims on our grid</title>", f"<style>{STYLE}</style></head><body>",
+             "<h1>initprune report</h1>",
+             f'<section class="summary" id="summary">{markdown(summary(claims))}</section>',
+             "<h2>Figures</h2>"]
+    for name in figures.FIGURES:
+        png = out / f"{name}.png"
+        if not png.exists():
+            continue
+        title = name.replace("_", " ")
+        caption = CAPTIONS.get(name, title)
+        parts.append(f'<figure id="{name}"><img alt="{html.escape(title)}" src="{_image(png)}">'
+                     f"<figcaption><strong>{html.escape(title)}.</strong> {html.escape(caption)}</figcaption></figure>")
+    accuracy = out / "accuracy_table.md"
+    parts += ["<h2>Accuracy</h2>", "<p>Final test accuracy, mean ± standard deviation over seeds (n: how many), "
+              "per dataset, architecture, method and sparsity.</p>",
+              markdown(accuracy.read_text()) if accuracy.exists() else "<p>No accuracy table yet.</p>"]
+    if claims:
+        parts += ["<h2>The verdict in full</h2>", markdown(claims[len(summary(claims)):])]
+    parts += ["<h2>Provenance</h2>", '<dl class="provenance">']
+    facts = provenance(table, c, exp_id)
+    parts += [f"<dt>{html.escape(k)}</dt><dd>{html.escape(str(v))}</dd>" for k, v in facts.items()]
+    parts += ["</dl>", "</body></html>"]
+    path = out / "report.html"
+    path.write_text("\n".join(parts), encoding="utf-8")
+    return path

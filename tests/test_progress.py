@@ -1,0 +1,79 @@
+"""A sweep's progress: one bar over its points on a terminal, a periodic line elsewhere."""
+
+import io
+import time
+
+import pytest
+
+from initprune import runs, store, sweep
+
+
+class Terminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+def trained_in_the_store(tasks, jobs=1):
+    """An executor whose tasks log their points to the store as a notebook would, without a kernel:
+    the progress sees only the store, as with every executor."""
+    c, exp_id = store.ensure_store()
+    for task in tasks:
+        ex = task.execution
+        run_id, _ = runs.start_attempt(c, exp_id, ex.notebook, ex.params["dataset"], ex.params["arch"],
+                                       task.profile, ex.cell, task.sweep)
+        for point in ex.points():
+            point_run = runs.open_point(c, exp_id, run_id, point)
+            time.sleep(0.4)
+            runs.finish_point(c, point_run, run_id)
+        c.set_terminated(run_id, "FINISHED")
+        yield {"label": ex.label, "error": None, "seconds": 0.8, "run_id": run_id, "attempt": 1}
+
+
+@pytest.fixture(scope="module")
+def database(tmp_path_factory):
+    return f"sqlite:///{tmp_path_factory.mktemp('progress')}/mlflow.db"  # one store: building one takes seconds
+
+
+@pytest.fixture
+def profile(database, tmp_path, monkeypatch, request):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", database)
+    monkeypatch.setattr(sweep.executors, "local", trained_in_the_store)
+    path = tmp_path / "two.yaml"
+    seed = len(request.node.name)  # each test its own points, so that none is already finished
+    path.write_text("executions:\n  - {notebook: random, dataset: digits, arch: mlp, sparsities: [0.5, 0.9], "
+                    f"seeds: [{seed}], epochs: 1}}\n")
+    return str(path)
+
+
+def test_a_terminal_shows_one_bar_over_the_points_and_a_line_per_execution(profile):
+    out = Terminal()
+    assert sweep.sweep(profile, progress_to=out, poll=0.2, echo=lambda *_: None) == 0
+    text = out.getvalue()
+    assert "2/2 points" in text and "elapsed" in text
+    assert "0/2 points" in text  # the bar was drawn before any point finished
+    assert "finished random digits/mlp" in text
+    assert "about" in text and "left" in text  # an estimate once a point finished
+
+
+def test_without_a_terminal_a_line_comes_every_period_not_a_bar(profile):
+    out = io.StringIO()
+    assert sweep.sweep(profile, progress_to=out, every=0.3, poll=0.1, echo=lambda *_: None) == 0
+    lines = out.getvalue().splitlines()
+    periodic = [line for line in lines if line.startswith("points ")]
+    assert len(periodic) >= 2, lines  # the period's lines and the last one
+    assert periodic[-1].startswith("points 2/2, ") and periodic[-1].endswith(" elapsed")
+    assert any("left" in line for line in periodic[:-1])
+    assert "|" not in out.getvalue()  # no bar
+
+
+def test_what_is_left_comes_from_the_cells_own_points_else_the_mean_over_cells():
+    progress = sweep.Progress.__new__(sweep.Progress)
+    progress.cell_of = {("a", 0): "A", ("a", 1): "A", ("b", 0): "B", ("b", 1): "B"}
+    progress.left_by_cell = {"A": 2, "B": 2}
+    progress.seconds, progress.running = {}, 1
+    assert progress.left() is None
+    progress.seconds = {("a", 0): 10.0}
+    assert progress.left() == pytest.approx(10 + 2 * 10)  # B has none finished: A's mean
+    progress.seconds = {("a", 0): 10.0, ("b", 0): 30.0}
+    progress.running = 2
+    assert progress.left() == pytest.approx((10 + 30) / 2)

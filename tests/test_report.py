@@ -1,0 +1,67 @@
+"""figures/report.html: one self-contained page, the verdict's summary first, every figure embedded."""
+
+import base64
+import re
+import shutil
+import subprocess
+
+import pytest
+
+from initprune import figures, report_html, results
+
+CLAIMS = """# The paper's claims on our grid
+
+**Summary.** K-starts beats random at s=0.9 on digits/mlp; nothing else is *detected*.
+
+## Claim 2: K-starts beats random
+
+| dataset / arch | method | vs |
+| --- | --- | --- |
+| digits / mlp | kstarts | random |
+"""
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    out = tmp_path_factory.mktemp("figures")
+    table = results.to_table([])
+    figures.assemble(table, out)  # what `figures` writes before the page: every figure, with no runs yet
+    (out / "claims.md").write_text(CLAIMS)
+    return out, report_html.write(out, table)
+
+
+def test_the_page_holds_every_figure_as_an_embedded_image(report):
+    out, path = report
+    page = path.read_text()
+    for name in figures.FIGURES:
+        found = re.search(rf'<figure id="{name}"><img alt="[^"]*" src="data:image/png;base64,([^"]+)"', page)
+        assert found, f"{name} is not embedded"
+        assert base64.b64decode(found.group(1)) == (out / f"{name}.png").read_bytes()
+    assert not re.search(r'(src|href)="(?!data:)', page)  # nothing fetched from elsewhere
+
+
+def test_the_summary_comes_first_and_holds_only_what_precedes_the_first_section(report):
+    page = report[1].read_text()
+    summary = re.search(r'<section class="summary" id="summary">(.*?)</section>', page, re.S).group(1)
+    assert "<strong>Summary.</strong> K-starts beats random at s=0.9" in summary and "<em>detected</em>" in summary
+    assert "Claim 2" not in summary
+    assert page.index('id="summary"') < page.index("<figure")
+    assert "<td>kstarts</td>" in page  # the claim's table further down, as a table
+    assert "Provenance" in page and "commit" in page
+
+
+def test_summary_is_the_text_before_the_first_section_heading():
+    assert report_html.summary("intro\n\n### sub\nmore\n## A\nrest") == "intro\n\n### sub\nmore\n"
+    assert report_html.summary("no sections") == "no sections"
+
+
+@pytest.mark.skipif(not (shutil.which("chromium") or shutil.which("chromium-browser")),
+                    reason="needs Chromium (Debian: apt-get install chromium)")
+def test_headless_chromium_renders_the_page(report, tmp_path):
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    shot = tmp_path / "report.png"
+    subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                    "--disable-component-update", "--disable-sync", "--no-first-run",
+                    f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1200,2000",
+                    f"--screenshot={shot}", report[1].as_uri()], capture_output=True, timeout=120, check=True)
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 20_000  # not a blank page
