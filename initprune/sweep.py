@@ -145,8 +145,8 @@ def _check_runs(where: str, execution: Execution, points: list) -> None:
     dev = torch.device("cuda" if device == "auto" and cuda else "cpu" if device in ("auto", "cpu") else device)
     built, seen = {}, set()
     for p in points:
-        key = (p.method, p.dataset, p.arch, p.ablation, json.dumps(p.options, sort_keys=True, default=str),
-               json.dumps(p.training, sort_keys=True, default=str))
+        key = (p.method, p.dataset, p.arch, p.ablation, repr(sorted(p.options.items())),
+               repr(sorted(p.training.items())))  # cheap: a grid may have 100,000 points
         if key in seen:
             continue
         seen.add(key)
