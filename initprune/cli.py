@@ -193,11 +193,36 @@ def cmd_list(args) -> int:
 
 
 def cmd_sweep(args) -> int:
-    from . import sweep
+    from . import executors, sweep
 
-    return sweep.sweep(args.profile, jobs=args.jobs, dry_run=args.dry_run, executor=args.executor,
-                       ray_address=args.ray_address, dask_scheduler=args.dask_scheduler, shared_fs=args.shared_fs,
-                       retries=args.retries, cpus=args.cpus, gpus=args.gpus)
+    with executors.sigterm_as_ctrl_c():  # SIGTERM stops a sweep as Ctrl-C does, its workers included
+        return sweep.sweep(args.profile, jobs=args.jobs, dry_run=args.dry_run, executor=args.executor,
+                           ray_address=args.ray_address, dask_scheduler=args.dask_scheduler,
+                           shared_fs=args.shared_fs, retries=args.retries, cpus=args.cpus, gpus=args.gpus)
+
+
+def _check_port(host: str, port: int) -> None:
+    """A port in 1-65535 that is free on ``host``: bound once and closed, before any address is printed."""
+    import errno
+    import socket
+
+    if not 1 <= port <= 65535:
+        raise InitpruneError(f"--port {port} is not a port; give a number in 1-65535")
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    except (OSError, UnicodeError) as err:
+        raise InitpruneError(f"--host {host} is not an address of this machine ({err}); give one, "
+                             "e.g. 127.0.0.1 or 0.0.0.0") from None
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server will: TIME_WAIT is free
+        try:
+            probe.bind(address)
+        except OSError as err:
+            if err.errno == errno.EADDRINUSE:
+                raise InitpruneError(f"port {port} on {host} is taken (another server is listening there); "
+                                     "pass --port with a free one (make ui PORT=...)") from None
+            raise InitpruneError(f"cannot listen on {host}:{port} ({err.strerror}); pass another --host or "
+                                 "--port") from None
 
 
 def cmd_ui(args) -> int:
@@ -206,6 +231,7 @@ def cmd_ui(args) -> int:
     import time
     import urllib.request
 
+    _check_port(args.host, args.port)
     uri = store.default_uri()
     _, exp_id = store.ensure_store(uri)
     command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri, "--host", args.host,
@@ -246,10 +272,22 @@ def cmd_server(args) -> int:
     """``mlflow server`` over the project's sqlite store, serving its artifacts to the workers."""
     import os
 
+    _check_port(args.host, args.port)
+    if args.store is not None and not args.store.is_dir():
+        problem = "is a file" if args.store.exists() else "does not exist"
+        raise InitpruneError(f"--store {args.store} {problem}; give the folder of a store (its mlflow.db and "
+                             "artifacts/), or leave it out for mlruns/")
     folder = (args.store or store.ROOT / "mlruns").resolve()
     uri = f"sqlite:///{folder / 'mlflow.db'}"
     folder.mkdir(exist_ok=True)
-    store.client(uri).search_experiments(max_results=1)  # create the database before the server's workers
+    store.check_store(uri)  # a damaged database is named as the one given
+    try:
+        store.client(uri).search_experiments(max_results=1)  # create the database before the server's workers
+    except Exception as err:
+        problem = store.store_error(err, uri)
+        if problem is None:
+            raise
+        raise problem from None
     print(f"MLflow tracking server at http://{args.host}:{args.port}: on every worker and the driver, "
           f"export MLFLOW_TRACKING_URI=http://{args.host if args.host != '0.0.0.0' else 'THIS_HOST'}:{args.port}",
           flush=True)
@@ -290,7 +328,8 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"initprune: error: {problem}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("initprune: interrupted; what finished is kept: run the same command again to resume",
-              file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as err:  # Ctrl-C, or SIGTERM to a sweep (executors.Terminated: 143)
+        status = getattr(err, "status", 130)
+        print(f"initprune: {'terminated' if status == 143 else 'interrupted'}; what finished is kept: run the "
+              "same command again to resume", file=sys.stderr)
+        return status

@@ -7,9 +7,13 @@ The engines do the scheduling; nothing here schedules by itself.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import signal
 import tempfile
+import threading
+import time
 import zipfile
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -23,20 +27,94 @@ PACKAGE = Path(__file__).resolve().parent
 NAMES = ("local", "ray", "dask")
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, taken as Ctrl-C is: what runs stops, what is RUNNING is marked KILLED; exit status 143."""
+
+    status = 143
+
+
+@contextlib.contextmanager
+def sigterm_as_ctrl_c():
+    """While a sweep runs, SIGTERM raises Terminated in it (once: the clean-up that follows is
+    not cut short by a second one)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum, frame):
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        raise Terminated()
+
+    before = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, before)
+
+
 def local(tasks: list[Task], jobs: int = 1) -> Iterator[dict]:
-    """A process pool on this machine (``--jobs``); one job runs in this process."""
+    """A process pool on this machine (``--jobs``); one job runs in this process. Closed before
+    every task returned (Ctrl-C, SIGTERM, an error), it stops its workers as Ctrl-C would, and
+    waits for them to mark what they held KILLED and exit."""
     if jobs == 1:
         for task in tasks:
             yield run_task(task)
         return
-    with ProcessPoolExecutor(jobs, mp_context=get_context("spawn")) as pool:
-        futures = [pool.submit(run_task, task) for task in tasks]
-        try:
-            for future in as_completed(futures):
-                yield future.result()
-        finally:
-            for future in futures:
-                future.cancel()
+    pool = ProcessPoolExecutor(jobs, mp_context=get_context("spawn"), initializer=_worker_signals)
+    futures = [pool.submit(_in_worker, task) for task in tasks]
+    complete = False
+    try:
+        for future in as_completed(futures):
+            yield future.result()
+        complete = True
+    finally:
+        for future in futures:
+            future.cancel()
+        if not complete:
+            for process in list((getattr(pool, "_processes", None) or {}).values()):  # the pool's own workers
+                with contextlib.suppress(OSError):
+                    os.kill(process.pid, signal.SIGTERM)
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+_stopping = _busy = False  # a pool worker's state: told to stop; running a task
+
+
+def _worker_signals() -> None:
+    """A pool worker takes SIGTERM as it takes Ctrl-C, once: a task it runs is interrupted (its
+    runs marked KILLED), one it has not started never starts, and an idle worker exits."""
+    def stop(signum, frame):
+        global _stopping
+        if _stopping:
+            return
+        _stopping = True
+        if not _busy:
+            raise SystemExit(128 + signum)
+        raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    threading.Thread(target=_orphaned, args=(os.getppid(),), daemon=True).start()
+
+
+def _orphaned(parent: int, grace: float = 30) -> None:
+    """A worker whose sweep died (kill -9) stops as if told to, then exits: never idle forever."""
+    while os.getppid() == parent:
+        time.sleep(1)
+    os.kill(os.getpid(), signal.SIGTERM)
+    time.sleep(grace)  # what it was running marks its runs KILLED meanwhile
+    os._exit(143)
+
+
+def _in_worker(task: Task) -> dict:
+    global _busy
+    if _stopping:
+        raise Terminated()
+    _busy = True
+    try:
+        return run_task(task)
+    finally:
+        _busy = False
 
 
 def _failed(task: Task, err: BaseException) -> dict:

@@ -115,7 +115,13 @@ def _train_or_reuse(c, exp_id, parent_run_id, config: RunSpec, data_root, poll: 
     while True:
         done = runs.finished(c, exp_id, config)
         if done is not None:
-            return results.load_result(done)
+            try:
+                return results.load_result(done)
+            except results.Unreadable as err:  # not finished after all: FAILED, so that it is trained again
+                print(f"{err}: training it again", flush=True)
+                c.set_tag(done.info.run_id, "error", str(err)[:500])
+                c.set_terminated(done.info.run_id, "FAILED")
+                continue
         holder = runs.holder(c, exp_id, config)
         if holder is None:
             run_id = runs.open_point(c, exp_id, parent_run_id, config)

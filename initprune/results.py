@@ -10,20 +10,47 @@ import urllib.parse
 from pathlib import Path
 
 from . import runs, store
+from .errors import InitpruneError
 from .result import RunResult
 
 
-def load_result(run) -> RunResult:
-    """The result JSON of a finished point: read in place from a local store, else downloaded."""
-    uri = run.info.artifact_uri
-    if uri.startswith("file:"):
-        result = json.loads((Path(urllib.parse.urlparse(uri).path) / "result.json").read_text())
-    else:
-        import mlflow.artifacts
+class Unreadable(InitpruneError):
+    """A FINISHED point whose result cannot be read back: it counts as not finished."""
 
-        result = mlflow.artifacts.load_dict(f"{uri}/result.json")
+
+def load_result(run) -> RunResult:
+    """The result JSON of a finished point: read in place from a local store, else downloaded.
+    Unreadable (one line naming the run) where it is missing or damaged."""
+    uri = run.info.artifact_uri
+    try:
+        if uri.startswith("file:"):
+            result = json.loads((Path(urllib.parse.urlparse(uri).path) / "result.json").read_text())
+        else:
+            import mlflow.artifacts
+
+            result = mlflow.artifacts.load_dict(f"{uri}/result.json")
+        if not isinstance(result, dict) or "test_accuracy" not in result:
+            raise ValueError("not a result")
+    except Exception as err:  # missing, damaged, not a result: whatever the store raised
+        problem = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
+        raise Unreadable(f"point run {run.info.run_id} ({_point(run)}) is FINISHED but its result.json cannot "
+                         f"be read ({problem})") from None
     result["run_id"] = run.info.run_id
     return RunResult.from_dict(result)
+
+
+def _point(run) -> str:
+    tags = run.data.tags
+    return f"{tags.get('method')} {tags.get('dataset')}/{tags.get('arch')} seed {tags.get('seed')}"
+
+
+def _has_result(run) -> bool:
+    """Whether a FINISHED point's result is there, without reading it: its final metrics, and in
+    a local store its ``result.json`` file (a remote one is read when the point is used)."""
+    uri = run.info.artifact_uri
+    if "test_accuracy" not in run.data.metrics:
+        return False
+    return not uri.startswith("file:") or (Path(urllib.parse.urlparse(uri).path) / "result.json").is_file()
 
 
 def to_table(results: list[RunResult]):
@@ -51,9 +78,11 @@ def _search_all(c, exp_id: str, query: str):
 
 
 def finished_points(c, exp_id: str) -> set[tuple[str, int]]:
-    """(config hash, seed) of every FINISHED point, in one search rather than one per point."""
+    """(config hash, seed) of every FINISHED point, in one search rather than one per point; one
+    whose result is missing counts as not finished (its execution trains it again)."""
     return {(r.data.tags.get("config_hash"), int(r.data.tags.get("seed", -1)))
-            for r in _search_all(c, exp_id, "tags.kind = 'point' and attributes.status = 'FINISHED'")}
+            for r in _search_all(c, exp_id, "tags.kind = 'point' and attributes.status = 'FINISHED'")
+            if _has_result(r)}
 
 
 def finished_cells(c, exp_id: str) -> set[str]:
@@ -62,16 +91,28 @@ def finished_cells(c, exp_id: str) -> set[str]:
             for r in _search_all(c, exp_id, "tags.kind = 'execution' and attributes.status = 'FINISHED'")}
 
 
-def runs_table(uri: str | None = None):
+def without_result(c, exp_id: str) -> list[str]:
+    """The FINISHED points whose result is missing, one line each: what the figures leave out."""
+    return [f"point run {r.info.run_id} ({_point(r)}) is FINISHED but has no result"
+            for r in _search_all(c, exp_id, "tags.kind = 'point' and attributes.status = 'FINISHED'")
+            if not _has_result(r)]
+
+
+def runs_table(uri: str | None = None, echo=print):
     """Every FINISHED point of the store, one row per (config hash, seed): the oldest run of a
-    point wins if two sweeps ever both finished it."""
+    point wins if two sweeps ever both finished it. A point whose result cannot be read is left
+    out, named in one line (``echo``)."""
     c, exp_id = store.ensure_store(uri)
     results, seen = [], set()
     for run in _search_all(c, exp_id, "tags.kind = 'point' and attributes.status = 'FINISHED'"):
         key = (run.data.tags.get("config_hash"), run.data.tags.get("seed"))
         if key not in seen:
+            try:
+                results.append(load_result(run))
+            except Unreadable as err:
+                echo(f"left out: {err}; a sweep of its profile trains it again")
+                continue
             seen.add(key)
-            results.append(load_result(run))
     return to_table(results)
 
 

@@ -14,6 +14,7 @@ import os
 import socket
 import subprocess
 import time
+from pathlib import Path
 
 from . import faults, pruners, spec
 from .data import REPO_ROOT
@@ -92,17 +93,37 @@ def end_sweep(c, exp_id: str, sweep: str, cell: str | None = None) -> int:
 
 
 def _owner() -> dict:
-    """Who runs this: a RUNNING run whose process is gone was killed, not still running."""
-    return {"host": socket.gethostname(), "pid": str(os.getpid())}
+    """Who runs this: a RUNNING run whose process is gone was killed, not still running. The
+    process's start time goes with its pid: a pid that a later process was given is not it."""
+    started = _started(os.getpid())
+    return {"host": socket.gethostname(), "pid": str(os.getpid()), **({"started": started} if started else {})}
 
 
-def _alive(pid: str) -> bool:
+def _started(pid) -> str | None:
+    """When a process started, as this boot's id and its start time in clock ticks (field 22
+    of /proc/PID/stat); None where that cannot be read (not Linux, no such process)."""
+    try:
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+        fields = Path(f"/proc/{int(pid)}/stat").read_text().rsplit(")", 1)[1].split()
+        return f"{boot}:{fields[19]}"  # fields[0] is field 3 (the state)
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _alive(tags: dict) -> bool:
+    """Whether the process that a run's tags name (on this host) still runs: its pid exists and,
+    where its start time was recorded, the process with that pid started then."""
+    pid = tags.get("pid", "")
     try:
         os.kill(int(pid), 0)
     except (ProcessLookupError, ValueError):
         return False
     except PermissionError:
-        return True
+        pass
+    recorded = tags.get("started")
+    if recorded:  # runs recorded before start times were kept: the pid alone
+        now = _started(pid)
+        return now is None or now == recorded  # unreadable here: cannot tell, so alive
     return True
 
 
@@ -115,7 +136,7 @@ def reap(c, exp_id: str, parent_run_id: str | None = None) -> int:
     else:
         query = f"tags.host = '{socket.gethostname()}' and attributes.status = 'RUNNING'"
     stale = [r for r in c.search_runs([exp_id], query, max_results=5000)
-             if parent_run_id or not _alive(r.data.tags.get("pid", ""))]
+             if parent_run_id or not _alive(r.data.tags)]
     if parent_run_id:
         stale += [c.get_run(parent_run_id)]
     for run in stale:
@@ -136,7 +157,7 @@ def holder(c, exp_id, config: RunSpec, own: str | None = None):
         if run.info.run_id == own:
             return None
         tags = run.data.tags
-        if tags.get("host") == socket.gethostname() and not _alive(tags.get("pid", "")):
+        if tags.get("host") == socket.gethostname() and not _alive(tags):
             continue
         parent = tags.get("mlflow.parentRunId")
         if parent and c.get_run(parent).info.status == "RUNNING":

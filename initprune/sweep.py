@@ -103,7 +103,72 @@ def notebook_parameters(name: str) -> dict:
 
 
 def profiles() -> list[str]:
-    return sorted(p.stem for p in PROFILES.glob("*.yaml"))
+    return sorted({p.stem for p in [*PROFILES.glob("*.yaml"), *PROFILES.glob("*.yml")]})
+
+
+class _Loader(yaml.SafeLoader):
+    """YAML as safe_load reads it, but a key given twice in one mapping is an error, not the last one."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            line = key_node.start_mark.line + 1
+            try:
+                first = seen.setdefault(key, line)
+            except TypeError:  # an unhashable key: the constructor says so
+                break
+            if first != line:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key '{key}' is given twice, on line {first} and line {line}; keep one",
+                    key_node.start_mark)
+        return super().construct_mapping(node, deep)
+
+
+def _profile_path(name: str) -> Path | None:
+    """A profile's file: a YAML file's path (.yaml or .yml), else a profile's name in PROFILES."""
+    if name.endswith((".yaml", ".yml")):
+        return next((p for p in (Path(name), PROFILES / name) if p.is_file()), None)
+    return next((p for p in (PROFILES / f"{name}.yaml", PROFILES / f"{name}.yml") if p.is_file()), None)
+
+
+def _check_device(where: str, device) -> None:
+    """A device name a run takes (api.resolve_device), checked without asking for the device."""
+    import re
+
+    if isinstance(device, str) and (device in ("auto", "cpu", "cuda") or re.fullmatch(r"cuda:\d+", device)):
+        return
+    raise InitpruneError(f"{where}: unknown device {device!r}; choose auto, cpu, cuda or cuda:N")
+
+
+def _check_runs(where: str, execution: Execution, points: list) -> None:
+    """What each run of the execution checks before it trains, once per distinct configuration:
+    its pruner, its training settings, and that its model and candidates fit in this machine's
+    memory (on the device it asks for, where this machine has it)."""
+    import torch
+
+    from . import data, memory, models
+
+    device = execution.params.get("device", "auto")
+    cuda = torch.cuda.is_available()
+    dev = torch.device("cuda" if device == "auto" and cuda else "cpu" if device in ("auto", "cpu") else device)
+    built, seen = {}, set()
+    for p in points:
+        key = (p.method, p.dataset, p.arch, p.ablation, repr(sorted(p.options.items())),
+               repr(sorted(p.training.items())))  # cheap: a grid may have 100,000 points
+        if key in seen:
+            continue
+        seen.add(key)
+        try:
+            pruner, settings = p.pruner(), p.settings()
+            if dev.type == "cuda" and not (cuda and (dev.index or 0) < torch.cuda.device_count()):
+                continue  # a GPU machine's run: its memory cannot be seen from here
+            if (p.arch, p.dataset) not in built:
+                entry = data.DATASETS[p.dataset]
+                built[p.arch, p.dataset] = models.build(p.arch, entry.shape, entry.classes, 0)
+            memory.check(built[p.arch, p.dataset], pruner, settings, [], dev)
+        except InitpruneError as err:
+            raise InitpruneError(f"{where}: {err}") from None
 
 
 def _check_type(where: str, key: str, value, default) -> None:
@@ -118,14 +183,14 @@ def _check_type(where: str, key: str, value, default) -> None:
 
 
 def load_profile(name: str) -> list[Execution]:
-    path = Path(name) if name.endswith(".yaml") else PROFILES / f"{name}.yaml"
-    if not path.exists():
+    path = _profile_path(name)
+    if path is None:
         if name.endswith((".yaml", ".yml")):
-            raise InitpruneError(f"profile file {path} not found; give a YAML file's path, or a profile's name "
+            raise InitpruneError(f"profile file {name} not found; give a YAML file's path, or a profile's name "
                                  f"({', '.join(profiles())})")
         raise InitpruneError(f"unknown profile '{name}'; choose one of: {', '.join(profiles())}")
     try:
-        spec = yaml.safe_load(path.read_text()) or {}
+        spec = yaml.load(path.read_text(), Loader=_Loader) or {}
     except yaml.YAMLError as err:
         raise InitpruneError(f"profile {path} is not valid YAML: {str(err).splitlines()[0]}") from None
     if not isinstance(spec, dict):
@@ -135,8 +200,14 @@ def load_profile(name: str) -> list[Execution]:
         raise InitpruneError(f"profile {path.name}: unknown key(s) {sorted(unknown)}; "
                              f"allowed: {', '.join(PROFILE_KEYS)}")
     executions = spec.get("executions") or []
+    if not isinstance(executions, list):
+        raise InitpruneError(f"profile {path.name}: 'executions' must be a list of executions "
+                             f"('- notebook: NAME' each), got {executions!r}")
     if not executions:
         raise InitpruneError(f"profile {path.name} has no executions; add at least one")
+    if not isinstance(spec.get("defaults") or {}, dict):
+        raise InitpruneError(f"profile {path.name}: 'defaults' must be a mapping of parameters and options "
+                             f"(dataset: digits, ...), got {spec['defaults']!r}")
     out = []
     for i, entry in enumerate(executions):
         where = f"profile {path.name}, execution {i + 1}"
@@ -145,6 +216,12 @@ def load_profile(name: str) -> list[Execution]:
         given = {**(spec.get("defaults") or {}),
                  **{k: v for k, v in entry.items() if k not in ("notebook", "resources")}}
         asks = {**_resources(path.name, spec.get("resources")), **_resources(where, entry.get("resources"))}
+        if given.get("log_to_mlflow", True) is not True:  # its points would be trained again on every resume
+            raise InitpruneError(f"{where}: a sweep records every point in MLflow, so log_to_mlflow cannot be "
+                                 f"{given['log_to_mlflow']!r}; remove it (an untracked run: python -m initprune run "
+                                 "--no-tracking)")
+        if "device" in given:
+            _check_device(where, given["device"])
         defaults = notebook_parameters(entry["notebook"])
         for key, value in given.items():
             if key in defaults:
@@ -157,9 +234,10 @@ def load_profile(name: str) -> list[Execution]:
                 raise InitpruneError(
                     f"'{key}' is neither a parameter of {entry['notebook']}.ipynb ({', '.join(defaults)}) nor an "
                     f"option of {', '.join(execution.methods)} ({', '.join(sorted(takes)) or 'none'})")
-            execution.points()  # unknown names, bad options, empty grids: fail before anything runs
+            points = execution.points()  # unknown names, bad options, empty grids: fail before anything runs
         except InitpruneError as err:
             raise InitpruneError(f"{where}: {err}") from None
+        _check_runs(where, execution, points)  # what each run checks before it trains: in a dry run too
         out.append(execution)
     return out
 
@@ -440,6 +518,8 @@ def figures(out: str | Path | None = None) -> int:
     print(f"figures: reading the store {uri}", flush=True)
     c, exp_id = store.ensure_store(uri)
     print(f"figures: {len(results.finished_points(c, exp_id))} finished points", flush=True)
+    for line in results.without_result(c, exp_id):  # the notebook leaves them out too, and says so there
+        print(f"left out: {line}; a sweep of its profile trains it again")
     run_id = c.create_run(exp_id, tags={"kind": "figures", "git_commit": runs.git_commit()},
                           run_name="figures").info.run_id
     with tempfile.TemporaryDirectory() as tmp:

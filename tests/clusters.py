@@ -83,6 +83,7 @@ def _signal_group(proc, sig) -> None:
 
 def mlflow_server(services: Services, store: Path) -> str:
     port = free_port()
+    store.mkdir(parents=True, exist_ok=True)  # `server --store` refuses a folder that does not exist
     services.start("mlflow", [sys.executable, "-m", "initprune", "server", "--store", str(store),
                               "--host", HOST, "--port", str(port)])
     uri = f"http://{HOST}:{port}"

@@ -1,0 +1,336 @@
+"""Contracts of a run's lifecycle that a tester found broken: a dead run's pid reused by another
+process, SIGTERM to a parallel sweep, a result that cannot be read back, a profile that would
+record nothing, the ports and stores of `server` and `ui`, and profiles a dry run let through.
+
+Each case checks what a user sees (one line, its exit status) and what the store holds after.
+"""
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from clusters import ctrl_c_as_in_a_terminal
+
+from initprune import grid, runs
+from initprune.api import RunConfig
+from initprune.store import ensure_store
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def store(tmp_path, monkeypatch):
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.setenv("INITPRUNE_FIGURES", str(tmp_path / "figures"))
+    return uri
+
+
+def initprune(*args, uri, timeout=120, env=None):
+    env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "PYTHONUNBUFFERED": "1", **(env or {})}
+    return subprocess.run([sys.executable, "-m", "initprune", *args], env=env, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def one_line_error(proc, *words, status=2) -> str:
+    """The exit status, and one line on stderr that names the cause, without a traceback."""
+    assert proc.returncode == status, proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stderr, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("initprune: error: "), proc.stderr
+    for word in words:
+        assert word in lines[0], lines[0]
+    return lines[0]
+
+
+POINT = RunConfig(method="random", dataset="digits", arch="mlp", sparsity=0.5, epochs=1, seed=0)
+
+
+# 1. a dead run's pid, reused by another process
+
+def test_a_running_point_whose_pid_another_process_now_has_is_dead_and_not_waited_for(store):
+    c, exp_id = ensure_store(store)
+    other = subprocess.Popen(["sleep", "60"])  # the pid a killed kernel had, now someone else's
+    try:
+        # the runs a sweep killed with -9 left RUNNING, recorded when the dead process started
+        dead = {"pid": str(other.pid), "started": "1"}
+        parent = runs.start_parent(c, exp_id, "random", "digits", "mlp", "test", **dead)
+        point = runs.open_point(c, exp_id, parent, POINT)
+        for run_id in (parent, point):
+            c.set_tag(run_id, "pid", dead["pid"])
+            c.set_tag(run_id, "started", dead["started"])
+        assert runs.holder(c, exp_id, POINT) is None
+        assert not runs._alive(c.get_run(point).data.tags)
+        assert runs._alive(runs._owner())  # this process, as it recorded itself, is alive
+        assert runs._alive({"pid": str(other.pid)})  # recorded without a start time: the pid alone
+
+        out = []
+        training = threading.Thread(target=lambda: out.append(grid.run_grid(
+            "random", "digits", "mlp", [0.5], [0], 1, progress=False, device="cpu")), daemon=True)
+        training.start()
+        training.join(60)
+        assert out and out[0][0]["run_id"] != point, "the sweep waited on a dead run"
+        assert runs.reap(c, exp_id) == 2  # what a sweep does first: the dead runs are marked KILLED
+        assert {c.get_run(r).info.status for r in (parent, point)} == {"KILLED"}
+        assert other.poll() is None  # the live process is left alone
+    finally:
+        other.kill()
+        other.wait()
+
+
+# 2. SIGTERM to a parallel sweep
+
+def tiny_profile(tmp_path, *sparsities, name="tiny.yaml", extra="") -> str:
+    """One random-pruning execution per sparsity, one seed, one epoch: a few seconds each."""
+    path = tmp_path / name
+    path.write_text("executions:\n" + "".join(
+        f"  - {{notebook: random, sparsities: [{s}], seeds: [0], epochs: 1{extra}}}\n" for s in sparsities))
+    return str(path)
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process under ``pid`` (the notebook kernels start their own sessions, not their own parents)."""
+    children = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    out, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            out.append(child)
+            todo.append(child)
+    return out
+
+
+def gone(pids, seconds: float) -> list[int]:
+    """Those of ``pids`` still alive after ``seconds`` (zombies count as gone)."""
+    deadline = time.time() + seconds
+    while True:
+        left = []
+        for pid in pids:
+            try:
+                if Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z":
+                    left.append(pid)
+            except OSError:
+                pass
+        if not left or time.time() > deadline:
+            return left
+        time.sleep(0.3)
+
+
+def test_sigterm_stops_a_parallel_sweep_as_ctrl_c_does(store, tmp_path):
+    profile = tiny_profile(tmp_path, 0.5, 0.7)
+    env = {**os.environ, "MLFLOW_TRACKING_URI": store, "PYTHONUNBUFFERED": "1", "INITPRUNE_TEST_PAUSE": "training:120"}
+    log = open(tmp_path / "sweep.log", "w+")  # a file, not a pipe: a process left behind cannot hold the test up
+    proc = subprocess.Popen([sys.executable, "-m", "initprune", "sweep", "--profile", profile, "--jobs", "2"],
+                            env=env, stdout=log, stderr=subprocess.STDOUT, text=True,
+                            preexec_fn=ctrl_c_as_in_a_terminal)
+    c, exp_id = ensure_store(store)
+    deadline, holding = time.time() + 600, []
+    while not holding and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.5)
+        holding = c.search_runs([exp_id], "tags.kind = 'point' and attributes.status = 'RUNNING'")
+    if not holding:
+        proc.kill()
+        pytest.fail(f"no point started: {(tmp_path / 'sweep.log').read_text()}")
+    time.sleep(2)  # the other worker, still starting or training too
+    holding = c.search_runs([exp_id], "tags.kind = 'point' and attributes.status = 'RUNNING'")
+    workers = descendants(proc.pid)
+    kernels = [int(r.data.tags["pid"]) for r in holding]  # the kernels, in sessions of their own
+    began = time.perf_counter()
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=120)
+        stopped = time.perf_counter() - began
+    finally:
+        left = gone(workers + kernels, 30)
+        names = {pid: Path(f"/proc/{pid}/cmdline").read_text().replace("\0", " ")[:120] for pid in left}
+        for pid in left:  # do not leave them to the next test
+            os.kill(pid, signal.SIGKILL)
+        if proc.poll() is None:
+            proc.kill()
+    out = (tmp_path / "sweep.log").read_text()
+    assert proc.returncode == 143, out
+    assert "run the same command again to resume" in out
+    assert not left, f"processes left after SIGTERM: {names}"
+    print(f"stopped in {stopped:.1f}s")
+    found = c.search_runs([exp_id], "", max_results=100)
+    assert not [r for r in found if r.info.status == "RUNNING"]
+    assert {r.info.status for r in found} == {"KILLED"}
+
+
+# 3. a FINISHED point whose result cannot be read
+
+def point_runs(c, exp_id):
+    return {r.info.run_id: r.info.status for r in c.search_runs([exp_id], "tags.kind = 'point'", max_results=100)}
+
+
+def test_a_finished_point_without_its_result_counts_as_not_finished(store, tmp_path, capsys):
+    from urllib.parse import urlparse
+
+    from initprune import results, sweep
+
+    c, exp_id = ensure_store(store)
+    first = grid.run_grid("random", "digits", "mlp", [0.5, 0.7], [0], 1, progress=False, device="cpu")
+    lost, kept = first[0]["run_id"], first[1]["run_id"]
+    (Path(urlparse(c.get_run(lost).info.artifact_uri).path) / "result.json").unlink()
+    # and a run whose status was edited to FINISHED before it logged anything
+    edited_point = RunConfig(method="random", dataset="digits", arch="mlp", sparsity=0.9, epochs=1, seed=0)
+    edited = runs.open_point(c, exp_id, None, edited_point)
+    c.set_terminated(edited, "FINISHED")
+    capsys.readouterr()
+
+    table = results.runs_table(store)  # what figures reads: the others, and one line naming each left out
+    assert list(table["run_id"]) == [kept]
+    said = capsys.readouterr().out.strip().splitlines()
+    assert len(said) == 2 and all(line.startswith("left out: point run ") for line in said), said
+    assert any(lost in line for line in said) and any(edited in line for line in said)
+    named = results.without_result(c, exp_id)  # what the figures command says before its notebook runs
+    assert len(named) == 2 and any(lost in line for line in named) and any(edited in line for line in named)
+
+    profile = tmp_path / "three.yaml"
+    profile.write_text("executions:\n  - {notebook: random, sparsities: [0.5, 0.7, 0.9], seeds: [0], epochs: 1}\n")
+    (_, points, done, _), = sweep.status(sweep.load_profile(str(profile)))
+    assert len(points) == 3 and len(done) == 1  # its execution runs again on a resume
+
+    again = grid.run_grid("random", "digits", "mlp", [0.5, 0.7, 0.9], [0], 1, progress=False, device="cpu")
+    said = capsys.readouterr().out
+    assert f"point run {lost}" in said and f"point run {edited}" in said and "training it again" in said
+    assert again[1]["run_id"] == kept  # read back, not trained again
+    assert again[0]["run_id"] not in (lost, kept) and again[2]["run_id"] != edited  # trained again
+    status = point_runs(c, exp_id)
+    assert status[lost] == status[edited] == "FAILED"
+    assert sorted(status.values()) == ["FAILED", "FAILED", "FINISHED", "FINISHED", "FINISHED"]
+    assert sorted(results.runs_table(store)["run_id"]) == sorted(r["run_id"] for r in again)
+
+
+# 4 and 6. profiles: what a dry run must refuse as a run would
+
+def dry_run(capsys, profile: str) -> tuple[int, str, str]:
+    from initprune import cli
+
+    capsys.readouterr()
+    status = cli.main(["sweep", "--profile", profile, "--dry-run"])
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def refused(capsys, profile: str, *words) -> str:
+    status, out, err = dry_run(capsys, profile)
+    lines = err.strip().splitlines()
+    assert status == 2 and len(lines) == 1 and "Traceback" not in err, out + err
+    assert lines[0].startswith("initprune: error: profile "), lines
+    for word in words:
+        assert word in lines[0], lines[0]
+    return lines[0]
+
+
+ONE = "  - {notebook: random, sparsities: [0.5], seeds: [0], epochs: 1%s}\n"
+
+
+@pytest.mark.parametrize("text, words", [
+    ("defaults: [1, 2]\nexecutions:\n" + ONE % "", ["'defaults' must be a mapping", "[1, 2]"]),
+    ("executions: 5\n", ["'executions' must be a list", "5"]),
+    ("executions:\n" + ONE % ", log_to_mlflow: false", ["execution 1", "log_to_mlflow", "--no-tracking"]),
+    ("defaults: {log_to_mlflow: false}\nexecutions:\n" + ONE % "", ["execution 1", "log_to_mlflow"]),
+    ("executions:\n" + ONE % ", device: tpu", ["execution 1", "unknown device 'tpu'", "cuda:N"]),
+    ("executions:\n  - {notebook: kstarts, k: 100000000000000000000, sparsities: [0.5], seeds: [0], epochs: 1}\n",
+     ["execution 1", "would hold about", "lower --k"]),
+    ("defaults:\n  epochs: 1\n  seeds: [0]\n  epochs: 2\nexecutions:\n" + ONE % "",
+     ["not valid YAML", "key 'epochs' is given twice, on line 2 and line 4"]),
+    ("executions:\n  - notebook: random\n    sparsities: [0.5]\n    notebook: kstarts\n",
+     ["key 'notebook' is given twice, on line 2 and line 4"]),
+], ids=["defaults-list", "executions-number", "log_to_mlflow", "log_to_mlflow-default", "device-tpu", "k-huge",
+        "duplicate-default", "duplicate-in-execution"])
+def test_a_profile_a_run_would_refuse_is_refused_by_the_dry_run_in_one_line(store, tmp_path, capsys, text, words):
+    profile = tmp_path / "bad.yaml"
+    profile.write_text(text)
+    refused(capsys, str(profile), *words)
+
+
+def test_a_yml_profile_is_taken_by_path_and_by_name(store, tmp_path, capsys, monkeypatch):
+    from initprune import sweep
+
+    profile = tmp_path / "tiny.yml"
+    profile.write_text("executions:\n" + ONE % "")
+    status, out, err = dry_run(capsys, str(profile))
+    assert status == 0 and "1 points in 1 executions, 0 finished" in out, out + err
+    monkeypatch.setattr(sweep, "PROFILES", tmp_path)
+    assert "tiny" in sweep.profiles()
+    status, out, err = dry_run(capsys, "tiny")
+    assert status == 0 and "1 points in 1 executions" in out, out + err
+    refused(capsys, str(tmp_path / "other.yml"), "other.yml not found")
+    assert ".yml.yaml" not in refused(capsys, str(tmp_path / "other.yml"))
+
+
+# 5. the ports and stores of `server` and `ui`
+
+@pytest.fixture
+def no_exec(monkeypatch):
+    """Where a command would replace this process with MLflow's server, record it instead."""
+    started = []
+
+    def execv(path, argv):
+        started.append(argv)
+        raise SystemExit(0)
+
+    monkeypatch.setattr(os, "execv", execv)
+    return started
+
+
+def command_error(capsys, *args, words=()) -> str:
+    from initprune import cli
+
+    capsys.readouterr()
+    try:
+        status = cli.main(list(args))
+    except SystemExit as stop:  # the fake exec: MLflow would have started
+        status = stop.code
+    out, err = capsys.readouterr()
+    lines = err.strip().splitlines()
+    assert status == 2 and len(lines) == 1 and lines[0].startswith("initprune: error: "), (status, out + err)
+    assert "MLflow" not in out, out  # no address printed to use
+    for word in words:
+        assert word in lines[0], lines[0]
+    return lines[0]
+
+
+@pytest.mark.parametrize("command", ["ui", "server"])
+def test_a_port_out_of_range_or_taken_is_refused_before_any_address_is_printed(store, tmp_path, capsys, no_exec,
+                                                                                 command):
+    import socket
+
+    extra = ["--store", str(tmp_path)] if command == "server" else []
+    command_error(capsys, command, "--port", "70000", *extra, words=["--port 70000", "1-65535"])
+    command_error(capsys, command, "--port", "0", *extra, words=["1-65535"])
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        command_error(capsys, command, "--port", str(port), *extra, words=[f"port {port} on 127.0.0.1 is taken"])
+    assert not no_exec
+
+
+def test_server_refuses_a_store_that_is_missing_a_file_or_damaged_naming_it(store, tmp_path, capsys, no_exec):
+    from clusters import free_port
+
+    port = str(free_port())
+    command_error(capsys, "server", "--port", port, "--store", str(tmp_path / "missing"),
+                  words=[f"--store {tmp_path / 'missing'} does not exist"])
+    assert not (tmp_path / "missing").exists()
+    (tmp_path / "file").write_text("")
+    command_error(capsys, "server", "--port", port, "--store", str(tmp_path / "file"), words=["is a file"])
+    damaged = tmp_path / "damaged"
+    damaged.mkdir()
+    (damaged / "mlflow.db").write_bytes(b"this is not a database" * 100)
+    command_error(capsys, "server", "--port", port, "--store", str(damaged),
+                  words=[f"the MLflow store {damaged / 'mlflow.db'} is damaged"])
+    assert not no_exec
