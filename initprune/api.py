@@ -33,6 +33,7 @@ class Result:
     layers: dict[str, dict[str, int]]
     extra: dict
     seconds: float
+    cost: dict = field(default_factory=dict)  # {"training", "inference"}: theoretical FLOPs relative to dense
 
 
 def set_threads() -> int:
@@ -175,11 +176,12 @@ def fit(model: nn.Module, train, test, method: str = "random", sparsity: float =
         sparsity_actual=masks.sparsity(trainee.mask),
         test_accuracy=last["test_accuracy"],
         val_accuracy=last["val_accuracy"],
-        epochs=epochs,
+        epochs=trainee.epoch,  # posttrain: its fine-tuning too
         history=trainee.history,
         layers=masks.layer_counts(trainee.mask),
         extra=extra,
         seconds=time.perf_counter() - began,
+        cost=trainer.cost.report(trainee.mask, epochs),
     )
 
 
@@ -321,7 +323,7 @@ def run(config: RunConfig, data_root: str | Path | None = None, device: str = "a
         "seed": config.seed, "sparsity_target": result.sparsity_target,
         "sparsity_actual": result.sparsity_actual, "test_accuracy": result.test_accuracy,
         "val_accuracy": result.val_accuracy, "epochs": result.epochs, "history": result.history,
-        "layers": result.layers, "extra": result.extra, "config_hash": config.hash(),
+        "layers": result.layers, "cost": result.cost, "extra": result.extra, "config_hash": config.hash(),
         "options": pruner.options(), "variant": json.dumps(config.identity().get("options", {}), sort_keys=True),
         "run_id": None, "seconds": time.perf_counter() - began,
     }

@@ -170,6 +170,7 @@ def log_point(c, run_id: str, config: api.RunConfig, result: dict) -> None:
                                  ("seconds", "epoch_seconds"))
                if h[key] is not None]
     metrics += [Metric(k, float(result[k]), now, 0) for k in ("sparsity_actual", "seconds")]
+    metrics += [Metric(f"cost.{k}", float(v), now, 0) for k, v in result.get("cost", {}).items()]
     metrics += [Metric(f"kept.{name}", v["kept"], now, 0) for name, v in result["layers"].items()]
     # what the method reports beside (K-starts' fitness per candidate, dissipating's sparsity per epoch)
     metrics += [Metric(name, float(value), now, step) for name, value, step in pruner.metrics(result["extra"])]
