@@ -384,23 +384,62 @@ def layer_density(results: list[dict]):
     return _note(fig)
 
 
+def _cost(table, kind: str):
+    """The runs' training or inference cost (FLOPs relative to dense); NaN for runs stored
+    before costs were counted."""
+    column = table["cost"] if "cost" in table else [None] * len(table)
+    return np.array([c[kind] if isinstance(c, dict) and kind in c else math.nan for c in column], dtype=float)
+
+
 def accuracy_table(table):
-    """Table 1: mean ± std of final test accuracy, per (dataset, arch, method label) and sparsity."""
+    """Table 1: mean ± std of final test accuracy, per (dataset, arch, method label) and sparsity,
+    each beside the mean training and inference cost over seeds (FLOPs relative to dense)."""
     import pandas as pd
 
     table = _default(table)
     if table.empty:
         return pd.DataFrame(columns=["dataset", "arch", "method"])
-    stats = table.groupby(["dataset", "arch", "label", "sparsity"])["test_accuracy"].agg(["mean", "std", "count"])
+    table = table.assign(cost_training=_cost(table, "training"), cost_inference=_cost(table, "inference"))
+    groups = table.groupby(["dataset", "arch", "label", "sparsity"])
+    stats = groups["test_accuracy"].agg(["mean", "std", "count"])
     stats["std"] = stats["std"].fillna(0.0)
     cells = stats.apply(lambda r: f"{r['mean']:.4f} ± {r['std']:.4f} (n={int(r['count'])})", axis=1)
-    wide = cells.unstack("sparsity")
-    wide.columns = [f"s={c:g}" for c in wide.columns]
+    costs = groups[["cost_training", "cost_inference"]].mean()
+    columns = {f"s={c:g}": cells.unstack("sparsity")[c] for c in sorted(stats.index.unique("sparsity"))}
+    for c in list(columns):
+        s = float(c[2:])
+        for kind in ("training", "inference"):
+            values = costs[f"cost_{kind}"].unstack("sparsity")[s]
+            columns[f"{c} {kind} cost"] = values.map(lambda v: "" if math.isnan(v) else f"{v:.3g}")
+    wide = pd.DataFrame(columns)
+    wide = wide[[k for c in wide.columns if " " not in c for k in (c, f"{c} training cost", f"{c} inference cost")]]
     wide = wide.reset_index().rename(columns={"label": "method"})
     order = {name: i for i, name in enumerate(_methods(wide))}
     wide = wide.sort_values(["dataset", "arch", "method"], key=lambda col: col.map(order) if col.name == "method"
                             else col)
     return pd.DataFrame(wide).fillna("")
+
+
+def accuracy_vs_cost(table):
+    """Test accuracy against training cost (FLOPs relative to one dense training, log axis), one
+    point per method label and sparsity, mean over seeds; a panel per dataset and architecture."""
+    table = _default(table)
+    table = table.assign(cost_training=_cost(table, "training")).dropna(subset=["cost_training"])
+    fig, panels = _panels(table, extra_width=2.6)
+    for (dataset, arch), ax in panels:
+        part = table[(table["dataset"] == dataset) & (table["arch"] == arch)]
+        seen: dict[str, int] = {}
+        for name in _methods(part, "label"):
+            method = _base(name)
+            index = seen[method] = seen.get(method, -1) + 1
+            stats = part[part["label"] == name].groupby("sparsity")[["cost_training", "test_accuracy"]].mean()
+            style = _style(name, index)
+            ax.plot(stats["cost_training"], stats["test_accuracy"], label=name, ls="none" if len(stats) < 2
+                    else style["ls"], color=style["color"], marker=style["marker"], alpha=0.85)
+        ax.set_xscale("log")
+        _label(ax, "training cost (FLOPs relative to one dense training, log)", "test accuracy",
+               f"{dataset} / {arch}")
+    return _note(fig, legend_right=True)
 
 
 # (number, claim, method that should win, methods it should beat): the paper's claims 2-4
@@ -585,7 +624,8 @@ def assemble(table, out: str | Path) -> list[Path]:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     written = []
-    for name, make in FIGURES.items():
+    # accuracy_vs_cost: in FIGURES once the figures notebook shows it
+    for name, make in {**FIGURES, "accuracy_vs_cost": accuracy_vs_cost}.items():
         fig = make(table) if len(table) else _empty(name)
         for ext in ("png", "pdf"):
             fig.savefig(out / f"{name}.{ext}", dpi=150)

@@ -182,3 +182,47 @@ def test_a_digits_run_is_bitwise_what_it_was_before_the_speed_work(key):
                 seed=1, val=d.val, device="cpu", lr=0.1, momentum=0.9, batch_size=32, **options)
     history = [[h[k] for k in ("train_loss", "val_accuracy", "test_accuracy", "sparsity")] for h in r.history]
     assert (history, mask_hash(r.mask)) == BEFORE[key]
+
+
+# ---- in the tables and figures ----------------------------------------------------------------------
+
+def cost_table():
+    from initprune import results
+
+    def row(method, sparsity, seed, acc, cost):
+        return {"method": method, "dataset": "digits", "arch": "mlp", "seed": seed, "sparsity_target": sparsity,
+                "sparsity_actual": sparsity, "test_accuracy": acc, "val_accuracy": acc, "epochs": 1,
+                "history": [{"epoch": 1, "train_loss": 1.0, "val_accuracy": acc, "test_accuracy": acc,
+                             "sparsity": sparsity, "seconds": 0.1}], "layers": {}, "extra": {}, "options": {},
+                "variant": "{}", "run_id": f"{method}{sparsity}{seed}",
+                **({"cost": {"training": cost, "inference": cost / 2}} if cost is not None else {})}
+
+    rows = [row("dense", 0.0, s, 0.97, 1.0) for s in (0, 1)]
+    rows += [row("random", 0.9, s, 0.8, 0.1 + 0.02 * s) for s in (0, 1)]
+    rows += [row("magnitude", 0.9, s, 0.82, None) for s in (0, 1)]  # stored before costs were counted
+    return results.to_table(rows)
+
+
+def test_accuracy_table_shows_the_mean_costs_beside_each_accuracy():
+    from initprune import figures
+
+    acc = figures.accuracy_table(cost_table()).set_index("method")
+    assert list(acc.columns[-3:]) == ["s=0.9", "s=0.9 training cost", "s=0.9 inference cost"]
+    assert (acc.loc["random", "s=0.9 training cost"], acc.loc["random", "s=0.9 inference cost"]) == ("0.11", "0.055")
+    assert acc.loc["magnitude", "s=0.9 training cost"] == "" and acc.loc["magnitude", "s=0.9"].startswith("0.8200")
+    assert acc.loc["dense", "s=0 training cost"] == "1"
+
+
+def test_accuracy_vs_cost_plots_the_mean_over_seeds_on_a_log_axis(tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from initprune import figures
+
+    fig = figures.accuracy_vs_cost(cost_table())
+    ax = fig.axes[0]
+    assert ax.get_xscale() == "log"
+    lines = {line.get_label(): line for line in ax.get_lines()}
+    assert set(lines) == {"dense", "random"}  # magnitude has no cost to plot
+    assert list(lines["random"].get_xdata()) == pytest.approx([0.11]) and list(lines["random"].get_ydata()) == [0.8]
+    assert (tmp_path / "accuracy_vs_cost.png") in figures.assemble(cost_table(), tmp_path)
