@@ -8,7 +8,7 @@ import dataclasses
 import json
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -38,6 +38,7 @@ class Result:
     layers: dict[str, dict[str, int]]
     extra: dict
     seconds: float
+    cost: dict = field(default_factory=dict)  # {"training", "inference"}: theoretical FLOPs relative to dense
     effective_sparsity: float | None = None  # removed or on no path from input to logits (paths.effective)
     dead_classes: int | None = None  # logits no path from the input reaches
     test_correct: str | None = None  # '0'/'1' per test example, in the order the test split gives them
@@ -176,7 +177,7 @@ def _fit(model, train, test, method, sparsity, epochs, seed, val, device, augmen
         sparsity_actual=masks.sparsity(trainee.mask),
         test_accuracy=last["test_accuracy"],
         val_accuracy=last["val_accuracy"],
-        epochs=epochs,
+        epochs=trainee.epoch,  # posttrain: its fine-tuning too
         history=trainee.history,
         layers=masks.layer_counts(trainee.mask),
         extra=extra,
@@ -184,6 +185,7 @@ def _fit(model, train, test, method, sparsity, epochs, seed, val, device, augmen
         effective_sparsity=reach.sparsity,
         dead_classes=reach.dead_classes,
         test_correct=None if correct is None else "".join("01"[int(c)] for c in correct.tolist()),
+        cost=trainer.cost.report(trainee.mask, epochs),
     )
 
 
@@ -271,7 +273,7 @@ def run(config: RunSpec, data_root: str | Path | None = None, device: str | None
         history=fitted.history, layers=fitted.layers, extra=plain(fitted.extra), ablation=config.ablation,
         options=config.options, training=config.training, variant=json.dumps(config.variant(), sort_keys=True),
         config_hash=config.hash(), device=device_kind(config.device), threads=config.threads,
-        effective_sparsity=fitted.effective_sparsity, dead_classes=fitted.dead_classes,
+        effective_sparsity=fitted.effective_sparsity, dead_classes=fitted.dead_classes, cost=fitted.cost,
         test_correct=fitted.test_correct, seconds=time.perf_counter() - began,
     )
     try:

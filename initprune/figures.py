@@ -567,24 +567,65 @@ def layer_density(results: list[dict]):
     return _note(fig)
 
 
+def _cost(table, kind: str):
+    """The runs' training or inference cost (FLOPs relative to dense); NaN for runs stored
+    before costs were counted."""
+    column = table["cost"] if "cost" in table else [None] * len(table)
+    return np.array([c[kind] if isinstance(c, dict) and kind in c else math.nan for c in column], dtype=float)
+
+
 def accuracy_table(table):
-    """Table 1: mean ± std of final test accuracy, per (dataset, arch, method label) and sparsity;
-    runs of different configurations are different labels, never one cell."""
+    """Table 1: mean ± std of final test accuracy, per (dataset, arch, method label) and sparsity,
+    each beside the mean training and inference cost over seeds (FLOPs relative to dense); runs of
+    different configurations are different labels, never one cell."""
     import pandas as pd
 
     table = _default(table)
     if table.empty:
         return pd.DataFrame(columns=["dataset", "arch", "method"])
-    stats = table.groupby(["dataset", "arch", "label", "sparsity"])["test_accuracy"].agg(["mean", "std", "count"])
+    table = table.assign(cost_training=_cost(table, "training"), cost_inference=_cost(table, "inference"))
+    groups = table.groupby(["dataset", "arch", "label", "sparsity"])
+    stats = groups["test_accuracy"].agg(["mean", "std", "count"])
     stats["std"] = stats["std"].fillna(0.0)
     cells = stats.apply(lambda r: f"{r['mean']:.4f} ± {r['std']:.4f} (n={int(r['count'])})", axis=1)
-    wide = cells.unstack("sparsity")
-    wide.columns = [f"s={c:g}" for c in wide.columns]
+    costs = groups[["cost_training", "cost_inference"]].mean()
+    columns = {f"s={c:g}": cells.unstack("sparsity")[c] for c in sorted(stats.index.unique("sparsity"))}
+    for c in list(columns):
+        s = float(c[2:])
+        for kind in ("training", "inference"):
+            values = costs[f"cost_{kind}"].unstack("sparsity")[s]
+            columns[f"{c} {kind} cost"] = values.map(lambda v: "" if math.isnan(v) else f"{v:.3g}")
+    wide = pd.DataFrame(columns)
+    wide = wide[[k for c in wide.columns if " " not in c for k in (c, f"{c} training cost", f"{c} inference cost")]]
     wide = wide.reset_index().rename(columns={"label": "method"})
     order = {name: i for i, name in enumerate(_methods(wide))}
     wide = wide.sort_values(["dataset", "arch", "method"], key=lambda col: col.map(order) if col.name == "method"
                             else col)
     return pd.DataFrame(wide).fillna("")
+
+
+def accuracy_vs_cost(table):
+    """Figure 6a: test accuracy against training cost (FLOPs relative to one dense training, log
+    axis), one point per method label and sparsity, mean over seeds; a panel per dataset and
+    architecture and a row per allocation regime."""
+    table = _default(table)
+    table = table.assign(cost_training=_cost(table, "training")).dropna(subset=["cost_training"])
+    regimes = [r for r in REGIMES if r in set(table["regime"].dropna())] or ["uniform"]
+    fig, panels = _grid(regimes, _cells(table))
+    every = _methods(table, "label")
+    for (regime, key), ax in panels.items():
+        part = _cell(table, key)
+        part = part[part["regime"].isna() | (part["regime"] == regime)]
+        for name in _methods(part, "label"):
+            rows = part[part["label"] == name]
+            stats = rows.groupby("sparsity")[["cost_training", "test_accuracy"]].mean()
+            style = _style(name, _configs(rows.iloc[:1])[0], every)
+            ax.plot(stats["cost_training"], stats["test_accuracy"], label=name, **{**style, "ls": style["ls"]
+                    if len(stats) > 1 else "none"}, alpha=0.85)
+        ax.set_xscale("log")
+        _label(ax, "training cost (FLOPs relative to one dense training, log)", "test accuracy",
+               _title(key, REGIME_TITLE[regime] if len(regimes) > 1 or regime != "uniform" else ""))
+    return _note(fig)
 
 
 def ablation_loss(table):
@@ -667,6 +708,7 @@ FIGURES = {
     "dissipating_prune_epochs": dissipating_prune_epochs,
     "ablation_loss": ablation_loss,
     "effective_vs_nominal": effective_vs_nominal,
+    "accuracy_vs_cost": accuracy_vs_cost,
 }
 
 

@@ -251,8 +251,12 @@ class KStarts(Pruner):
             "winner": winner,
             "extra_cost_epochs": spent - self.warmup_epochs,
         }
-        if self.analysis:
-            out["rank_correlation"] = self._train_all(ctx, candidates, out["candidates"])
+        if self.analysis:  # analysis, not the method: its training is not in the run's cost
+            paused, ctx.trainer.cost.paused = ctx.trainer.cost.paused, True
+            try:
+                out["rank_correlation"] = self._train_all(ctx, candidates, out["candidates"])
+            finally:
+                ctx.trainer.cost.paused = paused
         return out
 
     def metrics(self, extra: dict) -> list[tuple[str, float, int]]:
@@ -518,6 +522,7 @@ class Snip(ScorePruner):
             weights = masks.prunable(model)
             g = {n: torch.zeros_like(w) for n, w in weights.items()}
             for x, y in _batches(ctx, self.batches):
+                ctx.trainer.count_pass(model, x, ctx.trainee.mask)
                 grads = torch.autograd.grad(F.cross_entropy(model(x), y), list(weights.values()))
                 for n, grad in zip(weights, grads):
                     g[n] += grad
@@ -540,10 +545,13 @@ class Grasp(ScorePruner):
             data = list(_batches(ctx, self.batches))
             g = [torch.zeros_like(w) for w in params]
             for x, y in data:  # g = ∂L/∂θ, held fixed
+                ctx.trainer.count_pass(model, x, ctx.trainee.mask)
                 grads = torch.autograd.grad(F.cross_entropy(model(x) / self.temperature, y), params)
                 g = [a + b for a, b in zip(g, grads)]
             hg = [torch.zeros_like(w) for w in params]
             for x, y in data:  # Hg = ∂(gᵀ ∂L/∂θ)/∂θ
+                # forward, backward with its graph, then the backward of that: two forward+backward
+                ctx.trainer.count_pass(model, x, ctx.trainee.mask, passes=6)
                 grads = torch.autograd.grad(F.cross_entropy(model(x) / self.temperature, y), params,
                                             create_graph=True)
                 dot = sum((a * b.detach()).sum() for a, b in zip(grads, g))
@@ -583,6 +591,7 @@ class SynFlow(ScorePruner):
                     for n, w in weights.items():
                         w.copy_(original[n] * mask[n])
                 model.zero_grad()
+                ctx.trainer.count_pass(model, ones, mask)  # at this round's density
                 model(ones).sum().backward()
                 scores = {n: (w.detach() * w.grad).abs() for n, w in weights.items()}
                 if not all(torch.isfinite(s).all() for s in scores.values()):

@@ -198,6 +198,7 @@ def log_point(c, run_id: str, config: RunSpec, result: RunResult) -> None:
     metrics += [Metric(k, float(getattr(result, k)), now, 0)
                 for k in ("sparsity_actual", "seconds", "effective_sparsity", "dead_classes")
                 if getattr(result, k) is not None]
+    metrics += [Metric(f"cost.{k}", float(v), now, 0) for k, v in (result.cost or {}).items()]
     metrics += [Metric(f"kept.{name}", v["kept"], now, 0) for name, v in result.layers.items()]
     # what the method reports beside (K-starts' fitness per candidate, dissipating's sparsity per epoch)
     metrics += [Metric(name, float(value), now, step) for name, value, step in pruner.metrics(result.extra)]

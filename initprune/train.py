@@ -8,6 +8,9 @@ every candidate sees the same data order.
 Pruned weights stay exactly zero: their gradients are zeroed before each step, the weights are
 zeroed after it, and the optimizer's state (momentum, Adam moments) is cleared wherever a mask
 removes a weight.
+
+Cost: every training step of every trainee goes through the Trainer, which counts its theoretical
+FLOPs (``Cost``); a pruner adds its scoring passes with ``Trainer.count_pass``.
 """
 
 from __future__ import annotations
@@ -58,6 +61,65 @@ class Settings:
         return cls(params, self.lr, weight_decay=self.weight_decay, foreach=True)
 
 
+class Cost:
+    """Theoretical FLOPs of the prunable layers, in integers (so that ratios are exact).
+
+    A layer's forward FLOPs for one input are its kept weights times its output positions (1 for
+    Linear, L_out for Conv1d, H_out * W_out for Conv2d), measured once with forward hooks. A
+    training step costs 3x the forward (forward and backward) for each of its inputs, at the
+    trainee's density at that step; evaluation is not counted. ``training`` is the sum over the
+    run relative to one dense training of the same epochs and batches; ``inference`` is one
+    forward of the final network relative to dense."""
+
+    def __init__(self):
+        self.positions: dict[str, int] | None = None  # output positions per prunable weight
+        self.spent = 0  # FLOPs counted so far (multiply-accumulates)
+        self.batches: dict[tuple[int, int], int] = {}  # (epoch, step) -> inputs, the reference's batches
+        self.paused = False
+
+    @torch.no_grad()
+    def measure(self, model: nn.Module, x: Tensor) -> None:
+        """Each prunable layer's output positions per input, from one forward of one input."""
+        if self.positions is not None:
+            return
+        names = {id(w): n for n, w in masks.prunable(model).items()}
+        found: dict[str, int] = {}
+
+        def hook(module, _, out):
+            name = names.get(id(module.weight))
+            if name is not None and name not in found and torch.is_tensor(out):
+                found[name] = out.numel() // max(1, len(out) * module.weight.shape[0])
+
+        handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, masks.PRUNABLE)]
+        was_training = model.training
+        model.eval()  # batch norm leaves its statistics alone; one input is enough
+        try:
+            model(x[:1])
+        finally:
+            model.train(was_training)
+            for h in handles:
+                h.remove()
+        # a layer the forward never uses costs nothing
+        self.positions = {n: found.get(n, 0) for n in names.values()}
+
+    def forward(self, kept: dict[str, int]) -> int:
+        """Forward FLOPs of one input at these kept counts."""
+        return sum(k * self.positions[n] for n, k in kept.items())
+
+    def add(self, kept: dict[str, int], inputs: int, passes: int = 3) -> None:
+        if not self.paused:
+            self.spent += passes * inputs * self.forward(kept)
+
+    def report(self, mask: masks.Mask, epochs: int) -> dict[str, float]:
+        """{"training", "inference"} relative to dense; the reference: 3x the dense forward of
+        every input of epochs 0 .. ``epochs`` - 1."""
+        full = {n: m.numel() for n, m in mask.items()}
+        dense = self.forward(full)
+        inputs = sum(v for (e, _), v in self.batches.items() if e < epochs)
+        return {"training": self.spent / max(1, 3 * inputs * dense),
+                "inference": self.forward({n: int(m.sum()) for n, m in mask.items()}) / max(1, dense)}
+
+
 class Trainee:
     """A model under training with its optimizer and mask; ``history`` has one entry per epoch.
 
@@ -86,7 +148,8 @@ class Trainee:
     def set_mask(self, mask: masks.Mask) -> None:
         """Apply a mask: zero the removed weights and their optimizer state."""
         self.mask = {n: m.to(self.weights[n].device) for n, m in mask.items()}
-        self._dense = all(bool(m.all()) for m in self.mask.values())
+        self.kept = {n: int(m.sum()) for n, m in self.mask.items()}  # what a step costs (Cost)
+        self._dense = all(k == m.numel() for k, m in zip(self.kept.values(), self.mask.values()))
         self.prunable = list(self.weights.values())
         self.mask_values = [self.mask[n].to(w.dtype) for n, w in self.weights.items()]
         for w in self.prunable:  # a layer the forward never uses still gets a (zero) gradient to mask
@@ -137,6 +200,18 @@ class Trainer:
         self.settings, self.device, self.epochs = settings, device, epochs
         self.eval_batch = eval_batch
         self.steps_per_epoch = len(train)
+        self.cost = Cost()
+
+    def count_pass(self, model: nn.Module, x: Tensor, mask: masks.Mask, passes: int = 3) -> None:
+        """Count a scoring pass on ``x`` (forward and backward: 3x the forward) at ``mask``'s density."""
+        self.cost.measure(model, x)
+        self.cost.add({n: int(m.sum()) for n, m in mask.items()}, len(x), passes)
+
+    def _count(self, t: Trainee, epoch: int, step: int, x: Tensor) -> None:
+        if self.cost.positions is None:
+            self.cost.measure(t.model, x)
+        self.cost.batches.setdefault((epoch, step), len(x))
+        self.cost.add(t.kept, len(x))
 
     def run(self, t: Trainee, epochs: int = 1, on_epoch_end: Callable[[Trainee], None] | None = None,
             grad_sink: list[Tensor] | None = None) -> None:
@@ -157,6 +232,7 @@ class Trainer:
             for i, (x, y) in enumerate(self.train_batches.epoch(epoch, start)):
                 if i == todo:
                     break
+                self._count(t, epoch, start + i, x)
                 loss = self._step(t, x, y, grad_sink)
                 t._loss[0] += loss
                 t._loss[1] += 1
@@ -193,6 +269,8 @@ class Trainer:
             for i, (x, y) in enumerate(self.train_batches.epoch(epoch, start)):
                 if i == todo:
                     break
+                for t in trainees:
+                    self._count(t, epoch, start + i, x)
                 stack.step(x, y)
             stack.write_back()
             for t in trainees:

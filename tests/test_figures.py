@@ -17,7 +17,8 @@ def result(method, sparsity, seed, acc, options=None, variant="{}", extra=None, 
                 "test_accuracy": acc * (e + 1) / epochs, "sparsity": sparsity, "seconds": 0.1} for e in range(epochs)]
     return {"method": method, "dataset": cell[0], "arch": cell[1], "seed": seed, "sparsity_target": sparsity,
             "sparsity_actual": sparsity, "test_accuracy": acc, "val_accuracy": acc, "epochs": epochs,
-            "effective_sparsity": min(1.0, sparsity * 1.01), "dead_classes": 0, "history": history, "layers": {"0.weight": {"numel": 100, "kept": round(100 * (1 - sparsity))}},
+            "effective_sparsity": min(1.0, sparsity * 1.01), "dead_classes": 0, "history": history,
+            "layers": {"0.weight": {"numel": 100, "kept": round(100 * (1 - sparsity))}},
             "extra": extra or {}, "options": options or {}, "variant": variant, "run_id": f"{method}{sparsity}{seed}",
             **({"training": training} if training is not None else {})}
 
