@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import importlib
 import json
 import math
 from pathlib import Path
@@ -23,7 +24,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 
-from . import claims, data, pruners
+from . import claims, data, masks, pruners
 from .claims import claims_markdown, verdicts
 
 NOTE = "initprune, on our grid (docs/method.md), not the paper's numbers"
@@ -55,6 +56,12 @@ def color(method: str) -> str:
     plain = [m for m in names if not pruners.PRUNERS[m].color]
     index = plain.index(method) if method in plain else int(hashlib.sha256(method.encode()).hexdigest(), 16)
     return free[index % len(free)]
+
+
+def _dense(method: str) -> bool:
+    """A method that keeps every weight (the dense ceiling), drawn as a line across the panel."""
+    entry = _entry(method)
+    return entry is not None and entry.fixed_sparsity == 0
 
 
 def family(method: str) -> str:
@@ -145,7 +152,7 @@ def _regime(method: str, config: dict) -> str | None:
     for the references (dense, post-training), which stand in both."""
     if family(method) == "reference":
         return None
-    return claims.regime(method, config) or ("uniform" if config.get("scope", "layerwise") == "layerwise"
+    return claims.regime(method, config) or ("uniform" if config.get("scope") in (None, claims.UNIFORM)
                                              else "free")
 
 
@@ -244,21 +251,29 @@ def _methods(table, column: str = "method"):
     return sorted(present, key=lambda n: (_order(_base(n)), n != label(_base(n), {}), n))
 
 
-SCHEDULE_STYLE = {"linear": "-", "geometric": "-.", "cubic": "--"}
-SCOPE_STYLE = {"layerwise": "-", "global": ":", "erk": (0, (5, 1, 1, 1))}
+LINESTYLES = ("-", "-.", "--", ":", (0, (5, 1, 1, 1)), (0, (1, 3)))
+SCOPE_STYLE = dict(zip(masks.SCOPES, ("-", ":", (0, (5, 1, 1, 1)))))  # layerwise, global, erk
+
+
+def _variant_style(method: str, config: dict):
+    """The line style of a method's variant: the place of its first line option's value among the
+    values that option declares (dissipating's schedule), else of its allocation scope; None for
+    a method with neither."""
+    entry = _entry(method)
+    declared = {o.name: o for o in entry.declared()} if entry is not None else {}
+    for key in entry.lines if entry is not None else ():
+        choices = declared[key].choices if key in declared else None
+        if choices and config.get(key) in choices:
+            return LINESTYLES[choices.index(config[key]) % len(LINESTYLES)]
+    return SCOPE_STYLE.get(config.get("scope"))
 
 
 def _style(name: str, config: dict | None = None, names=()) -> dict:
-    """A method keeps its colour everywhere; its variants are line styles (the schedule where it
+    """A method keeps its colour everywhere; its variants are line styles (its line option where it
     has one, else the allocation scope); labels of one method that differ beyond that (epochs,
     options) get markers of their own, the same in every panel of a figure (``names``: all of them)."""
     method, config = _base(name), config or {}
-    if "schedule" in config:
-        ls = SCHEDULE_STYLE.get(config["schedule"], FAMILY_STYLE.get(family(method), "-."))
-    elif "scope" in config:
-        ls = SCOPE_STYLE.get(config["scope"], "-.")
-    else:
-        ls = FAMILY_STYLE.get(family(method), "-.")
+    ls = _variant_style(method, config) or FAMILY_STYLE.get(family(method), "-.")
     same = [n for n in dict.fromkeys(names) if _base(n) == method] or [name]
     index = same.index(name) if name in same else 0
     return {"color": color(method), "ls": ls, "marker": MARKERS[index % len(MARKERS)]}
@@ -272,7 +287,7 @@ def _curves(ax, part, names, confident=None, every=()):
         rows = part[part["label"] == name]
         method = _base(name)
         config = _configs(rows.iloc[:1])[0]
-        if method == "dense":
+        if _dense(method):
             mean = rows["test_accuracy"].mean()
             ax.axhline(mean, color="black", ls="--", lw=1, label=name)
             ax.annotate(f"{mean:.3f}", (0.01, mean), xycoords=("axes fraction", "data"), fontsize=7,
@@ -289,7 +304,7 @@ def _curves(ax, part, names, confident=None, every=()):
     if confident and any(confident.values()):
         ax.scatter([], [], marker="*", s=160, facecolor="gold", edgecolor="gray",
                    label="claim better than every rival (primary verdict)")
-    _density_axis(ax, 1 - part.loc[part["method"] != "dense", "sparsity"].to_numpy())
+    _density_axis(ax, 1 - part.loc[~part["method"].map(_dense), "sparsity"].to_numpy())
 
 
 def _density_axis(ax, densities) -> None:
@@ -333,16 +348,6 @@ def accuracy_vs_sparsity(table):
     return _note(_by_regime(table))
 
 
-def dissipating_schedules(table):
-    """Accuracy against density for each dissipating schedule (alone and in combined), with
-    random for reference: the schedule alone can decide the verdict."""
-    fig = _by_regime(table, ["random", "dissipating", "combined"])
-    for ax in fig.axes:
-        if ax.get_title():
-            ax.set_title(ax.get_title() + ": the dissipating schedules", fontsize=10)
-    return _note(fig)
-
-
 def learning_curves(table, sparsity: float | None = None):
     """Figure 2: test accuracy per epoch, per method, at one sparsity per panel: ``sparsity``, or
     the highest that every pruning method of the panel has; a method that lacks it is shown at
@@ -354,14 +359,14 @@ def learning_curves(table, sparsity: float | None = None):
     for (_, key), ax in panels.items():
         part = _cell(table, key)
         names = _methods(part, "label")
-        pruned = part[part["method"] != "dense"]
+        pruned = part[~part["method"].map(_dense)]
         common = set.intersection(*[set(g["sparsity"]) for _, g in pruned.groupby("label")]) if len(pruned) else set()
         at = sparsity if sparsity is not None else (max(common) if common else
                                                      (float(pruned["sparsity"].max()) if len(pruned) else None))
         for name in names:
             rows = part[part["label"] == name]
             shown = name
-            if rows["method"].iloc[0] != "dense":
+            if not _dense(rows["method"].iloc[0]):
                 own = float(at) if at in set(rows["sparsity"]) else float(rows["sparsity"].max())
                 rows = rows[rows["sparsity"] == own]
                 if own != at:
@@ -373,181 +378,6 @@ def learning_curves(table, sparsity: float | None = None):
             ax.plot(epochs, curves.mean(0), label=shown, markersize=4, **style)
             ax.fill_between(epochs, curves.min(0), curves.max(0), alpha=0.15, color=style["color"])
         _label(ax, "epoch", "test accuracy", _title(key, f"sparsity {at:g}" if at is not None else ""))
-    return _note(fig)
-
-
-def kstarts_candidates(table):
-    """Each K-starts candidate's fitness after the warm-up, the winner marked, per run: one panel
-    per dataset and architecture, the runs ordered by profile, sparsity and seed."""
-    rows = _profiled(table[(table["method"] == "kstarts") & (table["ablation"] == "none")])
-    cells = _cells(rows)
-    counts = [len(_cell(rows, key)) for key in cells] or [1]
-    fig, panels = _grid(cells[:1] and ["all"], cells, width=max(5.0, 0.32 * max(counts) + 1.5), height=4.6)
-    for (_, key), ax in panels.items():
-        part = _cell(rows, key).sort_values(["suffix", "sparsity", "seed"])
-        for n, (_, row) in enumerate(part.iterrows()):
-            cands = row["extra"]["candidates"]
-            ax.scatter([n] * len(cands), [c["fitness"] for c in cands], color=color("kstarts"), alpha=0.5, s=18,
-                       label="candidate")
-            win = cands[row["extra"]["winner"]]
-            ax.scatter([n], [win["fitness"]], color="tab:red", marker="*", s=90, label="winner")
-        ax.set_xticks(range(len(part)))
-        ax.set_xticklabels([_named(f"s={s:g} seed {d}", x) for s, d, x in zip(part["sparsity"], part["seed"],
-                                                                               part["suffix"])],
-                           fontsize=7, rotation=90)
-        _label(ax, "", "fitness after warm-up", _title(key, "K-starts: every candidate's fitness"))
-    return _note(fig)
-
-
-FITNESS_STYLE = {"magnitude": ":", "gradient": "--", "both": "-"}
-
-
-def kstarts_k_and_fitness(table):
-    """Figure 3a: K-starts accuracy against k, one line per fitness criterion (and profile), one row
-    of panels per dataset and architecture, one panel per sparsity run at more than one k."""
-    rows = table[(table["method"] == "kstarts") & (table["ablation"] == "none")]
-    full = [_dict(o).get("selection", "full") == "full" for o in rows["options"]]  # halving: not here
-    rows = rows[np.array(full, dtype=bool)]
-    rows = _profiled(rows, drop=("k", "fitness"))
-    configs = _configs(rows)
-    rows = rows.assign(k=[int(c["k"]) for c in configs], fitness=[c["fitness"] for c in configs])
-    random = _default(table[table["method"] == "random"])
-    panels_of = {key: sorted(s for s, g in _cell(rows, key).groupby("sparsity") if g["k"].nunique() > 1)
-                 for key in _cells(rows)}
-    keys = [key for key in panels_of if panels_of[key]]
-    width = max([len(panels_of[k]) for k in keys] or [1])
-    profiles = sorted(set(rows["suffix"]))  # a marker per profile, the same in every panel
-    fig, panels = _grid(keys, list(range(width)), width=5, height=3.8)
-    for (key, j), ax in panels.items():
-        if j >= len(panels_of[key]):
-            ax.set_axis_off()
-            continue
-        s = panels_of[key][j]
-        part = _cell(rows, key)
-        part = part[part["sparsity"] == s]
-        for (fitness, suffix), group in part.groupby(["fitness", "suffix"]):
-            stats = group.groupby("k")["test_accuracy"].agg(["mean", "std"]).sort_index()
-            ax.errorbar(stats.index, stats["mean"], yerr=stats["std"].fillna(0), capsize=3, color=color("kstarts"),
-                        marker=MARKERS[profiles.index(suffix) % len(MARKERS)], ls=FITNESS_STYLE.get(fitness, "-."),
-                        label=_named(f"kstarts, fitness: {fitness}", suffix))
-        base = _cell(random, key)
-        base = base[base["sparsity"] == s]
-        names = sorted(set(random["label"]))
-        for name, group in base.groupby("label"):
-            ax.axhline(group["test_accuracy"].mean(), color=color("random"), label=f"{name} (k=1)",
-                       ls=(":", "-.", "--", (0, (1, 3)))[names.index(name) % 4])
-        ax.set_xscale("log", base=2)
-        _label(ax, "k (random starts)", "test accuracy", _title(key, f"K-starts at sparsity {s:g}"))
-    return _note(fig)
-
-
-def kstarts_fitness_vs_final(table):
-    """Figure 3b: fitness rank after the warm-up against final accuracy of every candidate
-    (analysis mode), one panel per dataset and architecture; colour: the sparsity, marker: the
-    seed, the winner starred; the mean rank correlation per profile in the title."""
-    from matplotlib.lines import Line2D
-
-    rows = table[(table["method"] == "kstarts") & (table["ablation"] == "none")]
-    rows = rows[np.array([bool(e.get("candidates")) and "final_test_accuracy" in e["candidates"][0]
-                         for e in rows["extra"]], dtype=bool)]
-    rows = _profiled(rows)
-    cells = _cells(rows)
-    sparsities = sorted(set(rows["sparsity"]))
-    seeds = sorted(set(rows["seed"]))
-    fig, panels = _grid(cells[:1] and ["all"], cells, width=6, height=4.2)
-    for (_, key), ax in panels.items():
-        part = _cell(rows, key).sort_values(["sparsity", "seed"])
-        for _, row in part.iterrows():
-            cands, winner = row["extra"]["candidates"], row["extra"]["winner"]
-            ranks = np.argsort(np.argsort([c["fitness"] for c in cands])) / max(1, len(cands) - 1)
-            tint = f"C{sparsities.index(row['sparsity']) % 10}"
-            mark = MARKERS[seeds.index(row["seed"]) % len(MARKERS)]
-            ax.scatter(ranks, [c["final_test_accuracy"] for c in cands], alpha=0.6, s=20, color=tint, marker=mark)
-            ax.scatter([ranks[winner]], [cands[winner]["final_test_accuracy"]], marker="*", s=110, color=tint,
-                       edgecolor="black", linewidth=0.6)
-        rhos = []
-        for suffix, group in part.groupby("suffix"):
-            values = [e["rank_correlation"] for e in group["extra"] if e.get("rank_correlation") is not None]
-            if values:
-                rhos.append(_named(f"mean Spearman rho {np.mean(values):.2f} over {len(values)} runs", suffix))
-        _label(ax, "fitness rank (0 = least fit, 1 = fittest)", "final test accuracy",
-               _title(key, "fitness rank after warm-up vs final accuracy") + "".join(f"\n{r}" for r in rhos))
-    if len(rows):  # proxies: one entry per sparsity, per seed, and the winner's star, each once
-        ax = next(iter(panels.values()))
-        for i, s in enumerate(sparsities):
-            ax.add_line(Line2D([], [], color=f"C{i % 10}", marker="o", ls="", label=f"s={s:g}"))
-        for i, seed in enumerate(seeds):
-            ax.add_line(Line2D([], [], color="gray", marker=MARKERS[i % len(MARKERS)], ls="", label=f"seed {seed}"))
-        ax.add_line(Line2D([], [], color="gray", marker="*", markersize=10, ls="", label="winner (starred)"))
-    return _note(fig)
-
-
-def _dissipating_report(extra):
-    return extra.get("dissipating", extra)
-
-
-def dissipating_sparsity(table):
-    """Figure 4a: sparsity after each epoch at the highest target of each dataset and architecture,
-    one line per method label and profile (mean over seeds); combined starts after its warm-up."""
-    rows = _default(table[table["method"].isin(["dissipating", "combined"])])
-    cells = _cells(rows)
-    fig, panels = _grid(cells[:1] and ["all"], cells, width=5.5, height=4)
-    every = _methods(rows, "label")
-    for (_, key), ax in panels.items():
-        part = _cell(rows, key)
-        target = part["sparsity"].max()
-        for name in _methods(part, "label"):
-            group = part[(part["label"] == name) & (part["sparsity"] == target)]
-            if group.empty:
-                continue
-            config = _configs(group.iloc[:1])[0]
-            start = int(config.get("warmup_epochs", 1)) if group["method"].iloc[0] == "combined" else 0
-            curves = [[_dissipating_report(e)["start_sparsity"], *_dissipating_report(e)["sparsity_per_epoch"]]
-                      for e in group["extra"]]
-            length = min(len(c) for c in curves)
-            curve = list(np.mean([c[:length] for c in curves], axis=0))
-            epochs = [0] * (start > 0) + list(range(start, start + length))  # combined: dense at 0
-            style = _style(name, config, every)
-            ax.plot(epochs, [0.0] * (start > 0) + curve, label=name, alpha=0.8, **style)
-        _label(ax, "epoch", "sparsity", _title(key, f"dissipating gradients: sparsity per epoch (target {target:g})"))
-    return _note(fig)
-
-
-def dissipating_movement(table):
-    """The distribution of relative movement |θ_e - θ0| / |θ0| at each pruning epoch: one run (the
-    last) per dataset and architecture."""
-    rows = table[table["method"].isin(["dissipating", "combined"]) & (table["ablation"] == "none")]
-    cells = _cells(rows)
-    fig, panels = _grid(cells[:1] and ["all"], cells, width=5.5, height=4)
-    for (_, key), ax in panels.items():
-        last = _cell(rows, key).iloc[-1]
-        for e, hist in enumerate(_dissipating_report(last["extra"])["movement_histograms"]):
-            counts = np.array(hist["counts"])
-            edges = np.linspace(hist["log10_min"], hist["log10_max"], len(counts) + 1)
-            ax.stairs(counts, edges, label=f"pruning epoch {e + 1}", color=f"C{e % 10}")
-        _label(ax, "log10 relative movement r (pruned: the smallest)", "weights",
-               _title(key, f"{label(last['method'], _dict(last['options']))} at sparsity {last['sparsity']:g}, "
-                           f"seed {last['seed']}"))
-    return _note(fig)
-
-
-def dissipating_prune_epochs(table):
-    """Figure 4b: accuracy against the pruning epochs E_d, one line per sparsity (and profile), one
-    panel per dataset and architecture."""
-    rows = table[(table["method"] == "dissipating") & (table["ablation"] == "none")]
-    rows = _profiled(rows, drop=("prune_epochs",))
-    rows = rows.assign(prune_epochs=[int(c["prune_epochs"]) for c in _configs(rows)])
-    sparsities = sorted(set(rows["sparsity"]))
-    cells = _cells(rows)
-    fig, panels = _grid(cells[:1] and ["all"], cells, width=5.5, height=4)
-    for (_, key), ax in panels.items():
-        for (s, suffix), group in _cell(rows, key).groupby(["sparsity", "suffix"]):
-            if group["prune_epochs"].nunique() < 2:
-                continue
-            stats = group.groupby("prune_epochs")["test_accuracy"].agg(["mean", "std"]).sort_index()
-            ax.errorbar(stats.index, stats["mean"], yerr=stats["std"].fillna(0), marker="o", capsize=3,
-                        color=f"C{sparsities.index(s) % 10}", label=_named(f"sparsity {s:g}", suffix))
-        _label(ax, "pruning epochs E_d", "test accuracy", _title(key, "dissipating gradients: accuracy against E_d"))
     return _note(fig)
 
 
@@ -671,7 +501,7 @@ def effective_vs_nominal(table):
     measured are left out."""
     table = _default(table)
     if "effective_sparsity" in table:
-        table = table[table["effective_sparsity"].notna() & (table["method"] != "dense")]
+        table = table[table["effective_sparsity"].notna() & ~table["method"].map(_dense)]
     else:
         table = table.iloc[:0]
     regimes = [r for r in REGIMES if r in set(table["regime"].dropna())] or ["uniform"]
@@ -699,17 +529,26 @@ def effective_vs_nominal(table):
 FIGURES = {
     "accuracy_vs_sparsity": accuracy_vs_sparsity,
     "learning_curves": learning_curves,
-    "kstarts_candidates": kstarts_candidates,
-    "kstarts_k_and_fitness": kstarts_k_and_fitness,
-    "kstarts_fitness_vs_final": kstarts_fitness_vs_final,
-    "dissipating_sparsity": dissipating_sparsity,
-    "dissipating_schedules": dissipating_schedules,
-    "dissipating_movement": dissipating_movement,
-    "dissipating_prune_epochs": dissipating_prune_epochs,
     "ablation_loss": ablation_loss,
     "effective_vs_nominal": effective_vs_nominal,
     "accuracy_vs_cost": accuracy_vs_cost,
 }
+
+
+def contributes(name: str):
+    """Add the decorated ``figure(table)`` to FIGURES: how a method's own figures module (named by
+    its pruner's ``figures``) contributes the figures of its report."""
+
+    def add(make):
+        FIGURES[name] = make
+        return make
+
+    return add
+
+
+for _method in pruners.PRUNERS.names():  # each method's own figures, a plugin's included
+    if pruners.PRUNERS[_method].figures:
+        importlib.import_module(pruners.PRUNERS[_method].figures)
 
 
 def assemble(table, out: str | Path) -> list[Path]:

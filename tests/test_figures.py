@@ -1,5 +1,7 @@
 """Figure functions on a small hand-made table of runs: the numbers are known."""
 
+from pathlib import Path
+
 import matplotlib
 import matplotlib.pyplot as plt
 import numpy as np
@@ -18,6 +20,7 @@ def result(method, sparsity, seed, acc, options=None, variant="{}", extra=None, 
     return {"method": method, "dataset": cell[0], "arch": cell[1], "seed": seed, "sparsity_target": sparsity,
             "sparsity_actual": sparsity, "test_accuracy": acc, "val_accuracy": acc, "epochs": epochs,
             "effective_sparsity": min(1.0, sparsity * 1.01), "dead_classes": 0, "history": history,
+            "cost": {"training": 1 - 0.9 * sparsity, "inference": 1 - sparsity},
             "layers": {"0.weight": {"numel": 100, "kept": round(100 * (1 - sparsity))}},
             "extra": extra or {}, "options": options or {}, "variant": variant, "run_id": f"{method}{sparsity}{seed}",
             **({"training": training} if training is not None else {})}
@@ -275,3 +278,30 @@ def test_a_table_concatenated_by_hand_keeps_each_runs_label():
     acc = figures.accuracy_table(pd.concat(two)).set_index("method")  # the same index twice
     assert acc.loc["random [epochs=2]", "s=0.9"] == "0.6000 ± 0.0000 (n=2)"
     assert acc.loc["random [epochs=4]", "s=0.9"] == "0.7000 ± 0.0000 (n=2)"
+
+
+def test_figures_py_names_no_method_and_repeats_no_default():
+    """A method's own figures live in the module its pruner names (``Pruner.figures``); the
+    generic figures find what they need through the registry, never by a method's name or a copy
+    of an option's default (which would go stale when the declaration changes)."""
+    import ast
+
+    from initprune import pruners
+
+    tree = ast.parse(Path(figures.__file__).read_text())
+    docstrings = {id(n.body[0].value) for n in ast.walk(tree)
+                  if isinstance(n, (ast.Module, ast.FunctionDef, ast.ClassDef)) and n.body
+                  and isinstance(n.body[0], ast.Expr) and isinstance(n.body[0].value, ast.Constant)}
+    names = set(pruners.PRUNERS.names())
+    literals = {n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str)
+                and id(n) not in docstrings}
+    assert not literals & names, sorted(literals & names)
+    declared = {o.name for m in names for o in pruners.PRUNERS[m].declared()}
+    defaulted = [n.args[0].value for n in ast.walk(tree) if isinstance(n, ast.Call)
+                 and isinstance(n.func, ast.Attribute) and n.func.attr == "get" and len(n.args) == 2
+                 and isinstance(n.args[0], ast.Constant) and n.args[0].value in declared]
+    assert not defaulted, defaulted
+    for method in names:  # every method's own figures module exists and contributes
+        module = pruners.PRUNERS[method].figures
+        if module:
+            assert any(f.__module__ == module for f in figures.FIGURES.values()), method

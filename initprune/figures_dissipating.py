@@ -1,0 +1,95 @@
+"""Dissipating gradients' own figures (docs/method.md, figure 4), from its report (``extra``, or
+combined's ``extra["dissipating"]``: the sparsity after each pruning epoch, histograms of the
+relative movement). Found by ``initprune.figures`` through ``Dissipating.figures``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import figures as F
+
+
+@F.contributes("dissipating_schedules")
+def dissipating_schedules(table):
+    """Accuracy against density for each dissipating schedule (alone and in combined), with
+    random for reference: the schedule alone can decide the verdict."""
+    fig = F._by_regime(table, ["random", "dissipating", "combined"])
+    for ax in fig.axes:
+        if ax.get_title():
+            ax.set_title(ax.get_title() + ": the dissipating schedules", fontsize=10)
+    return F._note(fig)
+
+
+def _dissipating_report(extra):
+    return extra.get("dissipating", extra)
+
+
+@F.contributes("dissipating_sparsity")
+def dissipating_sparsity(table):
+    """Figure 4a: sparsity after each epoch at the highest target of each dataset and architecture,
+    one line per method F.label and profile (mean over seeds); combined starts after its warm-up."""
+    rows = F._default(table[table["method"].isin(["dissipating", "combined"])])
+    cells = F._cells(rows)
+    fig, panels = F._grid(cells[:1] and ["all"], cells, width=5.5, height=4)
+    every = F._methods(rows, "label")
+    for (_, key), ax in panels.items():
+        part = F._cell(rows, key)
+        target = part["sparsity"].max()
+        for name in F._methods(part, "label"):
+            group = part[(part["label"] == name) & (part["sparsity"] == target)]
+            if group.empty:
+                continue
+            config = F._configs(group.iloc[:1])[0]
+            start = int(config["warmup_epochs"]) if group["method"].iloc[0] == "combined" else 0
+            curves = [[_dissipating_report(e)["start_sparsity"], *_dissipating_report(e)["sparsity_per_epoch"]]
+                      for e in group["extra"]]
+            length = min(len(c) for c in curves)
+            curve = list(np.mean([c[:length] for c in curves], axis=0))
+            epochs = [0] * (start > 0) + list(range(start, start + length))  # combined: dense at 0
+            style = F._style(name, config, every)
+            ax.plot(epochs, [0.0] * (start > 0) + curve, label=name, alpha=0.8, **style)
+        F._label(ax, "epoch", "sparsity",
+                 F._title(key, f"dissipating gradients: sparsity per epoch (target {target:g})"))
+    return F._note(fig)
+
+
+@F.contributes("dissipating_movement")
+def dissipating_movement(table):
+    """The distribution of relative movement |θ_e - θ0| / |θ0| at each pruning epoch: one run (the
+    last) per dataset and architecture."""
+    rows = table[table["method"].isin(["dissipating", "combined"]) & (table["ablation"] == "none")]
+    cells = F._cells(rows)
+    fig, panels = F._grid(cells[:1] and ["all"], cells, width=5.5, height=4)
+    for (_, key), ax in panels.items():
+        last = F._cell(rows, key).iloc[-1]
+        for e, hist in enumerate(_dissipating_report(last["extra"])["movement_histograms"]):
+            counts = np.array(hist["counts"])
+            edges = np.linspace(hist["log10_min"], hist["log10_max"], len(counts) + 1)
+            ax.stairs(counts, edges, label=f"pruning epoch {e + 1}", color=f"C{e % 10}")
+        F._label(ax, "log10 relative movement r (pruned: the smallest)", "weights",
+               F._title(key, f"{F.label(last['method'], F._dict(last['options']))} at sparsity {last['sparsity']:g}, "
+                           f"seed {last['seed']}"))
+    return F._note(fig)
+
+
+@F.contributes("dissipating_prune_epochs")
+def dissipating_prune_epochs(table):
+    """Figure 4b: accuracy against the pruning epochs E_d, one line per sparsity (and profile), one
+    panel per dataset and architecture."""
+    rows = table[(table["method"] == "dissipating") & (table["ablation"] == "none")]
+    rows = F._profiled(rows, drop=("prune_epochs",))
+    rows = rows.assign(prune_epochs=[int(c["prune_epochs"]) for c in F._configs(rows)])
+    sparsities = sorted(set(rows["sparsity"]))
+    cells = F._cells(rows)
+    fig, panels = F._grid(cells[:1] and ["all"], cells, width=5.5, height=4)
+    for (_, key), ax in panels.items():
+        for (s, suffix), group in F._cell(rows, key).groupby(["sparsity", "suffix"]):
+            if group["prune_epochs"].nunique() < 2:
+                continue
+            stats = group.groupby("prune_epochs")["test_accuracy"].agg(["mean", "std"]).sort_index()
+            ax.errorbar(stats.index, stats["mean"], yerr=stats["std"].fillna(0), marker="o", capsize=3,
+                        color=f"C{sparsities.index(s) % 10}", label=F._named(f"sparsity {s:g}", suffix))
+        F._label(ax, "pruning epochs E_d", "test accuracy",
+                 F._title(key, "dissipating gradients: accuracy against E_d"))
+    return F._note(fig)

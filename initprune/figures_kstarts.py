@@ -1,0 +1,121 @@
+"""K-starts' own figures (docs/method.md, figures 3a and 3b), from its report (``extra``: each
+candidate's fitness, the winner, and in analysis mode each candidate's final accuracy). Found by
+``initprune.figures`` through ``KStarts.figures``; they read the runs table like every figure.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import figures as F
+from .pruners import KStarts
+
+
+@F.contributes("kstarts_candidates")
+def kstarts_candidates(table):
+    """Each K-starts candidate's fitness after the warm-up, the winner marked, per run: one panel
+    per dataset and architecture, the runs ordered by profile, sparsity and seed."""
+    rows = F._profiled(table[(table["method"] == "kstarts") & (table["ablation"] == "none")])
+    cells = F._cells(rows)
+    counts = [len(F._cell(rows, key)) for key in cells] or [1]
+    fig, panels = F._grid(cells[:1] and ["all"], cells, width=max(5.0, 0.32 * max(counts) + 1.5), height=4.6)
+    for (_, key), ax in panels.items():
+        part = F._cell(rows, key).sort_values(["suffix", "sparsity", "seed"])
+        for n, (_, row) in enumerate(part.iterrows()):
+            cands = row["extra"]["candidates"]
+            ax.scatter([n] * len(cands), [c["fitness"] for c in cands], color=F.color("kstarts"), alpha=0.5, s=18,
+                       label="candidate")
+            win = cands[row["extra"]["winner"]]
+            ax.scatter([n], [win["fitness"]], color="tab:red", marker="*", s=90, label="winner")
+        ax.set_xticks(range(len(part)))
+        ax.set_xticklabels([F._named(f"s={s:g} seed {d}", x) for s, d, x in zip(part["sparsity"], part["seed"],
+                                                                               part["suffix"])],
+                           fontsize=7, rotation=90)
+        F._label(ax, "", "fitness after warm-up", F._title(key, "K-starts: every candidate's fitness"))
+    return F._note(fig)
+
+
+# a line style per fitness criterion, in the order the option declares them
+FITNESS_STYLE = dict(zip(next(o.choices for o in KStarts.declared() if o.name == "fitness"), (":", "--", "-")))
+
+
+@F.contributes("kstarts_k_and_fitness")
+def kstarts_k_and_fitness(table):
+    """Figure 3a: K-starts accuracy against k, one line per fitness criterion (and profile), one row
+    of panels per dataset and architecture, one panel per sparsity run at more than one k."""
+    rows = table[(table["method"] == "kstarts") & (table["ablation"] == "none")]
+    full = [c["selection"] == "full" for c in F._configs(rows)]  # halving: not here
+    rows = rows[np.array(full, dtype=bool)]
+    rows = F._profiled(rows, drop=("k", "fitness"))
+    configs = F._configs(rows)
+    rows = rows.assign(k=[int(c["k"]) for c in configs], fitness=[c["fitness"] for c in configs])
+    random = F._default(table[table["method"] == "random"])
+    panels_of = {key: sorted(s for s, g in F._cell(rows, key).groupby("sparsity") if g["k"].nunique() > 1)
+                 for key in F._cells(rows)}
+    keys = [key for key in panels_of if panels_of[key]]
+    width = max([len(panels_of[k]) for k in keys] or [1])
+    profiles = sorted(set(rows["suffix"]))  # a marker per profile, the same in every panel
+    fig, panels = F._grid(keys, list(range(width)), width=5, height=3.8)
+    for (key, j), ax in panels.items():
+        if j >= len(panels_of[key]):
+            ax.set_axis_off()
+            continue
+        s = panels_of[key][j]
+        part = F._cell(rows, key)
+        part = part[part["sparsity"] == s]
+        for (fitness, suffix), group in part.groupby(["fitness", "suffix"]):
+            stats = group.groupby("k")["test_accuracy"].agg(["mean", "std"]).sort_index()
+            ax.errorbar(stats.index, stats["mean"], yerr=stats["std"].fillna(0), capsize=3, color=F.color("kstarts"),
+                        marker=F.MARKERS[profiles.index(suffix) % len(F.MARKERS)], ls=FITNESS_STYLE.get(fitness, "-."),
+                        label=F._named(f"kstarts, fitness: {fitness}", suffix))
+        base = F._cell(random, key)
+        base = base[base["sparsity"] == s]
+        names = sorted(set(random["label"]))
+        for name, group in base.groupby("label"):
+            ax.axhline(group["test_accuracy"].mean(), color=F.color("random"), label=f"{name} (k=1)",
+                       ls=(":", "-.", "--", (0, (1, 3)))[names.index(name) % 4])
+        ax.set_xscale("log", base=2)
+        F._label(ax, "k (random starts)", "test accuracy", F._title(key, f"K-starts at sparsity {s:g}"))
+    return F._note(fig)
+
+
+@F.contributes("kstarts_fitness_vs_final")
+def kstarts_fitness_vs_final(table):
+    """Figure 3b: fitness rank after the warm-up against final accuracy of every candidate
+    (analysis mode), one panel per dataset and architecture; colour: the sparsity, marker: the
+    seed, the winner starred; the mean rank correlation per profile in the title."""
+    from matplotlib.lines import Line2D
+
+    rows = table[(table["method"] == "kstarts") & (table["ablation"] == "none")]
+    rows = rows[np.array([bool(e.get("candidates")) and "final_test_accuracy" in e["candidates"][0]
+                         for e in rows["extra"]], dtype=bool)]
+    rows = F._profiled(rows)
+    cells = F._cells(rows)
+    sparsities = sorted(set(rows["sparsity"]))
+    seeds = sorted(set(rows["seed"]))
+    fig, panels = F._grid(cells[:1] and ["all"], cells, width=6, height=4.2)
+    for (_, key), ax in panels.items():
+        part = F._cell(rows, key).sort_values(["sparsity", "seed"])
+        for _, row in part.iterrows():
+            cands, winner = row["extra"]["candidates"], row["extra"]["winner"]
+            ranks = np.argsort(np.argsort([c["fitness"] for c in cands])) / max(1, len(cands) - 1)
+            tint = f"C{sparsities.index(row['sparsity']) % 10}"
+            mark = F.MARKERS[seeds.index(row["seed"]) % len(F.MARKERS)]
+            ax.scatter(ranks, [c["final_test_accuracy"] for c in cands], alpha=0.6, s=20, color=tint, marker=mark)
+            ax.scatter([ranks[winner]], [cands[winner]["final_test_accuracy"]], marker="*", s=110, color=tint,
+                       edgecolor="black", linewidth=0.6)
+        rhos = []
+        for suffix, group in part.groupby("suffix"):
+            values = [e["rank_correlation"] for e in group["extra"] if e.get("rank_correlation") is not None]
+            if values:
+                rhos.append(F._named(f"mean Spearman rho {np.mean(values):.2f} over {len(values)} runs", suffix))
+        F._label(ax, "fitness rank (0 = least fit, 1 = fittest)", "final test accuracy",
+               F._title(key, "fitness rank after warm-up vs final accuracy") + "".join(f"\n{r}" for r in rhos))
+    if len(rows):  # proxies: one entry per sparsity, per seed, and the winner's star, each once
+        ax = next(iter(panels.values()))
+        for i, s in enumerate(sparsities):
+            ax.add_line(Line2D([], [], color=f"C{i % 10}", marker="o", ls="", label=f"s={s:g}"))
+        for i, seed in enumerate(seeds):
+            ax.add_line(Line2D([], [], color="gray", marker=F.MARKERS[i % len(F.MARKERS)], ls="", label=f"seed {seed}"))
+        ax.add_line(Line2D([], [], color="gray", marker="*", markersize=10, ls="", label="winner (starred)"))
+    return F._note(fig)
