@@ -21,10 +21,13 @@ from multiprocessing import get_context
 from pathlib import Path
 
 from .errors import InitpruneError
+from .registry import Registry
 from .tasks import Task, run_task
 
 PACKAGE = Path(__file__).resolve().parent
-NAMES = ("local", "ray", "dask")
+# every executor takes (tasks, settings) and yields each task's small result as it completes;
+# settings: jobs, address (Ray), scheduler (Dask), retries; each reads those it needs
+EXECUTORS: Registry = Registry("executor")
 
 
 class Terminated(KeyboardInterrupt):
@@ -50,6 +53,21 @@ def sigterm_as_ctrl_c():
         yield
     finally:
         signal.signal(signal.SIGTERM, before)
+
+
+@EXECUTORS.register("local")
+def _local(tasks: list[Task], settings: dict) -> Iterator[dict]:
+    return local(tasks, settings.get("jobs", 1))
+
+
+@EXECUTORS.register("ray")
+def _ray(tasks: list[Task], settings: dict) -> Iterator[dict]:
+    return ray(tasks, settings.get("address"), settings.get("retries", 3))
+
+
+@EXECUTORS.register("dask")
+def _dask(tasks: list[Task], settings: dict) -> Iterator[dict]:
+    return dask(tasks, settings.get("scheduler"), settings.get("jobs", 1))
 
 
 def local(tasks: list[Task], jobs: int = 1) -> Iterator[dict]:

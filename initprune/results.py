@@ -116,6 +116,12 @@ def runs_table(uri: str | None = None, echo=print):
     return to_table(results)
 
 
+def figures_run(c, exp_id: str) -> str:
+    """Open the run that holds one assembly of the figures (the one place that makes it)."""
+    return c.create_run(exp_id, tags={"kind": "figures", "git_commit": runs.git_commit()},
+                        run_name="figures").info.run_id
+
+
 def figures_dir() -> Path:
     return Path(os.environ.get("INITPRUNE_FIGURES") or store.ROOT / "figures")
 
@@ -134,8 +140,7 @@ def make_figures(out: str | Path | None = None, run_id: str = "", uri: str | Non
     written.append(report_html.write(out, table, c, exp_id))  # the page of it all, logged with the rest
     own = not run_id
     if own:
-        run_id = c.create_run(exp_id, tags={"kind": "figures", "git_commit": runs.git_commit()},
-                              run_name="figures").info.run_id
+        run_id = figures_run(c, exp_id)
     for path in written:
         c.log_artifact(run_id, str(path), "figures")
     c.log_metric(run_id, "runs", len(table))

@@ -313,12 +313,8 @@ def sweep(profile: str, jobs: int = 1, dry_run: bool = False, executor: str = "l
         tasks.append(Task(ex, profile, sweep_id, (NOTEBOOKS / f"{ex.notebook}.ipynb").read_text(), env,
                           need["cpus"], need["gpus"]))
     began = time.perf_counter()
-    if executor == "ray":
-        stream = executors.ray(tasks, ray_address, retries)
-    elif executor == "dask":
-        stream = executors.dask(tasks, dask_scheduler, jobs)
-    else:
-        stream = executors.local(tasks, jobs)
+    stream = executors.EXECUTORS[executor](tasks, {"jobs": jobs, "address": ray_address, "scheduler": dask_scheduler,
+                                                   "retries": retries})
     outcomes = []
     progress = Progress({ex.cell: points - done for ex, points, done, _ in rows if ex in todo}, uri, sweep_id,
                         progress_to, every, poll, f"sweep {profile}")
@@ -474,8 +470,7 @@ class Progress:
 
 
 def _check_executor(executor, jobs, ray_address, dask_scheduler, retries, cpus, gpus) -> None:
-    if executor not in executors.NAMES:
-        raise InitpruneError(f"unknown executor '{executor}'; choose one of: {', '.join(executors.NAMES)}")
+    executors.EXECUTORS[executor]  # an unknown name lists the known ones
     if jobs < 1:
         raise InitpruneError(f"--jobs must be at least 1, got {jobs}")
     if retries < 0:
@@ -520,8 +515,7 @@ def figures(out: str | Path | None = None) -> int:
     print(f"figures: {len(results.finished_points(c, exp_id))} finished points", flush=True)
     for line in results.without_result(c, exp_id):  # the notebook leaves them out too, and says so there
         print(f"left out: {line}; a sweep of its profile trains it again")
-    run_id = c.create_run(exp_id, tags={"kind": "figures", "git_commit": runs.git_commit()},
-                          run_name="figures").info.run_id
+    run_id = results.figures_run(c, exp_id)
     with tempfile.TemporaryDirectory() as tmp:
         output = Path(tmp) / "figures.ipynb"
         print(f"figures: executing notebooks/figures.ipynb into {out} (figures, tables, claims.md, report.html)",
