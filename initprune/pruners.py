@@ -38,7 +38,14 @@ def _check(name: str, cls) -> None:
     """A pruner is a Pruner dataclass whose options the command line, profiles and MLflow can carry."""
     if not (isinstance(cls, type) and issubclass(cls, Pruner) and dataclasses.is_dataclass(cls)):
         raise InitpruneError(f"method '{name}': register a @dataclass subclass of initprune.pruners.Pruner")
-    taken = sorted(RESERVED & {o.name for o in cls.declared()})
+    try:
+        declared = cls.declared()
+    except InitpruneError:
+        raise
+    except Exception as err:  # its own check of a default that raises
+        raise InitpruneError(f"method '{name}' ({cls.__module__}): checking its options raised {_first_line(err)}; "
+                             "fix its check") from None
+    taken = sorted(RESERVED & {o.name for o in declared})
     if taken:
         raise InitpruneError(f"method '{name}' ({cls.__module__}): option(s) {', '.join(taken)} have the name of "
                              "one of the run's own settings; rename them")
