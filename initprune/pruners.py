@@ -165,10 +165,13 @@ def choose(pruner: Pruner, ctx: Context) -> dict:
     t = ctx.trainee
     try:
         extra = pruner.prune(ctx)
-    except Exception as err:
-        # a mask set_mask could not apply (a layer missing, a shape it cannot multiply): say which
+    except (InitpruneError, DivergedError):
+        raise
+    except Exception:
+        # a mask set_mask could not apply (a layer missing, a shape it cannot multiply): say which;
+        # anything else is the method's own fault, its traceback kept
         wrong = masks.problem(t.mask, t.weights)
-        if wrong is None or isinstance(err, (InitpruneError, DivergedError)):
+        if wrong is None:
             raise
         raise InitpruneError(f"{pruner._where}: {wrong}") from None
     wrong = masks.problem(t.mask, t.weights, pruner.sparsity, pruner.sparsity_is_outcome)
