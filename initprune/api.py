@@ -164,7 +164,7 @@ def _fit(model, train, test, method, sparsity, epochs, seed, val, device, augmen
     theta0 = copy.deepcopy(model.state_dict()) if ablation != "none" else None
     trainee = Trainee(model, settings, masks.dense(model))
     ctx = pruners.Context(trainer, trainee, seeds.generator(seed, "masks"), invert=ablation == "invert")
-    extra = pruner.prune(ctx)
+    extra = pruners.choose(pruner, ctx)  # the mask and report checked, the report JSON-safe
     if ablation != "none":
         trainee, extra["ablation"] = _ablate(trainee, settings, ablation, theta0, seed)
     trainer.run(trainee, epochs - trainee.epoch)

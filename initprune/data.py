@@ -73,7 +73,27 @@ def default_root() -> Path:
 def load(name: str, root: str | Path | None = None) -> Data:
     """Dataset ``name``, checked against its declaration (a plugin's loader included)."""
     entry = DATASETS[name]
-    data = entry.load(Path(root) if root else default_root())
+    try:
+        data = entry.load(Path(root) if root else default_root())
+    except InitpruneError:
+        raise
+    except Exception as err:  # a plugin's loader: one line naming the dataset
+        first = (str(err).strip().splitlines() or [""])[0]
+        raise InitpruneError(f"dataset '{name}' failed to load: {type(err).__name__}: {first}") from None
+    if not isinstance(data, Data):
+        raise InitpruneError(f"dataset '{name}': its loader returned a {type(data).__name__}; return an "
+                             "initprune.data.Data(train, val, test)")
+    for split in ("train", "val", "test"):
+        xy = getattr(data, split)
+        if not (isinstance(xy, (tuple, list)) and len(xy) == 2 and all(torch.is_tensor(t) for t in xy)):
+            raise InitpruneError(f"dataset '{name}': its {split} split is {type(xy).__name__}, not an (X, y) pair "
+                                 "of tensors; every dataset gives train, val and test")
+        if len(xy[0]) != len(xy[1]) or xy[1].dim() != 1:
+            raise InitpruneError(f"dataset '{name}': its {split} split has {len(xy[0])} inputs and labels of shape "
+                                 f"{tuple(xy[1].shape)}; give one label per input")
+        if tuple(xy[0].shape[1:]) != data.input_shape:
+            raise InitpruneError(f"dataset '{name}': its {split} inputs have shape {tuple(xy[0].shape[1:])} but its "
+                                 f"train inputs {data.input_shape}; give every split the same shape")
     data.num_classes = entry.classes
     if data.input_shape != entry.shape:
         raise InitpruneError(f"dataset '{name}' declares inputs of shape {entry.shape} but its loader returns "

@@ -555,6 +555,12 @@ def assemble(table, out: str | Path) -> list[Path]:
     """Every figure as PNG and PDF, the accuracy table as CSV and Markdown, and claims.md."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    if len(table) and table["test_accuracy"].isna().any():  # a diverged run has no accuracy to draw
+        nan = table["test_accuracy"].isna()
+        named = [f"{r.method} s={r.sparsity:g} seed {r.seed} (run {r.run_id})" for r in table[nan].itertuples()]
+        print(f"initprune: warning: left out of the figures and tables, their test accuracy is NaN: "
+              f"{', '.join(named)}")
+        table = table[~nan]
     written = []
     for name, make in FIGURES.items():
         fig = make(table) if len(table) else _empty(name)

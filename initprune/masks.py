@@ -26,6 +26,8 @@ def prunable(model: nn.Module) -> dict[str, nn.Parameter]:
     several layers share (weight tying) is one weight with one mask, under its first name."""
     weights, seen = {}, set()
     for name, module in model.named_modules():
+        if isinstance(module, PRUNABLE):
+            _check_layer(name, module)
         if isinstance(module, PRUNABLE) and id(module.weight) not in seen:
             seen.add(id(module.weight))
             weights[f"{name}.weight" if name else "weight"] = module.weight
@@ -35,6 +37,24 @@ def prunable(model: nn.Module) -> dict[str, nn.Parameter]:
             "build the model from those layers"
         )
     return weights
+
+
+def _check_layer(name: str, module: nn.Module) -> None:
+    """A layer whose forward uses the weight a mask zeroes, and that holds values: else one line."""
+    layer = f"layer '{name or 'the model'}' ({type(module).__name__})"
+    if isinstance(module.weight, nn.parameter.UninitializedParameter):
+        raise InitpruneError(f"{layer} is lazy and has no weights yet; call the model once on a batch of "
+                             "inputs before pruning it")
+    if module._parameters.get("weight") is not module.weight:
+        # weight_norm, a parametrization, torch.nn.utils.prune: the forward recomputes the weight from
+        # other tensors, so zeroing it would report a sparsity the forward does not have
+        raise InitpruneError(f"{layer} computes its weight from other tensors (weight_norm, a "
+                             "parametrization or torch.nn.utils.prune); remove that first "
+                             "(torch.nn.utils.parametrize.remove_parametrizations, torch.nn.utils.remove_weight_norm "
+                             "or torch.nn.utils.prune.remove)")
+    if module.weight.is_meta:
+        raise InitpruneError(f"{layer} is on the meta device and has no values; materialize the model first "
+                             "(model.to_empty(device='cpu'), then initialize its weights)")
 
 
 def n_keep(numel: int, sparsity: float) -> int:
@@ -178,3 +198,39 @@ def random_scores(model: nn.Module, generator: torch.Generator) -> dict[str, Ten
         name: torch.rand(w.shape, generator=generator, device=generator.device).to(w.device)
         for name, w in prunable(model).items()
     }
+
+
+def problem(mask, weights: dict[str, Tensor], target: float | None = None, at_most: bool = False) -> str | None:
+    """What is wrong with a method's mask over ``weights`` (its model's prunable weights), in a
+    few words, or None: one boolean tensor per weight, of its shape; with ``target``, also no
+    layer emptied, the removed weights zero (what the forward computes with) and the sparsity
+    the method promised: the target within what rounding per layer allows (half a weight, or the
+    one weight every layer keeps), or with ``at_most`` (a threshold decides it) at most that."""
+    if not isinstance(mask, dict):
+        return f"its mask is a {type(mask).__name__}, not a dict of boolean tensors by weight name"
+    missing, unknown = [n for n in weights if n not in mask], [n for n in mask if n not in weights]
+    if missing:
+        return f"its mask has no entry for the prunable weight(s) {', '.join(missing)}"
+    if unknown:
+        return f"its mask names {', '.join(map(str, unknown))}, which the model has no prunable weight for"
+    for name, w in weights.items():
+        m = mask[name]
+        if not torch.is_tensor(m) or m.dtype != torch.bool:
+            kind = str(m.dtype).removeprefix("torch.") if torch.is_tensor(m) else type(m).__name__
+            return f"its mask of {name} is {kind}, not bool (True = kept)"
+        if m.shape != w.shape:
+            return f"its mask of {name} has shape {tuple(m.shape)}, the weight {tuple(w.shape)}"
+    if target is None:
+        return None
+    for name, w in weights.items():
+        m = mask[name].to(w.device)
+        if not m.any():
+            return f"its mask empties {name} (no weight kept), which cuts the network"
+        if bool((w.detach()[~m] != 0).any()):
+            return (f"the weights its mask removes from {name} are not zero in the model; apply a mask with "
+                    "ctx.trainee.set_mask")
+    actual, slack = sparsity(mask), len(mask) / total(mask) + 1e-9
+    if actual > target + slack or (not at_most and actual < target - slack):
+        bound = f"at most {target:g}" if at_most else f"{target:g} (within ±{slack:.2g} for rounding per layer)"
+        return f"its mask has sparsity {actual:.4g} where {bound} was asked"
+    return None

@@ -21,18 +21,36 @@ MODELS: Registry = Registry("architecture")
 
 def build(arch: str, input_shape: tuple[int, ...], num_classes: int, seed: int) -> nn.Module:
     builder = MODELS[arch]
+    model = _construct(arch, builder, input_shape, num_classes, "meta")  # shapes only: θ0 is drawn below
+    if _set_buffers(model):
+        # a buffer the constructor filled (a plugin's scale, a fixed projection) has no value on the
+        # meta device and to_empty would leave it uninitialized memory: build it for real instead,
+        # the global RNG untouched and any random draw of the constructor fixed by the seed
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seeds.derive(seed, "buffers"))
+            model = _construct(arch, builder, input_shape, num_classes, "cpu")
+    else:
+        model = model.to_empty(device="cpu")
+    initialize(model, seeds.generator(seed, "init"))
+    return model
+
+
+def _construct(arch: str, builder, input_shape, num_classes: int, device: str) -> nn.Module:
     try:
-        with torch.device("meta"):  # shapes only: the weights are drawn below, from the seed
-            model = builder(input_shape, num_classes)
+        with torch.device(device):
+            return builder(input_shape, num_classes)
     except InitpruneError:
         raise
     except Exception as err:  # a plugin's builder, say: one line that names it
         first = (str(err).strip().splitlines() or [""])[0]
         raise InitpruneError(f"architecture '{arch}' cannot be built for inputs {tuple(input_shape)} and "
                              f"{num_classes} classes: {type(err).__name__}: {first}") from None
-    model = model.to_empty(device="cpu")
-    initialize(model, seeds.generator(seed, "init"))
-    return model
+
+
+def _set_buffers(model: nn.Module) -> bool:
+    """Whether a module holds a buffer ``initialize`` does not reset (batch norm's it does)."""
+    return any(not isinstance(m, nn.modules.batchnorm._BatchNorm) and any(True for _ in m.buffers(recurse=False))
+               for m in model.modules())
 
 
 @torch.no_grad()

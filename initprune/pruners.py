@@ -38,10 +38,23 @@ def _check(name: str, cls) -> None:
     """A pruner is a Pruner dataclass whose options the command line, profiles and MLflow can carry."""
     if not (isinstance(cls, type) and issubclass(cls, Pruner) and dataclasses.is_dataclass(cls)):
         raise InitpruneError(f"method '{name}': register a @dataclass subclass of initprune.pruners.Pruner")
-    taken = sorted(RESERVED & {o.name for o in cls.declared()})
+    try:
+        declared = cls.declared()
+    except InitpruneError:
+        raise
+    except Exception as err:  # its own check of a default that raises
+        raise InitpruneError(f"method '{name}' ({cls.__module__}): checking its options raised {_first_line(err)}; "
+                             "fix its check") from None
+    taken = sorted(RESERVED & {o.name for o in declared})
     if taken:
         raise InitpruneError(f"method '{name}' ({cls.__module__}): option(s) {', '.join(taken)} have the name of "
                              "one of the run's own settings; rename them")
+    if cls.color is not None:
+        from matplotlib.colors import is_color_like
+
+        if not is_color_like(cls.color):
+            raise InitpruneError(f"method '{name}' ({cls.__module__}): color {cls.color!r} is not a matplotlib colour; "
+                                 "give a name ('tab:red'), a hex code ('#1f77b4') or None")
 
 
 PRUNERS: Registry = Registry("method", check=_check)
@@ -89,11 +102,29 @@ class Pruner:
             )
         if self.fixed_sparsity is not None and self.sparsity != self.fixed_sparsity:
             raise OptionError("sparsity", f"must be {self.fixed_sparsity:g}: method '{self.name}' keeps every weight")
-        options.validate(self, skip=("sparsity",))
+        try:
+            options.validate(self, skip=("sparsity",))
+        except InitpruneError:
+            raise
+        except Exception as err:  # a plugin's own check of a value that raises: one line naming it
+            raise InitpruneError(f"{self._where}: checking its options raised {_first_line(err)}; "
+                                 "fix its check") from None
 
     @property
     def name(self) -> str:
         return next(n for n in PRUNERS.names() if PRUNERS[n] is type(self))
+
+    @property
+    def _where(self) -> str:
+        """The method as errors name it: its registered name and its module."""
+        name = next((n for n in PRUNERS.names() if PRUNERS[n] is type(self)), type(self).__name__)
+        return f"method '{name}' ({type(self).__module__})"
+
+    @property
+    def sparsity_is_outcome(self) -> bool:
+        """True where the method's rule decides the sparsity and the target only bounds it (a
+        threshold): its mask may stay under the target. Else the target is met up to rounding."""
+        return False
 
     @property
     def min_epochs(self) -> int:
@@ -122,6 +153,63 @@ class Pruner:
     def metrics(self, extra: dict) -> list[tuple[str, float, int]]:
         """What of the method's report goes to MLflow as metrics: (name, value, step)."""
         return []
+
+
+def _first_line(err: BaseException) -> str:
+    return f"{type(err).__name__}: {(str(err).strip().splitlines() or [''])[0]}"
+
+
+def choose(pruner: Pruner, ctx: Context) -> dict:
+    """``pruner.prune(ctx)``, held to its contract: the trainee's mask one boolean tensor per
+    prunable weight, of its shape, no layer emptied, the removed weights zero and the sparsity
+    promised (``sparsity_is_outcome``: at most it); the report a dict that ``metrics`` reads,
+    returned JSON-safe (numpy and torch numbers as Python's) before anything logs or writes it.
+    Else one line naming the method."""
+    t = ctx.trainee
+    try:
+        extra = pruner.prune(ctx)
+    except (InitpruneError, DivergedError):
+        raise
+    except Exception:
+        # a mask set_mask could not apply (a layer missing, a shape it cannot multiply): say which;
+        # anything else is the method's own fault, its traceback kept
+        wrong = masks.problem(t.mask, t.weights)
+        if wrong is None:
+            raise
+        raise InitpruneError(f"{pruner._where}: {wrong}") from None
+    wrong = masks.problem(t.mask, t.weights, pruner.sparsity, pruner.sparsity_is_outcome)
+    if wrong is not None:
+        raise InitpruneError(f"{pruner._where}: {wrong}")
+    if not isinstance(extra, dict):
+        raise InitpruneError(f"{pruner._where}: prune returned {type(extra).__name__}, not a dict of what the method "
+                             "reports; return {} when it reports nothing")
+    extra = _plain(extra, pruner, "report")
+    try:
+        for name, value, step in pruner.metrics(extra):
+            float(value), int(step), str(name)
+    except Exception as err:
+        raise InitpruneError(f"{pruner._where}: its metrics(report) raised {_first_line(err)}; it must return "
+                             "(name, number, step) triples of what prune reported") from None
+    return extra
+
+
+def _plain(value, pruner: Pruner, where: str):
+    """``value`` with numpy scalars and arrays and tensors as Python numbers and lists."""
+    if isinstance(value, dict):
+        return {_plain(k, pruner, where) if not isinstance(k, str) else k: _plain(v, pruner, f"{where}[{k!r}]")
+                for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v, pruner, f"{where}[{i}]") for i, v in enumerate(value)]
+    if torch.is_tensor(value):
+        return value.detach().cpu().tolist()
+    if isinstance(value, (str, bool, int, float)) or value is None:
+        return value
+    import numpy as np
+
+    if isinstance(value, (np.ndarray, np.generic)):
+        return value.tolist()
+    raise InitpruneError(f"{pruner._where}: its {where} is a {type(value).__name__}; report numbers, strings, "
+                         "lists and dicts")
 
 
 def make(method: str, sparsity: float, **given) -> Pruner:
@@ -341,6 +429,10 @@ class Dissipating(Pruner):
     def min_epochs(self) -> int:
         return self.prune_epochs
 
+    @property
+    def sparsity_is_outcome(self) -> bool:
+        return self.tau is not None  # the threshold variant prunes r < tau, capped at the target
+
     def prune(self, ctx: Context) -> dict:
         t = ctx.trainee
         start = masks.sparsity(t.mask)
@@ -441,6 +533,10 @@ class Combined(Pruner):
     @property
     def min_epochs(self) -> int:
         return self.warmup_epochs + self.prune_epochs
+
+    @property
+    def sparsity_is_outcome(self) -> bool:
+        return self._dissipating.sparsity_is_outcome
 
     @property
     def candidates(self) -> int:

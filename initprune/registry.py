@@ -109,7 +109,7 @@ def load_plugins(again: bool = False) -> None:
             found = load()
             if where.endswith("(INITPRUNE_PLUGINS)") and getattr(found, "__file__", None):
                 _plugin_roots.append(_root(found))
-        except Exception as err:
+        except (Exception, SystemExit) as err:  # sys.exit at import would end every command, silently
             _plugins_loaded = False
             first = str(err).strip().splitlines()[0] if str(err).strip() else ""
             what = first if isinstance(err, InitpruneError) else f"{type(err).__name__}: {first}"
