@@ -18,7 +18,7 @@ from . import data as datasets
 from . import masks, memory, models, paths, pruners, seeds
 from .errors import InitpruneError
 from .options import OptionError
-from .result import RunResult, plain
+from .result import RunResult
 from .spec import ABLATIONS, RunSpec, check_epochs, device_kind, make_pruner  # noqa: F401  moved: re-exported
 from .spec import SETTINGS as SPEC_SETTINGS
 from .train import Settings, Trainee, Trainer
@@ -270,7 +270,7 @@ def run(config: RunSpec, data_root: str | Path | None = None, device: str | None
         method=config.method, dataset=config.dataset, arch=config.arch, seed=config.seed,
         sparsity_target=fitted.sparsity_target, sparsity_actual=fitted.sparsity_actual,
         test_accuracy=fitted.test_accuracy, val_accuracy=fitted.val_accuracy, epochs=fitted.epochs,
-        history=fitted.history, layers=fitted.layers, extra=plain(fitted.extra), ablation=config.ablation,
+        history=fitted.history, layers=fitted.layers, extra=fitted.extra, ablation=config.ablation,
         options=config.options, training=config.training, variant=json.dumps(config.variant(), sort_keys=True),
         config_hash=config.hash(), device=device_kind(config.device), threads=config.threads,
         effective_sparsity=fitted.effective_sparsity, dead_classes=fitted.dead_classes, cost=fitted.cost,

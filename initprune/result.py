@@ -8,8 +8,6 @@ included (a field it lacks takes its default: None where nothing was measured).
 from __future__ import annotations
 
 import dataclasses
-import math
-import numbers
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -65,26 +63,3 @@ class RunResult:
             raise KeyError(key)
         return getattr(self, key)
 
-
-def plain(value: Any) -> Any:
-    """``value`` with numpy and torch scalars and arrays as Python numbers and lists, so that a
-    report can go to JSON and MLflow as it is; a non-finite float stays a float."""
-    if isinstance(value, dict):
-        return {str(k): plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [plain(v) for v in value]
-    if isinstance(value, (str, bool)) or value is None:
-        return value
-    if hasattr(value, "tolist") and not isinstance(value, numbers.Number):  # numpy arrays, tensors
-        return plain(value.tolist())
-    if isinstance(value, numbers.Integral):
-        return int(value)
-    if isinstance(value, numbers.Real):
-        return float(value)
-    if hasattr(value, "item"):  # numpy and torch scalars that are not registered numbers
-        return plain(value.item())
-    return value
-
-
-def finite(x) -> bool:
-    return isinstance(x, numbers.Real) and math.isfinite(x)

@@ -127,7 +127,7 @@ def test_a_method_the_figures_never_heard_of_gets_a_style_and_a_verdict(table):
 
 
 def test_fitness_vs_final_says_which_run_each_point_is(table):
-    ax = figures.kstarts_fitness_vs_final(table).axes[0]
+    ax = figures.FIGURES["kstarts_fitness_vs_final"](table).axes[0]
     labels = ax.get_legend_handles_labels()[1]
     assert {"s=0.9", "s=0.99", "seed 0", "seed 1", "winner (starred)"} <= set(labels)  # colour, marker, star
     plt.close("all")
@@ -252,7 +252,7 @@ def test_learning_curves_show_every_method_of_a_panel_even_at_another_sparsity()
 
 
 def test_kstarts_candidates_tick_labels_do_not_overlap(mixed):
-    fig = figures.kstarts_candidates(mixed)
+    fig = figures.FIGURES["kstarts_candidates"](mixed)
     fig.canvas.draw()
     renderer = fig.canvas.get_renderer()
     for ax in fig.axes:
