@@ -5,6 +5,9 @@ A ``Trainee`` is one line of training: a model, its optimizer, its mask and its 
 trains a trainee step by step, so that K-starts can train candidates for fractions of an epoch and
 every candidate sees the same data order.
 
+The learning rate follows ``Settings.lr_schedule`` by the trainee's step count, so K-starts'
+candidates and the winner that carries on see the rate the step they stand at asks for.
+
 Pruned weights stay exactly zero: their gradients are zeroed before each step, the weights are
 zeroed after it, and the optimizer's state (momentum, Adam moments) is cleared wherever a mask
 removes a weight.
@@ -28,6 +31,7 @@ from .errors import DivergedError
 from .options import option
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
+LR_SCHEDULES = ("constant", "cosine")
 
 
 FINITE_POSITIVE = dict(check=lambda v: v > 0, must="a finite number above 0")
@@ -43,6 +47,8 @@ class Settings:
     momentum: float = option(0.9, "SGD momentum", **FINITE_NON_NEGATIVE)
     weight_decay: float = option(0.0, "L2 penalty", **FINITE_NON_NEGATIVE)
     batch_size: int = option(32, "training batch size", check=lambda v: v >= 1, must="an integer of at least 1")
+    lr_schedule: str = option("constant", "the learning rate over training: constant, or cosine (from lr to 0 "
+                              "over the run's epochs, set every step)", choices=LR_SCHEDULES, neutral="constant")
 
     def __post_init__(self):
         # every comparison with NaN is false, so a NaN got past "momentum < 0" and surfaced
@@ -56,6 +62,22 @@ class Settings:
                                    foreach=True)
         cls = torch.optim.Adam if self.optimizer == "adam" else torch.optim.AdamW
         return cls(params, self.lr, weight_decay=self.weight_decay, foreach=True)
+
+    def lr_at(self, step: int, total: int) -> float:
+        """The learning rate of training step ``step`` (0 is the first) of a run of ``total`` steps.
+
+        ``cosine``: lr·(1 + cos(π·step/total))/2, from lr at the first step towards 0 at the last.
+        Steps past ``total`` (posttrain's fine-tuning) start the cosine again from lr."""
+        if self.lr_schedule == "constant" or total <= 0:
+            return self.lr
+        return self.lr * 0.5 * (1.0 + math.cos(math.pi * (step % total) / total))
+
+    def schedule(self, optimizer: torch.optim.Optimizer, step: int, total: int) -> None:
+        """Set ``optimizer``'s learning rate for step ``step``; ``constant`` never touches it."""
+        if self.lr_schedule != "constant":
+            lr = self.lr_at(step, total)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
 
 
 class Trainee:
@@ -137,6 +159,7 @@ class Trainer:
         self.settings, self.device, self.epochs = settings, device, epochs
         self.eval_batch = eval_batch
         self.steps_per_epoch = len(train)
+        self.total_steps = epochs * self.steps_per_epoch  # the span of a learning-rate schedule
 
     def run(self, t: Trainee, epochs: int = 1, on_epoch_end: Callable[[Trainee], None] | None = None,
             grad_sink: list[Tensor] | None = None) -> None:
@@ -157,6 +180,7 @@ class Trainer:
             for i, (x, y) in enumerate(self.train_batches.epoch(epoch, start)):
                 if i == todo:
                     break
+                self.settings.schedule(t.optimizer, t.steps + i, self.total_steps)
                 loss = self._step(t, x, y, grad_sink)
                 t._loss[0] += loss
                 t._loss[1] += 1
@@ -193,6 +217,7 @@ class Trainer:
             for i, (x, y) in enumerate(self.train_batches.epoch(epoch, start)):
                 if i == todo:
                     break
+                self.settings.schedule(stack.optimizer, trainees[0].steps + i, self.total_steps)
                 stack.step(x, y)
             stack.write_back()
             for t in trainees:
