@@ -87,6 +87,18 @@ def load(name: str, root: str | Path | None = None) -> Data:
     return data
 
 
+def fetch(name: str, root: str | Path | None = None) -> str:
+    """Put dataset ``name`` in place once (``make data``): one line saying where it is, or, when it
+    cannot be had, the line saying how to get it; never raises for a dataset that is missing."""
+    try:
+        d = load(name, root)
+    except InitpruneError as err:
+        return f"initprune: {err}"
+    sizes = ", ".join(f"{len(y):,} {split}" for split, (_, y) in zip(("train", "validation", "test"),
+                                                                     (d.train, d.val, d.test)))
+    return f"initprune: dataset '{name}' is ready under {Path(root) if root else default_root()} ({sizes})"
+
+
 def _split(x: Tensor, y: Tensor, n_val: int, n_test: int = 0):
     """A fixed, seeded permutation into train / validation (/ test) parts."""
     order = torch.randperm(len(y), generator=torch.Generator().manual_seed(SPLIT_SEED))

@@ -262,3 +262,14 @@ def test_cosine_schedule_is_the_same_for_stacked_candidates():
     trainer.together(stacked, 9, [None, None], stacked=True)
     for a, b in zip(alone, stacked):
         assert all(torch.allclose(x, y, atol=1e-5) for x, y in zip(a.prunable, b.prunable))
+
+
+def test_fetch_says_where_the_data_is_or_how_to_get_it(tmp_path, monkeypatch):
+    debian = tmp_path / "debian"
+    monkeypatch.setattr(data, "DEBIAN_FASHION_MNIST", debian)
+    monkeypatch.setenv("INITPRUNE_OFFLINE", "1")
+    line = data.fetch("fashion_mnist", tmp_path / "root")  # make data: never an exception
+    assert "apt-get install dataset-fashion-mnist" in line and "\n" not in line
+    write_debian_fashion_mnist(debian)
+    line = data.fetch("fashion_mnist", tmp_path / "root")
+    assert "ready" in line and "40 train, 10 validation, 20 test" in line and str(tmp_path / "root") in line
