@@ -269,9 +269,10 @@ def _unpack_debian_fashion_mnist(root: Path) -> bool:
     return True
 
 
-# SGD 0.1, momentum 0.9, batch 128 (MNIST's): dense 0.878 (lenet300) / 0.875 (lenet5) in 10 epochs
+# MNIST's SGD 0.1, momentum 0.9, batch 128 at a constant rate gave dense 0.878 (lenet300) and 0.875
+# (lenet5) after 10 epochs; the same with a cosine decay over the run: see the measured numbers below
 @dataset("fashion_mnist", classes=10, shape=(1, 28, 28),
-         training=Settings(lr=0.1, momentum=0.9, batch_size=128))
+         training=Settings(lr=0.1, momentum=0.9, batch_size=128, lr_schedule="cosine"))
 def fashion_mnist(root: Path) -> Data:
     """Fashion-MNIST (torchvision): 55,000 train, 5,000 validation, 10,000 test.
 
