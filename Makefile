@@ -13,7 +13,7 @@ JOBS ?= 2
 PORT ?= 5000
 HOST ?= 127.0.0.1
 
-.PHONY: help setup demo reproduce figures bench bench-executors test lint lab lab-check ui server clean
+.PHONY: help setup data demo reproduce figures bench bench-executors test lint lab lab-check ui server clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -26,11 +26,30 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet --progress-bar off -e '.[notebooks,ray,dask,dev]'
 	touch $@
 
-demo: setup  ## every method on offline digits and MNIST-1D, 3 seeds: sweep, MLflow, figures/ (a second run skips what is done)
+FASHION_DEB := /usr/share/datasets/fashion-mnist
+FASHION_HOW := Fashion-MNIST is not here: install Debian's copy (apt-get install dataset-fashion-mnist, as root), or run make setup data once with internet
+
+# never fails: what cannot be had is one line saying how to get it
+data:  ## Fashion-MNIST offline: Debian's dataset-fashion-mnist via apt-get (as root), else a torchvision download into data/
+	@if [ ! -f $(FASHION_DEB)/t10k-labels-idx1-ubyte.gz ] && [ "$$(id -u)" = 0 ] && [ -f /etc/debian_version ] \
+	    && command -v apt-get >/dev/null; then \
+	  echo "make data: apt-get install -y dataset-fashion-mnist"; \
+	  apt-cache show dataset-fashion-mnist >/dev/null 2>&1 || apt-get update -qq || true; \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist >/dev/null || true; \
+	fi; \
+	if [ -x $(PY) ]; then \
+	  $(PY) -c 'from initprune.data import fetch; print(fetch("fashion_mnist"))' || echo "$(FASHION_HOW)"; \
+	elif [ -f $(FASHION_DEB)/t10k-labels-idx1-ubyte.gz ]; then \
+	  echo "make data: Debian's Fashion-MNIST is installed; the first load unpacks it into data/"; \
+	else \
+	  echo "$(FASHION_HOW)"; \
+	fi
+
+demo: setup data  ## every method on offline digits and MNIST-1D, 3 seeds: sweep, MLflow, figures/ (a second run skips what is done)
 	$(PY) -m initprune sweep --profile demo --jobs $(JOBS)
 	$(PY) -m initprune figures
 
-reproduce: setup  ## the full grid of METHOD.md (PROFILE=... picks another); resumable
+reproduce: setup data  ## the full grid of METHOD.md (PROFILE=... picks another); resumable
 	$(PY) -m initprune sweep --profile $(PROFILE) --jobs $(JOBS)
 	$(PY) -m initprune figures
 

@@ -5,6 +5,9 @@ A ``Trainee`` is one line of training: a model, its optimizer, its mask and its 
 trains a trainee step by step, so that K-starts can train candidates for fractions of an epoch and
 every candidate sees the same data order.
 
+The learning rate follows ``Settings.lr_schedule`` by the trainee's step count, so K-starts'
+candidates and the winner that carries on see the rate the step they stand at asks for.
+
 Pruned weights stay exactly zero: their gradients are zeroed before each step, the weights are
 zeroed after it, and the optimizer's state (momentum, Adam moments) is cleared wherever a mask
 removes a weight.
@@ -31,6 +34,7 @@ from .errors import DivergedError
 from .options import option
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
+LR_SCHEDULES = ("constant", "cosine")
 
 
 FINITE_POSITIVE = dict(check=lambda v: v > 0, must="a finite number above 0")
@@ -46,6 +50,8 @@ class Settings:
     momentum: float = option(0.9, "SGD momentum", **FINITE_NON_NEGATIVE)
     weight_decay: float = option(0.0, "L2 penalty", **FINITE_NON_NEGATIVE)
     batch_size: int = option(32, "training batch size", check=lambda v: v >= 1, must="an integer of at least 1")
+    lr_schedule: str = option("constant", "the learning rate over training: constant, or cosine (from lr to 0 "
+                              "over the run's epochs, set every step)", choices=LR_SCHEDULES, neutral="constant")
 
     def __post_init__(self):
         # every comparison with NaN is false, so a NaN got past "momentum < 0" and surfaced
@@ -59,6 +65,22 @@ class Settings:
                                    foreach=True)
         cls = torch.optim.Adam if self.optimizer == "adam" else torch.optim.AdamW
         return cls(params, self.lr, weight_decay=self.weight_decay, foreach=True)
+
+    def lr_at(self, step: int, total: int) -> float:
+        """The learning rate of training step ``step`` (0 is the first) of a run of ``total`` steps.
+
+        ``cosine``: lr·(1 + cos(π·step/total))/2, from lr at the first step towards 0 at the last.
+        Steps past ``total`` (posttrain's fine-tuning) start the cosine again from lr."""
+        if self.lr_schedule == "constant" or total <= 0:
+            return self.lr
+        return self.lr * 0.5 * (1.0 + math.cos(math.pi * (step % total) / total))
+
+    def schedule(self, optimizer: torch.optim.Optimizer, step: int, total: int) -> None:
+        """Set ``optimizer``'s learning rate for step ``step``; ``constant`` never touches it."""
+        if self.lr_schedule != "constant":
+            lr = self.lr_at(step, total)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
 
 
 class Cost:
@@ -201,6 +223,7 @@ class Trainer:
         self.eval_batch = eval_batch
         self.steps_per_epoch = len(train)
         self.cost = Cost()
+        self.total_steps = epochs * self.steps_per_epoch  # the span of a learning-rate schedule
 
     def count_pass(self, model: nn.Module, x: Tensor, mask: masks.Mask, passes: int = 3) -> None:
         """Count a scoring pass on ``x`` (forward and backward: 3x the forward) at ``mask``'s density."""
@@ -233,6 +256,7 @@ class Trainer:
                 if i == todo:
                     break
                 self._count(t, epoch, start + i, x)
+                self.settings.schedule(t.optimizer, t.steps + i, self.total_steps)
                 loss = self._step(t, x, y, grad_sink)
                 t._loss[0] += loss
                 t._loss[1] += 1
@@ -271,6 +295,7 @@ class Trainer:
                     break
                 for t in trainees:
                     self._count(t, epoch, start + i, x)
+                self.settings.schedule(stack.optimizer, trainees[0].steps + i, self.total_steps)
                 stack.step(x, y)
             stack.write_back()
             for t in trainees:

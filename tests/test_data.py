@@ -109,3 +109,167 @@ def test_batches_follow_the_seed_and_epoch():
     assert first != [yy.tolist() for _, yy in b.epoch(1)]
     assert sorted(sum(first, [])) == list(range(10)) and len(b) == 3
     assert [yy.tolist() for _, yy in b.epoch(0, start=2)] == first[2:]
+
+
+def write_debian_fashion_mnist(folder, n_train=50, n_test=20):
+    """Debian's dataset-fashion-mnist layout: the four IDX files, gzipped, in one folder."""
+    import gzip
+
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(1)
+    for split, n in (("train", n_train), ("t10k", n_test)):
+        for kind, array in (("images-idx3", rng.integers(0, 256, (n, 28, 28))), ("labels-idx1", np.arange(n) % 10)):
+            plain = folder / f"{split}-{kind}-ubyte"
+            write_idx(plain, array)
+            (folder / f"{plain.name}.gz").write_bytes(gzip.compress(plain.read_bytes()))
+            plain.unlink()
+
+
+def test_fashion_mnist_loads_from_debian_files_without_opening_a_socket(tmp_path, monkeypatch):
+    import socket
+
+    opened = []
+
+    def no_network(*args, **kwargs):
+        opened.append(args)
+        raise AssertionError("Fashion-MNIST from Debian's files must not touch the network")
+
+    monkeypatch.setattr(socket, "socket", no_network)
+    monkeypatch.setattr(socket, "create_connection", no_network)
+    monkeypatch.delenv("INITPRUNE_OFFLINE", raising=False)  # the download is allowed, yet not needed
+    debian = tmp_path / "debian"
+    write_debian_fashion_mnist(debian)
+    monkeypatch.setattr(data, "DEBIAN_FASHION_MNIST", debian)
+    root = tmp_path / "root"
+    d = data.load("fashion_mnist", root)
+    assert opened == []
+    assert d.input_shape == (1, 28, 28) and d.num_classes == 10
+    assert [len(s[1]) for s in (d.train, d.val, d.test)] == [40, 10, 20]  # validation: min(5000, 1/5)
+    assert d.test[1].tolist() == [i % 10 for i in range(20)]
+    assert sorted(d.train[1].tolist() + d.val[1].tolist()) == sorted(i % 10 for i in range(50))
+    raw = root / "FashionMNIST" / "raw"
+    assert sorted(p.name for p in raw.iterdir()) == sorted(data.IDX_FILES)  # unpacked once, no leftovers
+    for p in debian.iterdir():
+        p.unlink()
+    again = data.load("fashion_mnist", root)  # read from the root now: the Debian copy is not needed
+    assert all(torch.equal(a, b) for a, b in zip((*d.train, *d.val, *d.test), (*again.train, *again.val, *again.test)))
+
+
+def test_fashion_mnist_missing_everywhere_says_both_ways_to_get_it(tmp_path, monkeypatch):
+    import socket
+
+    def no_network(*args, **kwargs):
+        raise OSError("no network in this test")
+
+    monkeypatch.setattr(socket, "socket", no_network)
+    monkeypatch.setattr(socket, "create_connection", no_network)
+    monkeypatch.setattr(data, "DEBIAN_FASHION_MNIST", tmp_path / "not-installed")
+    for offline in ("1", "0"):  # the download forbidden, or tried and failed
+        monkeypatch.setenv("INITPRUNE_OFFLINE", offline)
+        with pytest.raises(InitpruneError) as err:
+            data.load("fashion_mnist", tmp_path / f"root{offline}")
+        message = str(err.value)
+        assert "apt-get install dataset-fashion-mnist" in message and "internet" in message, message
+        assert str(tmp_path / f"root{offline}") in message and "\n" not in message
+    assert "download failed" in message
+
+
+def test_a_damaged_debian_archive_leaves_no_half_file(tmp_path, monkeypatch):
+    debian = tmp_path / "debian"
+    write_debian_fashion_mnist(debian)
+    (debian / "train-images-idx3-ubyte.gz").write_bytes(b"\x1f\x8b\x08\x00 truncated")
+    monkeypatch.setattr(data, "DEBIAN_FASHION_MNIST", debian)
+    monkeypatch.setenv("INITPRUNE_OFFLINE", "1")
+    with pytest.raises(InitpruneError, match="apt-get install dataset-fashion-mnist"):
+        data.load("fashion_mnist", tmp_path / "root")
+    raw = tmp_path / "root" / "FashionMNIST" / "raw"
+    assert "train-images-idx3-ubyte" not in [p.name for p in raw.iterdir()]
+    assert not [p for p in raw.iterdir() if p.suffix == ".tmp"]
+
+
+# the learning-rate schedule of the training settings declared with each dataset
+
+
+def _toy_trainer(settings, epochs=2):
+    from initprune.train import Trainer
+
+    from toys import toy_data
+
+    return Trainer(data.Batches(*toy_data(), 16, seed=0), None, None, settings, "cpu", epochs)
+
+
+def test_cosine_schedule_sets_the_lr_of_every_step_as_declared():
+    import math
+
+    from initprune import masks
+    from initprune.train import Settings, Trainee
+
+    from toys import toy_model
+
+    settings = Settings(lr=0.1, batch_size=16, lr_schedule="cosine")
+    trainer = _toy_trainer(settings)  # 96 samples: 6 steps per epoch, 12 in all
+    t = Trainee(toy_model(), settings, masks.dense(toy_model()))
+    seen, step = [], t.optimizer.step
+    t.optimizer.step = lambda *a, **k: (seen.append(t.optimizer.param_groups[0]["lr"]), step(*a, **k))[1]
+    trainer.advance(t, 5)  # a fraction of an epoch (K-starts' candidates), then the rest
+    trainer.run(t, 2)
+    assert len(seen) == 12 and seen[0] == 0.1
+    assert seen == pytest.approx([0.05 * (1 + math.cos(math.pi * i / 12)) for i in range(12)], abs=1e-12)
+    assert seen[6] == pytest.approx(0.05) and seen[-1] < 0.002
+    assert settings.lr_at(12, 12) == 0.1  # posttrain's fine-tuning past the run starts it again
+    assert Settings(lr=0.1).lr_at(7, 12) == 0.1
+
+
+def test_constant_schedule_is_plain_sgd_bitwise_and_cosine_is_not():
+    import torch.nn.functional as F
+
+    from initprune import masks
+    from initprune.train import Settings, Trainee
+
+    from toys import toy_data, toy_model
+
+    def trained(schedule):
+        settings = Settings(lr=0.05, momentum=0.9, batch_size=16, lr_schedule=schedule)
+        t = Trainee(toy_model(), settings, masks.dense(toy_model()))
+        _toy_trainer(settings).run(t, 2)
+        return list(t.model.parameters())
+
+    model = toy_model()  # training as it was before the schedule existed
+    opt = torch.optim.SGD(model.parameters(), 0.05, momentum=0.9, weight_decay=0.0, foreach=True)
+    batches = data.Batches(*toy_data(), 16, seed=0)
+    for epoch in range(2):
+        for x, y in batches.epoch(epoch):
+            opt.zero_grad(set_to_none=False)
+            F.cross_entropy(model(x), y).backward()
+            opt.step()
+    assert all(torch.equal(a, b) for a, b in zip(trained("constant"), model.parameters()))
+    assert not all(torch.equal(a, b) for a, b in zip(trained("cosine"), model.parameters()))
+
+
+def test_cosine_schedule_is_the_same_for_stacked_candidates():
+    from initprune import masks, seeds
+    from initprune.train import Settings, Trainee
+
+    from toys import toy_model
+
+    settings = Settings(lr=0.1, batch_size=16, lr_schedule="cosine")
+    trainer = _toy_trainer(settings)
+    base = Trainee(toy_model(), settings, masks.dense(toy_model()))
+    drawn = [masks.select(masks.random_scores(base.model, seeds.generator(0, "masks")), 0.5) for _ in range(2)]
+    alone, stacked = [base.clone(settings, m) for m in drawn], [base.clone(settings, m) for m in drawn]
+    for t in alone:
+        trainer.advance(t, 9)
+    trainer.together(stacked, 9, [None, None], stacked=True)
+    for a, b in zip(alone, stacked):
+        assert all(torch.allclose(x, y, atol=1e-5) for x, y in zip(a.prunable, b.prunable))
+
+
+def test_fetch_says_where_the_data_is_or_how_to_get_it(tmp_path, monkeypatch):
+    debian = tmp_path / "debian"
+    monkeypatch.setattr(data, "DEBIAN_FASHION_MNIST", debian)
+    monkeypatch.setenv("INITPRUNE_OFFLINE", "1")
+    line = data.fetch("fashion_mnist", tmp_path / "root")  # make data: never an exception
+    assert "apt-get install dataset-fashion-mnist" in line and "\n" not in line
+    write_debian_fashion_mnist(debian)
+    line = data.fetch("fashion_mnist", tmp_path / "root")
+    assert "ready" in line and "40 train, 10 validation, 20 test" in line and str(tmp_path / "root") in line
