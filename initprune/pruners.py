@@ -49,7 +49,7 @@ def _check(name: str, cls) -> None:
     if taken:
         raise InitpruneError(f"method '{name}' ({cls.__module__}): option(s) {', '.join(taken)} have the name of "
                              "one of the run's own settings; rename them")
-    if cls.color is not None:
+    if cls.color is not None and not cls.__module__.startswith("initprune."):  # a plugin's (the built-ins': a test)
         from matplotlib.colors import is_color_like
 
         if not is_color_like(cls.color):
@@ -130,6 +130,11 @@ class Pruner:
     def min_epochs(self) -> int:
         """Epochs the method trains while choosing its mask."""
         return 0
+
+    def trained_epochs(self, epochs: int) -> float:
+        """Epochs of training a run of ``epochs`` costs in all, every copy of the model counted
+        (K-starts' candidates): what a sweep's time estimate multiplies."""
+        return float(epochs)
 
     @property
     def candidates(self) -> int:
@@ -301,6 +306,24 @@ class KStarts(Pruner):
     @property
     def min_epochs(self) -> int:
         return self.warmup_epochs
+
+    def trained_epochs(self, epochs: int) -> float:
+        """The run's epochs, plus the warm-up of every candidate but the winner (under halving, the
+        slices the candidates alive in each round train), plus, in analysis mode, the losers
+        trained to the end."""
+        if self.selection == "full":
+            extra = (self.k - 1) * self.warmup_epochs
+        else:
+            rounds = max(1, math.ceil(math.log2(self.k)))
+            ends = [self.warmup_epochs * (2 ** (r + 1) - 1) / (2**rounds - 1) for r in range(rounds)]
+            alive, spent, before = self.k, 0.0, 0.0
+            for end in ends:
+                spent += alive * (end - before)
+                alive, before = max(1, math.ceil(alive / 2)), end
+            extra = spent - self.warmup_epochs
+        if self.analysis:
+            extra += (self.k - 1) * (epochs - self.warmup_epochs)
+        return epochs + extra
 
     @property
     def candidates(self) -> int:
@@ -534,6 +557,9 @@ class Combined(Pruner):
     def min_epochs(self) -> int:
         return self.warmup_epochs + self.prune_epochs
 
+    def trained_epochs(self, epochs: int) -> float:
+        return self._kstarts.trained_epochs(epochs)
+
     @property
     def sparsity_is_outcome(self) -> bool:
         return self._dissipating.sparsity_is_outcome
@@ -719,6 +745,9 @@ class PostTrain(Pruner):
     finetune_epochs: int = option(5, "fine-tuning epochs after the one-shot pruning",
                                   check=lambda v: v >= 0, must="an integer of 0 or more")
     scope: str = option("global", "global, layerwise or erk ranking of |θ| after training", choices=SCOPES)
+
+    def trained_epochs(self, epochs: int) -> float:
+        return float(epochs + self.finetune_epochs)
 
     def prune(self, ctx: Context) -> dict:
         t = ctx.trainee

@@ -288,6 +288,7 @@ def sweep(profile: str, jobs: int = 1, dry_run: bool = False, executor: str = "l
             echo(f"{len(points):4d} points, {len(done):4d} finished  {ex.label}")
         points, done = set().union(*(r[1] for r in rows)), set().union(*(r[2] for r in rows))
         echo(f"{len(points)} points in {len(rows)} executions, {len(done)} finished")
+        echo(estimate(rows, jobs))
         return 0
     c, exp_id = store.ensure_store()
     if ray_address or dask_scheduler:
@@ -467,6 +468,53 @@ class Progress:
             self.bar.close()
         else:
             self.write(self.line())
+
+
+def seconds_per_epoch() -> dict[str, tuple[float, str]]:
+    """{"dataset/arch": (seconds, where from)}: the median of the last epoch's seconds of the
+    store's finished points of each cell, else the bench's measurement (benchmarks/latest.json,
+    "seconds_per_epoch", one thread per point as a sweep trains them)."""
+    import statistics
+
+    c, exp_id = store.ensure_store()
+    seen: dict[str, list[float]] = {}
+    for run in results._search_all(c, exp_id, "tags.kind = 'point' and attributes.status = 'FINISHED'"):
+        value = run.data.metrics.get("epoch_seconds")
+        if value is not None and run.data.params.get("threads", "1") == "1":
+            seen.setdefault(f"{run.data.tags.get('dataset')}/{run.data.tags.get('arch')}", []).append(value)
+    out = {cell: (statistics.median(v), f"{len(v)} finished points") for cell, v in seen.items()}
+    bench = store.ROOT / "benchmarks" / "latest.json"
+    measured = json.loads(bench.read_text()).get("seconds_per_epoch", {}) if bench.exists() else {}
+    for cell, seconds in measured.items():
+        out.setdefault(cell, (float(seconds), "make bench"))
+    return out
+
+
+def estimate(rows, jobs: int) -> str:
+    """How long the points left would train, from measured seconds per epoch of each cell and
+    the epochs each point trains in all (K-starts' candidates counted), spread over ``jobs``."""
+    left: dict[str, float] = {}
+    counted = set()
+    for ex, _, done, _ in rows:
+        for p in ex.points():
+            key = (p.hash(), p.seed)
+            if key in done or key in counted:
+                continue
+            counted.add(key)
+            cell = f"{p.dataset}/{p.arch}"
+            left[cell] = left.get(cell, 0.0) + p.pruner().trained_epochs(p.epochs)
+    if not left:
+        return "estimate: nothing left to train"
+    rates = seconds_per_epoch()
+    known = {cell: epochs * rates[cell][0] for cell, epochs in left.items() if cell in rates}
+    parts = [f"{cell}: {epochs:,.0f} epochs" + (f" at {rates[cell][0]:.2f} s ({rates[cell][1]})" if cell in rates
+                                                 else " at an unmeasured speed")
+             for cell, epochs in sorted(left.items())]
+    total = sum(known.values()) / max(1, jobs)
+    head = (f"estimate: about {total / 60:.0f} min with --jobs {jobs}" if known else "estimate: unknown")
+    if known and len(known) < len(left):
+        head += " for the measured cells"
+    return f"{head} ({'; '.join(parts)})"
 
 
 def _check_executor(executor, jobs, ray_address, dask_scheduler, retries, cpus, gpus) -> None:

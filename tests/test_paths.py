@@ -32,8 +32,11 @@ def test_a_hidden_unit_without_inputs_cuts_off_its_outgoing_weights_and_a_class(
     assert masks.sparsity(mask) == pytest.approx(0.6)
     assert found == paths.Effective(pytest.approx(0.8), 1, True)
     # the bias of unit 1 still feeds class 1, but nothing of the input does: its logit is constant
+    with torch.no_grad():  # positive weights and inputs: unit 0 is active, its class varies with x
+        for w in model.parameters():
+            w.copy_(torch.linspace(0.5, 1.5, w.numel()).view_as(w))
     apply(model, mask)
-    x = torch.randn(5, 3, generator=torch.Generator().manual_seed(0))
+    x = torch.rand(5, 3, generator=torch.Generator().manual_seed(0)) + 0.1
     logits = model(x)
     assert torch.allclose(logits[:, 1], logits[0, 1].expand(5))
     assert not torch.allclose(logits[:, 0], logits[0, 0].expand(5))

@@ -317,11 +317,20 @@ def test_numpy_and_torch_numbers_in_a_report_are_logged_and_written_as_python_nu
         MODELS.register("flat")(lambda shape, classes: nn.Sequential(nn.Linear(8, 6), nn.ReLU(), nn.Linear(6, 3)))
         data.dataset("blobs", classes=3, shape=(8,), training=initprune.train.Settings(batch_size=16))(blobs())
         report = api.run(api.RunConfig(method="numpy", dataset="blobs", arch="flat", sparsity=0.5, epochs=1),
-                         device="cpu", out=tmp_path / "out.json", record=lambda r: logged.append(json.dumps(r)))
+                         device="cpu", out=tmp_path / "out.json",
+                         record=lambda r: logged.append(json.dumps(r.to_dict())))
     expected = {"f": 0.5, "i": 3, "t": 2.0, "a": [0, 1], "nested": [{"n": 1.5}]}
     written = json.loads((tmp_path / "out.json").read_text())["extra"]
     assert written == expected and json.loads(logged[0])["extra"] == expected
     assert [type(report["extra"][k]) for k in ("f", "i", "t")] == [float, int, float]
+
+
+def test_every_built_in_colour_is_a_matplotlib_colour():
+    """Registration checks a plugin's colour (the built-ins skip it, so that the core never loads
+    matplotlib): the built-ins' are checked here instead."""
+    from matplotlib.colors import is_color_like
+
+    assert all(is_color_like(PRUNERS[m].color) for m in PRUNERS.names() if PRUNERS[m].color is not None)
 
 
 # ---- 7. a NaN accuracy in the figures ------------------------------------------------------------------
