@@ -40,6 +40,7 @@ class Execution:
     params: dict  # every parameter of the notebook: its defaults, overridden by the profile
     given: dict = field(default_factory=dict)  # what the profile set: the cell's identity
     asks: dict = field(default_factory=dict)  # the profile's resources: {cpus, gpus}
+    optional: bool = False  # left out, in one line, where its dataset cannot be had on this machine
     _points: list | None = field(default=None, repr=False, compare=False)
 
     @property
@@ -214,7 +215,9 @@ def load_profile(name: str) -> list[Execution]:
         if not isinstance(entry, dict) or "notebook" not in entry:
             raise InitpruneError(f"{where}: each execution needs 'notebook: NAME'")
         given = {**(spec.get("defaults") or {}),
-                 **{k: v for k, v in entry.items() if k not in ("notebook", "resources")}}
+                 **{k: v for k, v in entry.items() if k not in ("notebook", "resources", "optional")}}
+        if not isinstance(entry.get("optional", False), bool):
+            raise InitpruneError(f"{where}: 'optional' must be true or false, got {entry['optional']!r}")
         asks = {**_resources(path.name, spec.get("resources")), **_resources(where, entry.get("resources"))}
         if given.get("log_to_mlflow", True) is not True:  # its points would be trained again on every resume
             raise InitpruneError(f"{where}: a sweep records every point in MLflow, so log_to_mlflow cannot be "
@@ -227,7 +230,7 @@ def load_profile(name: str) -> list[Execution]:
             if key in defaults:
                 _check_type(where, key, value, defaults[key])
         execution = Execution(entry["notebook"], {**defaults, **{k: v for k, v in given.items() if k in defaults}},
-                              given, asks)
+                              given, asks, optional=entry.get("optional", False))
         try:
             takes = {o for m in execution.methods for o in pruners.option_names(m)}
             for key in set(given) - set(defaults) - takes:
@@ -240,6 +243,30 @@ def load_profile(name: str) -> list[Execution]:
         _check_runs(where, execution, points)  # what each run checks before it trains: in a dry run too
         out.append(execution)
     return out
+
+
+def available(executions: list[Execution]) -> tuple[list[Execution], list[str]]:
+    """The executions this machine can run, and a line for each optional one left out because
+    its dataset cannot be had here (not in the data root, no offline copy, no network), saying how
+    to get it. Each dataset is tried once."""
+    from . import data
+
+    problems: dict[tuple, str | None] = {}
+    keep, lines = [], []
+    for ex in executions:
+        if ex.optional:
+            key = (ex.params["dataset"], ex.params.get("data_root") or None)
+            if key not in problems:
+                try:
+                    data.load(*key)
+                    problems[key] = None
+                except InitpruneError as err:
+                    problems[key] = str(err).splitlines()[0]
+            if problems[key]:
+                lines.append(f"left out: {ex.label} ({problems[key]})")
+                continue
+        keep.append(ex)
+    return keep, lines
 
 
 def _resources(where: str, spec) -> dict:
@@ -278,7 +305,9 @@ def sweep(profile: str, jobs: int = 1, dry_run: bool = False, executor: str = "l
     ``poll`` seconds."""
     ray_address = ray_address or (os.environ.get("RAY_ADDRESS") if executor == "ray" else None)
     _check_executor(executor, jobs, ray_address, dask_scheduler, retries, cpus, gpus)
-    executions = load_profile(profile)
+    executions, missing = available(load_profile(profile))
+    for line in missing:
+        echo(line)
     uri = store.default_uri()
     if ray_address or dask_scheduler:
         _check_shared_store(uri, shared_fs)

@@ -173,3 +173,23 @@ def test_a_point_opened_after_its_execution_was_given_up_is_killed_not_trained(m
     with pytest.raises(grid.runs.Superseded):
         grid.run_point(client, "ours", "parent", api.RunConfig(), None)
     assert ended == {"ours": "KILLED"}
+
+
+def test_an_optional_execution_whose_data_cannot_be_had_is_left_out_in_one_line(store, tmp_path, capsys):
+    """The demo's Fashion-MNIST cell on a machine without the data: the other cells run, and one
+    line says which cell was left out and how to get its data."""
+    profile = tmp_path / "mixed.yaml"
+    profile.write_text(f"""
+defaults: {{epochs: 2, seeds: [0], sparsities: [0.9]}}
+executions:
+  - {{notebook: random, dataset: digits, arch: mlp}}
+  - {{notebook: random, dataset: mnist, arch: lenet300, data_root: "{tmp_path / 'empty'}", optional: true}}
+""")
+    assert cli.main(["sweep", "--profile", str(profile), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    left = [line for line in out.splitlines() if line.startswith("left out:")]
+    assert len(left) == 1 and "random mnist/lenet300" in left[0] and "mnist" in left[0]
+    assert "1 points in 1 executions" in out
+    profile.write_text(profile.read_text().replace("optional: true", "optional: 3"))
+    with pytest.raises(Exception, match="'optional' must be true or false"):
+        sweep.load_profile(str(profile))
