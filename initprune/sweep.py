@@ -501,7 +501,7 @@ class Progress:
 
 def seconds_per_epoch() -> dict[str, tuple[float, str]]:
     """{"dataset/arch": (seconds, where from)}: the median of the last epoch's seconds of the
-    store's finished points of each cell, else the bench's measurement (benchmarks/latest.json,
+    store's finished points of each cell, else the measurement in benchmarks/latest.json (
     "seconds_per_epoch", one thread per point as a sweep trains them)."""
     import statistics
 
@@ -515,7 +515,7 @@ def seconds_per_epoch() -> dict[str, tuple[float, str]]:
     bench = store.ROOT / "benchmarks" / "latest.json"
     measured = json.loads(bench.read_text()).get("seconds_per_epoch", {}) if bench.exists() else {}
     for cell, seconds in measured.items():
-        out.setdefault(cell, (float(seconds), "make bench"))
+        out.setdefault(cell, (float(seconds), "benchmarks/latest.json"))
     return out
 
 
