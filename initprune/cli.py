@@ -11,7 +11,7 @@ import json
 import sys
 from pathlib import Path
 
-from . import api, data, grid, models, options, pruners, store
+from . import api, assembly, data, grid, models, options, pruners, store
 from .errors import DivergedError, InitpruneError
 from .options import OptionError
 from .spec import RunSpec
@@ -300,9 +300,8 @@ def cmd_server(args) -> int:
 
 
 def cmd_figures(args) -> int:
-    from . import sweep
 
-    return sweep.figures(args.out)
+    return assembly.command(args.out)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,15 +1,15 @@
-"""Reading results back from the store: a point's result, the runs table every figure starts
-from, and the figures assembled from it.
+"""Reading results back from the store: a point's result, the finished points and cells a sweep
+counts, and the runs table every figure and claim starts from (the lab layer; the figures are
+assembled from it by ``initprune.assembly``).
 """
 
 from __future__ import annotations
 
 import json
-import os
 import urllib.parse
 from pathlib import Path
 
-from . import runs, store
+from . import store
 from .errors import InitpruneError
 from .result import RunResult
 
@@ -114,37 +114,3 @@ def runs_table(uri: str | None = None, echo=print):
                 continue
             seen.add(key)
     return to_table(results)
-
-
-def figures_run(c, exp_id: str) -> str:
-    """Open the run that holds one assembly of the figures (the one place that makes it)."""
-    return c.create_run(exp_id, tags={"kind": "figures", "git_commit": runs.git_commit()},
-                        run_name="figures").info.run_id
-
-
-def figures_dir() -> Path:
-    return Path(os.environ.get("INITPRUNE_FIGURES") or store.ROOT / "figures")
-
-
-def make_figures(out: str | Path | None = None, run_id: str = "", uri: str | None = None) -> list[Path]:
-    """Assemble every figure from the store into ``out`` (default ``figures/``, or
-    $INITPRUNE_FIGURES) and log them to a figures run."""
-    from . import figures
-
-    out = Path(out) if out else figures_dir()
-    table = runs_table(uri)
-    written = figures.assemble(table, out)
-    c, exp_id = store.ensure_store(uri)
-    from . import report_html
-
-    written.append(report_html.write(out, table, c, exp_id))  # the page of it all, logged with the rest
-    own = not run_id
-    if own:
-        run_id = figures_run(c, exp_id)
-    for path in written:
-        c.log_artifact(run_id, str(path), "figures")
-    c.log_metric(run_id, "runs", len(table))
-    if own:
-        c.set_terminated(run_id, "FINISHED")
-    return written
-

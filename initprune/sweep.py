@@ -13,7 +13,6 @@ import hashlib
 import json
 import os
 import sys
-import tempfile
 import threading
 import time
 import uuid
@@ -24,7 +23,7 @@ import yaml
 
 from . import executors, grid, pruners, registry, results, runs, store
 from .errors import InitpruneError
-from .tasks import KERNEL, NOTEBOOKS, Task, first_line
+from .tasks import NOTEBOOKS, Task
 
 PROFILES = NOTEBOOKS / "profiles"
 # the parameters every method notebook has beside its method's options
@@ -579,37 +578,3 @@ def _check_served_artifacts(c, exp_id: str, shared_fs: bool) -> None:
         raise InitpruneError(
             f"experiment '{store.experiment()}' keeps its artifacts at {location}, which workers on other "
             "machines cannot write: set INITPRUNE_EXPERIMENT to a new name for a served one, or pass --shared-fs")
-
-
-def figures(out: str | Path | None = None) -> int:
-    """Execute figures.ipynb (the report) into a figures run: figures, tables and the notebook."""
-    import papermill
-
-    out = Path(out or results.figures_dir()).resolve()
-    uri = store.default_uri()
-    print(f"figures: reading the store {uri}", flush=True)
-    c, exp_id = store.ensure_store(uri)
-    print(f"figures: {len(results.finished_points(c, exp_id))} finished points", flush=True)
-    for line in results.without_result(c, exp_id):  # the notebook leaves them out too, and says so there
-        print(f"left out: {line}; a sweep of its profile trains it again")
-    run_id = results.figures_run(c, exp_id)
-    with tempfile.TemporaryDirectory() as tmp:
-        output = Path(tmp) / "figures.ipynb"
-        print(f"figures: executing notebooks/figures.ipynb into {out} (figures, tables, claims.md, report.html)",
-              flush=True)
-        try:
-            papermill.execute_notebook(str(NOTEBOOKS / "figures.ipynb"), str(output),
-                                       parameters={"out": str(out), "figures_run_id": run_id, "tracking_uri": uri},
-                                       cwd=str(NOTEBOOKS), **KERNEL)
-            error = None
-        except Exception as err:
-            error = first_line(err)
-        if output.exists():
-            print(f"figures: logging the executed notebook to the figures run {run_id}", flush=True)
-            c.log_artifact(run_id, str(output))
-        c.set_terminated(run_id, "FAILED" if error else "FINISHED")
-    if error:
-        print(f"figures FAILED: {error}")
-        return 1
-    print(f"figures written to {out} (claims: {out / 'claims.md'}; the whole report: {out / 'report.html'})")
-    return 0

@@ -223,3 +223,13 @@ def test_a_sweep_hands_its_kernels_the_resolved_specs():
     given = ex.parameters()["points"]
     assert [RunSpec(**p).hash() for p in given] == [p.hash() for p in ex.points()]
     assert ex.points() is ex.points()  # resolved once per execution
+
+
+def test_every_module_has_a_layer_and_imports_nothing_above_it():
+    import initprune
+
+    rank = {m: i for i, names in enumerate(initprune.LAYERS.values()) for m in names}
+    modules = {p.stem for p in PACKAGE.glob("*.py")} - {"__init__"}
+    assert modules == set(rank), f"modules without a layer: {sorted(modules - set(rank))}"
+    upward = sorted(f"{m} -> {n}" for m in modules for n in _imports(PACKAGE / f"{m}.py") if rank[n] > rank[m])
+    assert not upward, upward

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from initprune import cli, grid, sweep
-from initprune.results import figures_dir
+from initprune.assembly import figures_dir
 from initprune.store import ensure_store
 
 
