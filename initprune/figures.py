@@ -321,6 +321,21 @@ def _density_axis(ax, densities) -> None:
     ax.invert_xaxis()
 
 
+def _regime_grid(table):
+    """A row of panels per allocation regime present (the references in each) and a column per
+    dataset and architecture: the figure, every label of it, and per panel (axes, regime, cell,
+    its runs, its title)."""
+    regimes = [r for r in REGIMES if r in set(table["regime"].dropna())] or ["uniform"]
+    fig, grid = _grid(regimes, _cells(table))
+    panels = []
+    for (regime, key), ax in grid.items():
+        part = _cell(table, key)
+        part = part[part["regime"].isna() | (part["regime"] == regime)]
+        named = REGIME_TITLE[regime] if len(regimes) > 1 or regime != "uniform" else ""
+        panels.append((ax, regime, key, part, _title(key, named)))
+    return fig, _methods(table, "label"), panels
+
+
 def _by_regime(table, methods=None):
     """Panels of accuracy against density: one row per allocation regime present (the references
     in each), one column per dataset and architecture."""
@@ -328,16 +343,10 @@ def _by_regime(table, methods=None):
     table = _default(table)
     if methods is not None:
         table = table[table["method"].isin(methods)]
-    regimes = [r for r in REGIMES if r in set(table["regime"].dropna())] or ["uniform"]
-    cells = _cells(table)
-    fig, panels = _grid(regimes, cells)
-    every = _methods(table, "label")
-    for (regime, key), ax in panels.items():
-        part = _cell(table, key)
-        part = part[part["regime"].isna() | (part["regime"] == regime)]
+    fig, every, panels = _regime_grid(table)
+    for ax, regime, key, part, title in panels:
         _curves(ax, part, _methods(part, "label"), found.get((*key, regime), {}), every)
-        _label(ax, "density (fraction of weights kept, log)", "test accuracy",
-               _title(key, REGIME_TITLE[regime] if len(regimes) > 1 or regime != "uniform" else ""))
+        _label(ax, "density (fraction of weights kept, log)", "test accuracy", title)
     return fig
 
 
@@ -440,12 +449,8 @@ def accuracy_vs_cost(table):
     architecture and a row per allocation regime."""
     table = _default(table)
     table = table.assign(cost_training=_cost(table, "training")).dropna(subset=["cost_training"])
-    regimes = [r for r in REGIMES if r in set(table["regime"].dropna())] or ["uniform"]
-    fig, panels = _grid(regimes, _cells(table))
-    every = _methods(table, "label")
-    for (regime, key), ax in panels.items():
-        part = _cell(table, key)
-        part = part[part["regime"].isna() | (part["regime"] == regime)]
+    fig, every, panels = _regime_grid(table)
+    for ax, _, _, part, title in panels:
         for name in _methods(part, "label"):
             rows = part[part["label"] == name]
             stats = rows.groupby("sparsity")[["cost_training", "test_accuracy"]].mean()
@@ -453,8 +458,7 @@ def accuracy_vs_cost(table):
             ax.plot(stats["cost_training"], stats["test_accuracy"], label=name, **{**style, "ls": style["ls"]
                     if len(stats) > 1 else "none"}, alpha=0.85)
         ax.set_xscale("log")
-        _label(ax, "training cost (FLOPs relative to one dense training, log)", "test accuracy",
-               _title(key, REGIME_TITLE[regime] if len(regimes) > 1 or regime != "uniform" else ""))
+        _label(ax, "training cost (FLOPs relative to one dense training, log)", "test accuracy", title)
     return _note(fig)
 
 
@@ -504,13 +508,8 @@ def effective_vs_nominal(table):
         table = table[table["effective_sparsity"].notna() & ~table["method"].map(_dense)]
     else:
         table = table.iloc[:0]
-    regimes = [r for r in REGIMES if r in set(table["regime"].dropna())] or ["uniform"]
-    cells = _cells(table)
-    fig, panels = _grid(regimes, cells)
-    every = _methods(table, "label")
-    for (regime, key), ax in panels.items():
-        part = _cell(table, key)
-        part = part[part["regime"].isna() | (part["regime"] == regime)]
+    fig, every, panels = _regime_grid(table)
+    for ax, _, _, part, title in panels:
         for name in _methods(part, "label"):
             rows = part[part["label"] == name]
             stats = rows.groupby("sparsity")["effective_sparsity"].mean().sort_index()
@@ -521,8 +520,7 @@ def effective_vs_nominal(table):
             ax.plot([min(lims), 1], [min(lims), 1], color="gray", lw=0.8, ls=":", label="every kept weight alive")
             ax.set_xscale("log")
             ax.set_yscale("log")
-        _label(ax, "nominal density (kept, log)", "effective density (log)",
-               _title(key, REGIME_TITLE[regime] if len(regimes) > 1 or regime != "uniform" else ""))
+        _label(ax, "nominal density (kept, log)", "effective density (log)", title)
     return _note(fig)
 
 
