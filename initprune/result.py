@@ -56,6 +56,9 @@ class RunResult:
                    and f.default_factory is dataclasses.MISSING}
         return cls(**given, **missing)
 
+    def __contains__(self, key: str) -> bool:
+        return key in {f.name for f in dataclasses.fields(self)}
+
     def __getitem__(self, key: str) -> Any:
         """Read like the result JSON (``result["test_accuracy"]``), for notebooks and scripts
         written against the dict this replaced."""

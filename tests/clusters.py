@@ -94,21 +94,44 @@ def mlflow_server(services: Services, store: Path) -> str:
 RAY_ENV = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(16)}
 
 
-def ray_cluster(services: Services) -> str:
-    """`ray start --head` and a second node with `ray start --address`, one CPU each."""
-    port = free_port()
-    address = f"{HOST}:{port}"
-    common = ["--block", f"--node-ip-address={HOST}", "--num-cpus=1", "--object-store-memory=100000000",
-              "--disable-usage-stats"]
-    services.start("ray-head", [str(BIN / "ray"), "start", "--head", f"--port={port}", "--include-dashboard=false",
-                                *common], {**RAY_ENV, **WORKER_ENV})
-    wait_until(lambda: socket.create_connection((HOST, port), timeout=1).close() or True, "the Ray head")
-    services.start("ray-node", [str(BIN / "ray"), "start", f"--address={address}", *common], {**RAY_ENV, **WORKER_ENV})
-    count = (f"import ray; ray.init(address='{address}', logging_level='ERROR'); "
-             "print(sum(n['Alive'] for n in ray.nodes()))")
-    wait_until(lambda: subprocess.run([sys.executable, "-c", count], env={**os.environ, **RAY_ENV}, text=True,
-                                      capture_output=True, timeout=60).stdout.strip() == "2", "two Ray nodes")
-    return address
+def _agent_ports() -> list[str]:
+    """Fixed ports for a node's agents: with them the raylet need not wait for its agent to write
+    its port to a file, a wait that times out after 15 s (ray-project/ray#65983) when the agent
+    starts slowly on a loaded 2-core machine."""
+    return [f"--metrics-export-port={free_port()}", f"--dashboard-agent-grpc-port={free_port()}",
+            f"--dashboard-agent-listen-port={free_port()}", f"--runtime-env-agent-port={free_port()}"]
+
+
+def ray_cluster(services: Services, attempts: int = 3) -> str:
+    """`ray start --head` and a second node with `ray start --address`, one CPU each; a start that
+    fails (Ray's own start-up races under load) is stopped and tried again."""
+    for attempt in range(1, attempts + 1):
+        port = free_port()
+        address = f"{HOST}:{port}"
+        common = ["--block", f"--node-ip-address={HOST}", "--num-cpus=1", "--object-store-memory=100000000",
+                  "--disable-usage-stats"]
+        started = len(services.procs)
+        services.start("ray-head", [str(BIN / "ray"), "start", "--head", f"--port={port}", "--include-dashboard=false",
+                                    *common, *_agent_ports()], {**RAY_ENV, **WORKER_ENV})
+        count = (f"import ray; ray.init(address='{address}', logging_level='ERROR'); "
+                 "print(sum(n['Alive'] for n in ray.nodes()))")
+        try:
+            wait_until(lambda port=port: socket.create_connection((HOST, port), timeout=1).close() or True,
+                       "the Ray head")
+            services.start("ray-node", [str(BIN / "ray"), "start", f"--address={address}", *common, *_agent_ports()],
+                           {**RAY_ENV, **WORKER_ENV})
+            wait_until(lambda count=count: subprocess.run([sys.executable, "-c", count], env={**os.environ, **RAY_ENV},
+                                                          text=True, capture_output=True, timeout=60).stdout.strip()
+                       == "2", "two Ray nodes")
+            return address
+        except AssertionError:
+            if attempt == attempts:
+                raise
+            for proc in services.procs[started:]:  # this attempt's nodes, then a fresh start
+                _signal_group(proc, signal.SIGTERM)
+                proc.wait()
+            del services.procs[started:]
+    raise AssertionError("unreachable")
 
 
 def dask_cluster(services: Services) -> str:
