@@ -524,7 +524,7 @@ def effective_vs_nominal(table):
     return _note(fig)
 
 
-FIGURES = {
+_FIGURES = {  # every figure by name: the generic ones here, each method's own added by its module
     "accuracy_vs_sparsity": accuracy_vs_sparsity,
     "learning_curves": learning_curves,
     "ablation_loss": ablation_loss,
@@ -534,19 +534,30 @@ FIGURES = {
 
 
 def contributes(name: str):
-    """Add the decorated ``figure(table)`` to FIGURES: how a method's own figures module (named by
+    """Add the decorated ``figure(table)`` to the figures: how a method's own figures module (named by
     its pruner's ``figures``) contributes the figures of its report."""
 
     def add(make):
-        FIGURES[name] = make
+        _FIGURES[name] = make
         return make
 
     return add
 
 
-for _method in pruners.PRUNERS.names():  # each method's own figures, a plugin's included
-    if pruners.PRUNERS[_method].figures:
-        importlib.import_module(pruners.PRUNERS[_method].figures)
+def every() -> dict:
+    """Every figure by name, each registered method's own included (a plugin's too): their modules
+    are imported on the first call, not when this module is, so that a plugin that fails to load
+    is one line from the command that looked it up."""
+    for method in pruners.PRUNERS.names():
+        if pruners.PRUNERS[method].figures:
+            importlib.import_module(pruners.PRUNERS[method].figures)
+    return _FIGURES
+
+
+def __getattr__(name: str):
+    if name == "FIGURES":  # figures.FIGURES: every figure, as every() gives them
+        return every()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def assemble(table, out: str | Path) -> list[Path]:
@@ -560,7 +571,7 @@ def assemble(table, out: str | Path) -> list[Path]:
               f"{', '.join(named)}")
         table = table[~nan]
     written = []
-    for name, make in FIGURES.items():
+    for name, make in every().items():
         fig = make(table) if len(table) else _empty(name)
         for ext in ("png", "pdf"):
             fig.savefig(out / f"{name}.{ext}", dpi=150)
