@@ -55,9 +55,14 @@ dl.provenance dt { font-weight: bold; } dl.provenance dd { margin: 0 0 .5rem 1re
 
 
 def summary(claims: str) -> str:
-    """The part of claims.md before its first ``## `` heading."""
-    match = re.search(r"^## ", claims, flags=re.MULTILINE)
-    return claims[:match.start()] if match else claims
+    """The part of claims.md before its first ``## `` heading, and its summary section (a first
+    ``## Summary ...`` heading and its lines) where it opens with one."""
+    heads = [m.start() for m in re.finditer(r"^## ", claims, flags=re.MULTILINE)]
+    if not heads:
+        return claims
+    if claims.startswith("## Summary", heads[0]):
+        return claims[:heads[1]] if len(heads) > 1 else claims
+    return claims[:heads[0]]
 
 
 def _inline(text: str) -> str:

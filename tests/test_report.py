@@ -53,6 +53,8 @@ def test_the_summary_comes_first_and_holds_only_what_precedes_the_first_section(
 def test_summary_is_the_text_before_the_first_section_heading():
     assert report_html.summary("intro\n\n### sub\nmore\n## A\nrest") == "intro\n\n### sub\nmore\n"
     assert report_html.summary("no sections") == "no sections"
+    assert report_html.summary("intro\n## Summary (primary)\n- a line\n## A\nrest") == \
+        "intro\n## Summary (primary)\n- a line\n"  # claims.md's summary lines come with it
 
 
 @pytest.mark.skipif(not (shutil.which("chromium") or shutil.which("chromium-browser")),
