@@ -152,3 +152,31 @@ def dask_cluster(services: Services) -> str:
 
     wait_until(two_workers, "two Dask workers")
     return address
+
+
+def one_line_error(proc, *words, status=2) -> str:
+    """The exit status, and one line on stderr that names the cause, without a traceback."""
+    assert proc.returncode == status, proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stderr, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("initprune: error: "), proc.stderr
+    for word in words:
+        assert word in lines[0], lines[0]
+    return lines[0]
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process under ``pid`` (the notebook kernels start their own sessions, not their own parents)."""
+    children = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    out, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            out.append(child)
+            todo.append(child)
+    return out

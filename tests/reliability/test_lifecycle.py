@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
-from clusters import ctrl_c_as_in_a_terminal
+from clusters import ctrl_c_as_in_a_terminal, descendants
 
 from initprune import grid, runs
 from initprune.api import RunConfig
@@ -35,17 +35,6 @@ def initprune(*args, uri, timeout=120, env=None):
     env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "PYTHONUNBUFFERED": "1", **(env or {})}
     return subprocess.run([sys.executable, "-m", "initprune", *args], env=env, capture_output=True, text=True,
                           timeout=timeout)
-
-
-def one_line_error(proc, *words, status=2) -> str:
-    """The exit status, and one line on stderr that names the cause, without a traceback."""
-    assert proc.returncode == status, proc.stdout + proc.stderr
-    assert "Traceback" not in proc.stderr, proc.stderr
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("initprune: error: "), proc.stderr
-    for word in words:
-        assert word in lines[0], lines[0]
-    return lines[0]
 
 
 POINT = RunConfig(method="random", dataset="digits", arch="mlp", sparsity=0.5, epochs=1, seed=0)
@@ -91,23 +80,6 @@ def tiny_profile(tmp_path, *sparsities, name="tiny.yaml", extra="") -> str:
     path.write_text("executions:\n" + "".join(
         f"  - {{notebook: random, sparsities: [{s}], seeds: [0], epochs: 1{extra}}}\n" for s in sparsities))
     return str(path)
-
-
-def descendants(pid: int) -> list[int]:
-    """Every process under ``pid`` (the notebook kernels start their own sessions, not their own parents)."""
-    children = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
-    out, todo = [], [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            out.append(child)
-            todo.append(child)
-    return out
 
 
 def gone(pids, seconds: float) -> list[int]:

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 import pytest
-from clusters import ctrl_c_as_in_a_terminal, free_port
+from clusters import ctrl_c_as_in_a_terminal, free_port, one_line_error
 
 from initprune import results, store, sweep
 from initprune.errors import InitpruneError
@@ -44,17 +44,6 @@ def initprune(*args, uri, timeout=120, cwd=None, env=None, pause=""):
         env.pop("MLFLOW_TRACKING_URI")
     return subprocess.run([sys.executable, "-m", "initprune", *args], env=env, cwd=cwd, capture_output=True,
                           text=True, timeout=timeout)
-
-
-def one_line_error(proc, *words) -> str:
-    """Exit status 2, and one line on stderr that names the cause, without a traceback."""
-    assert proc.returncode == 2, proc.stdout + proc.stderr
-    assert "Traceback" not in proc.stderr, proc.stderr
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("initprune: error: "), proc.stderr
-    for word in words:
-        assert word in lines[0], lines[0]
-    return lines[0]
 
 
 def runs(db: Path) -> list[tuple[str, str, str]]:

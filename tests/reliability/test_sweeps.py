@@ -11,10 +11,9 @@ import sqlite3
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
-from clusters import ctrl_c_as_in_a_terminal
+from clusters import ctrl_c_as_in_a_terminal, descendants
 
 from initprune import results, sweep
 from initprune.store import ensure_store
@@ -36,23 +35,6 @@ def start(uri, *extra, pause=""):
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             preexec_fn=ctrl_c_as_in_a_terminal)
 
-
-
-def descendants(pid: int) -> list[int]:
-    """Every process under ``pid`` (the notebook kernels start their own sessions)."""
-    children = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
-    out, todo = [], [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            out.append(child)
-            todo.append(child)
-    return out
 
 
 def crash(proc) -> None:
