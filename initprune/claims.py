@@ -2,7 +2,9 @@
 from a table of runs (``results.to_table``): which runs make each contrast, the families, and
 claims.md. The numbers come from ``stats``.
 
-A contrast is judged per cell (dataset, arch) and allocation regime, never pooled over cells:
+A contrast is judged per cell (dataset, arch), training setting (epochs and every training setting:
+runs of one cell trained otherwise are a replication of their own, never mixed in) and allocation
+regime, never pooled over cells:
 the **uniform** regime (every scope option of every method ``layerwise``) and the **free** one
 (random positions spread by ERK: random, K-starts and combined's K-starts stage; every ranking
 global: dissipating, combined's dissipating stage and the score-based baselines). A method that
@@ -139,21 +141,52 @@ def margin(dataset: str) -> float:
     return float(next(f.default for f in dataclasses.fields(data.Dataset) if f.name == "margin"))
 
 
+def setting(dataset, epochs, training, history=None) -> dict:
+    """What a run trained under beside its method and options: its epochs (from its history where
+    the table lacks them) and every training setting, the dataset's declared ones filled in."""
+    if epochs is None or (isinstance(epochs, float) and math.isnan(epochs)):
+        epochs = len(history) if isinstance(history, list) else None
+    declared = dataclasses.asdict(data.DATASETS[dataset].training) if dataset in data.DATASETS else {}
+    return {"epochs": None if epochs is None else int(epochs), **declared,
+            **(training if isinstance(training, dict) else {})}
+
+
+def canonical(value) -> str:
+    """A value as sorted JSON: equal configurations give equal strings."""
+    return json.dumps(value, sort_keys=True, default=str)
+
+
+def suffixes(configs: list[dict]) -> list[str]:
+    """For each configuration, what tells it from the others: "key=value, ..." over the keys whose
+    values differ among them (epochs first), "" where all agree."""
+    keys = sorted({k for c in configs for k in c}, key=lambda k: (k != "epochs", k != "scope", k))
+    differ = [k for k in keys if len({canonical(c.get(k)) for c in configs}) > 1]
+    return [", ".join(f"{k}={c.get(k)}" for k in differ) for c in configs]
+
+
+def _column(table, name: str) -> list:
+    return list(table[name]) if name in table else [None] * len(table)
+
+
 def _prepare(table):
-    """The unablated runs with their label, regime and other options; per (cell, regime, label)
-    the runs with the default other options, else the option set that covers the most runs."""
+    """The unablated runs with their label, regime, training setting and other options; per (cell,
+    setting, regime, label) the runs with the default other options, else the option set that
+    covers the most runs."""
     import pandas as pd
 
     table = table[table["ablation"] == "none"]
     if table.empty:
         return {}
     values = [resolved(m, o) for m, o in zip(table["method"], table["options"])]
+    settings = [setting(*row) for row in zip(_column(table, "dataset"), _column(table, "epochs"),
+                                             _column(table, "training"), _column(table, "history"))]
     table = table.assign(label=[label(m, v) for m, v in zip(table["method"], values)],
                          regime=[regime(m, v) for m, v in zip(table["method"], values)],
-                         rest=[_rest(m, v) for m, v in zip(table["method"], values)])
+                         rest=[_rest(m, v) for m, v in zip(table["method"], values)],
+                         setting=[canonical(s) for s in settings])
     table = table[table["regime"].notna()]
     picked = {}
-    for key, part in table.groupby(["dataset", "arch", "regime", "label"]):
+    for key, part in table.groupby(["dataset", "arch", "setting", "regime", "label"]):
         counts = part["rest"].value_counts()
         picked[key] = pd.DataFrame(part[part["rest"] == ("{}" if "{}" in counts else counts.index[0])])
     return picked
@@ -209,33 +242,87 @@ def contrast(a, b) -> dict | None:
             "with_correctness": paired, "pairs": len(seeds) * len(sparsities), "per_sparsity": rows}
 
 
-def verdicts(table) -> list[dict]:
-    """Every declared contrast of every cell and regime that has runs: the primary families
-    (kind "primary", claim "2", "3", "4"), then the secondary ones (kind "secondary", one
-    family per rival: every paper method against it), each with its seeds, sparsities, effect
-    (points), 95% and 90% floored intervals, p, Holm-adjusted p within its family and verdict
-    (None for a declared contrast without paired runs: it counts in its family at p = 1)."""
-    picked = _prepare(table)
+def _where(picked) -> dict:
+    """{(dataset, arch, setting): what tells the setting from the cell's others ("epochs=2"), or
+    "" where the cell has one}."""
+    cells: dict = {}
+    for d, a, g, _, _ in picked:
+        cells.setdefault((d, a), []).append(g) if g not in cells.get((d, a), []) else None
+    out = {}
+    for (d, a), settings in cells.items():
+        for g, suffix in zip(settings, suffixes([json.loads(g) for g in settings])):
+            out[(d, a, g)] = suffix
+    return out
+
+
+MATCHED = "random at K-starts' cost"
+
+
+def matched_epochs(method: str, options: dict, epochs: int) -> int | None:
+    """The epochs random trains for the training K-starts (or a method like it) spends on
+    ``epochs``: its run's epochs plus every candidate's warm-up beyond the winner's
+    (``Pruner.trained_epochs``); None where that is no whole number of epochs or adds nothing."""
+    try:
+        spent = pruners.make(method, 0.5, **{k: v for k, v in options.items()})
+    except Exception:  # a run of an older declaration: no matched rival
+        return None
+    total = spent.trained_epochs(epochs)
+    return int(total) if total == int(total) and total > epochs else None
+
+
+def _matched_families(picked, d: str, a: str, g: str, reg: str) -> list:
+    """Claim 2's compute-matched rival (secondary): K-starts against random trained for as many
+    epochs as K-starts spends in all, same cell, training settings and regime."""
     out = []
-    cells = sorted({(d, a, r) for d, a, r, _ in picked}, key=lambda k: (k[0], k[1], REGIMES.index(k[2])))
+    base = json.loads(g)
+    for (d2, a2, g2, r2, name), runs in picked.items():
+        if (d2, a2, g2, r2) != (d, a, g, reg) or _base(name) != "kstarts" or base.get("epochs") is None:
+            continue
+        options = resolved("kstarts", runs["options"].iloc[0])
+        epochs = matched_epochs("kstarts", {k: v for k, v in options.items() if k != "sparsity"}, base["epochs"])
+        if epochs is None:
+            continue
+        rival = picked.get((d, a, canonical({**base, "epochs": epochs}), reg, "random"))
+        if rival is not None:
+            out.append((name, f"{MATCHED} ({epochs} epochs)", runs, rival))
+    return out
+
+
+def verdicts(table) -> list[dict]:
+    """Every declared contrast of every cell, training setting and regime that has runs: the
+    primary families (kind "primary", claim "2", "3", "4"), then the secondary ones (kind
+    "secondary", one family per rival: every paper method against it; and claim 2's
+    compute-matched random), each with its seeds, sparsities, effect (points), 95% and 90% floored
+    intervals, p, Holm-adjusted p within its family and verdict (None for a declared contrast
+    without paired runs: it counts in its family at p = 1)."""
+    picked = _prepare(table)
+    where = _where(picked)
+    out = []
+    cells = sorted({(d, a, g, r) for d, a, g, r, _ in picked},
+                   key=lambda k: (k[0], k[1], where[k[:3]], REGIMES.index(k[3])))
     paper = [name for m in pruners.of_family("paper") for name in declared_labels(m)]
-    for dataset, arch, reg in cells:
-        here = {name: runs for (d, a, r, name), runs in picked.items() if (d, a, r) == (dataset, arch, reg)}
-        families = [("primary", number, text, pairs) for number, text, pairs in primary_families()]
+    for dataset, arch, g, reg in cells:
+        here = {name: runs for (d, a, s, r, name), runs in picked.items() if (d, a, s, r) == (dataset, arch, g, reg)}
+        families = [("primary", number, text, pairs, None) for number, text, pairs in primary_families()]
         for rival in rivals() + sorted({_base(n) for n in here} - set(pruners.PRUNERS.names())):
             for name in sorted(n for n in here if _base(n) == rival):
                 families.append(("secondary", name, f"the paper's methods against {name}",
-                                 [(p, name) for p in paper]))
-        found_all = [[contrast(here[m], here[r]) if m in here and r in here else None for m, r in pairs]
-                     for _, _, _, pairs in families]
+                                 [(p, name) for p in paper], None))
+        for name, rival, runs, rival_runs in _matched_families(picked, dataset, arch, g, reg):
+            families.append(("secondary", rival, f"{name} against random trained as long as it spends in all "
+                             "(claim 2, compute-matched)", [(name, rival)], [(runs, rival_runs)]))
+        found_all = [[contrast(*given[i]) if given else contrast(here[m], here[r]) if m in here and r in here
+                      else None for i, (m, r) in enumerate(pairs)]
+                     for _, _, _, pairs, given in families]
         if not any(c is not None for found in found_all for c in found):
             continue  # no contrast has runs in this cell and regime (dense alone, say)
-        for (kind, number, text, pairs), found in zip(families, found_all):
+        for (kind, number, text, pairs, _), found in zip(families, found_all):
             if kind == "secondary" and not any(found):
                 continue
             judged = stats.judge(found, margin(dataset))
             for (m, r), c, j in zip(pairs, found, judged):
                 row = {"kind": kind, "claim": number, "text": text, "dataset": dataset, "arch": arch, "regime": reg,
+                       "setting": json.loads(g), "where": where[(dataset, arch, g)],
                        "method": m, "rival": r, "family": len(pairs), "margin": margin(dataset)}
                 if c is None:
                     row.update(seeds=[], sparsities=[], verdict=None, per_sparsity=[])
@@ -301,10 +388,16 @@ def _floor_note(r: dict) -> str:
     return f" (floor from the {r['with_correctness']} of {r['pairs']} run pairs with per-example correctness)"
 
 
+def cell(r: dict, between: str = "/") -> str:
+    """"fashion_mnist/lenet300", with what tells its training setting from the cell's others
+    where it has several ("digits/mlp [epochs=2]")."""
+    return f"{r['dataset']}{between}{r['arch']}" + (f" [{r['where']}]" if r.get("where") else "")
+
+
 def summary_line(r: dict) -> str:
     """One contrast in words: "combined (cubic) vs random, fashion_mnist/lenet300, uniform:
     +3.10 points [1.20, 5.00], adjusted p = 0.004, 10 seeds (0-9): better"."""
-    head = f"{r['method']} vs {r['rival']}, {r['dataset']}/{r['arch']}, {r['regime']}"
+    head = f"{r['method']} vs {r['rival']}, {cell(r)}, {r['regime']}"
     if r["verdict"] is None:
         return f"{head}: no paired runs (counts in its family of {r['family']} at p = 1)"
     n = len(r["seeds"])
@@ -336,7 +429,7 @@ def _per_sparsity(group: list[dict]) -> list[str]:
     for r in present:
         by = {p["sparsity"]: p for p in r["per_sparsity"]}
         cells = [f"{_num(by[s]['mean'])} {_interval(by[s])}" if s in by else "" for s in sparsities]
-        lines.append(f"| {r['dataset']} / {r['arch']} | {r['method']} | {r['rival']} | {r['regime']} | "
+        lines.append(f"| {cell(r, ' / ')} | {r['method']} | {r['rival']} | {r['regime']} | "
                      + " | ".join(cells) + " |")
     return lines
 
@@ -344,7 +437,7 @@ def _per_sparsity(group: list[dict]) -> list[str]:
 def _families(rows: list[dict]) -> list[tuple[tuple, list[dict]]]:
     groups: dict = {}
     for r in rows:
-        groups.setdefault((r["dataset"], r["arch"], r["regime"], r["kind"], r["claim"], r["text"]), []).append(r)
+        groups.setdefault((cell(r, " / "), r["regime"], r["kind"], r["claim"], r["text"]), []).append(r)
     return list(groups.items())
 
 
@@ -368,31 +461,32 @@ def claims_markdown(table) -> str:
         return "\n".join(lines + ["No runs to compare yet: run `make demo` first.", ""])
     primary = [r for r in rows if r["kind"] == "primary"]
     lines += ["## Summary (primary contrasts)", ""]
-    for (d, a, g, _, number, _text), group in _families(primary):
+    for (_, g, _, number, _text), group in _families(primary):
+        here = cell(group[0])
         if all(r["verdict"] is None for r in group):
-            lines.append(f"- claim {number}, {d}/{a}, {g}: no paired runs")
+            lines.append(f"- claim {number}, {here}, {g}: no paired runs")
             continue
         lines += [f"- claim {number}: {summary_line(r)}" for r in group if r["verdict"] is not None]
         missing = [f"{r['method']} vs {r['rival']}" for r in group if r["verdict"] is None]
         if missing:
-            lines.append(f"- claim {number}, {d}/{a}, {g}: no paired runs for {', '.join(missing)} (each counts in "
+            lines.append(f"- claim {number}, {here}, {g}: no paired runs for {', '.join(missing)} (each counts in "
                          f"the family of {group[0]['family']} at p = 1)")
     lines.append("")
     lines += ["## Primary families", ""]
-    for (d, a, g, _, number, text), group in _families(primary):
-        lines += [f"### Claim {number}: {text} ({d} / {a}, {g}; family of {group[0]['family']})", "",
+    for (c, g, _, number, text), group in _families(primary):
+        lines += [f"### Claim {number}: {text} ({c}, {g}; family of {group[0]['family']})", "",
                   *_family_table(group), ""]
     lines += ["## Per sparsity (descriptive: effect [95% floored interval], no verdict)", ""]
-    for (d, a, g, _, number, _text), group in _families(primary):
+    for (c, g, _, number, _text), group in _families(primary):
         table_lines = _per_sparsity(group)
         if table_lines:
-            lines += [f"### Claim {number}, {d} / {a}, {g}", "", *table_lines, ""]
+            lines += [f"### Claim {number}, {c}, {g}", "", *table_lines, ""]
     secondary = [r for r in rows if r["kind"] == "secondary"]
     if secondary:
         lines += ["## Secondary (labelled so): the established baselines and post-training against the paper's "
-                  "methods", ""]
-        for (d, a, g, _, _rival, text), group in _families(secondary):
-            lines += [f"### Secondary: {text} ({d} / {a}, {g}; family of {group[0]['family']})", "",
+                  "methods, and claim 2 at equal training cost", ""]
+        for (c, g, _, _rival, text), group in _families(secondary):
+            lines += [f"### Secondary: {text} ({c}, {g}; family of {group[0]['family']})", "",
                       *_family_table([r for r in group if r["verdict"] is not None]), "",
                       "Per sparsity (descriptive):", "", *_per_sparsity(group), ""]
     return "\n".join(lines)

@@ -24,7 +24,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 
-from . import claims, data, masks, pruners
+from . import claims, masks, pruners
 from .claims import claims_markdown, verdicts
 
 NOTE = "initprune, on our grid (docs/method.md), not the paper's numbers"
@@ -92,13 +92,9 @@ def _dict(value) -> dict:
 
 def _config(method: str, dataset, options, training, epochs, history) -> dict:
     """Everything that defines a run beside its seed and sparsity: its epochs, its resolved options
-    (declared defaults filled in) and its training settings (the dataset's declared ones filled in;
-    a missing ``training`` column is {})."""
-    if epochs is None or (isinstance(epochs, float) and math.isnan(epochs)):
-        epochs = len(history) if isinstance(history, list) else None
-    declared = dataclasses.asdict(data.DATASETS[dataset].training) if dataset in data.DATASETS else {}
-    return {"epochs": None if epochs is None else int(epochs), **_defaults(method), **_dict(options),
-            **declared, **_dict(training)}
+    (declared defaults filled in) and its training settings (``claims.setting``)."""
+    trained = claims.setting(dataset, epochs, training, history)
+    return {"epochs": trained.pop("epochs"), **_defaults(method), **_dict(options), **trained}
 
 
 def _configs(table) -> list[dict]:
@@ -108,16 +104,8 @@ def _configs(table) -> list[dict]:
                                          column("epochs"), column("history"))]
 
 
-def _json(value) -> str:
-    return json.dumps(value, sort_keys=True, default=str)
-
-
-def _suffixes(configs: list[dict]) -> list[str]:
-    """For each configuration, what tells it from the others: "key=value, ..." over the keys whose
-    values differ among them (epochs first), "" where all agree."""
-    keys = sorted({k for c in configs for k in c}, key=lambda k: (k != "epochs", k != "scope", k))
-    differ = [k for k in keys if len({_json(c.get(k)) for c in configs}) > 1]
-    return [", ".join(f"{k}={c.get(k)}" for k in differ) for c in configs]
+_json = claims.canonical
+_suffixes = claims.suffixes
 
 
 def _profiled(table, drop=(), within=("dataset", "arch")):

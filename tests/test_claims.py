@@ -187,3 +187,43 @@ def test_ablated_runs_stay_out_and_bad_correctness_is_a_clear_error():
 def test_no_runs_and_only_dense():
     assert claims.verdicts(results.to_table([])) == []
     assert "No runs to compare yet" in claims.claims_markdown(results.to_table([run("dense", 0, 0.0, 0.9)]))
+
+
+def trained(rows, epochs):
+    return [{**r, "epochs": epochs, "run_id": f"{r['run_id']}e{epochs}"} for r in rows]
+
+
+def test_runs_of_one_cell_trained_for_other_epochs_are_judged_apart_never_mixed():
+    six = trained(pair("kstarts", "random", range(10), gap=2), 6)
+    two = trained(pair("kstarts", "random", range(10), gap=-30), 2)  # another profile, same cell
+    alone = {r["where"]: r for r in rows_of(claims.verdicts(results.to_table(six)), method="kstarts", rival="random")}
+    both = rows_of(claims.verdicts(results.to_table(six + two)), method="kstarts", rival="random")
+    assert sorted(r["where"] for r in both) == ["epochs=2", "epochs=6"]
+    [at6] = [r for r in both if r["where"] == "epochs=6"]
+    assert at6["mean"] == pytest.approx(alone[""]["mean"]) == pytest.approx(2.0) and at6["verdict"] == "better"
+    assert at6["setting"]["epochs"] == 6
+    [at2] = [r for r in both if r["where"] == "epochs=2"]
+    assert at2["mean"] == pytest.approx(-30.0) and at2["verdict"] == "worse"
+    assert "kstarts vs random, digits/mlp [epochs=6], uniform: +2.00" in claims.claims_markdown(
+        results.to_table(six + two))
+
+
+def test_claim_2_at_equal_cost_pairs_k_starts_with_random_trained_as_long_as_it_spends():
+    assert claims.matched_epochs("kstarts", {"k": 4}, 6) == 9  # 6 epochs + 3 candidates' warm-up epochs
+    assert claims.matched_epochs("kstarts", {"k": 4, "warmup_epochs": 2}, 6) == 12
+    assert claims.matched_epochs("kstarts", {"k": 1}, 6) is None  # no extra spending: no such rival
+    opts = {"k": 4}
+    kstarts = trained([run("kstarts", s, p, (70 + s) / N, options=opts, correct=correct(70 + s))
+                       for s in range(6) for p in (0.5, 0.9)], 6)
+    random6 = trained([run("random", s, p, (60 + s) / N, correct=correct(60 + s))
+                       for s in range(6) for p in (0.5, 0.9)], 6)
+    random9 = trained([run("random", s, p, (75 + s) / N, correct=correct(75 + s))
+                       for s in range(6) for p in (0.5, 0.9)], 9)
+    rows = claims.verdicts(results.to_table(kstarts + random6 + random9))
+    [m] = rows_of(rows, method="kstarts", rival="random at K-starts' cost (9 epochs)")
+    assert m["kind"] == "secondary" and m["family"] == 1 and m["where"] == "epochs=6"
+    assert m["mean"] == pytest.approx(-5.0) and m["verdict"] == "worse" and m["seeds"] == list(range(6))
+    [plain] = rows_of(rows, method="kstarts", rival="random", where="epochs=6")
+    assert plain["mean"] == pytest.approx(10.0)  # the 6-epoch rival, untouched by the 9-epoch runs
+    without = claims.verdicts(results.to_table(kstarts + random6))
+    assert not rows_of(without, rival="random at K-starts' cost (9 epochs)")
