@@ -31,6 +31,7 @@ def make_figures(out: str | Path | None = None, run_id: str = "", uri: str | Non
     written = figures.assemble(table, out)
     c, exp_id = store.ensure_store(uri)
     written.append(report_html.write(out, table, c, exp_id))  # the page of it all, logged with the rest
+    written.append(out / "provenance.json")  # written beside it: the commit, machine and sweeps behind it
     own = not run_id
     if own:
         run_id = figures_run(c, exp_id)

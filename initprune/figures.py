@@ -403,8 +403,9 @@ def _cost(table, kind: str):
 
 def accuracy_table(table):
     """Table 1: mean ± std of final test accuracy, per (dataset, arch, method label) and sparsity,
-    each beside the mean training and inference cost over seeds (FLOPs relative to dense); runs of
-    different configurations are different labels, never one cell."""
+    each beside the mean effective sparsity (removed or cut off from the input or the logits) and
+    the mean training and inference cost over seeds (FLOPs relative to dense); runs of different
+    configurations are different labels, never one cell."""
     import pandas as pd
 
     table = _default(table)
@@ -415,15 +416,22 @@ def accuracy_table(table):
     stats = groups["test_accuracy"].agg(["mean", "std", "count"])
     stats["std"] = stats["std"].fillna(0.0)
     cells = stats.apply(lambda r: f"{r['mean']:.4f} ± {r['std']:.4f} (n={int(r['count'])})", axis=1)
-    costs = groups[["cost_training", "cost_inference"]].mean()
+    effective = [float(v) if v is not None and v == v else math.nan
+                 for v in (table["effective_sparsity"] if "effective_sparsity" in table else [None] * len(table))]
+    table = table.assign(effective=effective)
+    groups = table.groupby(["dataset", "arch", "label", "sparsity"])
+    costs = groups[["cost_training", "cost_inference", "effective"]].mean()
     columns = {f"s={c:g}": cells.unstack("sparsity")[c] for c in sorted(stats.index.unique("sparsity"))}
     for c in list(columns):
         s = float(c[2:])
+        values = costs["effective"].unstack("sparsity")[s]
+        columns[f"{c} effective"] = values.map(lambda v: "" if math.isnan(v) else f"{v:.4f}")
         for kind in ("training", "inference"):
             values = costs[f"cost_{kind}"].unstack("sparsity")[s]
             columns[f"{c} {kind} cost"] = values.map(lambda v: "" if math.isnan(v) else f"{v:.3g}")
     wide = pd.DataFrame(columns)
-    wide = wide[[k for c in wide.columns if " " not in c for k in (c, f"{c} training cost", f"{c} inference cost")]]
+    wide = wide[[k for c in wide.columns if " " not in c
+                 for k in (c, f"{c} effective", f"{c} training cost", f"{c} inference cost")]]
     wide = wide.reset_index().rename(columns={"label": "method"})
     order = {name: i for i, name in enumerate(_methods(wide))}
     wide = wide.sort_values(["dataset", "arch", "method"], key=lambda col: col.map(order) if col.name == "method"

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import datetime
 import html
+import json
 import os
 import platform
 import re
@@ -124,17 +125,43 @@ def _image(path: Path) -> str:
     return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode("ascii")
 
 
+def _utc(ms) -> str:
+    return datetime.datetime.fromtimestamp(ms / 1000, datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def sweeps(found) -> list[dict]:
+    """Each sweep that wrote the store, from its execution runs: its profile, commits, first start,
+    last end, wall time (the end minus the start: a resumed sweep is a sweep of its own) and how
+    its executions ended."""
+    by: dict = {}
+    for r in found:
+        by.setdefault(r.data.tags.get("sweep") or "(no sweep id)", []).append(r)
+    out = []
+    for sweep, part in by.items():
+        began = min(r.info.start_time for r in part if r.info.start_time)
+        ended = [r.info.end_time for r in part if r.info.end_time]
+        statuses = [r.info.status for r in part]
+        out.append({"sweep": sweep, "profile": ", ".join(sorted({r.data.tags.get("profile") or "?" for r in part})),
+                    "commits": sorted({r.data.tags.get("git_commit") or "unknown" for r in part}),
+                    "started": _utc(began), "ended": _utc(max(ended)) if ended else None,
+                    "wall_seconds": round((max(ended) - began) / 1000, 1) if ended else None,
+                    "executions": {s: statuses.count(s) for s in sorted(set(statuses))}})
+    return sorted(out, key=lambda s: s["started"])
+
+
 def provenance(table, c=None, exp_id: str | None = None) -> dict:
-    """Where the numbers come from: commit, profiles in the store, seeds, machine, time."""
+    """Where the numbers come from: commit, profiles in the store, the sweeps that ran them, seeds,
+    machine, time."""
     import torch
 
     from . import runs
 
-    profiles, commits = [], []
+    profiles, commits, ran = [], [], []
     if c is not None and exp_id is not None:
         found = c.search_runs([exp_id], "tags.kind = 'execution'", max_results=5000)
         profiles = sorted({r.data.tags.get("profile") for r in found if r.data.tags.get("profile")})
         commits = sorted({r.data.tags.get("git_commit") for r in found if r.data.tags.get("git_commit")})
+        ran = sweeps(found)
     seeds = sorted({int(s) for s in table["seed"].dropna()}) if len(table) else []
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
@@ -145,7 +172,10 @@ def provenance(table, c=None, exp_id: str | None = None) -> dict:
         "seeds": ", ".join(map(str, seeds)) or "none",
         "machine": f"{platform.node()}: {platform.machine()}, {cores} CPU threads, {gpu}; Python "
                    f"{platform.python_version()}, torch {torch.__version__}",
+        "sweeps": "; ".join(f"{w['profile']} at {', '.join(w['commits'])}: {w['started']} to {w['ended']}, "
+                            f"{w['wall_seconds']} s, executions {w['executions']}" for w in ran) or "none",
         "written": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "_sweeps": ran,
     }
 
 
@@ -176,7 +206,9 @@ def write(out: str | Path, table, c=None, exp_id: str | None = None) -> Path:
         parts += ["<h2>The verdict in full</h2>", markdown(claims[len(summary(claims)):])]
     parts += ["<h2>Provenance</h2>", '<dl class="provenance">']
     facts = provenance(table, c, exp_id)
-    parts += [f"<dt>{html.escape(k)}</dt><dd>{html.escape(str(v))}</dd>" for k, v in facts.items()]
+    parts += [f"<dt>{html.escape(k)}</dt><dd>{html.escape(str(v))}</dd>" for k, v in facts.items()
+              if not k.startswith("_")]
+    (out / "provenance.json").write_text(json.dumps({k.lstrip("_"): v for k, v in facts.items()}, indent=1) + "\n")
     parts += ["</dl>", "</body></html>"]
     path = out / "report.html"
     path.write_text("\n".join(parts), encoding="utf-8")

@@ -198,7 +198,7 @@ def cost_table():
                 **({"cost": {"training": cost, "inference": cost / 2}} if cost is not None else {})}
 
     rows = [row("dense", 0.0, s, 0.97, 1.0) for s in (0, 1)]
-    rows += [row("random", 0.9, s, 0.8, 0.1 + 0.02 * s) for s in (0, 1)]
+    rows += [{**row("random", 0.9, s, 0.8, 0.1 + 0.02 * s), "effective_sparsity": 0.91 + 0.01 * s} for s in (0, 1)]
     rows += [row("magnitude", 0.9, s, 0.82, None) for s in (0, 1)]  # stored before costs were counted
     return results.to_table(rows)
 
@@ -207,10 +207,11 @@ def test_accuracy_table_shows_the_mean_costs_beside_each_accuracy():
     from initprune import figures
 
     acc = figures.accuracy_table(cost_table()).set_index("method")
-    assert list(acc.columns[-3:]) == ["s=0.9", "s=0.9 training cost", "s=0.9 inference cost"]
+    assert list(acc.columns[-4:]) == ["s=0.9", "s=0.9 effective", "s=0.9 training cost", "s=0.9 inference cost"]
     assert (acc.loc["random", "s=0.9 training cost"], acc.loc["random", "s=0.9 inference cost"]) == ("0.11", "0.055")
     assert acc.loc["magnitude", "s=0.9 training cost"] == "" and acc.loc["magnitude", "s=0.9"].startswith("0.8200")
     assert acc.loc["dense", "s=0 training cost"] == "1"
+    assert acc.loc["random", "s=0.9 effective"] == "0.9150" and acc.loc["magnitude", "s=0.9 effective"] == ""
 
 
 def test_accuracy_vs_cost_plots_the_mean_over_seeds_on_a_log_axis(tmp_path):

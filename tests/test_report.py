@@ -67,3 +67,23 @@ def test_headless_chromium_renders_the_page(report, tmp_path):
                     f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1200,2000",
                     f"--screenshot={shot}", report[1].as_uri()], capture_output=True, timeout=120, check=True)
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 20_000  # not a blank page
+
+
+def test_provenance_names_each_sweep_with_its_commit_and_wall_time(report):
+    from types import SimpleNamespace as NS
+
+    def execution(sweep, start, end, status="FINISHED", commit="abc1234", profile="offline"):
+        return NS(info=NS(start_time=start, end_time=end, status=status),
+                  data=NS(tags={"sweep": sweep, "git_commit": commit, "profile": profile}))
+
+    found = [execution("s1", 1_000_000, 1_060_000), execution("s1", 1_010_000, 1_125_500, status="FAILED"),
+             execution("s2", 2_000_000, None, status="RUNNING", commit="def5678")]
+    first, second = report_html.sweeps(found)
+    assert first == {"sweep": "s1", "profile": "offline", "commits": ["abc1234"], "started": "1970-01-01 00:16:40 UTC",
+                     "ended": "1970-01-01 00:18:45 UTC", "wall_seconds": 125.5,
+                     "executions": {"FAILED": 1, "FINISHED": 1}}
+    assert second["wall_seconds"] is None and second["commits"] == ["def5678"]
+    import json
+
+    written = json.loads((report[0] / "provenance.json").read_text())
+    assert written["sweeps"] == [] and "commit" in written and "machine" in written
