@@ -115,8 +115,7 @@ def paper_epochs() -> tuple[int, dict[str, float]]:
     points, out = 0, {}
     for ex in sweep.load_profile("paper"):
         for p in ex.points():
-            extra = (p.options["k"] - 1) * p.options["warmup_epochs"] if p.method in ("kstarts", "combined") else 0
-            out[p.arch] = out.get(p.arch, 0) + p.epochs + extra
+            out[p.arch] = out.get(p.arch, 0) + p.pruner().trained_epochs(p.epochs)
             points += 1
     return points, out
 
@@ -125,7 +124,17 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--device", default="cuda")
     ap.add_argument("--quick", action="store_true", help="2,048 examples an epoch, stacks of 2 and 4: a check")
+    ap.add_argument("--archs", default=",".join(CELLS), help="the architectures to time, comma-separated")
+    ap.add_argument("--paper", type=Path, help="read the paper profile's points and epochs from this JSON (written "
+                    "by --write-paper where papermill is installed) instead of expanding the profile here")
+    ap.add_argument("--write-paper", type=Path, help="write the paper profile's points and epochs to this JSON, "
+                    "then stop")
     args = ap.parse_args(argv)
+    if args.write_paper:
+        points, epochs = paper_epochs()
+        args.write_paper.write_text(json.dumps({"points": points, "epochs": epochs}, indent=1) + "\n")
+        print(f"paper profile: {points} points, epochs per architecture {epochs}; written to {args.write_paper}")
+        return 0
     device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
         print("no CUDA device here: run this on a machine with a GPU (or --device cpu --quick to check it)")
@@ -133,8 +142,8 @@ def main(argv=None) -> int:
     torch.backends.cudnn.benchmark = True
     stacks = (2, 4) if args.quick else (8, 32)
     rows = {}
-    for arch, (_, n, _) in CELLS.items():
-        n = 2048 if args.quick else n
+    for arch in args.archs.split(","):
+        n = 2048 if args.quick else CELLS[arch][1]
         row = {"alone_s": alone(arch, n, device)}
         for k in stacks:
             row[f"stacked{k}_s_per_seed"] = stacked(arch, n, k, device) / k
@@ -143,7 +152,11 @@ def main(argv=None) -> int:
         row["best_epochs_per_hour"] = 3600 / best
         rows[arch] = row
         print(arch, {k: round(v, 4) for k, v in row.items()}, flush=True)
-    points, epochs = paper_epochs()
+    if args.paper:
+        paper = json.loads(args.paper.read_text())
+        points, epochs = paper["points"], paper["epochs"]
+    else:
+        points, epochs = paper_epochs()
     hours = sum(e / rows[a]["best_epochs_per_hour"] for a, e in epochs.items() if a in rows)
     summary = {"device": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor(),
                "torch": torch.__version__, "quick": args.quick, "cells": rows,
