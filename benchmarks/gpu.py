@@ -110,7 +110,7 @@ def parallel(arch: str, n: int, device: torch.device, procs: int = 4) -> float:
 def paper_epochs() -> tuple[int, dict[str, float]]:
     """The `paper` profile's points, and the epochs it trains per architecture (K-starts'
     candidates counted)."""
-    from initprune import sweep
+    from initprune.lab import sweep
 
     points, out = 0, {}
     for ex in sweep.load_profile("paper"):

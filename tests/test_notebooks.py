@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from initprune import sweep
 from initprune.errors import InitpruneError
+from initprune.lab import sweep
 
 NOTEBOOKS = sorted(sweep.NOTEBOOKS.glob("*.ipynb"))
 
@@ -90,7 +90,7 @@ def test_resources_come_from_the_command_line_then_the_profile_then_the_device(t
 
 
 def test_the_figures_notebook_shows_every_figure_the_library_writes():
-    from initprune import figures
+    from initprune.report import figures
 
     source = "".join("".join(c["source"]) for c in cells(sweep.NOTEBOOKS / "figures.ipynb"))
     shown = set(re.findall(r'folder / "(\w+)\.png"', source))

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from initprune import cli, grid, sweep
-from initprune.assembly import figures_dir
-from initprune.store import ensure_store
+from initprune import cli
+from initprune.lab import grid, sweep
+from initprune.lab.store import ensure_store
+from initprune.report.assembly import figures_dir
 
 
 @pytest.fixture
@@ -143,7 +144,8 @@ def test_a_point_another_execution_finishes_between_two_looks_is_read_back_not_t
     the other execution's run FINISHES, and the look for a holder finds none RUNNING either."""
     from types import SimpleNamespace
 
-    from initprune import api, runs
+    from initprune import api
+    from initprune.lab import runs
 
     done = SimpleNamespace(info=SimpleNamespace(run_id="theirs"))
     looks = iter([None, done, done])

@@ -18,7 +18,7 @@ import time
 import pytest
 from clusters import RAY_ENV, WORKER_ENV, Services, ctrl_c_as_in_a_terminal, dask_cluster, mlflow_server, ray_cluster
 
-from initprune import store, sweep
+from initprune.lab import store, sweep
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 EXPECTED = {(p.hash(), p.seed) for ex in sweep.load_profile("smoke") for p in ex.points()}

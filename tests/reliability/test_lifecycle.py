@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 from clusters import ctrl_c_as_in_a_terminal, descendants
 
-from initprune import grid, runs
 from initprune.api import RunConfig
-from initprune.store import ensure_store
+from initprune.lab import grid, runs
+from initprune.lab.store import ensure_store
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -148,7 +148,7 @@ def point_runs(c, exp_id):
 def test_a_finished_point_without_its_result_counts_as_not_finished(store, tmp_path, capsys):
     from urllib.parse import urlparse
 
-    from initprune import results, sweep
+    from initprune.lab import results, sweep
 
     c, exp_id = ensure_store(store)
     first = grid.run_grid("random", "digits", "mlp", [0.5, 0.7], [0], 1, progress=False, device="cpu")
@@ -229,7 +229,7 @@ def test_a_profile_a_run_would_refuse_is_refused_by_the_dry_run_in_one_line(stor
 
 
 def test_a_yml_profile_is_taken_by_path_and_by_name(store, tmp_path, capsys, monkeypatch):
-    from initprune import sweep
+    from initprune.lab import sweep
 
     profile = tmp_path / "tiny.yml"
     profile.write_text("executions:\n" + ONE % "")

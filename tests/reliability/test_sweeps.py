@@ -15,8 +15,8 @@ import time
 import pytest
 from clusters import ctrl_c_as_in_a_terminal, descendants
 
-from initprune import results, sweep
-from initprune.store import ensure_store
+from initprune.lab import results, sweep
+from initprune.lab.store import ensure_store
 
 PROFILE = "smoke"
 

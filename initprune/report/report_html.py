@@ -128,7 +128,7 @@ def provenance(table, c=None, exp_id: str | None = None) -> dict:
     """Where the numbers come from: commit, profiles in the store, seeds, machine, time."""
     import torch
 
-    from . import runs
+    from ..lab import runs
 
     profiles, commits = [], []
     if c is not None and exp_id is not None:

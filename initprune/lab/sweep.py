@@ -21,8 +21,9 @@ from pathlib import Path
 
 import yaml
 
-from . import executors, grid, pruners, registry, results, runs, store
-from .errors import InitpruneError
+from .. import pruners, registry
+from ..errors import InitpruneError
+from . import executors, grid, results, runs, store
 from .tasks import NOTEBOOKS, Task
 
 PROFILES = NOTEBOOKS / "profiles"
@@ -147,7 +148,7 @@ def _check_runs(where: str, execution: Execution, points: list) -> None:
     memory (on the device it asks for, where this machine has it)."""
     import torch
 
-    from . import data, memory, models
+    from .. import data, memory, models
 
     device = execution.params.get("device", "auto")
     cuda = torch.cuda.is_available()
@@ -248,7 +249,7 @@ def available(executions: list[Execution]) -> tuple[list[Execution], list[str]]:
     """The executions this machine can run, and a line for each optional one left out because
     its dataset cannot be had here (not in the data root, no offline copy, no network), saying how
     to get it. Each dataset is tried once."""
-    from . import data
+    from .. import data
 
     problems: dict[tuple, str | None] = {}
     keep, lines = [], []
