@@ -188,9 +188,9 @@ def cmd_list(args) -> int:
     print("architectures:")
     for name in models.MODELS.names():
         print(f"  {name}: {summary(models.MODELS[name])}")
-    from .lab import sweep
+    from .lab import profiles
 
-    print("profiles:      " + ", ".join(sweep.profiles()))
+    print("profiles:      " + ", ".join(profiles.profiles()))
     return 0
 
 

@@ -230,21 +230,21 @@ def test_a_point_computes_the_same_whatever_threads_its_caller_runs_and_gets_the
 
 
 def test_every_grid_notebook_has_the_common_parameters_and_they_are_reserved():
-    """The run's own parameter names are declared once (sweep.COMMON); the notebooks' parameters
-    cells are checked against them, and no method option may take one."""
-    from initprune.lab import sweep
+    """The run's own parameter names are declared once (executions.COMMON); the notebooks'
+    parameters cells are checked against them, and no method option may take one."""
+    from initprune.lab import executions, profiles
 
     for name in ("random", "kstarts", "dissipating", "combined", "baselines", "sanity"):
-        params = sweep.notebook_parameters(name)
-        assert set(sweep.COMMON) <= set(params), name
-        assert set(params) - set(sweep.COMMON) <= {"options", "method", "ablations"}, name
-    assert set(sweep.COMMON) <= pruners.RESERVED
+        params = profiles.notebook_parameters(name)
+        assert set(executions.COMMON) <= set(params), name
+        assert set(params) - set(executions.COMMON) <= {"options", "method", "ablations"}, name
+    assert set(executions.COMMON) <= pruners.RESERVED
 
 
 def test_a_sweep_hands_its_kernels_the_resolved_specs():
-    from initprune.lab import sweep
+    from initprune.lab import profiles
 
-    (ex, *_) = sweep.load_profile("smoke")
+    (ex, *_) = profiles.load_profile("smoke")
     given = ex.parameters()["points"]
     assert [RunSpec(**p).hash() for p in given] == [p.hash() for p in ex.points()]
     assert ex.points() is ex.points()  # resolved once per execution

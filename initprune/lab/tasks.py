@@ -18,7 +18,7 @@ from ..data import REPO_ROOT
 from . import faults, runs, store
 
 if TYPE_CHECKING:
-    from .sweep import Execution
+    from .executions import Execution
 
 NOTEBOOKS = REPO_ROOT / "notebooks"
 # the kernel's own start-up warnings (it listens on 127.0.0.1 over TCP) are noise on a sweep's stderr;
