@@ -110,10 +110,10 @@ def parallel(arch: str, n: int, device: torch.device, procs: int = 4) -> float:
 def paper_epochs() -> tuple[int, dict[str, float]]:
     """The `paper` profile's points, and the epochs it trains per architecture (K-starts'
     candidates counted)."""
-    from initprune import sweep
+    from initprune.lab import profiles
 
     points, out = 0, {}
-    for ex in sweep.load_profile("paper"):
+    for ex in profiles.load_profile("paper"):
         for p in ex.points():
             out[p.arch] = out.get(p.arch, 0) + p.pruner().trained_epochs(p.epochs)
             points += 1

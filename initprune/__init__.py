@@ -16,14 +16,27 @@ __all__ = ["fit", "run", "save", "load", "Result", "RunResult", "RunSpec", "RunC
            "InitpruneError", "DivergedError"]
 __version__ = "0.1.0"
 
-# the package's layers, lowest first: a module imports from its own layer or those below only
-# (tests/test_spec.py checks it). core: what fit and run need, no MLflow, papermill, YAML, Ray or
-# Dask; lab: the store, points, sweeps and where they run; report: results read back into
-# figures, claims and the report page; app: the command line
-LAYERS = {
-    "core": ("errors", "options", "registry", "seeds", "masks", "paths", "memory", "train", "models", "data",
-             "pruners", "spec", "result", "api"),
-    "lab": ("faults", "store", "runs", "results", "grid", "tasks", "executors", "sweep"),
-    "report": ("stats", "claims", "figures", "figures_kstarts", "figures_dissipating", "report_html", "assembly"),
-    "app": ("cli", "__main__"),
-}
+_APP = ("cli", "__main__")  # the command line: at the package's root beside the core
+
+
+def _layers() -> dict[str, tuple[str, ...]]:
+    """The package's layers, lowest first, read from its folders: a module imports from its own
+    layer or those below only (tests/test_spec.py checks it). core: the modules at the root (what
+    fit and run need, no MLflow, papermill, YAML, Ray or Dask); lab (``initprune/lab/``): the
+    store, points, sweeps and where they run; report (``initprune/report/``): results read back
+    into figures, claims and the report page; app: the command line (``_APP``, at the root). A
+    module is named from the package: ``api``, ``lab.sweep``, ``report.claims``."""
+    import os
+    import pkgutil
+
+    def modules(folder: str) -> tuple[str, ...]:
+        paths = [os.path.join(p, folder) if folder else p for p in __path__]
+        prefix = f"{folder}." if folder else ""
+        return tuple(sorted(prefix + m.name for m in pkgutil.iter_modules(paths) if not m.ispkg))
+
+    root = modules("")
+    return {"core": tuple(m for m in root if m not in _APP), "lab": modules("lab"), "report": modules("report"),
+            "app": tuple(m for m in _APP if m in root)}
+
+
+LAYERS = _layers()

@@ -11,9 +11,11 @@ import json
 import sys
 from pathlib import Path
 
-from . import api, assembly, data, grid, models, options, pruners, store
+from . import api, data, models, options, pruners
 from .errors import DivergedError, InitpruneError
+from .lab import grid, store
 from .options import OptionError
+from .report import assembly
 from .spec import RunSpec
 from .train import Settings
 
@@ -186,14 +188,14 @@ def cmd_list(args) -> int:
     print("architectures:")
     for name in models.MODELS.names():
         print(f"  {name}: {summary(models.MODELS[name])}")
-    from . import sweep
+    from .lab import profiles
 
-    print("profiles:      " + ", ".join(sweep.profiles()))
+    print("profiles:      " + ", ".join(profiles.profiles()))
     return 0
 
 
 def cmd_sweep(args) -> int:
-    from . import executors, sweep
+    from .lab import executors, sweep
 
     with executors.sigterm_as_ctrl_c():  # SIGTERM stops a sweep as Ctrl-C does, its workers included
         return sweep.sweep(args.profile, jobs=args.jobs, dry_run=args.dry_run, executor=args.executor,

@@ -91,7 +91,7 @@ class Pruner:
     # options whose every value is a method of its own in figures, tables and claims, never the
     # best of them picked after the fact (dissipating's schedule)
     lines: ClassVar[tuple[str, ...]] = ()
-    # the module of its own figures (report layer; imported by initprune.figures, which its
+    # the module of its own figures (report layer; imported by initprune.report.figures, which its
     # functions join through figures.contributes): the figures of what the method reports
     figures: ClassVar[str | None] = None
 
@@ -292,7 +292,7 @@ class KStarts(Pruner):
     family: ClassVar[str] = "paper"
     color: ClassVar[str | None] = "tab:blue"
     invertible: ClassVar[bool] = True
-    figures: ClassVar[str | None] = "initprune.figures_kstarts"
+    figures: ClassVar[str | None] = "initprune.report.figures_kstarts"
 
     k: int = option(8, "random masks, each trained for the warm-up", **AT_LEAST_1)
     fitness: str = option("both", "how the fittest is judged", choices=FITNESS)
@@ -438,7 +438,7 @@ class Dissipating(Pruner):
     color: ClassVar[str | None] = "tab:orange"
     lines: ClassVar[tuple[str, ...]] = ("schedule",)
     invertible: ClassVar[bool] = True
-    figures: ClassVar[str | None] = "initprune.figures_dissipating"
+    figures: ClassVar[str | None] = "initprune.report.figures_dissipating"
 
     prune_epochs: int = option(3, "E_d: the epochs over which the sparsity rises to the target", **AT_LEAST_1)
     schedule: str = option("linear", "how the sparsity rises over the pruning epochs", choices=SCHEDULES)

@@ -4,8 +4,10 @@ import math
 
 import pytest
 
-from initprune import claims, data, results
+from initprune import data
 from initprune.errors import InitpruneError
+from initprune.lab import results
+from initprune.report import claims
 
 N = 100  # test examples of the synthetic runs
 

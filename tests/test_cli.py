@@ -131,7 +131,7 @@ def test_config_hash_is_the_resolved_configuration_without_the_seed():
 
 
 def _store_runs(uri):
-    from initprune.store import ensure_store
+    from initprune.lab.store import ensure_store
 
     c, exp_id = ensure_store(uri)
     return c.search_runs([exp_id], "", max_results=100)
@@ -148,7 +148,7 @@ def test_run_is_logged_like_a_sweeps_point_and_a_sweep_then_reuses_it(tmp_path, 
     assert run.info.run_id == result["run_id"] and run.info.status == "FINISHED"
     assert run.data.tags["kind"] == "point" and run.data.tags["config_hash"] == result["config_hash"]
     assert run.data.params["option.k"] == "2" and run.data.metrics["kstarts.winner"] == result["extra"]["winner"]
-    from initprune import grid
+    from initprune.lab import grid
 
     again = grid.run_grid("kstarts", "digits", "mlp", [0.9], [0], 2, options={"k": 2}, progress=False)
     assert again[0]["run_id"] == result["run_id"]  # read back, not trained again
@@ -157,7 +157,7 @@ def test_run_is_logged_like_a_sweeps_point_and_a_sweep_then_reuses_it(tmp_path, 
 def test_two_runs_of_one_point_are_both_kept_and_counted_once(tmp_path, monkeypatch):
     """`run` always trains (it was asked to); the runs table, the figures and a sweep's counts
     take each (identity, seed) once: the oldest FINISHED run."""
-    from initprune import results, store
+    from initprune.lab import results, store
 
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
@@ -174,7 +174,7 @@ def test_two_runs_of_one_point_are_both_kept_and_counted_once(tmp_path, monkeypa
 
 def test_a_run_that_cannot_be_logged_keeps_its_result_and_one_that_fails_leaves_nothing(tmp_path, monkeypatch,
                                                                                         capsys):
-    from initprune import runs
+    from initprune.lab import runs
 
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)

@@ -122,7 +122,7 @@ def test_posttrain_counts_its_dense_epochs_and_its_finetuning():
 
 
 def test_cost_in_the_report_and_the_runs_metrics(monkeypatch):
-    from initprune import runs
+    from initprune.lab import runs
 
     report = api.run(api.RunConfig(method="random", dataset="digits", sparsity=0.9, epochs=1), device="cpu")
     assert set(report["cost"]) == {"training", "inference"}
@@ -187,7 +187,7 @@ def test_a_digits_run_is_bitwise_what_it_was_before_the_speed_work(key):
 # ---- in the tables and figures ----------------------------------------------------------------------
 
 def cost_table():
-    from initprune import results
+    from initprune.lab import results
 
     def row(method, sparsity, seed, acc, cost):
         return {"method": method, "dataset": "digits", "arch": "mlp", "seed": seed, "sparsity_target": sparsity,
@@ -204,7 +204,7 @@ def cost_table():
 
 
 def test_accuracy_table_shows_the_mean_costs_beside_each_accuracy():
-    from initprune import figures
+    from initprune.report import figures
 
     acc = figures.accuracy_table(cost_table()).set_index("method")
     assert list(acc.columns[-4:]) == ["s=0.9", "s=0.9 effective", "s=0.9 training cost", "s=0.9 inference cost"]
@@ -218,7 +218,7 @@ def test_accuracy_vs_cost_plots_the_mean_over_seeds_on_a_log_axis(tmp_path):
     import matplotlib
 
     matplotlib.use("Agg")
-    from initprune import figures
+    from initprune.report import figures
 
     fig = figures.accuracy_vs_cost(cost_table())
     ax = fig.axes[0]

@@ -7,8 +7,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 
-from initprune import claims, figures, results
+from initprune.lab import results
 from initprune.pruners import PRUNERS
+from initprune.report import claims, figures
 
 matplotlib.use("Agg")
 

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from initprune import sweep
 from initprune.errors import InitpruneError
+from initprune.lab import profiles
 
-NOTEBOOKS = sorted(sweep.NOTEBOOKS.glob("*.ipynb"))
+NOTEBOOKS = sorted(profiles.NOTEBOOKS.glob("*.ipynb"))
 
 
 def cells(path, kind="code"):
@@ -22,7 +22,7 @@ def test_one_parameters_cell_every_line_of_it_seen_by_papermill(path):
     tagged = [c for c in cells(path) if "parameters" in c.get("metadata", {}).get("tags", [])]
     assert len(tagged) == 1
     assigned = [n.target.id for n in ast.parse("".join(tagged[0]["source"])).body if isinstance(n, ast.AnnAssign)]
-    assert list(sweep.notebook_parameters(path.stem)) == assigned  # a comment papermill misreads drops one
+    assert list(profiles.notebook_parameters(path.stem)) == assigned  # a comment papermill misreads drops one
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
@@ -33,17 +33,17 @@ def test_no_outputs_committed_and_no_logic_in_notebooks(path):
         assert not [n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.ClassDef, ast.Lambda))]
 
 
-@pytest.mark.parametrize("profile", sweep.profiles())
+@pytest.mark.parametrize("profile", profiles.profiles())
 def test_every_profile_passes_only_parameters_its_notebooks_have(profile):
-    executions = sweep.load_profile(profile)  # validates names, types and every grid point
+    executions = profiles.load_profile(profile)  # validates names, types and every grid point
     assert executions and all(ex.points() for ex in executions)
 
 
 def test_profiles_cover_every_method_of_the_paper():
     for profile in ("smoke", "demo", "paper"):
-        methods = {p.method for ex in sweep.load_profile(profile) for p in ex.points()}
+        methods = {p.method for ex in profiles.load_profile(profile) for p in ex.points()}
         assert {"dense", "random", "kstarts", "dissipating", "combined"} <= methods
-    demo = {p.sparsity for ex in sweep.load_profile("demo") for p in ex.points()}
+    demo = {p.sparsity for ex in profiles.load_profile("demo") for p in ex.points()}
     assert {0.5, 0.8, 0.9, 0.95, 0.98} <= demo
 
 
@@ -68,30 +68,30 @@ def test_a_bad_profile_is_one_clear_error(tmp_path, text, message):
     path = tmp_path / "bad.yaml"
     path.write_text(text)
     with pytest.raises(InitpruneError) as err:
-        sweep.load_profile(str(path))
+        profiles.load_profile(str(path))
     assert message in str(err.value) and "\n" not in str(err.value)
 
 
 def test_unknown_profile_lists_the_known_ones():
     with pytest.raises(InitpruneError, match="unknown profile 'nope'; choose one of: demo, offline, paper, smoke"):
-        sweep.load_profile("nope")
+        profiles.load_profile("nope")
 
 
 def test_resources_come_from_the_command_line_then_the_profile_then_the_device(tmp_path):
     path = tmp_path / "r.yaml"
     path.write_text("resources: {cpus: 2}\nexecutions:\n  - {notebook: random}\n"
                     "  - {notebook: random, device: cuda}\n  - {notebook: random, resources: {cpus: 4, gpus: 0.5}}\n")
-    plain, cuda, own = sweep.load_profile(str(path))
+    plain, cuda, own = profiles.load_profile(str(path))
     assert plain.resources() == {"cpus": 2, "gpus": 0}
     assert cuda.resources() == {"cpus": 2, "gpus": 1}  # a cell told to train on cuda asks for one GPU
     assert own.resources() == {"cpus": 4, "gpus": 0.5}
     assert own.resources(cpus=1, gpus=0) == {"cpus": 1, "gpus": 0}
-    assert plain.cell != cuda.cell and plain.cell == sweep.load_profile(str(path))[0].cell  # stable identity
+    assert plain.cell != cuda.cell and plain.cell == profiles.load_profile(str(path))[0].cell  # stable identity
 
 
 def test_the_figures_notebook_shows_every_figure_the_library_writes():
-    from initprune import figures
+    from initprune.report import figures
 
-    source = "".join("".join(c["source"]) for c in cells(sweep.NOTEBOOKS / "figures.ipynb"))
+    source = "".join("".join(c["source"]) for c in cells(profiles.NOTEBOOKS / "figures.ipynb"))
     shown = set(re.findall(r'folder / "(\w+)\.png"', source))
     assert shown == set(figures.FIGURES)

@@ -37,3 +37,14 @@ def test_make_setup_installs_every_extra_so_that_the_tests_run_them():
     installed = setup.split("-e '.[")[1].split("]")[0].split(",")
     assert sorted(installed) == sorted(extras)
     assert {"ray", "dask"} <= set(extras)
+
+
+def test_the_package_ships_every_folder_of_its_layers():
+    """A wheel holds initprune/lab/ and initprune/report/ too: setuptools finds every folder of
+    the package that pyproject.toml includes, and no folder of the repository beside it."""
+    from setuptools import find_packages
+
+    found = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]["find"]
+    shipped = set(find_packages(str(ROOT), include=found["include"]))
+    folders = {".".join(p.parent.relative_to(ROOT).parts) for p in (ROOT / "initprune").rglob("__init__.py")}
+    assert shipped == folders and {"initprune", "initprune.lab", "initprune.report"} <= shipped

@@ -14,11 +14,13 @@ import pytest
 import torch
 
 import initprune
-from initprune import api, figures, registry, results, sweep
+from initprune import api, registry
 from initprune.data import DATASETS
 from initprune.errors import InitpruneError
+from initprune.lab import results, sweep
 from initprune.models import MODELS
 from initprune.pruners import PRUNERS
+from initprune.report import figures
 
 PLUGINS = Path(__file__).resolve().parent / "plugins"
 RUN = ["run", "--method", "mine", "--dataset", "blobs", "--arch", "tiny", "--sparsity", "0.5", "--epochs", "2"]

@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from initprune import runs, store, sweep
+from initprune.lab import runs, store, sweep
 
 
 class Terminal(io.StringIO):

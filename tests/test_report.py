@@ -7,7 +7,8 @@ import subprocess
 
 import pytest
 
-from initprune import figures, report_html, results
+from initprune.lab import results
+from initprune.report import figures, report_html
 
 CLAIMS = """# The paper's claims on our grid
 

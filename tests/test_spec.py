@@ -11,10 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from initprune import grid, options, pruners, spec
+from initprune import options, pruners, spec
+from initprune.lab import grid
+from initprune.lab.store import ensure_store
 from initprune.options import option
 from initprune.spec import RunSpec
-from initprune.store import ensure_store
 
 PACKAGE = Path(spec.__file__).resolve().parent
 
@@ -138,33 +139,57 @@ def test_the_core_loads_no_tracking_notebooks_or_cluster_machinery():
     assert out.strip() == "[]"
 
 
+def _module(path: Path) -> str:
+    """A module's name from the package: ``api``, ``lab.sweep``, ``report.claims``."""
+    return ".".join(path.relative_to(PACKAGE).with_suffix("").parts)
+
+
+def _modules() -> dict[str, Path]:
+    """Every module of the package, its subpackages' included, by name (``__init__`` files left out)."""
+    return {_module(p): p for p in sorted(PACKAGE.rglob("*.py")) if p.stem != "__init__"}
+
+
 def _imports(path: Path) -> set[str]:
-    """The initprune modules a module imports, those inside functions included; imports under
-    ``if TYPE_CHECKING:`` are for type checkers only and left out."""
+    """The initprune modules a module imports (named as ``_module`` names them), those inside
+    functions included; imports under ``if TYPE_CHECKING:`` are for type checkers only and left
+    out. ``from .. import masks`` in lab/ is ``masks``; ``from .lab import grid`` is ``lab.grid``."""
     tree = ast.parse(path.read_text())
     skip = {id(n) for node in ast.walk(tree) if isinstance(node, ast.If)
             and isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING"
             for n in ast.walk(node)}
+    modules = set(_modules())
+    here = _module(path).split(".")[:-1]  # the module's own package, from the root
     found = set()
-    modules = {p.stem for p in PACKAGE.glob("*.py")}
     for node in ast.walk(tree):
         if id(node) in skip:
             continue
         if isinstance(node, ast.ImportFrom):
-            base = node.module or ""
-            if node.level == 1 or base.startswith("initprune"):
-                base = base.removeprefix("initprune").lstrip(".")
-                if base:
-                    found.add(base.split(".")[0])
-                else:  # from . import a, b
-                    found |= {a.name for a in node.names if a.name in modules}
+            if node.level:
+                assert node.level <= len(here) + 1, f"{path.name}: an import above the package"
+                base = here[:len(here) - node.level + 1] + (node.module.split(".") if node.module else [])
+            elif (node.module or "").split(".")[0] == "initprune":
+                base = node.module.split(".")[1:]
+            else:
+                continue
+            name = ".".join(base)
+            if name in modules:  # from .X import a
+                found.add(name)
+            for alias in node.names:  # from . import a, b: each a module of its own
+                child = ".".join([*base, alias.name])
+                if child in modules:
+                    found.add(child)
         elif isinstance(node, ast.Import):
-            found |= {a.name.split(".")[1] for a in node.names if a.name.startswith("initprune.")}
-    return found - {"__init__", path.stem}
+            for alias in node.names:
+                parts = alias.name.split(".")
+                if parts[0] == "initprune":
+                    # import initprune.lab.sweep: the deepest module it names
+                    named = [".".join(parts[1:i]) for i in range(len(parts), 1, -1)]
+                    found |= {next((n for n in named if n in modules), "")} - {""}
+    return found - {_module(path)}
 
 
 def test_the_package_has_no_import_cycle():
-    graph = {p.stem: _imports(p) for p in PACKAGE.glob("*.py") if p.stem != "__init__"}
+    graph = {name: _imports(p) for name, p in _modules().items()}
     cycles, state = [], {}
 
     def visit(node, trail):
@@ -205,31 +230,53 @@ def test_a_point_computes_the_same_whatever_threads_its_caller_runs_and_gets_the
 
 
 def test_every_grid_notebook_has_the_common_parameters_and_they_are_reserved():
-    """The run's own parameter names are declared once (sweep.COMMON); the notebooks' parameters
-    cells are checked against them, and no method option may take one."""
-    from initprune import sweep
+    """The run's own parameter names are declared once (executions.COMMON); the notebooks'
+    parameters cells are checked against them, and no method option may take one."""
+    from initprune.lab import executions, profiles
 
     for name in ("random", "kstarts", "dissipating", "combined", "baselines", "sanity"):
-        params = sweep.notebook_parameters(name)
-        assert set(sweep.COMMON) <= set(params), name
-        assert set(params) - set(sweep.COMMON) <= {"options", "method", "ablations"}, name
-    assert set(sweep.COMMON) <= pruners.RESERVED
+        params = profiles.notebook_parameters(name)
+        assert set(executions.COMMON) <= set(params), name
+        assert set(params) - set(executions.COMMON) <= {"options", "method", "ablations"}, name
+    assert set(executions.COMMON) <= pruners.RESERVED
 
 
 def test_a_sweep_hands_its_kernels_the_resolved_specs():
-    from initprune import sweep
+    from initprune.lab import profiles
 
-    (ex, *_) = sweep.load_profile("smoke")
+    (ex, *_) = profiles.load_profile("smoke")
     given = ex.parameters()["points"]
     assert [RunSpec(**p).hash() for p in given] == [p.hash() for p in ex.points()]
     assert ex.points() is ex.points()  # resolved once per execution
 
 
 def test_every_module_has_a_layer_and_imports_nothing_above_it():
+    """initprune.LAYERS is read from the folders: the core and the app at the root, the lab in
+    lab/, the report in report/; every module is in one, and none imports a layer above its own
+    (a lab module no report module; the core neither)."""
     import initprune
 
+    assert list(initprune.LAYERS) == ["core", "lab", "report", "app"]
     rank = {m: i for i, names in enumerate(initprune.LAYERS.values()) for m in names}
-    modules = {p.stem for p in PACKAGE.glob("*.py")} - {"__init__"}
+    modules = set(_modules())
     assert modules == set(rank), f"modules without a layer: {sorted(modules - set(rank))}"
-    upward = sorted(f"{m} -> {n}" for m in modules for n in _imports(PACKAGE / f"{m}.py") if rank[n] > rank[m])
+    folders = {p.name for p in PACKAGE.iterdir() if p.is_dir() and (p / "__init__.py").exists()}
+    assert folders == {"lab", "report"}, f"a folder that is no layer: {sorted(folders - {'lab', 'report'})}"
+    for layer, names in initprune.LAYERS.items():
+        where = {"lab": "lab.", "report": "report."}.get(layer)
+        assert all(n.startswith(where) if where else "." not in n for n in names), (layer, names)
+    assert set(initprune.LAYERS["app"]) == {"cli", "__main__"}
+    upward = sorted(f"{m} -> {n}" for m in modules for n in _imports(_modules()[m]) if rank[n] > rank[m])
     assert not upward, upward
+
+
+def test_the_import_graph_is_read_through_the_folders():
+    """The layering test sees imports across folders: a lab module's ``from .. import`` of the
+    core, a report module's ``from ..lab import``, the app's ``from .report import``."""
+    modules = _modules()
+    assert {"api", "data", "pruners", "lab.faults", "lab.results", "lab.runs", "lab.store"} <= _imports(
+        modules["lab.grid"])
+    assert {"lab.results", "lab.runs", "lab.store", "lab.tasks", "report.figures"} <= _imports(
+        modules["report.assembly"])
+    assert {"lab.grid", "lab.store", "report.assembly", "api"} <= _imports(modules["cli"])
+    assert {"report.stats", "data", "pruners"} <= _imports(modules["report.claims"])

@@ -5,8 +5,8 @@ import math
 import numpy as np
 import pytest
 
-from initprune import stats
 from initprune.errors import InitpruneError
+from initprune.report import stats
 
 
 def test_sign_flip_p_is_exact_over_every_sign_pattern():

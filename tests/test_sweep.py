@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from initprune import cli, grid, sweep
-from initprune.assembly import figures_dir
-from initprune.store import ensure_store
+from initprune import cli
+from initprune.lab import grid, profiles
+from initprune.lab.store import ensure_store
+from initprune.report.assembly import figures_dir
 
 
 @pytest.fixture
@@ -28,7 +29,7 @@ def runs(uri, kind, status=None):
 
 def test_smoke_sweep_logs_every_point_once_and_a_rerun_trains_nothing(store, capsys):
     assert cli.main(["sweep", "--profile", "smoke"]) == 0
-    expected = {(p.hash(), p.seed) for ex in sweep.load_profile("smoke") for p in ex.points()}
+    expected = {(p.hash(), p.seed) for ex in profiles.load_profile("smoke") for p in ex.points()}
     points = runs(store, "point", "FINISHED")
     assert len(points) == len(expected) == 14  # the unablated SNIP point is shared by two executions
     assert {(r.data.tags["config_hash"], int(r.data.tags["seed"])) for r in points} == expected
@@ -143,7 +144,8 @@ def test_a_point_another_execution_finishes_between_two_looks_is_read_back_not_t
     the other execution's run FINISHES, and the look for a holder finds none RUNNING either."""
     from types import SimpleNamespace
 
-    from initprune import api, runs
+    from initprune import api
+    from initprune.lab import runs
 
     done = SimpleNamespace(info=SimpleNamespace(run_id="theirs"))
     looks = iter([None, done, done])
@@ -192,4 +194,4 @@ executions:
     assert "1 points in 1 executions" in out
     profile.write_text(profile.read_text().replace("optional: true", "optional: 3"))
     with pytest.raises(Exception, match="'optional' must be true or false"):
-        sweep.load_profile(str(profile))
+        profiles.load_profile(str(profile))

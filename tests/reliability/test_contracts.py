@@ -16,12 +16,14 @@ import torch.nn.utils.prune as torch_prune
 from torch import nn
 
 import initprune
-from initprune import api, cli, data, figures, masks, models, registry, results
+from initprune import api, cli, data, masks, models, registry
 from initprune.data import DATASETS, Data
 from initprune.errors import InitpruneError
+from initprune.lab import results
 from initprune.models import MODELS
 from initprune.options import option
 from initprune.pruners import PRUNERS, Context, Pruner
+from initprune.report import figures
 
 from toys import toy_data, toy_model
 

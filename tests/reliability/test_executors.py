@@ -18,10 +18,10 @@ import time
 import pytest
 from clusters import RAY_ENV, WORKER_ENV, Services, ctrl_c_as_in_a_terminal, dask_cluster, mlflow_server, ray_cluster
 
-from initprune import store, sweep
+from initprune.lab import profiles, store
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
-EXPECTED = {(p.hash(), p.seed) for ex in sweep.load_profile("smoke") for p in ex.points()}
+EXPECTED = {(p.hash(), p.seed) for ex in profiles.load_profile("smoke") for p in ex.points()}
 TWO = "executions:\n  - {notebook: random, sparsities: [0.5], seeds: [0, 1], epochs: 1}\n" \
       "  - {notebook: dissipating, sparsities: [0.5], epochs: 2, prune_epochs: 1}\n"
 

@@ -12,8 +12,9 @@ from hypothesis import strategies as st
 from torch import nn
 
 import initprune
-from initprune import api, grid, masks, runs, store
+from initprune import api, masks
 from initprune.errors import InitpruneError
+from initprune.lab import grid, runs, store
 
 from toys import toy_data, toy_model
 
@@ -136,7 +137,7 @@ def test_the_ui_binds_to_this_machine_only_by_default():
 
 def test_processes_opening_a_new_store_at_once_all_get_the_same_experiment(tmp_path):
     uri = f"sqlite:///{tmp_path}/new/mlflow.db"
-    code = "from initprune import store; print(store.ensure_store()[1])"
+    code = "from initprune.lab import store; print(store.ensure_store()[1])"
     procs = [subprocess.Popen([sys.executable, "-c", code], env={**os.environ, "MLFLOW_TRACKING_URI": uri},
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(4)]
     outs = [p.communicate(timeout=120) for p in procs]

@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 from clusters import ctrl_c_as_in_a_terminal, descendants
 
-from initprune import grid, runs
 from initprune.api import RunConfig
-from initprune.store import ensure_store
+from initprune.lab import grid, runs
+from initprune.lab.store import ensure_store
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -148,7 +148,7 @@ def point_runs(c, exp_id):
 def test_a_finished_point_without_its_result_counts_as_not_finished(store, tmp_path, capsys):
     from urllib.parse import urlparse
 
-    from initprune import results, sweep
+    from initprune.lab import executions, profiles, results
 
     c, exp_id = ensure_store(store)
     first = grid.run_grid("random", "digits", "mlp", [0.5, 0.7], [0], 1, progress=False, device="cpu")
@@ -170,7 +170,7 @@ def test_a_finished_point_without_its_result_counts_as_not_finished(store, tmp_p
 
     profile = tmp_path / "three.yaml"
     profile.write_text("executions:\n  - {notebook: random, sparsities: [0.5, 0.7, 0.9], seeds: [0], epochs: 1}\n")
-    (_, points, done, _), = sweep.status(sweep.load_profile(str(profile)))
+    (_, points, done, _), = executions.status(profiles.load_profile(str(profile)))
     assert len(points) == 3 and len(done) == 1  # its execution runs again on a resume
 
     again = grid.run_grid("random", "digits", "mlp", [0.5, 0.7, 0.9], [0], 1, progress=False, device="cpu")
@@ -229,14 +229,14 @@ def test_a_profile_a_run_would_refuse_is_refused_by_the_dry_run_in_one_line(stor
 
 
 def test_a_yml_profile_is_taken_by_path_and_by_name(store, tmp_path, capsys, monkeypatch):
-    from initprune import sweep
+    from initprune.lab import profiles
 
     profile = tmp_path / "tiny.yml"
     profile.write_text("executions:\n" + ONE % "")
     status, out, err = dry_run(capsys, str(profile))
     assert status == 0 and "1 points in 1 executions, 0 finished" in out, out + err
-    monkeypatch.setattr(sweep, "PROFILES", tmp_path)
-    assert "tiny" in sweep.profiles()
+    monkeypatch.setattr(profiles, "PROFILES", tmp_path)
+    assert "tiny" in profiles.profiles()
     status, out, err = dry_run(capsys, "tiny")
     assert status == 0 and "1 points in 1 executions" in out, out + err
     refused(capsys, str(tmp_path / "other.yml"), "other.yml not found")

@@ -20,9 +20,9 @@ from pathlib import Path
 import pytest
 from clusters import ctrl_c_as_in_a_terminal, free_port, one_line_error
 
-from initprune import results, store, sweep
 from initprune.errors import InitpruneError
-from initprune.grid import run_grid
+from initprune.lab import results, store, sweep
+from initprune.lab.grid import run_grid
 
 REPO = Path(__file__).resolve().parents[2]
 UNREACHABLE = "http://127.0.0.1:9"  # the discard port: nothing listens there

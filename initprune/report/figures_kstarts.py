@@ -1,14 +1,14 @@
 """K-starts' own figures (docs/method.md, figures 3a and 3b), from its report (``extra``: each
 candidate's fitness, the winner, and in analysis mode each candidate's final accuracy). Found by
-``initprune.figures`` through ``KStarts.figures``; they read the runs table like every figure.
+``initprune.report.figures`` through ``KStarts.figures``; they read the runs table like every figure.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from ..pruners import KStarts
 from . import figures as F
-from .pruners import KStarts
 
 
 @F.contributes("kstarts_candidates")

@@ -20,11 +20,11 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from multiprocessing import get_context
 from pathlib import Path
 
-from .errors import InitpruneError
-from .registry import Registry
+from ..errors import InitpruneError
+from ..registry import Registry
 from .tasks import Task, run_task
 
-PACKAGE = Path(__file__).resolve().parent
+PACKAGE = Path(__file__).resolve().parents[1]  # initprune/, its lab/ and report/ included
 # every executor takes (tasks, settings) and yields each task's small result as it completes;
 # settings: jobs, address (Ray), scheduler (Dask), retries; each reads those it needs
 EXECUTORS: Registry = Registry("executor")
@@ -250,6 +250,6 @@ def _upload(client) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         archive = Path(tmp) / "initprune.zip"
         with zipfile.ZipFile(archive, "w") as z:
-            for path in sorted(PACKAGE.glob("*.py")):
-                z.write(path, f"initprune/{path.name}")
+            for path in sorted(PACKAGE.rglob("*.py")):
+                z.write(path, f"initprune/{path.relative_to(PACKAGE).as_posix()}")
         client.upload_file(str(archive))

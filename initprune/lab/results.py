@@ -1,6 +1,6 @@
 """Reading results back from the store: a point's result, the finished points and cells a sweep
 counts, and the runs table every figure and claim starts from (the lab layer; the figures are
-assembled from it by ``initprune.assembly``).
+assembled from it by ``initprune.report.assembly``).
 """
 
 from __future__ import annotations
@@ -9,9 +9,9 @@ import json
 import urllib.parse
 from pathlib import Path
 
+from ..errors import InitpruneError
+from ..result import RunResult
 from . import store
-from .errors import InitpruneError
-from .result import RunResult
 
 
 class Unreadable(InitpruneError):

@@ -16,11 +16,12 @@ import subprocess
 import time
 from pathlib import Path
 
-from . import faults, pruners, spec
-from .data import REPO_ROOT
-from .errors import InitpruneError
-from .result import RunResult
-from .spec import RunSpec
+from .. import pruners, spec
+from ..data import REPO_ROOT
+from ..errors import InitpruneError
+from ..result import RunResult
+from ..spec import RunSpec
+from . import faults
 
 # the spec's own fields logged as MLflow params (options and training settings are added by prefix)
 PARAMS = tuple(f.name for f in dataclasses.fields(RunSpec) if f.name not in ("options", "training"))

@@ -1,6 +1,6 @@
 """One notebook execution on a worker: a ``Task`` carries everything it needs (the notebook
 included), and ``run_task`` runs it through papermill under an MLflow run of its own. Every
-executor runs ``run_task``; Dask and Ray pickle it by reference, as ``initprune.tasks.run_task``.
+executor runs ``run_task``; Dask and Ray pickle it by reference, as ``initprune.lab.tasks.run_task``.
 """
 
 from __future__ import annotations
@@ -14,11 +14,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..data import REPO_ROOT
 from . import faults, runs, store
-from .data import REPO_ROOT
 
 if TYPE_CHECKING:
-    from .sweep import Execution
+    from .executions import Execution
 
 NOTEBOOKS = REPO_ROOT / "notebooks"
 # the kernel's own start-up warnings (it listens on 127.0.0.1 over TCP) are noise on a sweep's stderr;

@@ -20,8 +20,9 @@ import itertools
 import json
 import math
 
-from . import data, pruners, stats
-from .errors import InitpruneError
+from .. import data, pruners
+from ..errors import InitpruneError
+from . import stats
 
 REGIMES = ("uniform", "free")
 UNIFORM = "layerwise"

@@ -10,11 +10,12 @@ import itertools
 import math
 import time
 
-from . import api, data, faults, models, pruners, results, runs, store
-from .errors import InitpruneError
-from .options import OptionError
-from .result import RunResult
-from .spec import RunSpec
+from .. import api, data, models, pruners
+from ..errors import InitpruneError
+from ..options import OptionError
+from ..result import RunResult
+from ..spec import RunSpec
+from . import faults, results, runs, store
 
 MAX_POINTS = 100_000  # points in one execution: a grid beyond this is a slip, not a plan
 

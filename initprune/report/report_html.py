@@ -154,7 +154,7 @@ def provenance(table, c=None, exp_id: str | None = None) -> dict:
     machine, time."""
     import torch
 
-    from . import runs
+    from ..lab import runs
 
     profiles, commits, ran = [], [], []
     if c is not None and exp_id is not None:

@@ -9,8 +9,9 @@ import os
 import tempfile
 from pathlib import Path
 
-from . import figures, report_html, results, runs, store
-from .tasks import KERNEL, NOTEBOOKS, first_line
+from ..lab import results, runs, store
+from ..lab.tasks import KERNEL, NOTEBOOKS, first_line
+from . import figures, report_html
 
 
 def figures_run(c, exp_id: str) -> str:

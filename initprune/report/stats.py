@@ -14,7 +14,7 @@ import math
 
 import numpy as np
 
-from .errors import InitpruneError
+from ..errors import InitpruneError
 
 ALPHA = 0.05  # the level of every test, and 1 - the coverage of the 95% interval
 EXACT_UP_TO = 16  # seeds up to which every sign pattern is enumerated

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from .spec import RunSpec
+    from ..spec import RunSpec
 
 
 def pause(stage: str) -> None:

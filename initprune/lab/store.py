@@ -13,9 +13,9 @@ import logging
 import os
 from pathlib import Path
 
-from . import data
-from .errors import InitpruneError
-from .spec import SCHEME
+from .. import data
+from ..errors import InitpruneError
+from ..spec import SCHEME
 
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 ROOT = data.REPO_ROOT

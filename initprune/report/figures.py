@@ -24,7 +24,8 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 
-from . import claims, masks, pruners
+from .. import masks, pruners
+from . import claims
 from .claims import claims_markdown, verdicts
 
 NOTE = "initprune, on our grid (docs/method.md), not the paper's numbers"

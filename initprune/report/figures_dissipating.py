@@ -1,6 +1,6 @@
 """Dissipating gradients' own figures (docs/method.md, figure 4), from its report (``extra``, or
 combined's ``extra["dissipating"]``: the sparsity after each pruning epoch, histograms of the
-relative movement). Found by ``initprune.figures`` through ``Dissipating.figures``.
+relative movement). Found by ``initprune.report.figures`` through ``Dissipating.figures``.
 """
 
 from __future__ import annotations

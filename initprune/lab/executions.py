@@ -1,0 +1,87 @@
+"""A sweep's unit of work: an ``Execution`` is one grid cell of a profile, one notebook run with
+its parameters, and ``status`` says which of its points are FINISHED in the store and whether
+its notebook was stored. Profiles (``profiles.py``) make them; sweeps (``sweep.py``) run them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+
+from .. import pruners
+from . import grid, results, store
+
+# the parameters every method notebook has beside its method's options
+COMMON = ("dataset", "arch", "sparsities", "seeds", "epochs", "data_root", "device", "log_to_mlflow",
+          "parent_run_id", "profile", "points")
+
+
+@dataclass
+class Execution:
+    notebook: str
+    params: dict  # every parameter of the notebook: its defaults, overridden by the profile
+    given: dict = field(default_factory=dict)  # what the profile set: the cell's identity
+    asks: dict = field(default_factory=dict)  # the profile's resources: {cpus, gpus}
+    optional: bool = False  # left out, in one line, where its dataset cannot be had on this machine
+    _points: list | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def methods(self) -> list[str]:
+        """Its methods: the notebook's, or those it names (baselines, sanity); an empty list is
+        every registered baseline (baselines.ipynb's default)."""
+        method = self.params.get("method", self.notebook)
+        return (method or pruners.of_family("baseline")) if isinstance(method, list) else [method]
+
+    @property
+    def options(self) -> dict:
+        """The methods' options: what the profile set beside the notebook's parameters, over
+        its ``options`` parameter. Each method takes those it declares."""
+        return {**(self.params.get("options") or {}), **{k: v for k, v in self.given.items() if k not in self.params}}
+
+    def parameters(self) -> dict:
+        """What papermill passes: the notebook's parameters the profile set, the options, and
+        the resolved specs of its points, so that the kernel runs them as they are."""
+        out = {k: v for k, v in self.given.items() if k in self.params}
+        out = {**out, "options": self.options} if self.options else out
+        return {**out, "points": [p.to_dict() for p in self.points()]}
+
+    def resources(self, cpus: float | None = None, gpus: float | None = None) -> dict:
+        """CPUs and GPUs of one execution: the command line, else the profile, else one CPU and,
+        for a notebook told to train on cuda, one GPU."""
+        return {"cpus": cpus if cpus is not None else self.asks.get("cpus", 1),
+                "gpus": gpus if gpus is not None else self.asks.get("gpus", int(self.params.get("device") == "cuda"))}
+
+    @property
+    def label(self) -> str:
+        options = " ".join(f"{k}={v}" for k, v in self.given.items() if k not in COMMON)
+        return f"{self.notebook} {self.params['dataset']}/{self.params['arch']} {options}".strip()
+
+    @property
+    def cell(self) -> str:
+        """This grid cell's identity: its notebook and what the profile set, not which sweep ran it."""
+        spec = json.dumps({"notebook": self.notebook, "given": self.given}, sort_keys=True, default=str)
+        return hashlib.sha256(spec.encode()).hexdigest()[:12]
+
+    def points(self) -> list:
+        """The execution's points, resolved once (the profile check, the status and the task
+        share them)."""
+        if self._points is None:
+            method = self.methods if isinstance(self.params.get("method"), list) else self.notebook
+            self._points = grid.expand(method, self.params["dataset"], self.params["arch"], self.params["sparsities"],
+                                       self.params["seeds"], self.params["epochs"], self.options,
+                                       self.params.get("ablations", ("none",)), self.params.get("device", "auto"))
+        return self._points
+
+
+def status(executions: list[Execution]) -> list[tuple[Execution, set, set, bool]]:
+    """For each execution: its points and those already FINISHED, as (config hash, seed) keys (a
+    point listed twice trains once, and counts once), and whether its notebook ran to the end and
+    was stored. Only then is an execution done."""
+    c, exp_id = store.ensure_store()
+    finished, stored = results.finished_points(c, exp_id), results.finished_cells(c, exp_id)
+    rows = []
+    for ex in executions:
+        points = {(p.hash(), p.seed) for p in ex.points()}
+        rows.append((ex, points, points & finished, ex.cell in stored))
+    return rows

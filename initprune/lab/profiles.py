@@ -1,0 +1,258 @@
+"""Profiles: ``notebooks/profiles/NAME.yaml`` read, checked and expanded into executions (one per
+grid cell; ``executions.py``), every run's settings checked before anything trains, and the
+dry run's estimate of how long the points left would train.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+from pathlib import Path
+
+import yaml
+
+from .. import pruners
+from ..errors import InitpruneError
+from . import results, store
+from .executions import Execution
+from .tasks import NOTEBOOKS
+
+PROFILES = NOTEBOOKS / "profiles"
+PROFILE_KEYS = ("description", "defaults", "resources", "executions")
+RESOURCES = ("cpus", "gpus")  # what one execution asks of a cluster (Ray, Dask); the local pool ignores it
+
+
+def notebook_parameters(name: str) -> dict:
+    """A notebook's parameters with their default values, read from its ``parameters`` cell."""
+    import papermill
+
+    path = NOTEBOOKS / f"{name}.ipynb"
+    if not path.exists():
+        known = ", ".join(sorted(p.stem for p in NOTEBOOKS.glob("*.ipynb")))
+        raise InitpruneError(f"no notebook '{name}' in {NOTEBOOKS}; choose one of: {known}")
+    found = papermill.inspect_notebook(str(path))
+    return {k: ast.literal_eval(v["default"]) for k, v in found.items()}
+
+
+def profiles() -> list[str]:
+    return sorted({p.stem for p in [*PROFILES.glob("*.yaml"), *PROFILES.glob("*.yml")]})
+
+
+class _Loader(yaml.SafeLoader):
+    """YAML as safe_load reads it, but a key given twice in one mapping is an error, not the last one."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            line = key_node.start_mark.line + 1
+            try:
+                first = seen.setdefault(key, line)
+            except TypeError:  # an unhashable key: the constructor says so
+                break
+            if first != line:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key '{key}' is given twice, on line {first} and line {line}; keep one",
+                    key_node.start_mark)
+        return super().construct_mapping(node, deep)
+
+
+def _profile_path(name: str) -> Path | None:
+    """A profile's file: a YAML file's path (.yaml or .yml), else a profile's name in PROFILES."""
+    if name.endswith((".yaml", ".yml")):
+        return next((p for p in (Path(name), PROFILES / name) if p.is_file()), None)
+    return next((p for p in (PROFILES / f"{name}.yaml", PROFILES / f"{name}.yml") if p.is_file()), None)
+
+
+def _check_device(where: str, device) -> None:
+    """A device name a run takes (api.resolve_device), checked without asking for the device."""
+    import re
+
+    if isinstance(device, str) and (device in ("auto", "cpu", "cuda") or re.fullmatch(r"cuda:\d+", device)):
+        return
+    raise InitpruneError(f"{where}: unknown device {device!r}; choose auto, cpu, cuda or cuda:N")
+
+
+def _check_runs(where: str, execution: Execution, points: list) -> None:
+    """What each run of the execution checks before it trains, once per distinct configuration:
+    its pruner, its training settings, and that its model and candidates fit in this machine's
+    memory (on the device it asks for, where this machine has it)."""
+    import torch
+
+    from .. import data, memory, models
+
+    device = execution.params.get("device", "auto")
+    cuda = torch.cuda.is_available()
+    dev = torch.device("cuda" if device == "auto" and cuda else "cpu" if device in ("auto", "cpu") else device)
+    built, seen = {}, set()
+    for p in points:
+        key = (p.method, p.dataset, p.arch, p.ablation, repr(sorted(p.options.items())),
+               repr(sorted(p.training.items())))  # cheap: a grid may have 100,000 points
+        if key in seen:
+            continue
+        seen.add(key)
+        try:
+            pruner, settings = p.pruner(), p.settings()
+            if dev.type == "cuda" and not (cuda and (dev.index or 0) < torch.cuda.device_count()):
+                continue  # a GPU machine's run: its memory cannot be seen from here
+            if (p.arch, p.dataset) not in built:
+                entry = data.DATASETS[p.dataset]
+                built[p.arch, p.dataset] = models.build(p.arch, entry.shape, entry.classes, 0)
+            memory.check(built[p.arch, p.dataset], pruner, settings, [], dev)
+        except InitpruneError as err:
+            raise InitpruneError(f"{where}: {err}") from None
+
+
+def _check_type(where: str, key: str, value, default) -> None:
+    kinds = {bool: (bool,), int: (int,), float: (int, float), str: (str,), list: (list,), dict: (dict,)}
+    expected = kinds.get(type(default))
+    if expected is None or value is None:
+        return
+    if isinstance(value, bool) and bool not in expected:
+        expected = ()
+    if not isinstance(value, expected):
+        raise InitpruneError(f"{where}: '{key}' must be {type(default).__name__}, got {value!r}")
+
+
+def load_profile(name: str) -> list[Execution]:
+    path = _profile_path(name)
+    if path is None:
+        if name.endswith((".yaml", ".yml")):
+            raise InitpruneError(f"profile file {name} not found; give a YAML file's path, or a profile's name "
+                                 f"({', '.join(profiles())})")
+        raise InitpruneError(f"unknown profile '{name}'; choose one of: {', '.join(profiles())}")
+    try:
+        spec = yaml.load(path.read_text(), Loader=_Loader) or {}
+    except yaml.YAMLError as err:
+        raise InitpruneError(f"profile {path} is not valid YAML: {str(err).splitlines()[0]}") from None
+    if not isinstance(spec, dict):
+        raise InitpruneError(f"profile {path} must be a mapping with {', '.join(PROFILE_KEYS)}")
+    unknown = set(spec) - set(PROFILE_KEYS)
+    if unknown:
+        raise InitpruneError(f"profile {path.name}: unknown key(s) {sorted(unknown)}; "
+                             f"allowed: {', '.join(PROFILE_KEYS)}")
+    executions = spec.get("executions") or []
+    if not isinstance(executions, list):
+        raise InitpruneError(f"profile {path.name}: 'executions' must be a list of executions "
+                             f"('- notebook: NAME' each), got {executions!r}")
+    if not executions:
+        raise InitpruneError(f"profile {path.name} has no executions; add at least one")
+    if not isinstance(spec.get("defaults") or {}, dict):
+        raise InitpruneError(f"profile {path.name}: 'defaults' must be a mapping of parameters and options "
+                             f"(dataset: digits, ...), got {spec['defaults']!r}")
+    out = []
+    for i, entry in enumerate(executions):
+        where = f"profile {path.name}, execution {i + 1}"
+        if not isinstance(entry, dict) or "notebook" not in entry:
+            raise InitpruneError(f"{where}: each execution needs 'notebook: NAME'")
+        given = {**(spec.get("defaults") or {}),
+                 **{k: v for k, v in entry.items() if k not in ("notebook", "resources", "optional")}}
+        if not isinstance(entry.get("optional", False), bool):
+            raise InitpruneError(f"{where}: 'optional' must be true or false, got {entry['optional']!r}")
+        asks = {**_resources(path.name, spec.get("resources")), **_resources(where, entry.get("resources"))}
+        if given.get("log_to_mlflow", True) is not True:  # its points would be trained again on every resume
+            raise InitpruneError(f"{where}: a sweep records every point in MLflow, so log_to_mlflow cannot be "
+                                 f"{given['log_to_mlflow']!r}; remove it (an untracked run: python -m initprune run "
+                                 "--no-tracking)")
+        if "device" in given:
+            _check_device(where, given["device"])
+        defaults = notebook_parameters(entry["notebook"])
+        for key, value in given.items():
+            if key in defaults:
+                _check_type(where, key, value, defaults[key])
+        execution = Execution(entry["notebook"], {**defaults, **{k: v for k, v in given.items() if k in defaults}},
+                              given, asks, optional=entry.get("optional", False))
+        try:
+            takes = {o for m in execution.methods for o in pruners.option_names(m)}
+            for key in set(given) - set(defaults) - takes:
+                raise InitpruneError(
+                    f"'{key}' is neither a parameter of {entry['notebook']}.ipynb ({', '.join(defaults)}) nor an "
+                    f"option of {', '.join(execution.methods)} ({', '.join(sorted(takes)) or 'none'})")
+            points = execution.points()  # unknown names, bad options, empty grids: fail before anything runs
+        except InitpruneError as err:
+            raise InitpruneError(f"{where}: {err}") from None
+        _check_runs(where, execution, points)  # what each run checks before it trains: in a dry run too
+        out.append(execution)
+    return out
+
+
+def available(executions: list[Execution]) -> tuple[list[Execution], list[str]]:
+    """The executions this machine can run, and a line for each optional one left out because
+    its dataset cannot be had here (not in the data root, no offline copy, no network), saying how
+    to get it. Each dataset is tried once."""
+    from .. import data
+
+    problems: dict[tuple, str | None] = {}
+    keep, lines = [], []
+    for ex in executions:
+        if ex.optional:
+            key = (ex.params["dataset"], ex.params.get("data_root") or None)
+            if key not in problems:
+                try:
+                    data.load(*key)
+                    problems[key] = None
+                except InitpruneError as err:
+                    problems[key] = str(err).splitlines()[0]
+            if problems[key]:
+                lines.append(f"left out: {ex.label} ({problems[key]})")
+                continue
+        keep.append(ex)
+    return keep, lines
+
+
+def _resources(where: str, spec) -> dict:
+    if spec is None:
+        return {}
+    if not isinstance(spec, dict) or set(spec) - set(RESOURCES):
+        raise InitpruneError(f"{where}: resources must be a mapping of {', '.join(RESOURCES)}, got {spec!r}")
+    for key, value in spec.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+            raise InitpruneError(f"{where}: resources.{key} must be a number of 0 or more, got {value!r}")
+    return spec
+
+
+def seconds_per_epoch() -> dict[str, tuple[float, str]]:
+    """{"dataset/arch": (seconds, where from)}: the median of the last epoch's seconds of the
+    store's finished points of each cell, else the measurement in benchmarks/latest.json (
+    "seconds_per_epoch", one thread per point as a sweep trains them)."""
+    import statistics
+
+    c, exp_id = store.ensure_store()
+    seen: dict[str, list[float]] = {}
+    for run in results._search_all(c, exp_id, "tags.kind = 'point' and attributes.status = 'FINISHED'"):
+        value = run.data.metrics.get("epoch_seconds")
+        if value is not None and run.data.params.get("threads", "1") == "1":
+            seen.setdefault(f"{run.data.tags.get('dataset')}/{run.data.tags.get('arch')}", []).append(value)
+    out = {cell: (statistics.median(v), f"{len(v)} finished points") for cell, v in seen.items()}
+    bench = store.ROOT / "benchmarks" / "latest.json"
+    measured = json.loads(bench.read_text()).get("seconds_per_epoch", {}) if bench.exists() else {}
+    for cell, seconds in measured.items():
+        out.setdefault(cell, (float(seconds), "benchmarks/latest.json"))
+    return out
+
+
+def estimate(rows, jobs: int) -> str:
+    """How long the points left would train, from measured seconds per epoch of each cell and
+    the epochs each point trains in all (K-starts' candidates counted), spread over ``jobs``."""
+    left: dict[str, float] = {}
+    counted = set()
+    for ex, _, done, _ in rows:
+        for p in ex.points():
+            key = (p.hash(), p.seed)
+            if key in done or key in counted:
+                continue
+            counted.add(key)
+            cell = f"{p.dataset}/{p.arch}"
+            left[cell] = left.get(cell, 0.0) + p.pruner().trained_epochs(p.epochs)
+    if not left:
+        return "estimate: nothing left to train"
+    rates = seconds_per_epoch()
+    known = {cell: epochs * rates[cell][0] for cell, epochs in left.items() if cell in rates}
+    parts = [f"{cell}: {epochs:,.0f} epochs" + (f" at {rates[cell][0]:.2f} s ({rates[cell][1]})" if cell in rates
+                                                 else " at an unmeasured speed")
+             for cell, epochs in sorted(left.items())]
+    total = sum(known.values()) / max(1, jobs)
+    head = (f"estimate: about {total / 60:.0f} min with --jobs {jobs}" if known else "estimate: unknown")
+    if known and len(known) < len(left):
+        head += " for the measured cells"
+    return f"{head} ({'; '.join(parts)})"

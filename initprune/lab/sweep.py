@@ -1,0 +1,263 @@
+"""Sweeps: a profile (``notebooks/profiles/NAME.yaml``, read by ``profiles.py``) expands into
+notebook executions (``executions.py``), one per grid cell, each run through papermill and logged
+to MLflow under a run that its task owns. The tasks run on an executor (``executors.py``: a local
+process pool, Ray or Dask); this module drives them and shows the sweep's progress.
+
+An execution whose points all have a FINISHED run is skipped without starting a kernel, so an
+interrupted sweep resumes where it stopped and a finished one does no training.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import time
+import uuid
+
+from .. import registry
+from ..errors import InitpruneError
+from . import executors, runs, store
+from .executions import status
+from .profiles import available, estimate, load_profile
+from .tasks import NOTEBOOKS, Task
+
+
+def sweep(profile: str, jobs: int = 1, dry_run: bool = False, executor: str = "local",
+          ray_address: str | None = None, dask_scheduler: str | None = None, shared_fs: bool = False,
+          retries: int = 3, cpus: float | None = None, gpus: float | None = None, echo=print,
+          progress_to=None, every: float = 60.0, poll: float = 3.0) -> int:
+    """Run a profile on an executor (local, ray, dask); returns the exit status (0: everything finished).
+
+    Progress goes to ``progress_to`` (stdout; stderr stays for errors): a bar over the sweep's points
+    on a terminal, else a line every ``every`` seconds; the store is read for finished points every
+    ``poll`` seconds."""
+    ray_address = ray_address or (os.environ.get("RAY_ADDRESS") if executor == "ray" else None)
+    _check_executor(executor, jobs, ray_address, dask_scheduler, retries, cpus, gpus)
+    executions, missing = available(load_profile(profile))
+    for line in missing:
+        echo(line)
+    uri = store.default_uri()
+    if ray_address or dask_scheduler:
+        _check_shared_store(uri, shared_fs)
+    rows = status(executions)  # creates the store before any parallel writer starts
+    if dry_run:
+        for ex, points, done, _ in rows:
+            echo(f"{len(points):4d} points, {len(done):4d} finished  {ex.label}")
+        points, done = set().union(*(r[1] for r in rows)), set().union(*(r[2] for r in rows))
+        echo(f"{len(points)} points in {len(rows)} executions, {len(done)} finished")
+        echo(estimate(rows, jobs))
+        return 0
+    c, exp_id = store.ensure_store()
+    if ray_address or dask_scheduler:
+        _check_served_artifacts(c, exp_id, shared_fs)
+    reaped = runs.reap(c, exp_id)  # runs that a killed sweep left RUNNING on this host
+    if reaped:
+        echo(f"marked {reaped} run(s) KILLED that an interrupted sweep had left RUNNING")
+    # longest first (points left x epochs), so that no long execution starts last and runs alone
+    todo = [ex for ex, points, done, stored in sorted(rows, key=lambda r: -len(r[1] - r[2]) * r[0].params["epochs"])
+            if done != points or not stored]
+    echo(f"profile {profile}: {len(rows)} executions, {len(rows) - len(todo)} already finished, {len(todo)} to run"
+         + ("" if executor == "local" else f" on {executor} ({ray_address or dask_scheduler or 'a local cluster'})"))
+    if not todo:
+        echo(f"done: 0 executions finished, 0 failed, {len(rows)} skipped")
+        return 0
+    sweep_id = uuid.uuid4().hex
+    env = {"MLFLOW_TRACKING_URI": uri, **{k: v for k, v in os.environ.items()
+                                          if k.startswith(("INITPRUNE_", "MLFLOW_TRACKING_"))},
+           "INITPRUNE_PLUGIN_PATH": os.pathsep.join(registry.plugin_paths())}
+    tasks = []
+    for ex in todo:  # a point's torch threads are part of its spec (1, or $INITPRUNE_THREADS), not of the job
+        need = ex.resources(cpus, gpus)
+        tasks.append(Task(ex, profile, sweep_id, (NOTEBOOKS / f"{ex.notebook}.ipynb").read_text(), env,
+                          need["cpus"], need["gpus"]))
+    began = time.perf_counter()
+    stream = executors.EXECUTORS[executor](tasks, {"jobs": jobs, "address": ray_address, "scheduler": dask_scheduler,
+                                                   "retries": retries})
+    outcomes = []
+    progress = Progress({ex.cell: points - done for ex, points, done, _ in rows if ex in todo}, uri, sweep_id,
+                        progress_to, every, poll, f"sweep {profile}")
+    try:
+        for result in stream:
+            if result.get("cell"):  # the executor gave this task up: what it left RUNNING is dead
+                runs.end_sweep(c, exp_id, sweep_id, result["cell"])
+            outcomes.append(result)
+            progress.execution(result)
+    finally:
+        stream.close()  # cancels what has not finished (Ctrl-C, an error)
+        progress.close()
+        killed = runs.end_sweep(c, exp_id, sweep_id)  # nothing of this sweep stays RUNNING
+    failed = [r for r in outcomes if r["error"]]
+    for r in failed:
+        echo(f"FAILED {r['label']}: {r['error']}")
+    if any("No space left on device" in r["error"] for r in failed):
+        echo("a disk is full: free space on it, then run the same command again (what finished is kept)")
+    retried = sum(1 for r in outcomes if (r.get("attempt") or 1) > 1)
+    if retried or killed:
+        echo(f"{retried} execution(s) retried after a lost worker; {killed} run(s) left RUNNING marked KILLED")
+    echo(f"done: {len(outcomes) - len(failed)} executions finished, {len(failed)} failed, "
+         f"{len(rows) - len(todo)} skipped, in {time.perf_counter() - began:.0f}s")
+    return 1 if failed else 0
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(seconds)
+    hours, rest = divmod(seconds, 3600)
+    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
+
+
+def _about(seconds: float | None) -> str:
+    if seconds is None:
+        return "time left unknown yet"
+    if seconds < 90:
+        return f"about {max(1, round(seconds))} s left"
+    return f"about {round(seconds / 60)} min left" if seconds < 5400 else f"about {seconds / 3600:.1f} h left"
+
+
+class Progress:
+    """A sweep's progress over its points, whatever the executor: a thread reads the store every
+    ``poll`` seconds for the FINISHED points of the sweep (every executor's workers write there).
+    On a terminal, one bar (finished / total, elapsed, an estimate of what is left); elsewhere (CI,
+    a log) one line every ``every`` seconds. What is left: each cell's points left times the mean
+    seconds of its finished points (the mean over cells where none has finished), over the number
+    of executions running at once."""
+
+    def __init__(self, left: dict[str, set], uri: str, sweep_id: str, stream=None, every: float = 60.0,
+                 poll: float = 3.0, desc: str = "sweep"):
+        self.cell_of = {point: cell for cell, points in left.items() for point in points}
+        self.left_by_cell = {cell: len(points) for cell, points in left.items()}
+        self.total, self.sweep_id = len(self.cell_of), sweep_id
+        self.client, self.exp_id = store.ensure_store(uri)  # once: the thread reuses it
+        self.stream = stream or sys.stdout
+        self.terminal = bool(getattr(self.stream, "isatty", lambda: False)())
+        self.every, self.poll = every, poll
+        self.began = time.time()
+        self.seconds: dict[tuple, float] = {}  # each finished point of this sweep: its measured seconds
+        self.running = 1
+        self.lock, self.stop = threading.Lock(), threading.Event()
+        self.bar = None
+        if self.terminal:
+            from tqdm import tqdm  # plain tqdm: a bar on the terminal, never a notebook widget
+
+            self.bar = tqdm(total=self.total, desc=desc, unit="point", file=self.stream, dynamic_ncols=True,
+                            bar_format="{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} points, "
+                                       "{elapsed} elapsed{postfix}")
+            self.bar.set_postfix_str(_about(None), refresh=True)
+        self.thread = threading.Thread(target=self._watch, name="sweep-progress", daemon=True)
+        self.thread.start()
+
+    @property
+    def finished(self) -> int:
+        return len(self.seconds)
+
+    def left(self) -> float | None:
+        """Seconds left, estimated; None before any point finished."""
+        if not self.seconds:
+            return None
+        by_cell: dict[str, list[float]] = {}
+        for point, seconds in self.seconds.items():
+            by_cell.setdefault(self.cell_of[point], []).append(seconds)
+        means = {cell: sum(v) / len(v) for cell, v in by_cell.items()}
+        overall = sum(means.values()) / len(means)
+        work = sum((n - len(by_cell.get(cell, []))) * means.get(cell, overall) for cell, n in self.left_by_cell.items())
+        return work / max(1, self.running)
+
+    def line(self) -> str:
+        left = f", {_about(self.left())}" if self.finished < self.total else ""
+        return f"points {self.finished}/{self.total}, {_duration(time.time() - self.began)} elapsed{left}"
+
+    def update(self) -> None:
+        """Read the store once: this sweep's FINISHED points and how many executions run now."""
+        c, exp_id = self.client, self.exp_id
+        since = int(self.began * 1000) - 1000
+        found = {}
+        token = None
+        while True:
+            page = c.search_runs([exp_id], f"tags.kind = 'point' and attributes.status = 'FINISHED' "
+                                           f"and attributes.start_time >= {since}", max_results=1000, page_token=token)
+            for r in page:
+                point = (r.data.tags.get("config_hash"), int(r.data.tags.get("seed", -1)))
+                if point in self.cell_of and r.info.end_time:
+                    found.setdefault(point, (r.info.end_time - r.info.start_time) / 1000)
+            token = page.token
+            if not token:
+                break
+        running = c.search_runs([exp_id], f"tags.kind = 'execution' and tags.sweep = '{self.sweep_id}' "
+                                          "and attributes.status = 'RUNNING'", max_results=1000)
+        with self.lock:
+            self.seconds, self.running = found, max(1, len(running))
+            if self.bar is not None:
+                self.bar.n = self.finished
+                self.bar.set_postfix_str(_about(self.left()) if self.finished < self.total else "", refresh=True)
+
+    def _watch(self) -> None:
+        printed = time.time()
+        while not self.stop.wait(self.poll):
+            try:
+                self.update()
+            except Exception:  # a busy or briefly unreachable store: the next look will do
+                continue
+            if not self.terminal and time.time() - printed >= self.every:
+                printed = time.time()
+                self.write(self.line())
+
+    def write(self, text: str) -> None:
+        with self.lock:
+            if self.bar is not None:
+                self.bar.write(text, file=self.stream)
+            else:
+                print(text, file=self.stream, flush=True)
+
+    def execution(self, result: dict) -> None:
+        """A line per execution as it ends: finished, or failed with its error."""
+        if result.get("error"):
+            self.write(f"FAILED {result['label']} after {_duration(result.get('seconds') or 0)}: {result['error']}")
+        else:
+            self.write(f"finished {result['label']} in {_duration(result.get('seconds') or 0)}")
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join(timeout=max(5.0, 2 * self.poll))
+        try:
+            self.update()
+        except Exception:
+            pass
+        if self.bar is not None:
+            self.bar.close()
+        else:
+            self.write(self.line())
+
+
+def _check_executor(executor, jobs, ray_address, dask_scheduler, retries, cpus, gpus) -> None:
+    executors.EXECUTORS[executor]  # an unknown name lists the known ones
+    if jobs < 1:
+        raise InitpruneError(f"--jobs must be at least 1, got {jobs}")
+    if retries < 0:
+        raise InitpruneError(f"--retries must be 0 or more, got {retries}")
+    for flag, value in (("--cpus-per-task", cpus), ("--gpus-per-task", gpus)):
+        if value is not None and value < 0:
+            raise InitpruneError(f"{flag} must be 0 or more, got {value}")
+    if dask_scheduler and executor != "dask":
+        raise InitpruneError("--dask-scheduler goes with --executor dask")
+    if ray_address and executor != "ray":
+        raise InitpruneError("--ray-address goes with --executor ray")
+    if dask_scheduler and not dask_scheduler.startswith(("tcp://", "tls://", "ucx://", "inproc://")):
+        raise InitpruneError(f"--dask-scheduler {dask_scheduler}: give the scheduler's address, tcp://HOST:8786")
+
+
+def _check_shared_store(uri: str, shared_fs: bool) -> None:
+    """Workers on other machines must reach the store: a tracking server, or a path they share."""
+    if uri.startswith(("http://", "https://")):
+        store.check_store(uri)
+    elif not shared_fs:
+        raise InitpruneError(
+            f"workers on other machines cannot write to {uri}: start `make server` on this machine and set "
+            "MLFLOW_TRACKING_URI=http://THIS_HOST:5000, or pass --shared-fs if every worker sees this path")
+
+
+def _check_served_artifacts(c, exp_id: str, shared_fs: bool) -> None:
+    location = c.get_experiment(exp_id).artifact_location
+    if location.startswith("file:") and not shared_fs:
+        raise InitpruneError(
+            f"experiment '{store.experiment()}' keeps its artifacts at {location}, which workers on other "
+            "machines cannot write: set INITPRUNE_EXPERIMENT to a new name for a served one, or pass --shared-fs")

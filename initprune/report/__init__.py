@@ -1,0 +1,2 @@
+"""The report layer: results read back into statistics, claims, figures and the report page. It
+imports the core and the lab."""
