@@ -22,7 +22,7 @@ __version__ = "0.1.0"
 # figures, claims and the report page; app: the command line
 LAYERS = {
     "core": ("errors", "options", "registry", "seeds", "masks", "paths", "memory", "train", "models", "data",
-             "pruners", "spec", "result", "api"),
+             "pruners", "spec", "result", "api", "stack"),
     "lab": ("faults", "store", "runs", "results", "grid", "tasks", "executors", "sweep"),
     "report": ("stats", "claims", "figures", "figures_kstarts", "figures_dissipating", "report_html", "assembly"),
     "app": ("cli", "__main__"),
