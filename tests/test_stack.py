@@ -153,3 +153,90 @@ def test_plan_groups_neighbouring_seeds_of_one_point_at_most_the_rule_s_count():
     plan = stack.plan(points)
     assert [[p.seed for p in g] for g in plan] == [list(range(8)), [8, 9], [0, 1], [0]]
     assert [g[0].sparsity for g in plan] == [0.9, 0.9, 0.5, 0.9]
+
+
+# ---- each point of a stack claimed, logged and resumed alone (grid.run_grid) ---------------------
+
+@pytest.fixture
+def store(tmp_path, monkeypatch):
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    return uri
+
+
+def points(uri, status=None):
+    from initprune.store import ensure_store
+
+    c, exp_id = ensure_store(uri)
+    found = c.search_runs([exp_id], "tags.kind = 'point'", max_results=1000)
+    return [r for r in found if status is None or r.info.status == status]
+
+
+def grid_of(seeds):
+    from initprune import grid
+
+    return grid.run_grid("random", "digits", "mlp", [0.9], list(seeds), 1, progress=False, device="cpu")
+
+
+@pytest.fixture
+def stacks(monkeypatch):
+    """The seeds of every stack that trains, in order."""
+    seen, run_group = [], stack.run_group
+    monkeypatch.setattr(stack, "run_group", lambda configs, data_root=None: (
+        seen.append([c.seed for c in configs]), run_group(configs, data_root))[1])
+    return seen
+
+
+def test_a_stack_whose_seed_1_has_finished_trains_0_and_2_only_and_logs_each_alone(store, stacks):
+    from initprune.store import ensure_store
+
+    before = grid_of([1])[0]
+    assert stacks == []  # a group of one trains alone
+    out = grid_of([0, 1, 2])
+    assert stacks == [[0, 2]]
+    assert [r.seed for r in out] == [0, 1, 2] and out[1].run_id == before.run_id  # read back, not trained
+    finished = points(store, "FINISHED")
+    assert len(finished) == len(points(store)) == 3
+    assert {r.info.run_id for r in finished} == {r.run_id for r in out}
+    c, _ = ensure_store(store)
+    for r in out:  # each its own run, with its own params, metrics and result.json
+        run = c.get_run(r.run_id)
+        assert run.data.tags["seed"] == str(r.seed) and run.data.params["seed"] == str(r.seed)
+        assert len(c.get_metric_history(r.run_id, "test_accuracy")) == 1
+        assert [a.path for a in c.list_artifacts(r.run_id)] == ["result.json"]
+    for r in (out[0], out[2]):  # and what it gets alone
+        alone = api.run(RunSpec(method="random", dataset="digits", arch="mlp", sparsity=0.9, epochs=1,
+                                seed=r.seed, device="cpu"))
+        assert (alone.test_correct, alone.config_hash) == (r.test_correct, r.config_hash)
+        assert alone.history[0]["train_loss"] == r.history[0]["train_loss"]
+
+
+@pytest.mark.parametrize("error,status", [(RuntimeError, "FAILED"), (KeyboardInterrupt, "KILLED")])
+def test_a_stack_that_fails_leaves_its_points_unfinished_and_the_next_run_trains_them(store, stacks, monkeypatch,
+                                                                                      error, status):
+    def boom(pairs, steps):
+        raise error("the stack broke")
+
+    train = stack.train
+    monkeypatch.setattr(stack, "train", boom)
+    with pytest.raises(error):
+        grid_of([0, 1])
+    assert sorted(r.info.status for r in points(store)) == [status, status]
+    assert all("the stack broke" in r.data.tags["error"] for r in points(store))
+    monkeypatch.setattr(stack, "train", train)
+    out = grid_of([0, 1])
+    assert stacks == [[0, 1], [0, 1]]
+    assert {r.info.run_id for r in points(store, "FINISHED")} == {r.run_id for r in out}
+
+
+def test_a_seed_that_fails_in_a_stack_fails_alone_the_others_are_logged(store, stacks, monkeypatch):
+    monkeypatch.setenv("INITPRUNE_INJECT_FAILURE", "random:1")
+    with pytest.raises(RuntimeError, match="injected failure at random seed 1"):
+        grid_of([0, 1, 2])
+    assert stacks == [[0, 2]]
+    assert sorted((int(r.data.tags["seed"]), r.info.status) for r in points(store)) == [
+        (0, "FINISHED"), (1, "FAILED"), (2, "FINISHED")]
+    monkeypatch.delenv("INITPRUNE_INJECT_FAILURE")
+    out = grid_of([0, 1, 2])
+    assert stacks == [[0, 2]]  # seed 1 trained alone: nothing else was left
+    assert len(points(store, "FINISHED")) == 3 and out[1].run_id in {r.info.run_id for r in points(store)}
