@@ -38,10 +38,13 @@ from .spec import RunSpec
 from .train import Trainee, Trainer
 
 # (device kind, dataset, arch) -> the most seeds one stack trains; a cell not here goes one by
-# one. Measured per training step of 8 seeds at batch size, 1 thread, on this project's 2-core
-# CPU (benchmarks/bench.py, seeds_stacked_vs_sequential): digits / mlp, batch 32: sequential
-# 26.9 ms, stacked 14.6 ms (stack); lenet300, batch 128: 31.4 vs 48.2 ms (no); lenet5: 264 vs
-# 441 ms (no, and a conv does not stack bitwise). CUDA: not measured bitwise-equal, no rule.
+# one. Set from the bench's measurement, never measured at run time. Per training step of 8
+# seeds, 1 thread, this project's 2-core CPU (issue 23's measurement): digits / mlp, batch 32: sequential
+# 26.9 ms, stacked 14.6 ms (yes); lenet300, batch 128: 31.4 vs 48.2 ms (no); lenet5: 264 vs
+# 441 ms (no; a conv does not stack bitwise here anyway). This stack (benchmarks/bench.py
+# --stack-only, seeds_stacked_vs_sequential, the machine loaded): digits / mlp 0.40 of
+# sequential (0.29 - 0.58 over 7 rounds); lenet300 0.82 (0.64 - 0.92), left out until a quiet
+# machine confirms it. CUDA: no rule (not measured bitwise equal there).
 RULES: dict[tuple[str, str, str], int] = {
     ("cpu", "digits", "mlp"): 8,
 }
