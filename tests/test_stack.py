@@ -240,3 +240,14 @@ def test_a_seed_that_fails_in_a_stack_fails_alone_the_others_are_logged(store, s
     out = grid_of([0, 1, 2])
     assert stacks == [[0, 2]]  # seed 1 trained alone: nothing else was left
     assert len(points(store, "FINISHED")) == 3 and out[1].run_id in {r.info.run_id for r in points(store)}
+
+
+def test_an_untracked_grid_stacks_too_and_gives_what_each_point_gets_alone(stacks):
+    from initprune import grid
+
+    out = grid.run_grid("random", "digits", "mlp", [0.9], [0, 1], 1, progress=False, device="cpu", tracking=False)
+    assert stacks == [[0, 1]] and [r.seed for r in out] == [0, 1]
+    alone = api.run(RunSpec(method="random", dataset="digits", arch="mlp", sparsity=0.9, epochs=1, seed=1,
+                            device="cpu"))
+    assert alone.test_correct == out[1].test_correct
+    assert alone.history[0]["train_loss"] == out[1].history[0]["train_loss"]
