@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from torch.nn.utils import prune as torch_prune
 
 import initprune
-from initprune import masks, models, pruners, seeds
+from initprune import masks, models, pruners, seeds, stack
 from initprune.data import Batches
 from initprune.train import Settings, Trainee, Trainer
 
@@ -42,6 +42,9 @@ TARGETS = {  # key: (comparison, bound) on the median per-round ratio; None: rep
     "epoch_vs_matmul_bound": ("<=", 1.3),
     "kstarts_halving_cost_vs_full": ("<=", 0.4),
     "kstarts_full_cost_vs_dense_epochs": ("<=", 8.0),
+    # the rule of initprune/stack.py: a cell stacks on a device only where its ratio is under 1
+    "seeds_stacked_vs_sequential": ("<=", 1.0),
+    "seeds_stacked_vs_sequential_lenet300": None,
     "demo_seconds": None,  # an absolute time on a shared machine: reported, not a target
 }
 
@@ -259,6 +262,47 @@ def bench_halving_agreement(seeds_: int = 10) -> dict:
             "seeds": seeds_}
 
 
+# ---- seeds that train together (initprune/stack.py) -----------------------------------------------
+
+def seeds_epoch(arch: str, shape, n: int, batch: int, k: int, stacked: bool):
+    """A function that trains k seeds of ``arch`` (90% random masks) for one epoch each, on
+    their own data orders, one by one or as one stack, at 1 thread (the rule's count)."""
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(n, *shape, generator=g), torch.randint(0, 10, (n,), generator=g)
+    settings = Settings(batch_size=batch)
+
+    def run():
+        pairs = []
+        for seed in range(k):
+            model = models.build(arch, shape, 10, seed)
+            mask = masks.select(masks.random_scores(model, seeds.generator(seed, "masks")), 0.9)
+            trainer = Trainer(Batches(x, y, batch, seed=seed), None, None, settings, "cpu", 1)
+            pairs.append((trainer, Trainee(model, settings, mask)))
+        saved = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            if stacked:
+                stack.train(pairs, pairs[0][0].steps_per_epoch)
+            else:
+                for trainer, trainee in pairs:
+                    trainer.run(trainee, 1)
+        finally:
+            torch.set_num_threads(saved)
+    return run
+
+
+def bench_stack(reps: int, quick: bool = False) -> dict:
+    """Sequential against stacked epochs of 8 seeds: digits / mlp (1,257 inputs, batch 32, the
+    rule's cell) and lenet300 (synthetic MNIST, batch 128: the rule says no)."""
+    out = {}
+    for key, arch, shape, n, batch in (("seeds_stacked_vs_sequential", "mlp", (1, 8, 8), 1257, 32),
+                                       ("seeds_stacked_vs_sequential_lenet300", "lenet300", (1, 28, 28),
+                                        1280 if quick else 5120, 128)):
+        a, b = (seeds_epoch(arch, shape, n, batch, 8, stacked) for stacked in (True, False))
+        out[key] = (paired(a, b, reps), f"{arch}, 8 seeds, one epoch of {n} inputs each, batch {batch}, 1 thread")
+    return out
+
+
 # ---- make demo -----------------------------------------------------------------------------
 
 def bench_demo(keep: str | None = None) -> dict:
@@ -281,7 +325,18 @@ def main(argv=None) -> int:
                    help="time make demo alone and update demo_seconds in latest.json, keeping the rest")
     p.add_argument("--keep", help="with --demo-only: a new folder to keep the demo's store and figures in")
     p.add_argument("--table", action="store_true", help="print the README's Markdown table from latest.json")
+    p.add_argument("--stack-only", action="store_true",
+                   help="time stacked against sequential seeds alone and update their keys in latest.json")
     args = p.parse_args(argv)
+    if args.stack_only:
+        latest = ROOT / "benchmarks" / "latest.json"
+        out = json.loads(latest.read_text()) if latest.exists() else {}
+        for key, (values, what) in bench_stack(3 if args.quick else 7, args.quick).items():
+            print(f"{key:38s} {min(values):8.3f} {statistics.median(values):8.3f} {max(values):8.3f}  {what}")
+            out.update({key: statistics.median(values), f"{key}_range": [min(values), max(values)]})
+            out.setdefault("what", {})[key] = what
+        latest.write_text(json.dumps(out, indent=1) + "\n")
+        return 0
     if args.table:
         print(markdown_table(json.loads((ROOT / "benchmarks" / "latest.json").read_text())))
         return 0
@@ -300,7 +355,8 @@ def main(argv=None) -> int:
     results, details = {}, {}
     for part in (bench_masks(reps, 20 if args.quick else 60),
                  bench_epoch(max(2, reps // 2), 10_000 if args.quick else 60_000),
-                 bench_kstarts(max(2, reps // 2), 5_000 if args.quick else 20_000)):
+                 bench_kstarts(max(2, reps // 2), 5_000 if args.quick else 20_000),
+                 bench_stack(reps, args.quick)):
         details.update(part.pop("_detail", {}))
         results.update(part)
     if not args.skip_demo:

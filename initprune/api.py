@@ -140,6 +140,26 @@ def fit(model: nn.Module, train, test, method: str = "random", sparsity: float =
 
 
 def _fit(model, train, test, method, sparsity, epochs, seed, val, device, augment, ablation, options) -> Result:
+    pruned = _prune(model, train, test, method, sparsity, epochs, seed, val, device, augment, ablation, options)
+    pruned.trainer.run(pruned.trainee, epochs - pruned.trainee.epoch)
+    return _finish(pruned)
+
+
+@dataclass
+class Pruned:
+    """A run between its pruning and the training that follows (stack.py trains that for several seeds)."""
+
+    trainer: Trainer
+    trainee: Trainee
+    extra: dict
+    test: object
+    sparsity: float
+    epochs: int
+    began: float
+
+
+def _prune(model, train, test, method, sparsity, epochs, seed, val, device, augment, ablation, options) -> Pruned:
+    """Everything a run does up to its final mask (and the ablation's fresh start)."""
     began = time.perf_counter()
     settings = Settings(**{k: v for k, v in options.items() if k in SETTINGS})
     pruner = make_pruner(method, sparsity, ablation, **{k: v for k, v in options.items() if k not in SETTINGS})
@@ -167,7 +187,13 @@ def _fit(model, train, test, method, sparsity, epochs, seed, val, device, augmen
     extra = pruners.choose(pruner, ctx)  # the mask and report checked, the report JSON-safe
     if ablation != "none":
         trainee, extra["ablation"] = _ablate(trainee, settings, ablation, theta0, seed)
-    trainer.run(trainee, epochs - trainee.epoch)
+    return Pruned(trainer, trainee, extra, test, sparsity, epochs, began)
+
+
+def _finish(p: Pruned) -> Result:
+    """The result of a run whose training is done."""
+    trainer, trainee, test, sparsity, epochs, began = p.trainer, p.trainee, p.test, p.sparsity, p.epochs, p.began
+    extra = p.extra
     last = trainee.history[-1]
     correct = trainer.correct(trainee.model, test)
     reach = paths.effective(trainee.model, trainee.mask)
@@ -266,7 +292,17 @@ def run(config: RunSpec, data_root: str | Path | None = None, device: str | None
         sparsity=config.sparsity, epochs=config.epochs, seed=config.seed, device=config.device,
         augment=data.augment, ablation=config.ablation, threads=config.threads, **config.training, **config.options,
     )
-    result = RunResult(
+    result = _run_result(config, fitted, time.perf_counter() - began)
+    try:
+        if record:
+            record(result)
+    finally:  # the outputs are written even if the store fails
+        _deliver(result, model, fitted.mask, out, save_model)
+    return result
+
+
+def _run_result(config: RunSpec, fitted: Result, seconds: float) -> RunResult:
+    return RunResult(
         method=config.method, dataset=config.dataset, arch=config.arch, seed=config.seed,
         sparsity_target=fitted.sparsity_target, sparsity_actual=fitted.sparsity_actual,
         test_accuracy=fitted.test_accuracy, val_accuracy=fitted.val_accuracy, epochs=fitted.epochs,
@@ -274,14 +310,8 @@ def run(config: RunSpec, data_root: str | Path | None = None, device: str | None
         options=config.options, training=config.training, variant=json.dumps(config.variant(), sort_keys=True),
         config_hash=config.hash(), device=device_kind(config.device), threads=config.threads,
         effective_sparsity=fitted.effective_sparsity, dead_classes=fitted.dead_classes, cost=fitted.cost,
-        test_correct=fitted.test_correct, seconds=time.perf_counter() - began,
+        test_correct=fitted.test_correct, seconds=seconds,
     )
-    try:
-        if record:
-            record(result)
-    finally:  # the outputs are written even if the store fails
-        _deliver(result, model, fitted.mask, out, save_model)
-    return result
 
 
 def check_writable(path: str | Path | None, flag: str) -> None:

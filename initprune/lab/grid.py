@@ -10,12 +10,12 @@ import itertools
 import math
 import time
 
-from .. import api, data, models, pruners
+from .. import api, data, models, pruners, stack
 from ..errors import InitpruneError
 from ..options import OptionError
 from ..result import RunResult
 from ..spec import RunSpec
-from . import faults, results, runs, store
+from . import faults, group_points, results, runs, store
 
 MAX_POINTS = 100_000  # points in one execution: a grid beyond this is a slip, not a plan
 
@@ -90,7 +90,7 @@ def run_grid(method: str | list, dataset: str = "digits", arch: str = "mlp", spa
     points = ([RunSpec(**p) for p in points] if points else
               expand(method, dataset, arch, sparsities, seeds, epochs, options, ablations, device))
     if not tracking:
-        return [api.run(p, data_root=data_root) for p in points]
+        return [r for group in stack.plan(points) for r in stack.run_all(group, data_root)]
     c, exp_id = store.ensure_store()
     own_parent = not parent_run_id
     if own_parent:
@@ -100,8 +100,12 @@ def run_grid(method: str | list, dataset: str = "digits", arch: str = "mlp", spa
         from tqdm.auto import tqdm
 
         quiet = None if progress else True  # None: a bar only on a terminal
-        for config in tqdm(points, desc=f"{method} {dataset}/{arch}", disable=quiet):
-            out.append(_train_or_reuse(c, exp_id, parent_run_id, config, data_root))
+        bar = tqdm(total=len(points), desc=f"{method} {dataset}/{arch}", disable=quiet)
+        one = lambda config: _train_or_reuse(c, exp_id, parent_run_id, config, data_root)  # noqa: E731
+        for group in stack.plan(points):  # seeds that train together (stack.RULES), else one by one
+            out += group_points.run_points(c, exp_id, parent_run_id, group, data_root, one)
+            bar.update(len(group))
+        bar.close()
         status = "FINISHED"
     finally:
         if own_parent:
