@@ -197,3 +197,71 @@ def test_a_new_credentials_file_replaces_the_admin_password_of_an_existing_auth_
     con.close()
     assert check_password_hash(stored, env["MLFLOW_AUTH_ADMIN_PASSWORD"])
     assert f"password in {tmp_path / 'new-credentials'} (new, mode 600)" in said
+
+
+# what `server` and `ui` start, without starting it
+
+class FakeServer:
+    returncode = None
+
+    def __init__(self, command, env=None):
+        started.append((command, env))
+
+    def poll(self):
+        return None
+
+    def wait(self, timeout=None):
+        return 0
+
+
+started: list = []
+
+
+class Healthy:
+    status = 200
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+@pytest.mark.parametrize("flags", [[], ["--no-auth"]])
+def test_ui_and_server_start_mlflow_with_the_login_or_say_who_can_write(tmp_path, monkeypatch, capsys, flags):
+    from initprune import cli
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
+    monkeypatch.setenv("INITPRUNE_CREDENTIALS", str(tmp_path / "credentials"))
+    for name in ("MLFLOW_AUTH_CONFIG_PATH", "MLFLOW_AUTH_ADMIN_USERNAME", "MLFLOW_AUTH_ADMIN_PASSWORD",
+                 "MLFLOW_FLASK_SERVER_SECRET_KEY"):
+        monkeypatch.delenv(name, raising=False)  # `server` sets them before its exec: gone after the test
+    monkeypatch.setattr(subprocess, "Popen", FakeServer)
+    monkeypatch.setattr(urllib.request, "urlopen", lambda *a, **k: Healthy())
+    started.clear()
+    assert cli.main(["ui", "--port", str(free_port()), *flags]) == 0
+    (command, env), = started
+    ui_said = capsys.readouterr().out
+
+    def execv(path, argv):
+        started.append((argv, dict(os.environ)))
+        raise SystemExit(0)
+
+    monkeypatch.setattr(os, "execv", execv)
+    with pytest.raises(SystemExit):
+        cli.main(["server", "--store", str(tmp_path), "--port", str(free_port()), *flags])
+    (server_command, server_env) = started[1]
+    server_said = capsys.readouterr().out
+    for said, argv, environ in ((ui_said, command, env), (server_said, server_command, server_env)):
+        if flags:
+            assert "--app-name" not in argv
+            assert "MLflow authentication: off (--no-auth): anyone on this host can write" in said
+            assert not (tmp_path / "credentials").exists()
+        else:
+            assert argv[argv.index("--app-name") + 1] == "basic-auth"
+            user, password = auth.read(tmp_path / "credentials")
+            assert f"password in {tmp_path / 'credentials'}" in said and password not in said
+            assert password not in " ".join(argv)  # /proc/PID/cmdline is world-readable; the environment is not
+            assert environ["MLFLOW_AUTH_ADMIN_PASSWORD"] == password
+            assert stat.S_IMODE((tmp_path / auth.DATABASE).stat().st_mode) == 0o600
+            assert stat.S_IMODE((tmp_path / auth.CONFIG).stat().st_mode) == 0o600
