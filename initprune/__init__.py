@@ -23,7 +23,7 @@ __version__ = "0.1.0"
 LAYERS = {
     "core": ("errors", "options", "registry", "seeds", "masks", "paths", "memory", "train", "models", "data",
              "pruners", "spec", "result", "api"),
-    "lab": ("faults", "store", "runs", "results", "grid", "tasks", "executors", "sweep"),
+    "lab": ("faults", "auth", "store", "runs", "results", "grid", "tasks", "executors", "sweep"),
     "report": ("stats", "claims", "figures", "figures_kstarts", "figures_dissipating", "report_html", "assembly"),
     "app": ("cli", "__main__"),
 }
