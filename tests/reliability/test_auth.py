@@ -100,6 +100,11 @@ def test_without_credentials_nothing_can_be_written_or_deleted(secured, credenti
         assert call(secured, "experiments/create", {"name": "forged"}, guess)[0] == 401
         assert call(secured, "runs/create", {"experiment_id": "0"}, guess)[0] == 401
     assert lifecycle(secured, run_id, login) == "active"  # nothing was deleted
+    upload = urllib.request.Request(f"{secured}/api/2.0/mlflow-artifacts/artifacts/{run_id}/forged.txt",
+                                    data=b"forged", method="PUT")
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(upload, timeout=30)
+    assert refused.value.code == 401  # nor can an artifact be uploaded
     assert call(secured, "experiments/get-by-name?experiment_name=forged", login=login)[0] == 404
     # with the generated credentials the same call works
     assert call(secured, "runs/delete", {"run_id": run_id}, login)[0] == 200
@@ -201,8 +206,18 @@ def test_a_new_credentials_file_replaces_the_admin_password_of_an_existing_auth_
 
 # what `server` and `ui` start, without starting it
 
+REAL_POPEN = subprocess.Popen
+
+
 class FakeServer:
+    """MLflow's server recorded, not started; any other process (MLflow's imports run some) runs."""
+
     returncode = None
+
+    def __new__(cls, command, *args, **kwargs):
+        if command[1:3] != ["-m", "mlflow"]:
+            return REAL_POPEN(command, *args, **kwargs)
+        return super().__new__(cls)
 
     def __init__(self, command, env=None):
         started.append((command, env))
@@ -212,6 +227,11 @@ class FakeServer:
 
     def wait(self, timeout=None):
         return 0
+
+    def terminate(self):
+        pass
+
+    kill = terminate
 
 
 started: list = []
