@@ -46,3 +46,35 @@ def test_the_reference_cites_the_paper_and_the_baselines_by_author_and_year():
     for citation in ("Haroon", "2209.02201", "Lee et al. 2019", "Wang et al. 2020", "Tanaka et al. 2020",
                      "Frankle et al. 2020", "Evci et al. 2020", "Zhu & Gupta 2017", "Vysogorets & Kempe 2023"):
         assert citation in text, citation
+
+
+RESULTS = ROOT / "results" / "offline"
+
+
+def _section(title: str) -> str:
+    text = (ROOT / "README.md").read_text()
+    assert f"\n## {title}\n" in text, title
+    return text.split(f"\n## {title}\n", 1)[1].split("\n## ", 1)[0]
+
+
+def test_the_readme_quotes_the_committed_offline_results_as_they_are():
+    """Every summary line and accuracy the README quotes is in results/offline/, and the commit and
+    sweep time it names are the ones provenance.json recorded."""
+    import csv
+    import json
+
+    section = _section("What the offline grid finds")
+    claims = (RESULTS / "claims.md").read_text().splitlines()
+    quoted = [line for line in section.splitlines() if line.startswith("- claim ")]
+    assert len(quoted) >= 3
+    assert not [line for line in quoted if line not in claims], "the README quotes a line claims.md lacks"
+    rows = {(r["dataset"], r["arch"], r["method"]): r for r in csv.DictReader((RESULTS / "accuracy_table.csv").open())}
+    table = [[c.strip() for c in line.strip("|").split("|")] for line in section.splitlines()
+             if line.startswith("| ") and not line.startswith("| method") and "---" not in line]
+    assert len(table) >= 7
+    for method, *values in table:
+        row = rows[("fashion_mnist", "lenet300", method)]
+        assert all(v in row.values() for v in values if v), (method, values)
+    facts = json.loads((RESULTS / "provenance.json").read_text())
+    [sweep] = [s for s in facts["sweeps"] if s["profile"] == "offline" and s["started"] in section]
+    assert f"{sweep['wall_seconds'] / 60:.0f} minutes" in section and sweep["commits"][0] in section
