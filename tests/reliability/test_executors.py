@@ -22,10 +22,6 @@ from initprune.lab import profiles, store
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 EXPECTED = {(p.hash(), p.seed) for ex in profiles.load_profile("smoke") for p in ex.points()}
-# two of the smoke sweep's executions, the same points: where a worker is killed, its retry and the
-# others must give the local pool's numbers (the smoke test compares every point on each cluster)
-PART = "defaults: {dataset: digits, arch: mlp, epochs: 2, seeds: [0], sparsities: [0.9]}\nexecutions:\n" \
-       "  - {notebook: random, sparsities: [0.0, 0.9]}\n  - {notebook: kstarts, k: 2}\n"
 TWO = "executions:\n  - {notebook: random, sparsities: [0.5], seeds: [0, 1], epochs: 1}\n" \
       "  - {notebook: dissipating, sparsities: [0.5], epochs: 2, prune_epochs: 1}\n"
 
@@ -123,12 +119,8 @@ def test_smoke_sweep_gives_the_runs_of_the_local_pool(server, cluster, reference
 
 def test_a_worker_killed_mid_execution_is_retried_and_statuses_stay_true(server, cluster, reference, tmp_path):
     experiment = f"kill-{cluster[1]}"
-    profile = tmp_path / "part.yaml"
-    profile.write_text(PART)
-    part = {(p.hash(), p.seed) for ex in profiles.load_profile(str(profile)) for p in ex.points()}
-    assert len(part) == 3 and part < EXPECTED
     marker = tmp_path / "paused"  # the first point to start training waits there, once
-    proc = start_sweep(server, experiment, *cluster, profile=profile, INITPRUNE_TEST_PAUSE=f"training:120:{marker}")
+    proc = start_sweep(server, experiment, *cluster, INITPRUNE_TEST_PAUSE=f"training:120:{marker}")
     deadline = time.time() + 300
     while not (marker.exists() and marker.read_text()) and time.time() < deadline:
         time.sleep(0.3)
@@ -148,8 +140,7 @@ def test_a_worker_killed_mid_execution_is_retried_and_statuses_stay_true(server,
                 if r.data.tags.get("cell") == execution.data.tags["cell"]}
     assert attempts == {"1": "KILLED", "2": "FINISHED"}
     assert c.get_run(point.info.run_id).info.status == "KILLED"  # what the dead worker was training
-    found = points(server, experiment)  # one FINISHED run per point
-    assert set(found) == part and found == pytest.approx({k: reference[k] for k in part}, abs=1e-6)
+    assert points(server, experiment) == pytest.approx(reference, abs=1e-6)  # one FINISHED run per point
     _gone_within(kernel, 10)  # the notebook kernel did not outlive its worker
     print(f"{cluster[1]}: killed worker {worker} while its kernel {kernel} trained {point.data.tags['method']}; "
           f"attempts {attempts}; {out.strip().splitlines()[-1]}")
