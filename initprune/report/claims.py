@@ -248,7 +248,7 @@ def _where(picked) -> dict:
     "" where the cell has one}."""
     cells: dict = {}
     for d, a, g, _, _ in picked:
-        cells.setdefault((d, a), []).append(g) if g not in cells.get((d, a), []) else None
+        cells.setdefault((d, a), {})[g] = None  # each setting once, in order
     out = {}
     for (d, a), settings in cells.items():
         for g, suffix in zip(settings, suffixes([json.loads(g) for g in settings])):
@@ -264,7 +264,7 @@ def matched_epochs(method: str, options: dict, epochs: int) -> int | None:
     ``epochs``: its run's epochs plus every candidate's warm-up beyond the winner's
     (``Pruner.trained_epochs``); None where that is no whole number of epochs or adds nothing."""
     try:
-        spent = pruners.make(method, 0.5, **{k: v for k, v in options.items()})
+        spent = pruners.make(method, 0.5, **options)
     except Exception:  # a run of an older declaration: no matched rival
         return None
     total = spent.trained_epochs(epochs)
@@ -280,7 +280,7 @@ def _matched_families(picked, d: str, a: str, g: str, reg: str) -> list:
         if (d2, a2, g2, r2) != (d, a, g, reg) or _base(name) != "kstarts" or base.get("epochs") is None:
             continue
         options = resolved("kstarts", runs["options"].iloc[0])
-        epochs = matched_epochs("kstarts", {k: v for k, v in options.items() if k != "sparsity"}, base["epochs"])
+        epochs = matched_epochs("kstarts", options, base["epochs"])
         if epochs is None:
             continue
         rival = picked.get((d, a, canonical({**base, "epochs": epochs}), reg, "random"))
