@@ -72,10 +72,10 @@ lab: setup  ## JupyterLab over notebooks/
 lab-check: setup  ## open notebooks/explore.ipynb in headless Chromium (Selenium), run its first cells, print their output
 	$(PY) benchmarks/lab_browser.py
 
-ui: setup  ## the MLflow UI over mlruns/ on 127.0.0.1 (PORT=5000)
+ui: setup  ## the MLflow UI over mlruns/ on 127.0.0.1 (PORT=5000); prints where its login (credentials file) is
 	$(PY) -m initprune ui --port $(PORT)
 
-server: setup  ## a shared MLflow tracking server over mlruns/ for cluster sweeps (HOST=127.0.0.1 PORT=5000)
+server: setup  ## a shared MLflow tracking server over mlruns/ for cluster sweeps (HOST=127.0.0.1 PORT=5000), with a login
 	$(PY) -m initprune server --host $(HOST) --port $(PORT)
 
 test: setup  ## the whole test suite (ruff, pytest, nbval)

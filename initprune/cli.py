@@ -26,6 +26,10 @@ class _Parser(argparse.ArgumentParser):
         raise InitpruneError(f"{message} (see: python -m initprune {command + ' ' if command else ''}--help)")
 
 
+NO_AUTH = ("no login: anyone who can reach the port can write, delete or forge runs (a single-user machine "
+           "only); by default MLflow's basic-auth app asks for the user and password initprune generated")
+
+
 def parser() -> argparse.ArgumentParser:
     p = _Parser(prog="initprune",
                 description="Pruning at initialization: K-starts, dissipating gradients and baselines.")
@@ -72,12 +76,14 @@ def parser() -> argparse.ArgumentParser:
     u = sub.add_parser("ui", help="the MLflow UI over the store, on 127.0.0.1", allow_abbrev=False)
     u.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1: this machine only)")
     u.add_argument("--port", type=int, default=5000)
+    u.add_argument("--no-auth", action="store_true", help=NO_AUTH)
     v = sub.add_parser("server", help="a shared MLflow tracking server over the store, for cluster sweeps",
                        allow_abbrev=False)
     v.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1; 0.0.0.0 for workers)")
     v.add_argument("--port", type=int, default=5000)
     v.add_argument("--store", type=Path, help="the folder of mlflow.db and artifacts/ (default: mlruns/)")
     v.add_argument("--allowed-hosts", help="host names workers use to reach it, if not this network's addresses")
+    v.add_argument("--no-auth", action="store_true", help=NO_AUTH)
     sub.add_parser("list", help="methods, datasets, architectures, profiles")
     p.commands = sub.choices  # each command's parser, for its flags in "did you mean"
     return p
@@ -229,6 +235,7 @@ def _check_port(host: str, port: int) -> None:
 
 def cmd_ui(args) -> int:
     """The MLflow UI over the store; its address is printed once the server answers, not before."""
+    import os
     import subprocess
     import time
     import urllib.request
@@ -241,9 +248,12 @@ def cmd_ui(args) -> int:
     root = store.artifact_root(uri)
     if root:
         command += ["--default-artifact-root", root]
+    env, said = _auth(args, Path(uri[len("sqlite:///"):]).parent if uri.startswith("sqlite:///") else None)
+    if not args.no_auth:
+        command += ["--app-name", "basic-auth"]
     host = "127.0.0.1" if args.host in ("0.0.0.0", "::") else args.host
     print(f"MLflow UI: starting on {args.host}:{args.port} ...", flush=True)
-    server = subprocess.Popen(command)
+    server = subprocess.Popen(command, env={**os.environ, **env})
     try:
         while server.poll() is None:
             try:
@@ -257,6 +267,7 @@ def cmd_ui(args) -> int:
                                  f"{args.port} taken? pass --port, or PORT=... to make ui)")
         print(f"MLflow UI: compare runs at http://{host}:{args.port}/#/experiments/{exp_id}/runs (Ctrl-C stops it)",
               flush=True)
+        print(said, flush=True)
         return server.wait()
     except KeyboardInterrupt:
         print("MLflow UI stopped", flush=True)
@@ -290,15 +301,31 @@ def cmd_server(args) -> int:
         if problem is None:
             raise
         raise problem from None
+    env, said = _auth(args, folder)
     print(f"MLflow tracking server at http://{args.host}:{args.port}: on every worker and the driver, "
           f"export MLFLOW_TRACKING_URI=http://{args.host if args.host != '0.0.0.0' else 'THIS_HOST'}:{args.port}",
           flush=True)
+    print(said, flush=True)
     command = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", uri, "--serve-artifacts",
                "--artifacts-destination", str(folder / "artifacts"), "--host", args.host, "--port", str(args.port),
                "--workers", "2"]
     if args.allowed_hosts:
         command += ["--allowed-hosts", args.allowed_hosts]
+    if not args.no_auth:
+        command += ["--app-name", "basic-auth"]
+    os.environ.update(env)  # the password travels in the environment, never on the command line
     os.execv(command[0], command)
+
+
+def _auth(args, folder: Path | None) -> tuple[dict, str]:
+    """The server's environment for MLflow's basic-auth app (its users beside the store in
+    ``folder``), and the line that says where the credentials are; with --no-auth, the line that
+    says who can write."""
+    from .lab import auth
+
+    if args.no_auth:
+        return {}, auth.off_line(args.host, args.port)
+    return auth.server_environment(folder or store.ROOT / "mlruns")
 
 
 def cmd_figures(args) -> int:

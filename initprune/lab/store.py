@@ -11,11 +11,13 @@ import errno
 import fcntl
 import logging
 import os
+import re
 from pathlib import Path
 
 from .. import data
 from ..errors import InitpruneError
 from ..spec import SCHEME
+from . import auth
 
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 ROOT = data.REPO_ROOT
@@ -85,6 +87,7 @@ def _check_server(uri: str, timeout: float = 5) -> None:
     except OSError as err:
         raise InitpruneError(f"no MLflow tracking server answers at {uri} ({getattr(err, 'reason', err)}); "
                              "start one with `make server`") from None
+    auth.check_access(uri, timeout)  # its credentials: MLFLOW_TRACKING_USERNAME/PASSWORD, else the file's
 
 
 def _check_intact(db: Path) -> None:
@@ -117,6 +120,10 @@ def store_error(err, uri: str | None = None) -> InitpruneError | None:
     if "database or disk is full" in text or (getattr(err, "errno", None) == errno.ENOSPC and ours):
         return InitpruneError(f"no space left on the disk of the MLflow store {where}: free space there, then "
                               "run the same command again (what finished is kept)")
+    refused = re.search(r"error code (401|403) != 200", text)
+    if refused and not uri.startswith("sqlite:///"):  # a server with authentication, wherever it surfaced
+        source = f"{auth.USER} and {auth.PASSWORD}" if os.environ.get(auth.PASSWORD) else None
+        return auth.refused(uri, int(refused.group(1)), source)
     if "database disk image is malformed" in text or "file is not a database" in text:
         return _damaged(where, text.split(") ", 1)[-1])  # without SQLAlchemy's (sqlite3.Error) prefix
     return None
