@@ -15,7 +15,6 @@ from . import api, data, models, options, pruners
 from .errors import DivergedError, InitpruneError
 from .lab import grid, store
 from .options import OptionError
-from .report import assembly
 from .spec import RunSpec
 from .train import Settings
 
@@ -329,6 +328,7 @@ def _auth(args, folder: Path | None) -> tuple[dict, str]:
 
 
 def cmd_figures(args) -> int:
+    from .report import assembly  # matplotlib and the report: only this command needs them
 
     return assembly.command(args.out)
 

@@ -139,14 +139,30 @@ def _standardize(x: Tensor, reference: Tensor) -> Tensor:
          margin=2.0)
 def digits(root: Path) -> Data:
     """scikit-learn's 1,797 8x8 digits: 1,257 train, 180 validation, 360 test."""
-    from sklearn.datasets import load_digits
-
-    bunch = load_digits()
-    x = torch.tensor(bunch.images, dtype=torch.float32).unsqueeze(1) / 16.0  # (N, 1, 8, 8)
-    y = torch.tensor(bunch.target, dtype=torch.long)
+    images, target = _digits_arrays()
+    x = torch.tensor(images, dtype=torch.float32).unsqueeze(1) / 16.0  # (N, 1, 8, 8)
+    y = torch.tensor(target, dtype=torch.long)
     val, test, train = _split(x, y, n_val=180, n_test=360)
     norm = lambda xy: (_standardize(xy[0], train[0]), xy[1])  # noqa: E731
     return Data(norm(train), norm(val), norm(test))
+
+
+def _digits_arrays() -> tuple[np.ndarray, np.ndarray]:
+    """The images (N, 8, 8) and labels of ``sklearn.datasets.load_digits``, read from the CSV file
+    scikit-learn ships, as it reads it, without importing scikit-learn: that import cost every
+    notebook kernel of a digits sweep 1.5-2 s. Where the file is not where it was, load_digits."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("sklearn")  # finds the package without running it
+    csv = Path(spec.submodule_search_locations[0]) / "datasets" / "data" / "digits.csv.gz" if spec else None
+    if csv is None or not csv.is_file():
+        from sklearn.datasets import load_digits
+
+        bunch = load_digits()
+        return bunch.images, bunch.target
+    with gzip.open(csv) as f:
+        table = np.loadtxt(f, delimiter=",")
+    return table[:, :-1].reshape(-1, 8, 8), table[:, -1].astype(int)
 
 
 MNIST1D_VERSION = 1  # the cache file's name: raise it when the generation below changes

@@ -21,6 +21,21 @@ def test_digits_split_is_fixed_and_disjoint():
     assert abs(float(a.train[0].mean())) < 1e-4  # standardized with training statistics
 
 
+def test_digits_are_scikit_learns_without_importing_it():
+    import subprocess
+    import sys
+
+    from sklearn.datasets import load_digits
+
+    images, target = data._digits_arrays()
+    bunch = load_digits()
+    assert np.array_equal(images, bunch.images) and images.dtype == bunch.images.dtype
+    assert np.array_equal(target, bunch.target)
+    loaded = subprocess.run([sys.executable, "-c", "import sys; from initprune import data; data.load('digits'); "
+                             "print('sklearn' in sys.modules)"], capture_output=True, text=True, check=True)
+    assert loaded.stdout.strip() == "False"  # each notebook kernel of a digits sweep spared the import
+
+
 def test_mnist1d_is_generated_offline_cached_and_split_the_same_way_every_time(tmp_path, monkeypatch):
     import random
     import socket
