@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from . import masks, options
+from . import masks, optim, options
 from .errors import DivergedError
 from .options import option
 
@@ -58,13 +58,11 @@ class Settings:
         # epochs later as a diverged loss with the advice to lower --lr: options refuse NaN
         options.validate(self)
 
-    def make(self, params) -> torch.optim.Optimizer:
-        # foreach: one kernel per step for all parameters (torch uses it by default on CUDA only)
+    def make(self, params) -> optim.SGD | optim.Adam:
+        """torch.optim's SGD, Adam or AdamW with foreach=True, bitwise (initprune/optim.py says why)."""
         if self.optimizer == "sgd":
-            return torch.optim.SGD(params, self.lr, momentum=self.momentum, weight_decay=self.weight_decay,
-                                   foreach=True)
-        cls = torch.optim.Adam if self.optimizer == "adam" else torch.optim.AdamW
-        return cls(params, self.lr, weight_decay=self.weight_decay, foreach=True)
+            return optim.SGD(params, self.lr, momentum=self.momentum, weight_decay=self.weight_decay)
+        return optim.Adam(params, self.lr, weight_decay=self.weight_decay, decoupled=self.optimizer == "adamw")
 
     def lr_at(self, step: int, total: int) -> float:
         """The learning rate of training step ``step`` (0 is the first) of a run of ``total`` steps.
@@ -75,7 +73,7 @@ class Settings:
             return self.lr
         return self.lr * 0.5 * (1.0 + math.cos(math.pi * (step % total) / total))
 
-    def schedule(self, optimizer: torch.optim.Optimizer, step: int, total: int) -> None:
+    def schedule(self, optimizer: optim.SGD | optim.Adam, step: int, total: int) -> None:
         """Set ``optimizer``'s learning rate for step ``step``; ``constant`` never touches it."""
         if self.lr_schedule != "constant":
             lr = self.lr_at(step, total)
