@@ -1,10 +1,11 @@
-"""The smoke sweep on real clusters, on 127.0.0.1: a two-node Ray cluster with token
-authentication, a Dask scheduler with two workers, both logging to a real MLflow tracking server.
+"""Sweeps on real clusters, on 127.0.0.1: a two-node Ray cluster with token authentication, a
+Dask scheduler with two workers, both logging to a real MLflow tracking server.
 
-Each executor must give the runs the local process pool gives; a worker killed with SIGKILL in
-the middle of an execution must leave a KILLED attempt, a FINISHED retry and one FINISHED run
-per grid point; a notebook that raises must be FAILED once, not retried, and the sweep must end
-non-zero with a summary.
+Each executor must give the runs the local process pool gives, even when a worker is killed with
+SIGKILL in the middle of an execution: that leaves a KILLED attempt, a FINISHED retry and one
+FINISHED run per grid point. A notebook that raises must be FAILED once, not retried, and the
+sweep must end non-zero with a summary. The grid is tests/profiles/three.yaml (three of the smoke
+profile's executions): the whole smoke profile runs in tests/test_sweep.py, once.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 from clusters import RAY_ENV, WORKER_ENV, Services, ctrl_c_as_in_a_terminal, dask_cluster, mlflow_server, ray_cluster
@@ -21,7 +23,7 @@ from clusters import RAY_ENV, WORKER_ENV, Services, ctrl_c_as_in_a_terminal, das
 from initprune.lab import profiles, store
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
-EXPECTED = {(p.hash(), p.seed) for ex in profiles.load_profile("smoke") for p in ex.points()}
+THREE = Path(__file__).resolve().parents[1] / "profiles" / "three.yaml"  # six points
 TWO = "executions:\n  - {notebook: random, sparsities: [0.5], seeds: [0, 1], epochs: 1}\n" \
       "  - {notebook: dissipating, sparsities: [0.5], epochs: 2, prune_epochs: 1}\n"
 
@@ -40,11 +42,13 @@ def server(services, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory):
-    """The smoke sweep on the local process pool: the results every executor must give."""
+    """The three executions on the local process pool: the results every executor must give."""
     uri = f"sqlite:///{tmp_path_factory.mktemp('local')}/mlflow.db"
-    out = run_sweep(uri, "local-reference", "--jobs", "2")
+    out = run_sweep(uri, "local-reference", "--jobs", "2", profile=THREE)
     assert out.returncode == 0, out.stdout
-    return points(uri, "local-reference")
+    found = points(uri, "local-reference")
+    assert set(found) == {(p.hash(), p.seed) for ex in profiles.load_profile(str(THREE)) for p in ex.points()}
+    return found
 
 
 @pytest.fixture(scope="module", params=["ray", "dask"])
@@ -103,24 +107,11 @@ def check_true(uri, experiment):
     return runs
 
 
-def test_smoke_sweep_gives_the_runs_of_the_local_pool(server, cluster, reference):
-    experiment = f"smoke-{cluster[1]}"
-    out = run_sweep(server, experiment, *cluster)
-    assert out.returncode == 0, out.stdout
-    assert "done: 6 executions finished, 0 failed, 0 skipped" in out.stdout
-    found = points(server, experiment)
-    assert set(found) == set(reference) == EXPECTED
-    assert found == pytest.approx(reference, abs=1e-6)  # the same training, wherever it ran
-    runs = check_true(server, experiment)
-    executions = [r for r in runs if r.data.tags["kind"] == "execution"]
-    assert sorted(r.data.tags["attempt"] for r in executions) == ["1"] * 6
-    print(f"{cluster[1]}: {out.stdout.strip().splitlines()[-1]}")
-
-
-def test_a_worker_killed_mid_execution_is_retried_and_statuses_stay_true(server, cluster, reference, tmp_path):
+def test_a_worker_killed_mid_execution_is_retried_and_the_runs_are_the_local_pools(server, cluster, reference,
+                                                                                    tmp_path):
     experiment = f"kill-{cluster[1]}"
     marker = tmp_path / "paused"  # the first point to start training waits there, once
-    proc = start_sweep(server, experiment, *cluster, INITPRUNE_TEST_PAUSE=f"training:120:{marker}")
+    proc = start_sweep(server, experiment, *cluster, profile=THREE, INITPRUNE_TEST_PAUSE=f"training:120:{marker}")
     deadline = time.time() + 300
     while not (marker.exists() and marker.read_text()) and time.time() < deadline:
         time.sleep(0.3)
@@ -134,13 +125,19 @@ def test_a_worker_killed_mid_execution_is_retried_and_statuses_stay_true(server,
     out, _ = proc.communicate(timeout=600)
     assert proc.returncode == 0, out
     assert "1 execution(s) retried after a lost worker" in out
+    assert "done: 3 executions finished, 0 failed, 0 skipped" in out
 
     runs = check_true(server, experiment)
     attempts = {r.data.tags["attempt"]: r.info.status for r in runs
                 if r.data.tags.get("cell") == execution.data.tags["cell"]}
     assert attempts == {"1": "KILLED", "2": "FINISHED"}
+    others = [r.data.tags["attempt"] for r in runs if r.data.tags["kind"] == "execution"
+              and r.data.tags["cell"] != execution.data.tags["cell"]]
+    assert others == ["1", "1"]  # the executions the kill did not touch ran once
     assert c.get_run(point.info.run_id).info.status == "KILLED"  # what the dead worker was training
-    assert points(server, experiment) == pytest.approx(reference, abs=1e-6)  # one FINISHED run per point
+    found = points(server, experiment)  # one FINISHED run per point ...
+    assert set(found) == set(reference)
+    assert found == pytest.approx(reference, abs=1e-6)  # ... and the same training, wherever it ran
     _gone_within(kernel, 10)  # the notebook kernel did not outlive its worker
     print(f"{cluster[1]}: killed worker {worker} while its kernel {kernel} trained {point.data.tags['method']}; "
           f"attempts {attempts}; {out.strip().splitlines()[-1]}")

@@ -1,8 +1,9 @@
 """Breaking sweeps on purpose: SIGKILL at several points, Ctrl-C, two sweeps at once.
 
-Each test runs real `python -m initprune sweep` processes on the smoke profile in a temporary
-store, then checks what a user relies on: one FINISHED run per grid point, nothing FINISHED
-without its metrics or its notebook, nothing left RUNNING, and an intact sqlite file.
+Each test runs real `python -m initprune sweep` processes on tests/profiles/three.yaml (three of
+the smoke profile's executions) in a temporary store, then checks what a user relies on: one
+FINISHED run per grid point, nothing FINISHED without its metrics or its notebook, nothing left
+RUNNING, and an intact sqlite file.
 """
 
 import os
@@ -11,6 +12,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 from clusters import ctrl_c_as_in_a_terminal, descendants
@@ -18,7 +20,7 @@ from clusters import ctrl_c_as_in_a_terminal, descendants
 from initprune.lab import profiles, results
 from initprune.lab.store import ensure_store
 
-PROFILE = "smoke"
+PROFILE = str(Path(__file__).resolve().parents[1] / "profiles" / "three.yaml")
 
 
 @pytest.fixture
@@ -87,7 +89,9 @@ def run_ids(uri) -> set[str]:
 RUNNING_POINT = "tags.kind = 'point' and attributes.status = 'RUNNING'"
 
 
-def test_sigkill_at_several_points_then_resume(store):
+def test_sigkill_at_several_points_then_ctrl_c_then_resume(store):
+    """SIGKILL at three points, then Ctrl-C, on one store, and one resume after all of them: each
+    crash and the Ctrl-C would end in the same full resume, so one resume checks what all left."""
     # during a notebook's training, during MLflow logging, between executions
     for pause, when in (("training:30", RUNNING_POINT), ("logging:30", RUNNING_POINT),
                         ("", "tags.kind = 'execution' and attributes.status = 'FINISHED'")):
@@ -95,19 +99,11 @@ def test_sigkill_at_several_points_then_resume(store):
         proc = start(store, pause=pause)
         wait_for(store, when, seen)
         crash(proc)
-    proc = start(store)
-    out, _ = proc.communicate(timeout=300)
-    assert proc.returncode == 0, out
-    points = check_store(store)
-    killed = [r for r in points if r.info.status == "KILLED"]
-    assert len(killed) >= 2  # the two caught mid-point; never counted, trained again
-    print(f"{len(points)} point runs after 3 crashes: {len(killed)} KILLED, "
-          f"{len(points) - len(killed)} FINISHED")
 
-
-def test_ctrl_c_stops_marks_killed_and_says_how_to_resume(store):
+    # Ctrl-C: the sweep stops at once, marks its own runs KILLED and says how to resume
+    crashed = run_ids(store)
     proc = start(store, pause="training:30")
-    wait_for(store, RUNNING_POINT)
+    wait_for(store, RUNNING_POINT, crashed)
     began = time.perf_counter()
     proc.send_signal(signal.SIGINT)
     out, _ = proc.communicate(timeout=60)
@@ -116,13 +112,18 @@ def test_ctrl_c_stops_marks_killed_and_says_how_to_resume(store):
     assert "run the same command again to resume" in out
     c, exp_id = ensure_store(store)
     runs = c.search_runs([exp_id], "", max_results=5000)
-    assert not [r for r in runs if r.info.status == "RUNNING"]
-    killed = [r for r in runs if r.info.status == "KILLED"]
+    assert not [r for r in runs if r.info.status == "RUNNING"]  # the crashes' runs included
+    killed = [r for r in runs if r.info.status == "KILLED" and r.info.run_id not in crashed]
     assert {r.data.tags["kind"] for r in killed} == {"execution", "point"}  # the current run and its parent
+
     proc = start(store)
     out, _ = proc.communicate(timeout=300)
     assert proc.returncode == 0, out
-    check_store(store)
+    points = check_store(store)
+    killed = [r for r in points if r.info.status == "KILLED" and r.info.run_id in crashed]
+    assert len(killed) >= 2  # the two the crashes caught mid-point; never counted, trained again
+    print(f"{len(points)} point runs after 3 crashes and a Ctrl-C: {len(killed)} KILLED by the crashes, "
+          f"{sum(r.info.status == 'FINISHED' for r in points)} FINISHED")
 
 
 def test_two_sweeps_at_once_on_one_store(store):
