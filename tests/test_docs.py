@@ -78,3 +78,20 @@ def test_the_readme_quotes_the_committed_offline_results_as_they_are():
     facts = json.loads((RESULTS / "provenance.json").read_text())
     [sweep] = [s for s in facts["sweeps"] if s["profile"] == "offline" and s["started"] in section]
     assert f"{sweep['wall_seconds'] / 60:.0f} minutes" in section and sweep["commits"][0] in section
+
+
+def test_the_readme_says_who_can_write_to_server_and_ui_in_each_mode(monkeypatch, tmp_path):
+    """Issue 22, case 9: the README states who can write with the login (the default) and with
+    --no-auth, where the credentials are, and names the file the code really uses."""
+    from initprune.lab import auth
+
+    text = " ".join((ROOT / "README.md").read_text().split())
+    part = text[text.index("**Who can write.**"):][:2500]
+    assert "basic-auth" in part and "401" in part  # the default: a login, anything else refused
+    assert "--no-auth" in part and "anyone on this host" in part and "delete" in part  # the other mode
+    monkeypatch.delenv("INITPRUNE_CREDENTIALS", raising=False)
+    monkeypatch.delenv("XDG_CONFIG_HOME", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    where = auth.credentials_path().relative_to(tmp_path)  # the file the code really uses
+    assert f"~/{where}" == "~/.config/initprune/mlflow-credentials" and f"~/{where}" in part
+    assert "0600" in part and "INITPRUNE_CREDENTIALS" in part and auth.USER in part and auth.PASSWORD in part
