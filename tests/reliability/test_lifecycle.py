@@ -216,12 +216,16 @@ ONE = "  - {notebook: random, sparsities: [0.5], seeds: [0], epochs: 1%s}\n"
     ("executions:\n" + ONE % ", device: tpu", ["execution 1", "unknown device 'tpu'", "cuda:N"]),
     ("executions:\n  - {notebook: kstarts, k: 100000000000000000000, sparsities: [0.5], seeds: [0], epochs: 1}\n",
      ["execution 1", "would hold about", "lower --k"]),
+    ("executions:\n  - {notebook: kstarts, k: 1e20, sparsities: [0.5], seeds: [0], epochs: 1}\n",  # YAML: a string
+     ["execution 1", "k must be an integer of at least 1", "'1e20'"]),
+    ("executions:\n  - {notebook: kstarts, k: 1.0e+20, sparsities: [0.5], seeds: [0], epochs: 1}\n",  # a float
+     ["execution 1", "k must be an integer of at least 1", "1e+20"]),
     ("defaults:\n  epochs: 1\n  seeds: [0]\n  epochs: 2\nexecutions:\n" + ONE % "",
      ["not valid YAML", "key 'epochs' is given twice, on line 2 and line 4"]),
     ("executions:\n  - notebook: random\n    sparsities: [0.5]\n    notebook: kstarts\n",
      ["key 'notebook' is given twice, on line 2 and line 4"]),
 ], ids=["defaults-list", "executions-number", "log_to_mlflow", "log_to_mlflow-default", "device-tpu", "k-huge",
-        "duplicate-default", "duplicate-in-execution"])
+        "k-1e20-text", "k-1e20-float", "duplicate-default", "duplicate-in-execution"])
 def test_a_profile_a_run_would_refuse_is_refused_by_the_dry_run_in_one_line(store, tmp_path, capsys, text, words):
     profile = tmp_path / "bad.yaml"
     profile.write_text(text)
