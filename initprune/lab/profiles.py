@@ -15,7 +15,7 @@ from .. import pruners
 from ..errors import InitpruneError
 from . import results, store
 from .executions import Execution
-from .tasks import NOTEBOOKS
+from .tasks import NOTEBOOKS, load_papermill
 
 PROFILES = NOTEBOOKS / "profiles"
 PROFILE_KEYS = ("description", "defaults", "resources", "executions")
@@ -24,8 +24,7 @@ RESOURCES = ("cpus", "gpus")  # what one execution asks of a cluster (Ray, Dask)
 
 def notebook_parameters(name: str) -> dict:
     """A notebook's parameters with their default values, read from its ``parameters`` cell."""
-    import papermill
-
+    papermill = load_papermill()
     path = NOTEBOOKS / f"{name}.ipynb"
     if not path.exists():
         known = ", ".join(sorted(p.stem for p in NOTEBOOKS.glob("*.ipynb")))

@@ -26,6 +26,21 @@ NOTEBOOKS = REPO_ROOT / "notebooks"
 KERNEL = {"progress_bar": False, "extra_arguments": ["--IPKernelApp.log_level=CRITICAL"]}
 
 
+def load_papermill():
+    """papermill, imported without ``rfc3987_syntax``: where that package is installed (JupyterLab's
+    jupyter-events asks for jsonschema's format extras), jsonschema imports it, and it compiles 39
+    grammars at import, about 2 s of every process that imports papermill (nbformat validates
+    notebooks with jsonschema): a sweep's driver and each of its workers. Notebook validation
+    never checks the IRI formats it is for, so this process does without it."""
+    import sys
+
+    if "jsonschema" not in sys.modules:
+        sys.modules.setdefault("rfc3987_syntax", None)  # None: `import rfc3987_syntax` raises ImportError
+    import papermill
+
+    return papermill
+
+
 @dataclass
 class Task:
     """One notebook execution of one grid cell, as it travels to a worker: everything it needs,
@@ -47,9 +62,9 @@ class Task:
 def run_task(task: Task) -> dict:
     """The unit every executor runs: one notebook execution, owned by its own MLflow run, which
     is FINISHED only if the notebook finished. Returns a small dict; the rest is in MLflow."""
-    import papermill
-
     import initprune
+
+    papermill = load_papermill()
 
     began = time.perf_counter()
     code = str(Path(initprune.__file__).resolve().parents[1])  # where this worker found the package

@@ -10,7 +10,7 @@ import tempfile
 from pathlib import Path
 
 from ..lab import results, runs, store
-from ..lab.tasks import KERNEL, NOTEBOOKS, first_line
+from ..lab.tasks import KERNEL, NOTEBOOKS, first_line, load_papermill
 from . import figures, report_html
 
 
@@ -46,8 +46,7 @@ def make_figures(out: str | Path | None = None, run_id: str = "", uri: str | Non
 
 def command(out: str | Path | None = None) -> int:
     """Execute figures.ipynb (the report) into a figures run: figures, tables and the notebook."""
-    import papermill
-
+    papermill = load_papermill()
     out = Path(out or figures_dir()).resolve()
     uri = store.default_uri()
     print(f"figures: reading the store {uri}", flush=True)
