@@ -368,7 +368,9 @@ def main(argv=None) -> int:
     print(f"initprune benchmarks on {machine}")
     print("each figure: the per-round ratios A/B of A and B timed interleaved (only ratios mean anything here)")
     print(f"{'key':38s} {'min':>8s} {'median':>8s} {'max':>8s}  target   met   what")
-    out = {"machine": machine, "quick": args.quick}
+    latest = ROOT / "benchmarks" / "latest.json"
+    out = json.loads(latest.read_text()) if latest.exists() else {}  # keys measured elsewhere stay
+    out.update(machine=machine, quick=args.quick)
     for key, (values, what) in results.items():
         med = statistics.median(values)
         target = TARGETS[key]
@@ -384,8 +386,8 @@ def main(argv=None) -> int:
           f"{agreement['halving_accuracy']:.4f} (halving)")
     out["halving_agreement"] = agreement
     out["details"] = details
-    (ROOT / "benchmarks" / "latest.json").write_text(json.dumps(out, indent=1) + "\n")
-    print(f"wrote {ROOT / 'benchmarks' / 'latest.json'}")
+    latest.write_text(json.dumps(out, indent=1) + "\n")
+    print(f"wrote {latest}")
     return 0
 
 
