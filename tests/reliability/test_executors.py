@@ -4,8 +4,8 @@ Dask scheduler with two workers, both logging to a real MLflow tracking server.
 Each executor must give the runs the local process pool gives, even when a worker is killed with
 SIGKILL in the middle of an execution: that leaves a KILLED attempt, a FINISHED retry and one
 FINISHED run per grid point. A notebook that raises must be FAILED once, not retried, and the
-sweep must end non-zero with a summary. The grid is tests/profiles/three.yaml (three of the smoke
-profile's executions): the whole smoke profile runs in tests/test_sweep.py, once.
+sweep must end non-zero with a summary. The grid is two small executions (random pruning, two seeds;
+dissipating gradients): the whole smoke profile runs in tests/test_sweep.py, once.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 from clusters import RAY_ENV, WORKER_ENV, Services, ctrl_c_as_in_a_terminal, dask_cluster, mlflow_server, ray_cluster
@@ -23,7 +22,6 @@ from clusters import RAY_ENV, WORKER_ENV, Services, ctrl_c_as_in_a_terminal, das
 from initprune.lab import profiles, store
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
-THREE = Path(__file__).resolve().parents[1] / "profiles" / "three.yaml"  # six points
 TWO = "executions:\n  - {notebook: random, sparsities: [0.5], seeds: [0, 1], epochs: 1}\n" \
       "  - {notebook: dissipating, sparsities: [0.5], epochs: 2, prune_epochs: 1}\n"
 
@@ -41,13 +39,20 @@ def server(services, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def reference(tmp_path_factory):
-    """The three executions on the local process pool: the results every executor must give."""
+def two(tmp_path_factory):
+    path = tmp_path_factory.mktemp("profile") / "two.yaml"
+    path.write_text(TWO)
+    return path
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory, two):
+    """The two executions on the local process pool: the results every executor must give."""
     uri = f"sqlite:///{tmp_path_factory.mktemp('local')}/mlflow.db"
-    out = run_sweep(uri, "local-reference", "--jobs", "2", profile=THREE)
+    out = run_sweep(uri, "local-reference", "--jobs", "2", profile=two)
     assert out.returncode == 0, out.stdout
     found = points(uri, "local-reference")
-    assert set(found) == {(p.hash(), p.seed) for ex in profiles.load_profile(str(THREE)) for p in ex.points()}
+    assert set(found) == {(p.hash(), p.seed) for ex in profiles.load_profile(str(two)) for p in ex.points()}
     return found
 
 
@@ -108,10 +113,10 @@ def check_true(uri, experiment):
 
 
 def test_a_worker_killed_mid_execution_is_retried_and_the_runs_are_the_local_pools(server, cluster, reference,
-                                                                                    tmp_path):
+                                                                                    two, tmp_path):
     experiment = f"kill-{cluster[1]}"
     marker = tmp_path / "paused"  # the first point to start training waits there, once
-    proc = start_sweep(server, experiment, *cluster, profile=THREE, INITPRUNE_TEST_PAUSE=f"training:120:{marker}")
+    proc = start_sweep(server, experiment, *cluster, profile=two, INITPRUNE_TEST_PAUSE=f"training:120:{marker}")
     deadline = time.time() + 300
     while not (marker.exists() and marker.read_text()) and time.time() < deadline:
         time.sleep(0.3)
@@ -125,7 +130,7 @@ def test_a_worker_killed_mid_execution_is_retried_and_the_runs_are_the_local_poo
     out, _ = proc.communicate(timeout=600)
     assert proc.returncode == 0, out
     assert "1 execution(s) retried after a lost worker" in out
-    assert "done: 3 executions finished, 0 failed, 0 skipped" in out
+    assert "done: 2 executions finished, 0 failed, 0 skipped" in out
 
     runs = check_true(server, experiment)
     attempts = {r.data.tags["attempt"]: r.info.status for r in runs
@@ -133,7 +138,7 @@ def test_a_worker_killed_mid_execution_is_retried_and_the_runs_are_the_local_poo
     assert attempts == {"1": "KILLED", "2": "FINISHED"}
     others = [r.data.tags["attempt"] for r in runs if r.data.tags["kind"] == "execution"
               and r.data.tags["cell"] != execution.data.tags["cell"]]
-    assert others == ["1", "1"]  # the executions the kill did not touch ran once
+    assert others == ["1"]  # the execution the kill did not touch ran once
     assert c.get_run(point.info.run_id).info.status == "KILLED"  # what the dead worker was training
     found = points(server, experiment)  # one FINISHED run per point ...
     assert set(found) == set(reference)
@@ -143,11 +148,9 @@ def test_a_worker_killed_mid_execution_is_retried_and_the_runs_are_the_local_poo
           f"attempts {attempts}; {out.strip().splitlines()[-1]}")
 
 
-def test_a_notebook_that_raises_is_failed_once_and_the_sweep_goes_on(server, cluster, tmp_path):
+def test_a_notebook_that_raises_is_failed_once_and_the_sweep_goes_on(server, cluster, two):
     experiment = f"raise-{cluster[1]}"
-    profile = tmp_path / "two.yaml"
-    profile.write_text(TWO)
-    out = run_sweep(server, experiment, *cluster, profile=profile, INITPRUNE_INJECT_FAILURE="random:1")
+    out = run_sweep(server, experiment, *cluster, profile=two, INITPRUNE_INJECT_FAILURE="random:1")
     assert out.returncode == 1, out.stdout
     assert "FAILED random digits/mlp" in out.stdout and "injected failure at random seed 1" in out.stdout
     assert "done: 1 executions finished, 1 failed, 0 skipped" in out.stdout
@@ -182,11 +185,9 @@ def test_a_plugin_method_runs_on_the_workers_with_its_option(server, cluster, tm
         {("mine", "blobs", "2")}
 
 
-def test_ctrl_c_stops_the_sweep_and_leaves_nothing_running(server, cluster, tmp_path):
+def test_ctrl_c_stops_the_sweep_and_leaves_nothing_running(server, cluster, two):
     experiment = f"ctrl-c-{cluster[1]}"
-    profile = tmp_path / "two.yaml"
-    profile.write_text(TWO)
-    proc = start_sweep(server, experiment, *cluster, profile=profile, INITPRUNE_TEST_PAUSE="training:300")
+    proc = start_sweep(server, experiment, *cluster, profile=two, INITPRUNE_TEST_PAUSE="training:300")
     deadline = time.time() + 300
     while time.time() < deadline:
         c, runs = all_runs(server, experiment)
