@@ -5,6 +5,8 @@ suite is laid out over its two workers."""
 import os
 import tempfile
 
+import pytest
+
 _tmp = tempfile.mkdtemp(prefix="initprune-tests-")
 os.environ["INITPRUNE_OFFLINE"] = "1"
 os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{_tmp}/mlflow.db"
@@ -20,7 +22,7 @@ os.environ["MPLBACKEND"] = "Agg"
 # groups and files are collected first, so that the quick tests fill in beside them at the end.
 # (xdist's own xdist_group marks do nothing under pytest 9: the node ids they rename stay as they were.)
 GROUPED = ("tests/reliability/test_executors.py", "tests/reliability/test_auth.py", "tests/test_report.py",
-           "tests/test_progress.py")
+           "tests/test_progress.py", "tests/test_figures.py")
 HEAVY_FIRST = ("tests/reliability/test_executors.py", "tests/reliability/test_sweeps.py",
                "tests/reliability/test_stores.py", "tests/test_sweep.py", "tests/reliability/test_auth.py",
                "tests/reliability/test_lifecycle.py", "tests/test_plugins.py", "tests/test_cli.py")
@@ -35,6 +37,7 @@ def pytest_collection_modifyitems(config, items):
     items.sort(key=lambda item: rank.get(_file(item.nodeid), len(rank)))  # stable: collection order otherwise
 
 
+@pytest.hookimpl(optionalhook=True)  # a hook of xdist's: pytest -p no:xdist still runs
 def pytest_xdist_make_scheduler(config, log):
     from xdist.scheduler import LoadScopeScheduling
 

@@ -9,7 +9,8 @@ times its jobs is what it had; the time its point runs covered (a point's data, 
 evaluation and logging; seeds trained as one stack overlap and count once) is what it used for
 points; the rest is overhead, split into what each execution spent around its points (kernel
 start-up, imports, the notebook's plot and storage) and what no execution used (idle cores).
-Issue 23 asks for at most 5% outside the points' training.
+Only FINISHED runs count: a failed or killed attempt's time shows as idle. Issue 23 asks for at
+most 5% outside the points' training.
 """
 
 from __future__ import annotations
@@ -35,8 +36,11 @@ def measure(db: Path, jobs: int) -> list[dict]:
             "JOIN tags k ON k.run_uuid = r.run_uuid AND k.key = 'kind' "
             "LEFT JOIN tags s ON s.run_uuid = r.run_uuid AND s.key = 'sweep' "
             "LEFT JOIN tags p ON p.run_uuid = r.run_uuid AND p.key = 'mlflow.parentRunId' "
-            "WHERE r.status = 'FINISHED' AND k.value IN ('execution', 'point')").fetchall()
-    executions = {run: (sweep, start, end) for sweep, kind, run, start, end, _ in rows if kind == "execution"}
+            "WHERE r.status = 'FINISHED' AND r.lifecycle_stage = 'active' "
+            "AND k.value IN ('execution', 'point')").fetchall()
+    # a notebook run by hand opens an execution of no sweep: it is no sweep's time
+    executions = {run: (sweep, start, end) for sweep, kind, run, start, end, _ in rows
+                  if kind == "execution" and sweep}
     spans = {}  # each execution's point runs, as (start, end)
     for _, kind, _, start, end, parent in rows:
         if kind == "point" and parent in executions:
@@ -54,7 +58,7 @@ def measure(db: Path, jobs: int) -> list[dict]:
     report = []
     for sweep, s in out.items():
         wall = (s["last"] - s["first"]) / 1000
-        had = wall * jobs
+        had = max(wall * jobs, 1e-9)
         report.append({"sweep": sweep, "jobs": jobs, "wall_s": wall, "executions": s["executions"],
                        "points": s["points"], "point_s": s["point_s"],
                        "around_points_s": s["execution_s"] - s["point_s"], "idle_s": had - s["execution_s"],
@@ -79,7 +83,8 @@ def main(argv=None) -> int:
     where = p.add_mutually_exclusive_group(required=True)
     where.add_argument("--store", type=Path, help="an MLflow sqlite file (mlruns/mlflow.db)")
     where.add_argument("--run", help="a profile to sweep in a new temporary store first")
-    p.add_argument("--jobs", type=int, default=2, help="the sweep's --jobs (default 2)")
+    p.add_argument("--jobs", type=int, default=2, help="the sweeps' --jobs, the same for every sweep of the store "
+                   "(default 2)")
     args = p.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         db = args.store
