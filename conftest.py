@@ -14,7 +14,6 @@ os.environ["INITPRUNE_FIGURES"] = f"{_tmp}/figures"
 os.environ["MPLBACKEND"] = "Agg"
 
 
-
 # ---- the suite over its two workers (pyproject: -n 2 --dist loadscope --no-loadscope-reorder) --
 # xdist hands out work units in collection order: each test alone, except a group, which goes whole
 # to one worker: each notebook (nbval runs its cells in order, in one kernel) and each file whose
