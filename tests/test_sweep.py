@@ -36,6 +36,7 @@ def test_smoke_sweep_logs_every_point_once_and_a_rerun_trains_nothing(store, cap
     assert {r.data.tags["method"] for r in points} == {"dense", "random", "kstarts", "dissipating", "combined",
                                                        "magnitude", "snip", "grasp", "synflow", "posttrain"}
     assert {r.data.tags["ablation"] for r in points} == {"none", "shuffle", "reinit", "invert", "rewind"}
+    assert len({r.data.tags["pid"] for r in points}) == 1  # one kernel kept for the six notebooks
     parents = runs(store, "execution", "FINISHED")
     assert len(parents) == 6
     assert all(r.data.tags["mlflow.parentRunId"] in {p.info.run_id for p in parents} for r in points)
@@ -60,18 +61,22 @@ def test_smoke_sweep_logs_every_point_once_and_a_rerun_trains_nothing(store, cap
 
 def test_a_failed_point_is_failed_not_finished_and_is_retried(store, tmp_path, monkeypatch, capsys):
     profile = tmp_path / "two.yaml"
-    profile.write_text("executions:\n  - {notebook: random, sparsities: [0.5], seeds: [0, 1], epochs: 1}\n")
+    profile.write_text("executions:\n  - {notebook: random, sparsities: [0.5], seeds: [0, 1], epochs: 1}\n"
+                       "  - {notebook: random, sparsities: [0.7], epochs: 1}\n")
     monkeypatch.setenv("INITPRUNE_INJECT_FAILURE", f"random:1:{tmp_path / 'failed-once'}")
     assert cli.main(["sweep", "--profile", str(profile)]) == 1
     out = capsys.readouterr().out
     assert "FAILED" in out and "injected failure" in out
-    assert [r.data.tags["seed"] for r in runs(store, "point", "FINISHED")] == ["0"]
+    finished = {r.data.params["sparsity"]: r for r in runs(store, "point", "FINISHED")}
+    assert [r.data.tags["seed"] for r in finished.values()] == ["0", "0"]
     assert [r.data.tags["seed"] for r in runs(store, "point", "FAILED")] == ["1"]
     assert len(runs(store, "execution", "FAILED")) == 1
+    # a notebook that failed takes its kernel down: the next one does not run in what it left
+    assert finished["0.5"].data.tags["pid"] != finished["0.7"].data.tags["pid"]
 
     assert cli.main(["sweep", "--profile", str(profile)]) == 0  # the failure was transient
-    assert sorted(r.data.tags["seed"] for r in runs(store, "point", "FINISHED")) == ["0", "1"]
-    assert len(runs(store, "point")) == 3  # seed 0 was not trained again
+    assert sorted(r.data.tags["seed"] for r in runs(store, "point", "FINISHED")) == ["0", "0", "1"]
+    assert len(runs(store, "point")) == 4  # the seeds 0 were not trained again
 
 
 def test_a_dataset_that_cannot_be_had_fails_its_execution_and_the_sweep_goes_on(store, tmp_path, capsys):

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from ..errors import InitpruneError
 from ..registry import Registry
+from . import kernel
 from .tasks import Task, run_task
 
 PACKAGE = Path(__file__).resolve().parents[1]  # initprune/, its lab/ and report/ included
@@ -75,8 +76,11 @@ def local(tasks: list[Task], jobs: int = 1) -> Iterator[dict]:
     every task returned (Ctrl-C, SIGTERM, an error), it stops its workers as Ctrl-C would, and
     waits for them to mark what they held KILLED and exit."""
     if jobs == 1:
-        for task in tasks:
-            yield run_task(task)
+        try:
+            for task in tasks:
+                yield run_task(task, keep_kernel=True)
+        finally:
+            kernel.close()
         return
     pool = ProcessPoolExecutor(jobs, mp_context=get_context("spawn"), initializer=_worker_signals)
     futures = [pool.submit(_in_worker, task) for task in tasks]
@@ -130,7 +134,7 @@ def _in_worker(task: Task) -> dict:
         raise Terminated()
     _busy = True
     try:
-        return run_task(task)
+        return run_task(task, keep_kernel=True)
     finally:
         _busy = False
 

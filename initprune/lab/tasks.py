@@ -59,9 +59,12 @@ class Task:
         return f"{self.execution.notebook}-{self.execution.cell}-{self.sweep[:8]}"
 
 
-def run_task(task: Task) -> dict:
+def run_task(task: Task, keep_kernel: bool = False) -> dict:
     """The unit every executor runs: one notebook execution, owned by its own MLflow run, which
-    is FINISHED only if the notebook finished. Returns a small dict; the rest is in MLflow."""
+    is FINISHED only if the notebook finished. Returns a small dict; the rest is in MLflow.
+
+    ``keep_kernel``: run it in the kernel this process keeps between notebooks (initprune.lab.kernel),
+    as a local sweep does; otherwise in a kernel of its own."""
     import initprune
 
     papermill = load_papermill()
@@ -80,17 +83,20 @@ def run_task(task: Task) -> dict:
         with tempfile.TemporaryDirectory() as tmp:
             source, output = Path(tmp) / "source.ipynb", Path(tmp) / f"{ex.notebook}.ipynb"
             source.write_text(task.notebook)
+            cwd = str(NOTEBOOKS if NOTEBOOKS.is_dir() else tmp)
             try:
                 papermill.execute_notebook(
                     str(source), str(output),
                     parameters={**ex.parameters(), "parent_run_id": run_id, "profile": task.profile},
-                    cwd=str(NOTEBOOKS if NOTEBOOKS.is_dir() else tmp), **KERNEL,
+                    cwd=cwd, **(_kept_kernel(papermill, cwd) if keep_kernel else KERNEL),
                 )
                 error = None
             except KeyboardInterrupt:  # Ctrl-C: this execution and what it was training are KILLED
+                _drop_kernel(keep_kernel, now=True)
                 runs.reap(c, exp_id, run_id)
                 raise
             except Exception as err:  # the notebook failed: keep its output, mark the run FAILED
+                _drop_kernel(keep_kernel)
                 error = first_line(err)
             faults.pause("notebook")
             try:
@@ -102,6 +108,22 @@ def run_task(task: Task) -> dict:
                 c.set_terminated(run_id, "FAILED" if error else "FINISHED")
     return {"label": ex.label, "error": error, "seconds": time.perf_counter() - began, "run_id": run_id,
             "attempt": attempt, "host": socket.gethostname()}
+
+
+def _kept_kernel(papermill, cwd: str) -> dict:
+    """papermill's arguments for a notebook run in the kernel this process keeps."""
+    from . import kernel
+
+    papermill.engines.papermill_engines.register("initprune-kept", kernel.engine())
+    return {"progress_bar": False, "engine_name": "initprune-kept", "km": kernel.acquire(cwd)}
+
+
+def _drop_kernel(kept: bool, now: bool = False) -> None:
+    """A notebook that failed or was interrupted never leaves its kernel to the next one."""
+    if kept:
+        from . import kernel
+
+        kernel.close(now)
 
 
 @contextlib.contextmanager
