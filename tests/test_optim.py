@@ -116,3 +116,51 @@ def test_training_does_not_import_the_compiler():
 def test_an_empty_parameter_list_is_refused():
     with pytest.raises(ValueError, match="no parameters"):
         optim.SGD([], 0.1)
+
+
+class _LeftOut(torch.nn.Module):
+    """A model with a layer its forward never uses: it still gets a (zero) gradient."""
+
+    def __init__(self):
+        super().__init__()
+        g = torch.Generator().manual_seed(0)
+        self.fc1, self.fc2, self.unused = torch.nn.Linear(64, 32), torch.nn.Linear(32, 10), torch.nn.Linear(8, 8)
+        with torch.no_grad():
+            for p in self.parameters():
+                p.copy_(torch.randn(p.shape, generator=g) * 0.3)
+
+    def forward(self, x):
+        return self.fc2(torch.relu(self.fc1(x.flatten(1))))
+
+
+def _bits(t: torch.Tensor) -> torch.Tensor:
+    return t.detach().view(torch.int32 if t.dtype == torch.float32 else torch.int64)
+
+
+@pytest.mark.parametrize("case", ["sgd, L2", "adamw"])
+def test_the_trainers_step_is_bitwise_the_step_on_zeroed_gradients(case):
+    """The trainer hands autograd's gradients over instead of zeroing and adding into them: the
+    same bits (signs of zeros included) as zero_grad(set_to_none=False), a left-out layer too."""
+    from initprune.data import Batches
+    from initprune.train import Trainer
+
+    g = torch.Generator().manual_seed(1)
+    x, y = torch.randn(96, 1, 8, 8, generator=g), torch.randint(0, 10, (96,), generator=g)
+    settings = Settings(**CASES[case][0], batch_size=16)
+    model = _LeftOut()
+    mask = masks.select(masks.random_scores(model, torch.Generator().manual_seed(0)), 0.7)
+    ours, theirs = Trainee(copy.deepcopy(model), settings, mask), Trainee(copy.deepcopy(model), settings, mask)
+    trainer = Trainer(Batches(x, y, 16, seed=0), None, None, settings, "cpu", 1)
+    trainer.advance(ours, 6)
+    for xb, yb in trainer.train_batches.epoch(0, 0):
+        theirs.optimizer.zero_grad(set_to_none=False)
+        torch.nn.functional.cross_entropy(theirs.model(xb), yb).backward()
+        theirs.mask_grads()
+        theirs.optimizer.step()
+        theirs.mask_weights()
+    assert not torch.equal(theirs.model.unused.weight, model.unused.weight)  # weight decay moved the left-out layer
+    for p, q in zip(ours.model.parameters(), theirs.model.parameters()):
+        assert torch.equal(_bits(p), _bits(q))
+        for key, value in theirs.optimizer.state[q].items():
+            if torch.is_tensor(value) and value.shape == q.shape:
+                assert torch.equal(_bits(ours.optimizer.state[p][key]), _bits(value))
