@@ -6,6 +6,7 @@ executor runs ``run_task``; Dask and Ray pickle it by reference, as ``initprune.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import socket
 import tempfile
@@ -15,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..data import REPO_ROOT
-from . import faults, runs, store
+from . import faults, kernel, runs, store
 
 if TYPE_CHECKING:
     from .executions import Execution
@@ -84,11 +85,12 @@ def run_task(task: Task, keep_kernel: bool = False) -> dict:
             source, output = Path(tmp) / "source.ipynb", Path(tmp) / f"{ex.notebook}.ipynb"
             source.write_text(task.notebook)
             cwd = str(NOTEBOOKS if NOTEBOOKS.is_dir() else tmp)
+            keep_kernel = keep_kernel and _kernel_name(task.notebook) == kernel.NAME
             try:
                 papermill.execute_notebook(
                     str(source), str(output),
                     parameters={**ex.parameters(), "parent_run_id": run_id, "profile": task.profile},
-                    cwd=cwd, **(_kept_kernel(papermill, cwd) if keep_kernel else KERNEL),
+                    cwd=cwd, **(_kept_kernel(papermill, cwd, env) if keep_kernel else KERNEL),
                 )
                 error = None
             except KeyboardInterrupt:  # Ctrl-C: this execution and what it was training are KILLED
@@ -110,19 +112,20 @@ def run_task(task: Task, keep_kernel: bool = False) -> dict:
             "attempt": attempt, "host": socket.gethostname()}
 
 
-def _kept_kernel(papermill, cwd: str) -> dict:
-    """papermill's arguments for a notebook run in the kernel this process keeps."""
-    from . import kernel
+def _kernel_name(notebook: str) -> str | None:
+    return json.loads(notebook).get("metadata", {}).get("kernelspec", {}).get("name")
 
+
+def _kept_kernel(papermill, cwd: str, env: dict) -> dict:
+    """papermill's arguments for a notebook run in the kernel this process keeps, by a task that
+    set ``env``."""
     papermill.engines.papermill_engines.register("initprune-kept", kernel.engine())
-    return {"progress_bar": False, "engine_name": "initprune-kept", "km": kernel.acquire(cwd)}
+    return {"progress_bar": False, "engine_name": "initprune-kept", "km": kernel.acquire(cwd, env)}
 
 
 def _drop_kernel(kept: bool, now: bool = False) -> None:
     """A notebook that failed or was interrupted never leaves its kernel to the next one."""
     if kept:
-        from . import kernel
-
         kernel.close(now)
 
 
