@@ -301,8 +301,10 @@ def _density_axis(ax, densities) -> None:
     whose minor labels collide on a narrow range)."""
     from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter
 
-    ax.set_xscale("log")
     ticks = sorted({round(float(d), 6) for d in densities if d > 0})
+    if len(ticks) == 1:  # one density: a range of zero width, which a log axis cannot show
+        ax.set_xlim(ticks[0] / 2, ticks[0] * 2)
+    ax.set_xscale("log")
     if ticks:
         ax.xaxis.set_major_locator(FixedLocator(ticks))
         ax.xaxis.set_major_formatter(FuncFormatter(lambda d, _: f"{d:g}"))
