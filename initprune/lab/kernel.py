@@ -26,13 +26,16 @@ training of a small grid cell. A kept kernel runs each notebook as a fresh one w
 from __future__ import annotations
 
 import atexit
+import functools
 
 from jupyter_client.blocking import BlockingKernelClient
 from jupyter_client.manager import KernelManager
 
 NAME = "python3"  # the kernel of every notebook in notebooks/; a notebook asking for another gets its own
-ARGUMENTS = ["--IPKernelApp.log_level=CRITICAL",  # its start-up warnings are noise on a sweep's stderr
-             "--HistoryManager.hist_file=:memory:"]  # as nbclient starts kernels: no shared history file
+# the kernel's own start-up warnings (it listens on 127.0.0.1 over TCP) are noise on a sweep's stderr
+# (a notebook's errors still come back through papermill); history in memory, as nbclient starts
+# kernels: no history file shared by every worker's kernel
+ARGUMENTS = ["--IPKernelApp.log_level=CRITICAL", "--HistoryManager.hist_file=:memory:"]
 START = "get_ipython()._initprune_environ = dict(__import__('os').environ)"
 RESET = """import os, sys
 _ip = get_ipython()
@@ -110,6 +113,7 @@ def close(now: bool = False) -> None:
 atexit.register(close)
 
 
+@functools.cache
 def engine():
     """papermill's nbclient engine, on a kernel it is handed (``km=``) and leaves running."""
     from papermill.clientwrap import PapermillNotebookClient

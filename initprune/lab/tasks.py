@@ -22,9 +22,7 @@ if TYPE_CHECKING:
     from .executions import Execution
 
 NOTEBOOKS = REPO_ROOT / "notebooks"
-# the kernel's own start-up warnings (it listens on 127.0.0.1 over TCP) are noise on a sweep's stderr;
-# a notebook's errors still come back through papermill
-KERNEL = {"progress_bar": False, "extra_arguments": ["--IPKernelApp.log_level=CRITICAL"]}
+KERNEL = {"progress_bar": False, "extra_arguments": kernel.ARGUMENTS}  # a kernel of its own, started as a kept one
 
 
 def load_papermill():
