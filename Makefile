@@ -10,7 +10,9 @@ STAMP := $(VENV)/.installed
 
 PROFILE ?= paper
 JOBS ?= 2
+# PORT is MLflow's (ui, server), LAB_PORT JupyterLab's
 PORT ?= 5000
+LAB_PORT ?= 8888
 HOST ?= 127.0.0.1
 
 .PHONY: help setup data demo reproduce figures bench bench-executors test lint lab lab-check ui server clean
@@ -23,7 +25,8 @@ setup: $(STAMP)  ## create .venv and install the package with its extras
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet --progress-bar off -e '.[notebooks,ray,dask,dev]'
+	@echo "make setup: installing torch, MLflow, Ray, Dask and JupyterLab into $(VENV) (several GB, minutes)"
+	$(PY) -m pip install -e '.[notebooks,ray,dask,dev]'
 	touch $@
 
 FASHION_DEB := /usr/share/datasets/fashion-mnist
@@ -49,7 +52,7 @@ demo: setup data  ## every method on offline digits and MNIST-1D, 3 seeds: sweep
 	$(PY) -m initprune sweep --profile demo --jobs $(JOBS)
 	$(PY) -m initprune figures
 
-reproduce: setup data  ## the full grid of METHOD.md (PROFILE=... picks another); resumable
+reproduce: setup data  ## the full grid of docs/method.md (PROFILE=... picks another); resumable
 	$(PY) -m initprune sweep --profile $(PROFILE) --jobs $(JOBS)
 	$(PY) -m initprune figures
 
@@ -65,9 +68,9 @@ bench-executors: setup  ## the smoke sweep's wall time locally, on a 2-node Ray 
 # Jupyter refuses to start as root, the usual user inside a container, unless told it may
 AS_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root)
 
-lab: setup  ## JupyterLab over notebooks/
+lab: setup  ## JupyterLab over notebooks/ on 127.0.0.1 (LAB_PORT=8888), no browser opened
 	$(if $(AS_ROOT),@echo "make lab: running as root (as in a container): JupyterLab starts with --allow-root")
-	$(VENV)/bin/jupyter lab --notebook-dir=notebooks --ip=127.0.0.1 $(AS_ROOT)
+	$(VENV)/bin/jupyter lab --notebook-dir=notebooks --ip=127.0.0.1 --port=$(LAB_PORT) --no-browser $(AS_ROOT)
 
 lab-check: setup  ## open notebooks/explore.ipynb in headless Chromium (Selenium), run its first cells, print their output
 	$(PY) benchmarks/lab_browser.py

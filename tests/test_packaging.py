@@ -1,5 +1,6 @@
 """The set-up files agree with each other."""
 
+import subprocess
 from pathlib import Path
 
 import tomllib
@@ -48,3 +49,22 @@ def test_the_package_ships_every_folder_of_its_layers():
     shipped = set(find_packages(str(ROOT), include=found["include"]))
     folders = {".".join(p.parent.relative_to(ROOT).parts) for p in (ROOT / "initprune").rglob("__init__.py")}
     assert shipped == folders and {"initprune", "initprune.lab", "initprune.report"} <= shipped
+
+
+def _make_n(*args) -> str:
+    """What make would run (nothing is run): the recipes as the Makefile writes them."""
+    return subprocess.run(["make", "-n", "-B", "-C", str(ROOT), *args], capture_output=True, text=True,
+                          check=True).stdout
+
+
+def test_make_lab_takes_its_own_port_and_opens_no_browser():
+    """PORT is MLflow's (ui, server); JupyterLab's is LAB_PORT, default 8888, and on a server no
+    browser is opened for it."""
+    assert "--port=8899 --no-browser" in _make_n("lab", "LAB_PORT=8899", "PORT=5001")
+    assert "--port=8888 --no-browser" in _make_n("lab")
+
+
+def test_make_setup_shows_pips_progress():
+    """Several GB install in minutes: the big install is not run --quiet."""
+    install = next(line for line in _make_n("setup").splitlines() if "pip install" in line and "-e " in line)
+    assert "--quiet" not in install and "progress-bar off" not in install
