@@ -34,13 +34,19 @@ def parser() -> argparse.ArgumentParser:
                 description="Pruning at initialization: K-starts, dissipating gradients and baselines.")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
     r = sub.add_parser("run", help="prune, train and evaluate one model", allow_abbrev=False)
+    default = {f.name: f.default for f in dataclasses.fields(RunSpec)}  # the run's defaults are RunSpec's
     r.add_argument("--method", required=True, help=f"one of: {', '.join(pruners.PRUNERS.names())}")
-    r.add_argument("--dataset", default="digits", help=f"one of: {', '.join(data.DATASETS.names())}")
-    r.add_argument("--arch", default="mlp", help=f"one of: {', '.join(models.MODELS.names())}")
-    r.add_argument("--sparsity", type=float, default=0.9, help="fraction of prunable weights removed, in [0, 1)")
-    r.add_argument("--epochs", type=int, default=20, help="training epochs in all, pruning epochs included")
-    r.add_argument("--seed", type=int, default=0)
-    r.add_argument("--ablation", default="none", help=f"sanity check: {', '.join(api.ABLATIONS)}")
+    r.add_argument("--dataset", default=default["dataset"],
+                   help=f"one of: {', '.join(data.DATASETS.names())} (default: %(default)s)")
+    r.add_argument("--arch", default=default["arch"],
+                   help=f"one of: {', '.join(models.MODELS.names())} (default: %(default)s)")
+    r.add_argument("--sparsity", type=float, default=default["sparsity"],
+                   help="fraction of prunable weights removed, in [0, 1) (default: %(default)s)")
+    r.add_argument("--epochs", type=int, default=default["epochs"],
+                   help="training epochs in all, pruning epochs included (default: %(default)s)")
+    r.add_argument("--seed", type=int, default=default["seed"], help="(default: %(default)s)")
+    r.add_argument("--ablation", default=default["ablation"],
+                   help=f"sanity check: {', '.join(api.ABLATIONS)} (default: %(default)s)")
     m = r.add_argument_group("method options (each method's, with defaults: python -m initprune list)")
     for declared in method_options().values():
         _add_option(m, declared[0][1], _shared_help(declared), all(o.kind is bool for _, o in declared))
@@ -54,7 +60,7 @@ def parser() -> argparse.ArgumentParser:
                        "else mlruns/)")
     where.add_argument("--no-tracking", action="store_true", help="log nothing to MLflow")
     r.add_argument("--data-root", type=Path, help="where torchvision datasets live (default data/ or $INITPRUNE_DATA)")
-    r.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    r.add_argument("--device", default=default["device"], help="auto, cpu or cuda (default: %(default)s)")
     s = sub.add_parser("sweep", help="run a profile's notebooks through papermill, logging to MLflow",
                        allow_abbrev=False)
     s.add_argument("--profile", required=True,
@@ -155,12 +161,21 @@ def cmd_run(args) -> int:
         print(f"initprune: error: {err}" + ("; the result JSON is on stdout" if err.result else ""),
               file=sys.stderr)
         return 1
-    summary = (f"{config.method} {config.dataset}/{config.arch} s={result.sparsity_actual:.4f}: "
-               f"test accuracy {result.test_accuracy:.4f} in {result.seconds:.1f}s")
-    print(summary, file=sys.stderr)
-    if not args.out:
-        print(json.dumps({k: v for k, v in result.to_dict().items() if k not in ("history", "test_correct")}))
+    print(finished(config, result), file=sys.stderr)
+    if not args.out:  # a script reads the result from a pipe; a person reads the line above
+        if sys.stdout.isatty():
+            print("(the whole result as JSON: --out result.json)", file=sys.stderr)
+        else:
+            print(json.dumps({k: v for k, v in result.to_dict().items() if k not in ("history", "test_correct")}))
     return 0
+
+
+def finished(config: RunSpec, result) -> str:
+    """A run's last line: what it was, what it scored, how sparse it really is, how long, where it is."""
+    return (f"{config.method} {config.dataset}/{config.arch} s={result.sparsity_actual:.4f} "
+            f"(effective {result.effective_sparsity:.4f}, {result.dead_classes} dead classes): "
+            f"test accuracy {result.test_accuracy:.4f} in {result.seconds:.1f}s"
+            + (f"; MLflow run {result.run_id}" if result.run_id else "; not tracked"))
 
 
 def summary(obj) -> str:

@@ -194,3 +194,22 @@ def test_a_run_that_cannot_be_logged_keeps_its_result_and_one_that_fails_leaves_
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/other.db")
     assert cli.main(["run", "--method", "random", "--epochs", "2", "--lr", "1e6"]) == 1  # diverges
     assert _store_runs(f"sqlite:///{tmp_path}/other.db") == []
+
+
+def test_run_help_shows_the_defaults_a_run_takes():
+    text = cli.parser().commands["run"].format_help()
+    for flag, value in (("--dataset", "digits"), ("--arch", "mlp"), ("--sparsity", "0.9"), ("--epochs", "20"),
+                        ("--seed", "0"), ("--device", "auto")):
+        after = " ".join(text.split(flag, 2)[2].split()) if text.count(flag) > 1 else ""
+        assert f"(default: {value})" in after.split(" --")[0], flag
+
+
+def test_run_ends_with_one_line_of_what_matters(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
+    assert cli.main(["run", "--method", "random", "--epochs", "1"]) == 0
+    captured = capsys.readouterr()
+    last = captured.err.strip().splitlines()[-1]
+    result = json.loads(captured.out)  # not a terminal: the JSON for a script
+    assert result["run_id"] and f"MLflow run {result['run_id']}" in last
+    assert f"effective {result['effective_sparsity']:.4f}" in last and "dead classes" in last
+    assert f"test accuracy {result['test_accuracy']:.4f}" in last and "s=0.9000" in last
