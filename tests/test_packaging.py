@@ -25,7 +25,7 @@ def test_pyproject_lists_what_the_issue_asks_for():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     names = lambda deps: {d.split(">")[0].split("=")[0].split("[")[0] for d in deps}  # noqa: E731
     assert names(project["dependencies"]) == {
-        "torch", "torchvision", "scikit-learn", "numpy", "matplotlib", "tqdm", "pyyaml", "mnist1d", "scipy"}
+        "torch", "torchvision", "scikit-learn", "numpy", "matplotlib", "tqdm", "pyyaml", "mnist1d", "mlxtend", "scipy"}
     extras = project["optional-dependencies"]
     assert {"jupyterlab", "papermill", "ipykernel", "nbval", "mlflow"} <= names(extras["notebooks"])
     assert {"pytest", "hypothesis", "ruff"} <= names(extras["dev"])
