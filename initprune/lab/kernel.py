@@ -7,11 +7,20 @@ training of a small grid cell. A kept kernel runs each notebook as a fresh one w
 
 - before every notebook but the first: IPython's own reset (an empty namespace, cells numbered
   from In [1]), the environment and working folder the kernel started with (whatever a notebook
-  set in ``os.environ`` undone), torch's global generator seeded anew as a new process's is, CUDA's
-  cached memory freed, figures closed and matplotlib's backend back to the kernel's. Imported
-  modules stay (that is the saving); nothing in initprune keeps state between calls (seeds come
-  from generators, thread counts are set per point). A notebook that registered a method, model
-  or dataset of its own (defined in the notebook) leaves the kernel to no one;
+  set in ``os.environ`` undone), torch's, numpy's and Python's global generators seeded anew as a
+  new process's are (whatever state a notebook left them in is gone), CUDA's cached memory freed,
+  figures closed and matplotlib's backend back to the kernel's. Imported modules stay (that is the
+  saving); nothing in initprune keeps state between calls (seeds come from generators, thread
+  counts are set per point). A notebook that registered a method, model or dataset of its own
+  (defined in the notebook) leaves the kernel to no one;
+- torch's global state as a fresh kernel has it, recorded the moment a notebook first imports
+  torch (``FRESH``; a notebook that never imports torch does not pay for it): a notebook that
+  left any of it otherwise (default dtype or device, grad, inference or anomaly mode,
+  deterministic algorithms, thread counts, float32 matmul precision, cudnn, TF32 and mkldnn
+  flags, autocast, a torch function or dispatch mode still entered) or replaced a function,
+  class or public name of torch, torch.nn, torch.nn.functional, torch.nn.init or an initprune
+  module (a monkeypatch) leaves the kernel to no one: the next notebook would train in float64
+  under a float32 identity, or not train at all;
 - the environment a task brings (the MLflow store, INITPRUNE_* settings, the plugins' path) and
   the working folder are the key: a task with others gets a new kernel. Not the whole of this
   process's environment: MLflow sets variables of its own in it as it runs (a telemetry session
