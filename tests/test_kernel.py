@@ -58,6 +58,119 @@ def test_the_next_notebook_sees_nothing_of_the_last_but_its_imports(tmp_path):
     assert second[2] == f"0 True {backend}"  # its figures closed and its backend undone; its imports kept
 
 
+FRESH = "import os, torch\nprint(os.getpid(), torch.get_num_threads(), "  # the pid, then a fresh kernel's values
+
+
+@pytest.mark.parametrize("change, observe, fresh", [
+    ("torch.set_default_dtype(torch.float64)", "torch.nn.Linear(2, 2).weight.dtype", "torch.float32"),
+    ("torch.set_grad_enabled(False)", "torch.nn.Linear(2, 2)(torch.ones(2)).requires_grad", "True"),
+    ("torch.nn.functional.relu = lambda x, inplace=False: x", "torch.nn.functional.relu(torch.tensor(-1.0)).item()",
+     "0.0"),
+    ("torch.set_num_threads(torch.get_num_threads() + 1)", "torch.get_num_threads()", None),
+    ("import initprune.api\ninitprune.api.resolve_device = lambda device: torch.device('cpu')",
+     "__import__('initprune.api').api.resolve_device.__module__", "initprune.api"),
+], ids=["dtype", "grad", "functional", "threads", "initprune"])
+def test_a_notebook_that_changes_torch_leaves_the_kernel_to_no_one(tmp_path, change, observe, fresh):
+    """Issue 29: a notebook ending in float64 made the next train in float64 under a float32 identity."""
+    before = run(tmp_path, tmp_path, f"{FRESH}{observe})", change)[0].split(maxsplit=2)
+    after = run(tmp_path, tmp_path, f"{FRESH}{observe})")[0].split(maxsplit=2)
+    assert after[2] == before[2] == (fresh or before[1])  # as the first notebook found it
+    assert after[0] != before[0]  # in a new kernel
+
+
+@pytest.fixture
+def fresh():
+    """kernel.FRESH run in this process, as the kernel runs it: this process's torch as it is now."""
+    import types
+
+    module = types.ModuleType("fresh")
+    exec(kernel.FRESH, vars(module))
+    yield module
+    sys.meta_path[:] = [f for f in sys.meta_path if not isinstance(f, module.Finder)]
+
+
+@pytest.mark.parametrize("change, undo", [
+    ("torch.set_default_dtype(torch.float64)", "torch.set_default_dtype(torch.float32)"),
+    ("torch.set_default_device('meta')", "torch.set_default_device(None)"),
+    ("torch.set_grad_enabled(False)", "torch.set_grad_enabled(True)"),
+    ("mode = torch.inference_mode()\nmode.__enter__()", "mode.__exit__(None, None, None)"),
+    ("torch.autograd.set_detect_anomaly(True)", "torch.autograd.set_detect_anomaly(False)"),
+    ("torch.use_deterministic_algorithms(True)", "torch.use_deterministic_algorithms(False)"),
+    ("torch.use_deterministic_algorithms(False, warn_only=True)", "torch.use_deterministic_algorithms(False)"),
+    ("n = torch.get_num_threads()\ntorch.set_num_threads(n + 1)", "torch.set_num_threads(n)"),
+    ("torch.set_float32_matmul_precision('medium')",  # as the flags it sets were
+     "torch.set_float32_matmul_precision('highest')\n"
+     "torch.backends.cuda.matmul.fp32_precision = torch.backends.mkldnn.matmul.fp32_precision = 'none'"),
+    ("torch.backends.cudnn.benchmark = True", "torch.backends.cudnn.benchmark = False"),
+    ("torch.backends.cudnn.deterministic = True", "torch.backends.cudnn.deterministic = False"),
+    ("torch.backends.cudnn.allow_tf32 = not torch.backends.cudnn.allow_tf32",
+     "torch.backends.cudnn.allow_tf32 = not torch.backends.cudnn.allow_tf32"),
+    ("was = torch.backends.cuda.matmul.allow_tf32, torch.backends.cuda.matmul.fp32_precision\n"
+     "torch.backends.cuda.matmul.allow_tf32 = not was[0]",  # and the flags it sets, as they were
+     "torch.backends.cuda.matmul.allow_tf32, torch.backends.cuda.matmul.fp32_precision = was"),
+    ("torch.set_autocast_enabled('cpu', True)", "torch.set_autocast_enabled('cpu', False)"),
+    ("torch.set_autocast_dtype('cpu', torch.float16)", "torch.set_autocast_dtype('cpu', torch.bfloat16)"),
+    ("was = torch.nn.init.kaiming_uniform_\ntorch.nn.init.kaiming_uniform_ = torch.nn.init.normal_",
+     "torch.nn.init.kaiming_uniform_ = was"),
+    ("was = torch.manual_seed\ntorch.manual_seed = functools.wraps(was)(lambda seed: was(seed + 1))",
+     "torch.manual_seed = was"),
+    ("import initprune.pruners\nwas = initprune.pruners.PRUNERS\ninitprune.pruners.PRUNERS = object()",
+     "initprune.pruners.PRUNERS = was"),
+], ids=["dtype", "device", "grad", "inference", "anomaly", "deterministic", "warn-only", "threads", "matmul",
+        "cudnn-benchmark", "cudnn-deterministic", "cudnn-tf32", "matmul-tf32", "autocast", "autocast-dtype",
+        "nn.init", "wrapped", "initprune"])
+def test_every_part_of_a_fresh_torch_is_compared(fresh, change, undo):
+    import functools
+
+    import torch
+
+    assert fresh.changed() == []
+    scope = {"torch": torch, "functools": functools}
+    exec(change, scope)
+    try:
+        assert fresh.changed(), f"{change} went unnoticed"
+    finally:
+        exec(undo, scope)
+    assert fresh.changed() == []
+
+
+def test_torch_is_not_imported_for_a_notebook_that_does_not(tmp_path):
+    first = run(tmp_path, tmp_path, "import sys, os\nprint(os.getpid(), 'torch' in sys.modules)")[0]
+    second = run(tmp_path, tmp_path, "import sys, os\nprint(os.getpid(), 'torch' in sys.modules)")[0]
+    assert first == second and first.endswith(" False")
+
+
+def test_a_notebook_that_leaves_torch_as_it_found_it_keeps_the_kernel(tmp_path):
+    """What initprune does itself (threads set for a fit and put back, plugins loaded once, the
+    generators drawn from, no_grad and inference_mode left) changes nothing a fresh kernel has."""
+    fit = ("import os, random, numpy, torch, initprune\n"
+           "X, y = torch.randn(16, 4), torch.randint(0, 3, (16,))\n"
+           "model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 3))\n"
+           "r = initprune.fit(model, (X, y), (X, y), method='random', sparsity=0.5, epochs=1, device='cpu', "
+           "threads=torch.get_num_threads() + 1)\n"
+           "with torch.no_grad(), torch.inference_mode():\n    model(X)\n"
+           "random.random(), numpy.random.rand(), torch.rand(1)\nprint(os.getpid())")
+    assert run(tmp_path, tmp_path, fit) == run(tmp_path, tmp_path, fit)  # the same kernel
+
+
+def test_the_next_notebook_draws_from_generators_seeded_anew(tmp_path):
+    """As in a new process: torch's, numpy's and Python's global generators, whatever the last set."""
+    import random
+
+    import numpy
+
+    seeded = "import os, random, numpy, torch\nrandom.seed(0)\nnumpy.random.seed(0)\ntorch.manual_seed(0)"
+    draw = ("import os, random, numpy, torch\n"
+            "print(os.getpid(), random.random(), numpy.random.rand(), torch.rand(1).item())")
+    pid = run(tmp_path, tmp_path, f"{seeded}\nprint(os.getpid())")[0]
+    drawn = run(tmp_path, tmp_path, draw)[0].split()
+    torch_drawn = run(tmp_path, tmp_path, f"{seeded}\nprint(torch.rand(1).item())")[0]
+    assert drawn[0] == pid  # the same kernel
+    assert float(drawn[1]) != random.Random(0).random()
+    assert float(drawn[2]) != numpy.random.RandomState(0).rand()
+    assert drawn[3] != torch_drawn
+
+
 def test_a_kernel_that_dies_in_a_cell_fails_its_notebook_at_once(tmp_path):
     """Not waited for: nbclient notices a dead kernel only through an asynchronous client."""
     code = (f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r})\n"

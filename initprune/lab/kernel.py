@@ -7,11 +7,20 @@ training of a small grid cell. A kept kernel runs each notebook as a fresh one w
 
 - before every notebook but the first: IPython's own reset (an empty namespace, cells numbered
   from In [1]), the environment and working folder the kernel started with (whatever a notebook
-  set in ``os.environ`` undone), torch's global generator seeded anew as a new process's is, CUDA's
-  cached memory freed, figures closed and matplotlib's backend back to the kernel's. Imported
-  modules stay (that is the saving); nothing in initprune keeps state between calls (seeds come
-  from generators, thread counts are set per point). A notebook that registered a method, model
-  or dataset of its own (defined in the notebook) leaves the kernel to no one;
+  set in ``os.environ`` undone), torch's, numpy's and Python's global generators seeded anew as a
+  new process's are (whatever state a notebook left them in is gone), CUDA's cached memory freed,
+  figures closed and matplotlib's backend back to the kernel's. Imported modules stay (that is the
+  saving); nothing in initprune keeps state between calls (seeds come from generators, thread
+  counts are set per point). A notebook that registered a method, model or dataset of its own
+  (defined in the notebook) leaves the kernel to no one;
+- torch's global state as a fresh kernel has it, recorded the moment a notebook first imports
+  torch (``FRESH``; a notebook that never imports torch does not pay for it): a notebook that
+  left any of it otherwise (default dtype or device, grad, inference or anomaly mode,
+  deterministic algorithms, thread counts, float32 matmul precision, cudnn, TF32 and mkldnn
+  flags, autocast, a torch function or dispatch mode still entered) or replaced a function,
+  class or public name of torch, torch.nn, torch.nn.functional, torch.nn.init or an initprune
+  module (a monkeypatch) leaves the kernel to no one: the next notebook would train in float64
+  under a float32 identity, or not train at all;
 - the environment a task brings (the MLflow store, INITPRUNE_* settings, the plugins' path) and
   the working folder are the key: a task with others gets a new kernel. Not the whole of this
   process's environment: MLflow sets variables of its own in it as it runs (a telemetry session
@@ -36,7 +45,129 @@ NAME = "python3"  # the kernel of every notebook in notebooks/; a notebook askin
 # (a notebook's errors still come back through papermill); history in memory, as nbclient starts
 # kernels: no history file shared by every worker's kernel
 ARGUMENTS = ["--IPKernelApp.log_level=CRITICAL", "--HistoryManager.hist_file=:memory:"]
-START = "get_ipython()._initprune_environ = dict(__import__('os').environ)"
+# run in the kernel as it starts, as a module of its own (a reset empties the notebook's namespace):
+# a fresh kernel's torch, recorded the moment torch has been imported (no line of the notebook runs
+# in between; torch is not imported for it), and the attributes of each of initprune's modules the
+# moment it has been. ``changed()``: what differs now
+FRESH = """import functools, importlib.abc, os, sys, types, warnings
+
+TORCH = ("torch", "torch.nn", "torch.nn.functional", "torch.nn.init")
+state, modules, failed, missing = {}, {}, [], object()
+
+
+def torch_state(torch):
+    b = torch.backends
+    get = {"default dtype": torch.get_default_dtype, "default device": torch.get_default_device,
+           "grad": torch.is_grad_enabled, "inference mode": torch.is_inference_mode_enabled,
+           "anomaly": torch.is_anomaly_enabled, "anomaly nan": torch.is_anomaly_check_nan_enabled,
+           "deterministic": torch.are_deterministic_algorithms_enabled,
+           "deterministic warn only": torch.is_deterministic_algorithms_warn_only_enabled,
+           "threads": torch.get_num_threads, "interop threads": torch.get_num_interop_threads,
+           "float32 matmul precision": torch.get_float32_matmul_precision,
+           "function modes": torch._C._len_torch_function_stack, "dispatch modes": torch._C._len_torch_dispatch_stack,
+           "autocast cache": torch.is_autocast_cache_enabled, "warn always": torch.is_warn_always_enabled}
+    for device in ("cpu", "cuda"):
+        get[f"autocast {device}"] = lambda d=device: (torch.is_autocast_enabled(d), torch.get_autocast_dtype(d))
+    for flag in ("cudnn.enabled", "cudnn.benchmark", "cudnn.deterministic", "cudnn.allow_tf32", "cudnn.fp32_precision",
+                 "cuda.matmul.allow_tf32", "cuda.matmul.allow_fp16_reduced_precision_reduction",
+                 "cuda.matmul.allow_bf16_reduced_precision_reduction", "cuda.matmul.fp32_precision",
+                 "mkldnn.enabled", "mkldnn.deterministic", "mkldnn.matmul.fp32_precision", "fp32_precision"):
+        get[flag] = lambda path=flag.split("."): functools.reduce(getattr, path, b)
+    with warnings.catch_warnings():  # a flag torch has deprecated still counts
+        warnings.simplefilter("ignore")
+        return {name: value(f) for name, f in get.items()}
+
+
+def value(get):
+    try:
+        return get()
+    except Exception as err:  # what this torch lacks, it lacks every time
+        return type(err).__name__
+
+
+def attributes(module):
+    \"\"\"What a monkeypatch replaces: every function, class and module, and every public name; a
+    module's private flags and caches are its own business (the registry's plugins loaded once).\"\"\"
+    return {name: v for name, v in vars(module).items()
+            if not name.startswith("_") or callable(v) or isinstance(v, types.ModuleType)}
+
+
+def same(now, was, home):
+    \"\"\"The value a module had, or its package's own wrapper of it (importing torch._dynamo
+    wraps torch.manual_seed).\"\"\"
+    code = getattr(now, "__code__", None)
+    return now is was or (getattr(now, "__wrapped__", None) is was and code is not None
+                          and code.co_filename.startswith(home))
+
+
+def record(module):
+    try:
+        names = TORCH if module.__name__ == "torch" else (module.__name__,)
+        for name in names:
+            if name in sys.modules:
+                home = os.path.dirname(sys.modules[name.partition(".")[0]].__file__) + os.sep
+                modules[name] = (sys.modules[name], attributes(sys.modules[name]), home)
+        if module.__name__ == "torch":
+            state.update(torch_state(module))
+    except Exception as err:  # never the notebook's import: the kernel is not kept instead
+        failed.append(f"{module.__name__} not recorded ({err})")
+
+
+def watched(name):
+    return name in ("torch", "initprune") or name.startswith("initprune.")
+
+
+class Recorder(importlib.abc.Loader):
+    \"\"\"A watched module's own loader, which records the module once it has run.\"\"\"
+    def __init__(self, loader):
+        self.loader = loader
+
+    def __getattr__(self, name):
+        return getattr(self.loader, name)
+
+    def create_module(self, spec):
+        return self.loader.create_module(spec)
+
+    def exec_module(self, module):
+        module.__loader__ = module.__spec__.loader = self.loader  # the module sees only its own
+        self.loader.exec_module(module)
+        record(module)
+
+
+class Finder(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if not watched(name):
+            return None
+        for finder in sys.meta_path:
+            spec = None if finder is self else getattr(finder, "find_spec", lambda *a: None)(name, path, target)
+            if spec is not None:
+                if spec.loader is not None and hasattr(spec.loader, "exec_module"):
+                    spec.loader = Recorder(spec.loader)
+                return spec
+        return None
+
+
+def changed():
+    \"\"\"What differs from the kernel as it was fresh: [] if nothing.\"\"\"
+    out = list(failed)
+    if state:
+        now = torch_state(sys.modules["torch"])
+        out += [f"{name} {was!r} -> {now[name]!r}" for name, was in state.items() if now[name] != was]
+    for name, (module, was, home) in modules.items():
+        if sys.modules.get(name) is not module:
+            out.append(f"module {name} replaced")
+        out += [f"{name}.{a}" for a, v in was.items() if not same(vars(module).get(a, missing), v, home)]
+    return out
+
+
+for name in [n for n in sys.modules if watched(n)]:  # imported before any notebook: fresh
+    record(sys.modules[name])
+sys.meta_path.insert(0, Finder())"""
+START = f"""import sys, types
+get_ipython()._initprune_environ = dict(__import__('os').environ)
+_fresh = sys.modules["_initprune_fresh"] = types.ModuleType("_initprune_fresh")
+exec({FRESH!r}, vars(_fresh))
+del sys, types, _fresh"""
 RESET = """import os, sys
 _ip = get_ipython()
 if "initprune" in sys.modules:  # a method, model or dataset a notebook registered is the next one's too
@@ -45,11 +176,17 @@ if "initprune" in sys.modules:  # a method, model or dataset a notebook register
             if registry._origin(entry)[0] == "__main__"]
     if _own:
         raise RuntimeError(f"the last notebook registered {{_own}}")
+_changed = sys.modules["_initprune_fresh"].changed()  # torch's state, or a module monkeypatched
+if _changed:
+    raise RuntimeError(f"the last notebook changed {{_changed}}")
 os.environ.clear()
 os.environ.update(_ip._initprune_environ)
 os.chdir({cwd!r})
+__import__("random").seed()  # the global generators seeded from the system, as in a new process
+if "numpy" in sys.modules:
+    sys.modules["numpy"].random.seed()
 if "torch" in sys.modules:
-    sys.modules["torch"].seed()  # torch's global generator: randomly seeded, as in a new process
+    sys.modules["torch"].seed()  # the CPU's and every GPU's
     if sys.modules["torch"].cuda.is_initialized():
         sys.modules["torch"].cuda.empty_cache()
 if "matplotlib.pyplot" in sys.modules:
