@@ -226,3 +226,17 @@ def test_fit_reports_effective_sparsity_and_dead_classes():
     assert expected.exact
     assert (result.effective_sparsity, result.dead_classes) == (expected.sparsity, expected.dead_classes)
     assert result.effective_sparsity >= result.sparsity_actual
+
+
+def test_fit_counts_a_conv_models_positions_from_its_inputs_shape():
+    """fit passes the shape of its inputs: a strided Conv1d chain's effective sparsity is the
+    per-position count, not the nominal sparsity of a model it could not analyse."""
+    model = models.initialize(STRIDED["conv1d"][0](), torch.Generator().manual_seed(0))
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(64, 2, 9, generator=g)
+    y = torch.randint(0, 5, (64,), generator=g)
+    result = initprune.fit(model, train=(x, y), test=(x[:16], y[:16]), method="random", sparsity=0.7, epochs=1,
+                           seed=0, device="cpu", batch_size=16)
+    expected = paths.effective(model, result.mask, (2, 9))
+    assert expected.exact and expected.sparsity > result.sparsity_actual
+    assert (result.effective_sparsity, result.dead_classes) == (expected.sparsity, expected.dead_classes)
