@@ -118,31 +118,36 @@ def effective(model: nn.Module, mask: masks.Mask, input_shape: Sequence[int] | N
         # whatever comes before the first layer (flatten, activations) leaves every unit fed
         modules = modules[next(i for i, m in enumerate(modules) if m is layers[0]):]
         input_shape = (layers[0].in_features,)
-    weights = {id(m): mask[names[id(m.weight)]].detach().to("cpu", torch.float32) for m in layers}
-    steps = [(pattern(m), weights.get(id(m))) for m in modules]
-    with torch.inference_mode(False), torch.enable_grad():
+    with torch.inference_mode(False), torch.enable_grad():  # whatever mode the caller is in
+        weights = {id(m): mask[names[id(m.weight)]].detach().to("cpu", torch.float32) for m in layers}
+        steps = [(pattern(m), weights.get(id(m))) for m in modules]
         try:
-            return _count(steps, tuple(input_shape), mask)
+            fed = _fed(steps, tuple(input_shape))
         except RuntimeError as err:  # the shapes do not follow through the chain
             if not given:
                 return nominal
             raise InitpruneError(f"the model's layers do not take inputs of shape {tuple(input_shape)}: "
                                  f"{str(err).splitlines()[0]}; give the shape of one input, without the batch"
                                  ) from None
+        return _count(steps, fed, mask)
 
 
-def _count(steps: list[tuple[Pattern, Tensor | None]], input_shape: tuple[int, ...], mask: masks.Mask) -> Effective:
-    # forward: the units each module receives with a path from the input (1.0), or none (0.0)
-    fed = []
-    x = torch.ones(1, *input_shape, dtype=torch.float32, device="cpu")
+def _fed(steps: list[tuple[Pattern, Tensor | None]], input_shape: tuple[int, ...]) -> list[Tensor]:
+    """The units each module receives with a path from the input (1.0) or none (0.0), and last
+    the logits."""
+    fed = [torch.ones(1, *input_shape, dtype=torch.float32, device="cpu")]
     for step, w in steps:
-        fed.append(x)
-        x = (step(x, w) > 0).float()
-    dead_classes = int((x == 0).sum())
-    # backward: the units with a path to the logits, and the kept weights between both
-    reach = torch.ones_like(x)
+        fed.append((step(fed[-1], w) > 0).float())
+    return fed
+
+
+def _count(steps: list[tuple[Pattern, Tensor | None]], fed: list[Tensor], mask: masks.Mask) -> Effective:
+    """Dead classes and effective sparsity, walking back from the logits: the units with a path
+    to them, and the kept weights that join a fed unit to one of those."""
+    dead_classes = int((fed[-1] == 0).sum())
+    reach = torch.ones_like(fed[-1])
     alive = 0
-    for (step, w), x in zip(reversed(steps), reversed(fed)):
+    for (step, w), x in zip(reversed(steps), reversed(fed[:-1])):
         x = x.detach().requires_grad_()
         if w is None:
             (into,) = torch.autograd.grad((step(x, w) * reach).sum(), [x])

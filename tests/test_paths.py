@@ -86,6 +86,15 @@ def test_a_model_that_is_not_a_chain_falls_back_to_the_nominal_sparsity():
     residual = nn.Sequential(nn.Linear(4, 4), nn.LayerNorm(4), nn.Linear(4, 2))  # layer norm mixes units
     assert paths.effective(residual, masks.dense(residual)).exact is False
 
+    class Skip(nn.Sequential):  # a Sequential with its own forward: not its modules' order
+        def forward(self, x):
+            return self[1](self[0](x) + x)
+
+    reflected = nn.Sequential(nn.Conv1d(1, 2, 3, padding=1, padding_mode="reflect"), nn.Flatten(), nn.Linear(8, 2))
+    dilated = nn.Sequential(nn.Conv1d(1, 2, 3), nn.MaxPool1d(2, dilation=2), nn.Flatten(), nn.Linear(4, 2))
+    for model, shape in ((Skip(nn.Linear(4, 4), nn.Linear(4, 2)), (4,)), (reflected, (1, 4)), (dilated, (1, 6))):
+        assert paths.effective(model, masks.dense(model), shape) == paths.Effective(0.0, 0, False)
+
 
 def on_inputs(model, mask, input_shape, inputs=32, seed=0):
     """Dead logits and effective sparsity as the masked model shows them on inputs: its kept
@@ -201,6 +210,8 @@ def test_two_strided_conv2d_find_the_class_fed_only_by_padding():
     found = paths.effective(model, mask, (1, 4, 4))
     assert found == paths.Effective(pytest.approx(0.95), 2, True)
     assert found == on_inputs(model, mask, (1, 4, 4))
+    with torch.inference_mode():  # a caller's mode and its tensors change nothing
+        assert paths.effective(model, {n: m.clone() for n, m in mask.items()}, (1, 4, 4)) == found
     apply(models.initialize(model, torch.Generator().manual_seed(0)), mask)  # signed weights, biases
     with torch.no_grad():
         logits = model(torch.randn(256, 1, 4, 4, generator=torch.Generator().manual_seed(0)))
