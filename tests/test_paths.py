@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 import initprune
-from initprune import masks, models, paths
+from initprune import masks, models, paths, seeds
 from initprune.errors import InitpruneError
 
 from toys import linear_chain, toy_data, toy_model
@@ -174,7 +174,8 @@ def test_cnn1d_magnitude_at_099_seed_3_finds_the_nine_constant_logits():
     """The tester's run: cnn1d (three Conv1d of kernel 3, stride 2, padding 1: length 40 -> 5) on
     MNIST-1D's (1, 40), magnitude layerwise at 0.99, seed 3 (the mask depends on the seed alone).
     Kept: 1 + 31 + 31 + 16 of 7,840. On a path: 4 weights (0.999490), one class reached; the other
-    9 logits are constant over inputs (the channel-level count said 8 and 0.999235)."""
+    9 logits are constant over inputs (the channel-level count said 8 and 0.999235). Random erk
+    at 0.9: 0.900383 (it said 0.9)."""
     model = models.build("cnn1d", (1, 40), 10, 3)
     mask = masks.select({n: w.detach().abs() for n, w in masks.prunable(model).items()}, 0.99, "layerwise")
     assert [int(m.sum()) for m in mask.values()] == [1, 31, 31, 16]
@@ -186,6 +187,10 @@ def test_cnn1d_magnitude_at_099_seed_3_finds_the_nine_constant_logits():
         logits = model(torch.randn(4096, 1, 40, generator=torch.Generator().manual_seed(0)))
     constant = (logits == logits[0]).all(0)
     assert int(constant.sum()) == 9
+    # the tester's other run: random erk at 0.9, seed 3 (its mask stream): 781 of the 784 kept on a path
+    erk = masks.select(masks.random_scores(model, seeds.generator(3, "masks")), 0.9, "erk")
+    assert masks.kept(erk) == 784
+    assert paths.effective(model, erk, (1, 40)) == paths.Effective(pytest.approx(1 - 781 / 7840), 0, True)
 
 
 def test_two_strided_conv2d_find_the_class_fed_only_by_padding():
