@@ -156,6 +156,7 @@ class Pruned:
     sparsity: float
     epochs: int
     began: float
+    input_shape: tuple[int, ...]  # one input's, without the batch (paths.effective)
 
 
 def _prune(model, train, test, method, sparsity, epochs, seed, val, device, augment, ablation, options) -> Pruned:
@@ -174,7 +175,7 @@ def _prune(model, train, test, method, sparsity, epochs, seed, val, device, augm
     memory.check(model, pruner, settings, splits, dev)  # before any copy of the model is made
     model.to(dev)
     splits = [(s[0].to(dev), s[1].to(dev)) if isinstance(s, tuple) else s for s in splits]
-    classes = _check_model(model, splits, firsts, dev)
+    classes, shape = _check_model(model, splits, firsts, dev)
     splits = [datasets.CheckedLoader(s, n, dtype, classes) if isinstance(s, torch.utils.data.DataLoader) else s
               for n, s in zip(names, splits)]
     train, val, test = splits
@@ -187,7 +188,7 @@ def _prune(model, train, test, method, sparsity, epochs, seed, val, device, augm
     extra = pruners.choose(pruner, ctx)  # the mask and report checked, the report JSON-safe
     if ablation != "none":
         trainee, extra["ablation"] = _ablate(trainee, settings, ablation, theta0, seed)
-    return Pruned(trainer, trainee, extra, test, sparsity, epochs, began)
+    return Pruned(trainer, trainee, extra, test, sparsity, epochs, began, shape)
 
 
 def _finish(p: Pruned) -> Result:
@@ -196,7 +197,7 @@ def _finish(p: Pruned) -> Result:
     extra = p.extra
     last = trainee.history[-1]
     correct = trainer.correct(trainee.model, test)
-    reach = paths.effective(trainee.model, trainee.mask)
+    reach = paths.effective(trainee.model, trainee.mask, p.input_shape)
     return Result(
         mask={n: m.cpu() for n, m in trainee.mask.items()},
         sparsity_target=float(sparsity),
@@ -240,10 +241,10 @@ def _ablate(trainee: Trainee, settings: Settings, ablation: str, theta0: dict, s
 
 
 @torch.no_grad()
-def _check_model(model: nn.Module, splits, firsts: dict, dev) -> int:
+def _check_model(model: nn.Module, splits, firsts: dict, dev) -> tuple[int, tuple[int, ...]]:
     """The model takes the data and returns (N, classes) logits, and every label names one of
     its outputs (a DataLoader's first batch here, its other batches as they come). Returns the
-    number of outputs."""
+    number of outputs and the shape of one input."""
     tensors = [s for s in splits if isinstance(s, tuple)]
     labels = [y for _, y in tensors] + [y for _, y in firsts.values()]
     x = (tensors[0][0] if tensors else next(iter(firsts.values()))[0].to(dev))[:2]
@@ -271,7 +272,7 @@ def _check_model(model: nn.Module, splits, firsts: dict, dev) -> int:
     top = max(int(y.max()) for y in labels)
     if top >= outputs:
         raise InitpruneError(f"label {top} is out of range for a model with {outputs} outputs")
-    return outputs
+    return outputs, tuple(x.shape[1:])
 
 
 def run(config: RunSpec, data_root: str | Path | None = None, device: str | None = None,
