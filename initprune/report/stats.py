@@ -35,7 +35,6 @@ POWER_UP_TO = 14  # seeds up to which the power is simulated; past it, that of 1
 
 WORDS = ("better", "better, within margin", "equivalent", "worse, within margin", "worse", "inconclusive",
          "too few seeds")
-TASKS = ("classification", "reconstruction")
 
 # The equivalence margin per task and dataset, declared before any run: points of test accuracy
 # for a classification, percent of the dense model's mean test error for a reconstruction. A
@@ -48,6 +47,7 @@ MARGINS = {
                        "cifar10": 1.0, None: 2.0},
     "reconstruction": {None: 2.0},
 }
+TASKS = tuple(MARGINS)
 
 
 def margin(dataset: str, task: str = "classification", declared: float | None = None) -> float:
@@ -153,8 +153,8 @@ def sign_flip_ps(diffs, samples: int = SAMPLES, seed: int = SAMPLE_SEED) -> np.n
     left out. Up to ``EXACT_UP_TO`` non-zero differences every pattern is enumerated (half of
     them: a pattern and its negation have the same |sum|); past it, ``samples`` patterns are
     drawn (seeded) and p = (1 + #{at least as extreme}) / (1 + samples)."""
-    d = np.asarray(diffs, dtype=float)
-    x = np.nan_to_num(d.reshape(-1, d.shape[-1]) if d.ndim else d.reshape(1, 1), nan=0.0)
+    d = np.atleast_1d(np.asarray(diffs, dtype=float))
+    x = np.nan_to_num(d.reshape(-1, d.shape[-1]), nan=0.0)
     x = np.take_along_axis(x, np.argsort(x == 0, axis=1, kind="stable"), axis=1)  # non-zero first
     signed = (x != 0).sum(axis=1)
     p = np.ones(len(x))
@@ -171,8 +171,9 @@ def _tolerance(x: np.ndarray) -> np.ndarray:
 
 
 def _exact(x: np.ndarray) -> np.ndarray:
-    """Every pattern's |sum|, as the sums of the first half of the seeds (first sign +1) plus
-    those of the second half: 2^(n-1) additions a row in place of as many n-term products."""
+    """The exact p of each row: every pattern's |sum| is a sum over the first half of the seeds
+    (first sign +1) plus one over the second half, 2^(n-1) additions a row in place of as many
+    n-term products."""
     n = x.shape[1]
     first, second = _patterns(n - n // 2), _flips(n // 2)
     out = np.empty(len(x))
