@@ -59,27 +59,29 @@ def test_declared_families_and_regimes():
     assert claims.regime("combined", {"scope": "global"}) is None  # its K-starts stage layerwise: neither
 
 
-def test_a_consistent_gain_is_better_and_the_floor_keeps_its_interval_open():
+def test_a_consistent_gain_is_better_and_the_test_set_term_keeps_its_interval_open():
     table = results.to_table(pair("kstarts", "random", range(10), gap=2))
     [k] = rows_of(claims.verdicts(table), method="kstarts", rival="random")
-    # 2 discordant of 100 at each of 2 sparsities: se per seed sqrt(2 + 2) / 200 = 1 point; floor 1 / sqrt(10)
-    assert k["mean"] == pytest.approx(2.0) and k["floor"] == pytest.approx(1 / math.sqrt(10))
-    assert (k["low"], k["high"]) == pytest.approx((2 - 2.2622 / math.sqrt(10), 2 + 2.2622 / math.sqrt(10)), abs=1e-3)
-    assert k["p"] == pytest.approx(2 / 1024) and k["verdict"] == "better"  # 90%: [1.42, 2.58], not inside ±2
+    # seed i is right on examples 60+i and 61+i only: D_j = 100 x (seeds right on j) / 10 is 10 on 2
+    # examples, 20 on 9, 0 on 89: sd_j = sqrt((3800 - 100 x 2^2) / 99), se_test = sd_j / sqrt(100)
+    se = math.sqrt(3400 / 99) / 10
+    assert k["mean"] == pytest.approx(2.0) and k["se_test"] == pytest.approx(se)
+    assert (k["low"], k["high"]) == pytest.approx((2 - 2.2622 * se, 2 + 2.2622 * se), abs=1e-3)
+    assert k["p"] == pytest.approx(2 / 1024) and k["verdict"] == "better"  # 90%: [0.93, 3.07], not inside ±2
     assert k["seeds"] == list(range(10)) and k["sparsities"] == [0.5, 0.9]
     line = claims.summary_line(k)
-    assert line == "kstarts vs random, digits/mlp, uniform: +2.00 points [1.28, 2.72], adjusted p = 0.002, " \
+    assert line == "kstarts vs random, digits/mlp, uniform: +2.00 points [0.67, 3.33], adjusted p = 0.002, " \
                    "10 seeds (0-9): better"
 
 
-def test_without_per_example_correctness_the_floor_is_0_and_the_summary_says_so():
+def test_without_per_example_correctness_the_test_set_term_is_0_and_the_summary_says_so():
     table = results.to_table(pair("kstarts", "random", range(10), gap=2, logged=False))
     [k] = rows_of(claims.verdicts(table), method="kstarts", rival="random")
-    assert k["high"] - k["low"] == pytest.approx(0, abs=1e-9)  # identical differences, no floor: width 0
+    assert k["high"] - k["low"] == pytest.approx(0, abs=1e-9)  # identical differences, no test-set term: width 0
     assert k["with_correctness"] == 0 and "no per-example correctness logged" in claims.summary_line(k)
     table = table.drop(columns="test_correct")  # runs logged before the field existed
     [k] = rows_of(claims.verdicts(table), method="kstarts", rival="random")
-    assert k["floor"] == 0.0 and "floor 0" in claims_text(table)
+    assert k["se_test"] == 0.0 and "no test-set term in the interval" in claims_text(table)
 
 
 def claims_text(table):
@@ -124,10 +126,11 @@ def test_two_cells_are_judged_apart_never_pooled():
     text = claims.claims_markdown(results.to_table(rows))
     summary = text.split("## Primary families")[0]
     lines = [line for line in summary.splitlines() if line.startswith("- claim 2: kstarts vs random")]
-    # gap 3 of 100 at 2 sparsities: floor sqrt(3 + 3) / 2 / sqrt(10) = 0.387, t(0.975, 9) = 2.2622; gap 4: 0.447
-    assert lines == ["- claim 2: kstarts vs random, digits/mlp, uniform: +3.00 points [2.12, 3.88], adjusted "
+    # gap 3 of 100: D_j = 10 x (seeds right on j only for kstarts): sum D_j^2 = 100 x 82, se_test =
+    # sqrt((8200 - 900) / 99) / 10 = 0.859, t(0.975, 9) = 2.2622; gap 4: sqrt((14000 - 1600) / 99) / 10 = 1.119
+    assert lines == ["- claim 2: kstarts vs random, digits/mlp, uniform: +3.00 points [1.06, 4.94], adjusted "
                      "p = 0.002, 10 seeds (0-9): better",
-                     "- claim 2: kstarts vs random, mnist1d/cnn1d, uniform: -4.00 points [-5.01, -2.99], adjusted "
+                     "- claim 2: kstarts vs random, mnist1d/cnn1d, uniform: -4.00 points [-6.53, -1.47], adjusted "
                      "p = 0.002, 10 seeds (0-9): worse"]
     assert "-0.50" not in summary  # the pooled mean of the two cells appears nowhere
 

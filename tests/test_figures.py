@@ -76,9 +76,9 @@ def test_accuracy_table_has_mean_and_spread_and_one_row_per_schedule(table):
 def test_claims_md_is_written_from_the_declared_verdict(table):
     text = figures.claims_markdown(table)  # figures hands the table to claims
     assert "## Primary families" in text and "not the paper's numbers" in text
-    # two seeds: every primary family is too few seeds, whatever the numbers
+    # two seeds: no primary family can reach p < 0.05: too few seeds, or equivalent, whatever the numbers
     assert "- claim 2: kstarts vs random, digits/mlp, uniform: +2.00 points" in text
-    assert {r["verdict"] for r in figures.verdicts(table) if r["verdict"]} == {"too few seeds"}
+    assert "too few seeds" in {r["verdict"] for r in figures.verdicts(table)} <= {None, "too few seeds", "equivalent"}
 
 
 def schedules_table():

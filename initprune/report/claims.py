@@ -135,11 +135,9 @@ def rivals() -> list[str]:
 
 
 def margin(dataset: str) -> float:
-    """The dataset's declared equivalence margin (points); a dataset the registry does not know
-    gets the default a declaration without one gets."""
-    if dataset in data.DATASETS:
-        return float(data.DATASETS[dataset].margin)
-    return float(next(f.default for f in dataclasses.fields(data.Dataset) if f.name == "margin"))
+    """The dataset's equivalence margin for a classification (points): ``stats.MARGINS``, else what
+    the dataset's declaration gives, else the default."""
+    return stats.margin(dataset, "classification", data.DATASETS[dataset].margin if dataset in data.DATASETS else None)
 
 
 def setting(dataset, epochs, training, history=None) -> dict:
@@ -205,9 +203,9 @@ def _runs(part) -> dict:
 
 def contrast(a, b) -> dict | None:
     """Method ``a`` minus rival ``b`` (their runs), paired by seed: the per-seed differences
-    (points, averaged over the sparsities both have on every common seed), the floor on their
-    standard error, and per sparsity the descriptive effect and floored interval. None where
-    they share no seed or no sparsity."""
+    (points, averaged over the sparsities both have on every common seed), their test-set term
+    (from the per-example correctness of the seeds logged at every sparsity), and per sparsity the
+    descriptive effect and interval. None where they share no seed or no sparsity."""
     ra, rb = _runs(a), _runs(b)
     seeds = sorted({s for s, _ in ra} & {s for s, _ in rb})
     if not seeds:
@@ -216,31 +214,31 @@ def contrast(a, b) -> dict | None:
                                            for seed in seeds)))
     if not sparsities:
         return None
-    diffs, ses, per = [], [], {p: ([], []) for p in sparsities}
+    diffs, records, per = [], [], {p: ([], []) for p in sparsities}
     paired = 0
     for seed in seeds:
         here = []
         for p in sparsities:
             (acc_a, ca, id_a), (acc_b, cb, id_b) = ra[(seed, p)], rb[(seed, p)]
-            se = 0.0
             if ca is not None and cb is not None:
                 try:
-                    se = 100 * stats.paired_se(*stats.discordant(ca, cb))
+                    here.append(stats.difference(stats.correctness(ca), stats.correctness(cb)))
                 except InitpruneError as e:
                     raise InitpruneError(f"runs {id_a} and {id_b} (seed {seed}, sparsity {p:g}), their test_correct: "
                                          f"{e}") from None
+                per[p][1].append(here[-1])
                 paired += 1
-            per[p][0].append(100 * (acc_a - acc_b))
-            per[p][1].append(se)
-            here.append(se)
+            per[p][0].append(stats.difference(acc_a, acc_b))
         diffs.append(sum(per[p][0][-1] for p in sparsities) / len(sparsities))
-        ses.append(stats.seed_se(here))
+        if len(here) == len(sparsities):
+            records.append(here)
     rows = []
     for p in sparsities:
-        mean, low, high = stats.interval(per[p][0], stats.floor(per[p][1]))
+        mean, low, high = stats.interval(per[p][0], stats.test_se(per[p][1]) if per[p][1] else 0.0)
         rows.append({"sparsity": p, "seeds": len(seeds), "mean": mean, "low": low, "high": high})
-    return {"diffs": diffs, "floor": stats.floor(ses), "seeds": seeds, "sparsities": sparsities,
-            "with_correctness": paired, "pairs": len(seeds) * len(sparsities), "per_sparsity": rows}
+    return {"diffs": diffs, "se_test": stats.test_se(records) if records else 0.0, "seeds": seeds,
+            "sparsities": sparsities, "with_correctness": paired, "pairs": len(seeds) * len(sparsities),
+            "per_sparsity": rows}
 
 
 def _where(picked) -> dict:
@@ -293,9 +291,9 @@ def verdicts(table) -> list[dict]:
     """Every declared contrast of every cell, training setting and regime that has runs: the
     primary families (kind "primary", claim "2", "3", "4"), then the secondary ones (kind
     "secondary", one family per rival: every paper method against it; and claim 2's
-    compute-matched random), each with its seeds, sparsities, effect (points), 95% and 90% floored
-    intervals, p, Holm-adjusted p within its family and verdict (None for a declared contrast
-    without paired runs: it counts in its family at p = 1)."""
+    compute-matched random), each with its seeds, sparsities, effect (points), 95% and 90%
+    intervals (test-set term in quadrature), p, Holm-adjusted p within its family and verdict
+    (None for a declared contrast without paired runs: it counts in its family at p = 1)."""
     picked = _prepare(table)
     where = _where(picked)
     out = []
@@ -328,8 +326,8 @@ def verdicts(table) -> list[dict]:
                 if c is None:
                     row.update(seeds=[], sparsities=[], verdict=None, per_sparsity=[])
                 else:
-                    row.update({k: v for k, v in c.items() if k not in ("diffs", "floor")}, floor=c["floor"],
-                               diffs=c["diffs"], **{k: v for k, v in j.items() if k != "seeds"})
+                    row.update({k: v for k, v in c.items() if k != "diffs"}, diffs=c["diffs"],
+                               **{k: v for k, v in j.items() if k != "seeds"})
                 out.append(row)
     return out
 
@@ -381,12 +379,13 @@ def _interval(r: dict, low: str = "low", high: str = "high") -> str:
     return f"[{r[low]:.2f}, {r[high]:.2f}]"
 
 
-def _floor_note(r: dict) -> str:
+def _record_note(r: dict) -> str:
     if r["with_correctness"] == r["pairs"]:
         return ""
     if r["with_correctness"] == 0:
-        return " (no per-example correctness logged: floor 0, interval not floored)"
-    return f" (floor from the {r['with_correctness']} of {r['pairs']} run pairs with per-example correctness)"
+        return " (no per-example correctness logged: no test-set term in the interval)"
+    return (f" (test-set term from the seeds of the {r['with_correctness']} of {r['pairs']} run pairs with "
+            "per-example correctness)")
 
 
 def cell(r: dict, between: str = "/") -> str:
@@ -403,7 +402,7 @@ def summary_line(r: dict) -> str:
         return f"{head}: no paired runs (counts in its family of {r['family']} at p = 1)"
     n = len(r["seeds"])
     return (f"{head}: {_num(r['mean'])} points {_interval(r)}, adjusted p = {_p(r['adjusted_p'])}, "
-            f"{n} seed{'s' if n != 1 else ''} ({_seeds(r['seeds'])}): {r['verdict']}{_floor_note(r)}")
+            f"{n} seed{'s' if n != 1 else ''} ({_seeds(r['seeds'])}): {r['verdict']}{_record_note(r)}")
 
 
 def _family_table(group: list[dict]) -> list[str]:
@@ -416,7 +415,7 @@ def _family_table(group: list[dict]) -> list[str]:
         lines.append(f"| {r['method']} vs {r['rival']} | {len(r['seeds'])} ({_seeds(r['seeds'])}) "
                      f"| {', '.join(f'{s:g}' for s in r['sparsities'])} | {_num(r['mean'])} | {_interval(r)} "
                      f"| {_interval(r, 'low90', 'high90')} | ±{r['margin']:g} | {_p(r['p'])} | {_p(r['adjusted_p'])} "
-                     f"| {r['verdict']}{_floor_note(r)} |")
+                     f"| {r['verdict']}{_record_note(r)} |")
     return lines
 
 
@@ -453,11 +452,14 @@ def claims_markdown(table) -> str:
              "sparsities both have on every seed both have; cells and allocation regimes (uniform: every method "
              "layerwise; free: random positions by ERK, rankings global) are judged apart, never pooled. "
              "p: exact paired sign-flip test over the seeds (two-sided), Holm-adjusted within each family "
-             "(one claim, or one secondary rival, in one cell and regime). Intervals: t over the seeds, their "
-             "standard error floored by the paired test-set error (discordant examples). Verdict: **equivalent** "
-             "when the 90% interval lies inside ±margin (two one-sided tests); else **better** / **worse** when "
-             "the adjusted p < 0.05 and the 95% interval excludes 0; else **inconclusive**; **too few seeds** "
-             "when the family cannot reach p < 0.05 with its seeds, whatever the numbers.", ""]
+             "(one claim, or one secondary rival, in one cell and regime); a seed whose difference is exactly 0 "
+             "carries no sign. Intervals: t over the seeds, the seeds' standard error and the test-set one (from "
+             "the per-example correctness: every seed is scored on the same test set) added in quadrature. "
+             "Verdict, significance first: **better** / **worse** when the adjusted p < 0.05 and the 95% interval "
+             "excludes 0, **within margin** when the 90% interval also lies inside ±margin; else **equivalent** "
+             "when it does (two one-sided tests, not Holm-adjusted); else **inconclusive**; **too few seeds** in "
+             "place of better, worse or inconclusive when the smallest p its non-zero seeds can reach, "
+             "Holm-adjusted over its family, is above 0.05.", ""]
     if not rows:
         return "\n".join(lines + ["No runs to compare yet: run `make demo` first.", ""])
     primary = [r for r in rows if r["kind"] == "primary"]
@@ -477,7 +479,7 @@ def claims_markdown(table) -> str:
     for (c, g, _, number, text), group in _families(primary):
         lines += [f"### Claim {number}: {text} ({c}, {g}; family of {group[0]['family']})", "",
                   *_family_table(group), ""]
-    lines += ["## Per sparsity (descriptive: effect [95% floored interval], no verdict)", ""]
+    lines += ["## Per sparsity (descriptive: effect [95% interval], no verdict)", ""]
     for (c, g, _, number, _text), group in _families(primary):
         table_lines = _per_sparsity(group)
         if table_lines:
