@@ -42,12 +42,14 @@ warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta"
 RULE_VERSION = 1
 # device kind -> (most density, fewest weights) under which ``auto`` computes a Linear sparse.
 # From benchmarks/sparse.py (one thread, batch 128, interleaved rounds, this project's 2-core CPU,
-# loaded): forward + input gradient + weight gradient of one layer against masked dense, median
-# ratio sparse / dense: 784x300 0.9: 0.50, 0.95: 0.29, 0.98: 0.16, 0.99: 0.12; 300x100 0.9: 0.85,
-# 0.95: 0.53, 0.98: 0.34; 100x10 (1,000 weights) 0.9 - 0.99: 0.9 - 1.6 (the call overhead of a
-# few microseconds is the layer's whole time). CUDA: not measured here, so auto stays dense.
+# heavily loaded): forward + input gradient + weight gradient of one layer, median ratio sparse /
+# masked dense at s = 0.9, 0.95, 0.98, 0.99: 300x784 0.65, 0.51, 0.34, 0.28; 256x784 0.73, 0.51,
+# 0.36, 0.30; 784x256 0.70, 0.49, 0.27, 0.29 (all pay); 100x300 1.37, 0.89, 1.00, 0.81 and 256x64
+# 2.7, 0.76, 0.99, 0.88 (about even: the rounds spread over 1); 64x256 1.4 - 2.0 and 10x100 1.1 -
+# 1.5 (never: a sparse call's fixed overhead of tens of microseconds is the small layer's whole
+# time). CUDA: not measured, so auto stays dense there.
 RULES: dict[str, tuple[float, int]] = {
-    "cpu": (0.1, 10_000),
+    "cpu": (0.1, 100_000),
 }
 
 
@@ -71,7 +73,10 @@ class Structure:
         index = mask.flatten().nonzero().flatten()
         rows, cols = index // n_in, index % n_in
         perm = torch.argsort(cols * n_out + rows)
-        return Structure((n_out, n_in), index, _crow(rows, n_out), cols, _crow(cols[perm], n_in), rows[perm], perm)
+        # int32 indices: torch's CPU kernels (MKL) take them as they are, int64 ones are converted every call
+        small = torch.int32 if len(index) < 2**31 - 1 else torch.int64
+        return Structure((n_out, n_in), index, _crow(rows, n_out).to(small), cols.to(small),
+                         _crow(cols[perm], n_in).to(small), rows[perm].to(small), perm)
 
     def matrix(self, values: Tensor) -> Tensor:
         """W (n_out x n_in) as CSR with these values."""
