@@ -127,7 +127,8 @@ def main(argv=None) -> int:
     machine = f"{platform.processor() or platform.machine()}, 1 thread, torch {torch.__version__}"
     print(f"sparse compute against masked dense on {machine}; {n} examples an epoch, batch {BATCH}, "
           f"{rounds} interleaved rounds")
-    print(f"{'model':10s} {'s':>5s} {'min':>6s} {'median':>7s} {'max':>6s} {'FLOPs':>6s} {'dense s':>8s} {'sparse s':>8s}")
+    print(f"{'model':10s} {'s':>5s} {'min':>6s} {'median':>7s} {'max':>6s} {'FLOPs':>6s} "
+          f"{'dense s':>8s} {'sparse s':>8s}")
     epochs: dict[str, dict] = {}
     for name in ("lenet300", "autoencoder"):
         for s in SPARSITIES:
