@@ -42,6 +42,8 @@ class Result:
     effective_sparsity: float | None = None  # removed or on no path from input to logits (paths.effective)
     dead_classes: int | None = None  # logits no path from the input reaches
     test_correct: str | None = None  # '0'/'1' per test example, in the order the test split gives them
+    compute_layers: dict[str, str] | None = None  # per prunable weight, "sparse" or "dense" once its mask was final
+    training_seconds: float | None = None  # measured time of the training steps and scoring passes
 
 
 @contextlib.contextmanager
@@ -188,6 +190,7 @@ def _prune(model, train, test, method, sparsity, epochs, seed, val, device, augm
     extra = pruners.choose(pruner, ctx)  # the mask and report checked, the report JSON-safe
     if ablation != "none":
         trainee, extra["ablation"] = _ablate(trainee, settings, ablation, theta0, seed)
+    trainee.final = True  # the training that follows keeps this mask (sparse compute may start)
     return Pruned(trainer, trainee, extra, test, sparsity, epochs, began, shape)
 
 
@@ -196,7 +199,9 @@ def _finish(p: Pruned) -> Result:
     trainer, trainee, test, sparsity, epochs, began = p.trainer, p.trainee, p.test, p.sparsity, p.epochs, p.began
     extra = p.extra
     last = trainee.history[-1]
-    correct = trainer.correct(trainee.model, test)
+    correct = trainer.correct(trainee.model, test)  # as the history's accuracies were computed
+    compute_layers = trainee.compute_layers or {n: "dense" for n in trainee.mask}
+    trainee.densify()  # the model leaves as it came in: dense layers, the pruned weights zero
     reach = paths.effective(trainee.model, trainee.mask, p.input_shape)
     return Result(
         mask={n: m.cpu() for n, m in trainee.mask.items()},
@@ -213,6 +218,8 @@ def _finish(p: Pruned) -> Result:
         dead_classes=reach.dead_classes,
         test_correct=None if correct is None else "".join("01"[int(c)] for c in correct.tolist()),
         cost=trainer.cost.report(trainee.mask, epochs),
+        compute_layers=compute_layers,
+        training_seconds=trainer.seconds,
     )
 
 
@@ -311,7 +318,8 @@ def _run_result(config: RunSpec, fitted: Result, seconds: float) -> RunResult:
         options=config.options, training=config.training, variant=json.dumps(config.variant(), sort_keys=True),
         config_hash=config.hash(), device=device_kind(config.device), threads=config.threads,
         effective_sparsity=fitted.effective_sparsity, dead_classes=fitted.dead_classes, cost=fitted.cost,
-        test_correct=fitted.test_correct, seconds=seconds,
+        test_correct=fitted.test_correct, seconds=seconds, compute_layers=fitted.compute_layers,
+        training_seconds=fitted.training_seconds,
     )
 
 

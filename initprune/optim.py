@@ -11,7 +11,8 @@ Only what initprune uses: no closures, no sparse or complex gradients, no ``maxi
 ``nesterov``, ``dampening`` or ``amsgrad``. The interface is the part of torch.optim's that the
 trainer, the masks and the stacked seeds use: ``param_groups[0]["lr"]``, ``state[param]`` (the
 same keys: ``momentum_buffer``; ``step``, ``exp_avg``, ``exp_avg_sq``), ``zero_grad``, ``step``,
-``state_dict`` and ``load_state_dict``.
+``state_dict`` and ``load_state_dict``; and ``swap``, with which sparse compute trains a layer's kept
+values in its dense weight's place.
 """
 
 from __future__ import annotations
@@ -43,6 +44,17 @@ class _Optimizer:
                 else:
                     p.grad.requires_grad_(False)
                 p.grad.zero_()
+
+    def swap(self, old: Tensor, new: Tensor, convert) -> None:
+        """Train ``new`` in ``old``'s place (same position), its state ``old``'s with every entry
+        shaped like ``old`` passed through ``convert`` (sparse compute: the kept values of a
+        weight, and back); scalar entries (Adam's step) carried as they are."""
+        i = next(i for i, p in enumerate(self.params) if p is old)
+        self.params[i] = new  # param_groups[0]["params"] is this list
+        state = self.state.pop(old, None)
+        if state:
+            self.state[new] = {k: convert(v) if torch.is_tensor(v) and v.shape == old.shape else v
+                               for k, v in state.items()}
 
     def _with_grads(self) -> tuple[list[Tensor], list[Tensor]]:
         """The parameters that have a gradient, and their gradients (torch.optim skips the rest)."""

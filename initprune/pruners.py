@@ -612,7 +612,8 @@ class ScorePruner(Pruner):
         raise NotImplementedError
 
     def prune(self, ctx: Context) -> dict:
-        scores = self.scores(ctx)
+        with ctx.trainer.scoring():
+            scores = self.scores(ctx)
         if ctx.invert:  # keep the lowest instead
             scores = {n: -s for n, s in scores.items()}
         ctx.trainee.set_mask(masks.select(scores, self.sparsity, self.scope))
@@ -703,7 +704,7 @@ class SynFlow(ScorePruner):
         x, _ = next(iter(_batches(ctx, 1)))
         dtype = torch.float64 if self.double else torch.float32
         # batch norm in inference mode: R is a polynomial of the weights
-        with _scratch(ctx.trainee.model, train=False, dtype=dtype) as model:
+        with ctx.trainer.scoring(), _scratch(ctx.trainee.model, train=False, dtype=dtype) as model:
             with torch.no_grad():
                 for p in model.state_dict().values():
                     if p.is_floating_point():
@@ -754,6 +755,7 @@ class PostTrain(Pruner):
         ctx.trainer.run(t, ctx.trainer.epochs)  # the same dense training every method gets
         dense_accuracy = t.history[-1]["test_accuracy"]
         t.set_mask(masks.select({n: w.detach().abs() for n, w in t.weights.items()}, self.sparsity, self.scope))
+        t.final = True  # fine-tuning keeps it
         ctx.trainer.run(t, self.finetune_epochs)
         return {"dense_test_accuracy": dense_accuracy, "total_epochs": t.epoch,
                 "finetune_epochs": self.finetune_epochs}

@@ -39,6 +39,8 @@ class RunResult:
     test_correct: str | None = None  # '0'/'1' per test example, in test-set order
     run_id: str | None = None
     seconds: float = 0.0
+    compute_layers: dict | None = None  # per prunable weight, "sparse" or "dense" (Settings.compute)
+    training_seconds: float | None = None  # measured time of the training steps and scoring passes
 
     def to_dict(self) -> dict:
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import torch
 
 from . import data as datasets
-from . import models, pruners
+from . import models, pruners, sparse
 from .errors import InitpruneError
 from .options import UNSET, OptionError, declared
 from .train import Settings
@@ -125,6 +125,7 @@ class RunSpec:
             "options": _past_neutral(cls.declared(), self.options),
             "training": _past_neutral(declared(Settings), self.training),
             "device": device_kind(self.device), "threads": self.threads,
+            **sparse.identity(self.training.get("compute", "dense")),
         }
 
     def hash(self) -> str:

@@ -19,7 +19,8 @@ of the layers above (``stackable``: Linear, ReLU, Flatten in an nn.Sequential, n
 batch norm keeps per-model statistics, so a model with buffers always goes one by one.
 
 Where it is used is ``RULES``, per device kind and cell, from the bench's measurement; never
-measured at run time.
+measured at run time. A group whose seeds would train a layer sparse (``Settings.compute``) trains
+one by one.
 """
 
 from __future__ import annotations
@@ -285,7 +286,10 @@ def run_group(configs: list[RunSpec], data_root=None) -> list[RunResult | BaseEx
         began = time.perf_counter()
         left = {i: _steps_left(p) for i, p in pruned.items()}
         together = [i for i in pruned if left[i] > 0]
-        if len(together) > 1 and stackable(pruned[together[0]].trainee.model) and len(set(left.values())) == 1:
+        # compute is resolved before stacking: a group stacks only when every seed trains dense
+        dense = all(pruned[i].trainer.trains_dense(pruned[i].trainee) for i in together)
+        if (len(together) > 1 and dense and stackable(pruned[together[0]].trainee.model)
+                and len(set(left.values())) == 1):
             errors = train([(pruned[i].trainer, pruned[i].trainee) for i in together], left[together[0]])
             for i, err in zip(together, errors):
                 if err is not None:

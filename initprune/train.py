@@ -13,7 +13,13 @@ zeroed after it, and the optimizer's state (momentum, Adam moments) is cleared w
 removes a weight.
 
 Cost: every training step of every trainee goes through the Trainer, which counts its theoretical
-FLOPs (``Cost``); a pruner adds its scoring passes with ``Trainer.count_pass``.
+FLOPs (``Cost``); a pruner adds its scoring passes with ``Trainer.count_pass``. ``Trainer.seconds``
+is the measured time of the same steps and passes (``Trainer.scoring`` times a pass).
+
+Compute (``Settings.compute``): once a trainee's mask is final (``Trainee.final``: K-starts'
+candidates from the start, every run's trainee once its pruner has chosen), each Linear that
+``sparse.plan`` picks trains on its kept weights only (initprune/sparse.py); ``Trainee.densify``
+writes the values back and restores the dense layers when training is over.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ import copy
 import math
 import time
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -29,7 +36,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from . import masks, optim, options
+from . import masks, optim, options, sparse
 from .errors import DivergedError
 from .options import option
 
@@ -52,6 +59,9 @@ class Settings:
     batch_size: int = option(32, "training batch size", check=lambda v: v >= 1, must="an integer of at least 1")
     lr_schedule: str = option("constant", "the learning rate over training: constant, or cosine (from lr to 0 "
                               "over the run's epochs, set every step)", choices=LR_SCHEDULES, neutral="constant")
+    compute: str = option("dense", "how a Linear whose mask is final trains: dense (masked dense weights), sparse "
+                          "(its kept weights only, CSR products) or auto (sparse where the committed rule of "
+                          "initprune/sparse.py says it pays)", choices=sparse.COMPUTES, neutral="dense")
 
     def __post_init__(self):
         # every comparison with NaN is false, so a NaN got past "momentum < 0" and surfaced
@@ -146,9 +156,14 @@ class Trainee:
     ``weights`` maps the prunable weights' names to them and ``mask`` their names to boolean masks;
     ``prunable`` lists the same weights in that order and ``mask_values`` their masks as 0/1 tensors
     of the weights' dtype (both set by ``set_mask``; read them, don't assign them). ``steps`` counts
-    the training steps taken so far."""
+    the training steps taken so far.
 
-    def __init__(self, model: nn.Module, settings: Settings, mask: masks.Mask):
+    ``final``: the mask will not change again in this run (what sparse compute waits for);
+    ``sparse`` the layers computing on their kept weights now, by weight name (their dense weights
+    in ``weights`` hold the kept values after every ``Trainer.advance``); ``compute_layers`` what
+    each layer computes with once the mask is final, "sparse" or "dense" (None before)."""
+
+    def __init__(self, model: nn.Module, settings: Settings, mask: masks.Mask, final: bool = False):
         self.model = model
         self.optimizer = settings.make(model.parameters())
         self.weights = masks.prunable(model)
@@ -157,6 +172,9 @@ class Trainee:
         self.steps = 0
         self._loss = [0.0, 0]  # running (sum, count) of the current epoch's training loss
         self._seconds = 0.0
+        self.final = final
+        self.sparse: dict[str, sparse.SparseLinear] = {}
+        self.compute_layers: dict[str, str] | None = None
         self.set_mask(mask)
 
     @property
@@ -167,6 +185,7 @@ class Trainee:
     @torch.no_grad()
     def set_mask(self, mask: masks.Mask) -> None:
         """Apply a mask: zero the removed weights and their optimizer state."""
+        self.densify()
         self.mask = {n: m.to(self.weights[n].device) for n, m in mask.items()}
         self.kept = {n: int(m.sum()) for n, m in self.mask.items()}  # what a step costs (Cost)
         self._dense = all(k == m.numel() for k, m in zip(self.kept.values(), self.mask.values()))
@@ -180,29 +199,86 @@ class Trainee:
             for value in self.optimizer.state.get(w, {}).values():
                 if torch.is_tensor(value) and value.shape == w.shape:
                     value.mul_(m)
+        self._masked = (self.prunable, self.mask_values)
 
     def mask_grads(self) -> None:
         if not self._dense:
-            grads = [w.grad for w in self.prunable]
-            torch._foreach_mul_(grads, self.mask_values)
+            torch._foreach_mul_([w.grad for w in self._masked[0]], self._masked[1])
 
     @torch.no_grad()
     def mask_weights(self) -> None:
         if not self._dense:
-            torch._foreach_mul_(self.prunable, self.mask_values)
+            torch._foreach_mul_(self._masked[0], self._masked[1])
+
+    def sink_grads(self, sink: list[Tensor]) -> None:
+        """Add this step's |∂L/∂θ| to ``sink`` (one tensor per prunable weight, its shape)."""
+        if not self.sparse:
+            torch._foreach_add_(sink, torch._foreach_abs([w.grad for w in self.prunable]))
+            return
+        for name, s in zip(self.weights, sink):
+            layer = self.sparse.get(name)
+            if layer is None:
+                s.add_(self.weights[name].grad.abs())
+            elif layer.values.grad is not None:
+                s.view(-1).index_add_(0, layer.st.index, layer.values.grad.abs())
+
+    @torch.no_grad()
+    def go_sparse(self, names: list[str]) -> None:
+        """The layers ``names`` compute on their kept weights from now on: the optimizer trains
+        their values in place of their dense weights, its state taken at the kept positions."""
+        names = [n for n in names if n not in self.sparse]
+        if not names:
+            return
+        for name, layer in sparse.to_sparse(self.model, self.mask, names).items():
+            w = self.weights[name]
+            self.optimizer.swap(w, layer.values, layer.take)
+            w.grad = None
+            self.sparse[name] = layer
+        self._split()
+
+    @torch.no_grad()
+    def densify(self) -> None:
+        """Every layer back to its dense weight (the kept values written in, zeros elsewhere),
+        its optimizer state spread back over the weight's shape."""
+        if not getattr(self, "sparse", None):
+            return
+        for name, layer in self.sparse.items():
+            w = self.weights[name]
+            self.optimizer.swap(layer.values, w, layer.put)
+            w.grad = torch.zeros_like(w)
+        sparse.to_dense(self.model, self.sparse)
+        self.sparse = {}
+        self._split()
+
+    @torch.no_grad()
+    def sync(self) -> None:
+        """The sparse layers' kept values into their dense weights (for whoever reads ``weights``)."""
+        for layer in self.sparse.values():
+            layer.write_back()
+
+    def _split(self) -> None:
+        """The weights still masked dense, and their masks."""
+        pairs = [(w, m) for (n, w), m in zip(self.weights.items(), self.mask_values) if n not in self.sparse]
+        self._masked = ([w for w, _ in pairs], [m for _, m in pairs])
+        self._dense = all(k == m.numel() for n, k, m in zip(self.mask, self.kept.values(), self.mask.values())
+                          if n not in self.sparse)
 
     def clone(self, settings: Settings, mask: masks.Mask) -> Trainee:
-        """A fresh trainee from this one's θ0 with another mask (for K-starts candidates)."""
+        """A fresh trainee from this one's θ0 with another mask (for K-starts candidates: a
+        candidate's mask is final)."""
+        self.densify()
         model = copy.deepcopy(self.model)
         with torch.no_grad():
             for name, w in masks.prunable(model).items():
                 w.copy_(self.init[name])
-        twin = Trainee(model, settings, mask)
+        twin = Trainee(model, settings, mask, final=True)
         twin.init = self.init
         return twin
 
     def adopt(self, other: Trainee) -> None:
         """Take over another trainee's weights, optimizer state, mask and history, in place."""
+        other.densify()
+        self.densify()
         self.model.load_state_dict(other.model.state_dict())
         # same parameter order; a deep copy, since loading keeps tensors it could share
         self.optimizer.load_state_dict(copy.deepcopy(other.optimizer.state_dict()))
@@ -221,7 +297,38 @@ class Trainer:
         self.eval_batch = eval_batch
         self.steps_per_epoch = len(train)
         self.cost = Cost()
+        self.seconds = 0.0  # measured time of the training steps and scoring passes that ``cost`` counts
         self.total_steps = epochs * self.steps_per_epoch  # the span of a learning-rate schedule
+
+    @property
+    def device_kind(self) -> str:
+        return torch.device(self.device).type
+
+    def plan(self, t: Trainee) -> dict[str, str]:
+        """What each of ``t``'s layers computes with once its mask is final ("sparse" or "dense")."""
+        return sparse.plan(t.model, t.mask, self.settings.compute, self.device_kind)
+
+    def trains_dense(self, t: Trainee) -> bool:
+        """Whether ``t`` trains every layer dense (so that it may be stacked with others)."""
+        return not t.final or "sparse" not in self.plan(t).values()
+
+    def prepare(self, t: Trainee) -> None:
+        """A trainee whose mask is final computes as the plan says from here on."""
+        if not t.final:
+            return
+        if t.compute_layers is None:
+            t.compute_layers = self.plan(t)
+        t.go_sparse([n for n, c in t.compute_layers.items() if c == "sparse"])
+
+    @contextmanager
+    def scoring(self):
+        """Time a pruner's scoring passes into ``seconds`` (as ``count_pass`` counts their FLOPs)."""
+        began = time.perf_counter()
+        try:
+            yield
+        finally:
+            if not self.cost.paused:
+                self.seconds += time.perf_counter() - began
 
     def count_pass(self, model: nn.Module, x: Tensor, mask: masks.Mask, passes: int = 3) -> None:
         """Count a scoring pass on ``x`` (forward and backward: 3x the forward) at ``mask``'s density."""
@@ -253,15 +360,21 @@ class Trainer:
             for i, (x, y) in enumerate(self.train_batches.epoch(epoch, start)):
                 if i == todo:
                     break
-                self._count(t, epoch, start + i, x)
+                self._count(t, epoch, start + i, x)  # measures the dense layers on the first step
+                if i == 0:
+                    self.prepare(t)
                 self.settings.schedule(t.optimizer, t.steps + i, self.total_steps)
+                stepped = time.perf_counter()
                 loss = self._step(t, x, y, grad_sink)
+                if not self.cost.paused:
+                    self.seconds += time.perf_counter() - stepped
                 t._loss[0] += loss
                 t._loss[1] += 1
                 bar.update()
             bar.close()
             t.steps += todo
             n -= todo
+            t.sync()
             t._seconds += time.perf_counter() - began
             if t.steps % self.steps_per_epoch == 0:
                 self._end_epoch(t, on_epoch_end)
@@ -277,7 +390,8 @@ class Trainer:
         statistics per model, which a stack cannot: such models always go one by one."""
         if stacked is None:
             stacked = self.device.type == "cuda" if isinstance(self.device, torch.device) else False
-        if not stacked or len(trainees) == 1 or any(True for _ in trainees[0].model.buffers()):
+        if (not stacked or len(trainees) == 1 or any(True for _ in trainees[0].model.buffers())
+                or not all(self.trains_dense(t) for t in trainees)):  # sparse compute goes one by one
             for t, sink in zip(trainees, sinks):
                 self.advance(t, n, sink)
             return
@@ -294,7 +408,10 @@ class Trainer:
                 for t in trainees:
                     self._count(t, epoch, start + i, x)
                 self.settings.schedule(stack.optimizer, trainees[0].steps + i, self.total_steps)
+                stepped = time.perf_counter()
                 stack.step(x, y)
+                if not self.cost.paused:
+                    self.seconds += time.perf_counter() - stepped
             stack.write_back()
             for t in trainees:
                 t.steps += todo
@@ -316,7 +433,7 @@ class Trainer:
                 p.grad = torch.zeros_like(p)
         t.mask_grads()
         if grad_sink is not None:
-            torch._foreach_add_(grad_sink, torch._foreach_abs([w.grad for w in t.prunable]))
+            t.sink_grads(grad_sink)
         t.optimizer.step()
         t.mask_weights()
         return loss.detach()

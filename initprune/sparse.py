@@ -1,0 +1,224 @@
+"""Sparse compute: a Linear whose mask is final trains on its kept weights only.
+
+A masked dense layer costs a dense layer's time whatever its sparsity. Here a layer of ``n_out``
+x ``n_in`` weights with ``nnz`` kept computes
+
+- the forward ``y = x Wᵀ + b`` as a CSR product ``(W xᵀ)ᵀ`` (``torch.sparse.mm``),
+- the input gradient ``∂x = g W`` as ``(Wᵀ gᵀ)ᵀ`` with the transposed CSR structure,
+- the weight gradient only at the kept positions: ``(gᵀ x)`` sampled at W's pattern (SDDMM,
+  ``torch.sparse.sampled_addmm``; measured faster than gathering ``g[:, rows] * x[:, cols]``,
+  and than the dense ``gᵀ x`` gathered, from 90% sparsity up),
+
+in one ``autograd.Function`` whose saved state is the CSR structure, computed once per mask (its
+transpose too), and whose trained tensor is a 1-d ``values`` Parameter of the kept weights in CSR
+order. The optimizer holds ``values`` in place of the dense weight, so momentum, Adam's moments
+and weight decay exist for the kept values only, and a pruned weight is not stored at all: zero
+by construction. ``to_sparse`` swaps a model's chosen Linear layers for ``SparseLinear`` (the
+bias stays the same Parameter); ``SparseLinear.write_back`` puts the kept values back into the
+dense weight, zeros elsewhere, and ``to_dense`` swaps the original layers back in, so a model
+leaves training as it came in.
+
+The sums run in another order than the dense product's, so results agree with masked dense
+within float tolerance, not bitwise (tests/test_sparse.py).
+
+``compute: auto`` asks ``RULES``: per device kind, the density under which a layer of at least
+so many weights pays sparse, committed from ``benchmarks/sparse.py``'s measurement (never measured
+at run time); ``RULE_VERSION`` is part of a run's identity whenever compute is not dense.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+COMPUTES = ("dense", "sparse", "auto")
+# torch says it once per process, in every run that computes sparse; the kernels used here are tested
+warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta", category=UserWarning)
+
+# Raise when the kernels or RULES change: a run that asked for sparse or auto computes otherwise.
+RULE_VERSION = 1
+# device kind -> (most density, fewest weights) under which ``auto`` computes a Linear sparse.
+# From benchmarks/sparse.py (one thread, batch 128, interleaved rounds, this project's 2-core CPU,
+# heavily loaded): forward + input gradient + weight gradient of one layer, median ratio sparse /
+# masked dense at s = 0.9, 0.95, 0.98, 0.99: 300x784 0.65, 0.51, 0.34, 0.28; 256x784 0.73, 0.51,
+# 0.36, 0.30; 784x256 0.70, 0.49, 0.27, 0.29 (all pay); 100x300 1.37, 0.89, 1.00, 0.81 and 256x64
+# 2.7, 0.76, 0.99, 0.88 (about even: the rounds spread over 1); 64x256 1.4 - 2.0 and 10x100 1.1 -
+# 1.5 (never: a sparse call's fixed overhead of tens of microseconds is the small layer's whole
+# time). CUDA: not measured, so auto stays dense there.
+RULES: dict[str, tuple[float, int]] = {
+    "cpu": (0.1, 100_000),
+}
+
+
+@dataclass(frozen=True)
+class Structure:
+    """A mask's CSR structure, and its transpose's, computed once: ``index`` the flat positions
+    of the kept weights in CSR (row-major) order, ``perm`` the order of the values in the
+    transpose's CSR."""
+
+    shape: tuple[int, int]  # (n_out, n_in)
+    index: Tensor
+    crow: Tensor
+    col: Tensor
+    crow_t: Tensor
+    col_t: Tensor
+    perm: Tensor
+
+    @staticmethod
+    def of(mask: Tensor) -> Structure:
+        n_out, n_in = mask.shape
+        index = mask.flatten().nonzero().flatten()
+        rows, cols = index // n_in, index % n_in
+        perm = torch.argsort(cols * n_out + rows)
+        # int32 indices: torch's CPU kernels (MKL) take them as they are, int64 ones are converted every call
+        small = torch.int32 if len(index) < 2**31 - 1 else torch.int64
+        return Structure((n_out, n_in), index, _crow(rows, n_out).to(small), cols.to(small),
+                         _crow(cols[perm], n_in).to(small), rows[perm].to(small), perm)
+
+    def matrix(self, values: Tensor) -> Tensor:
+        """W (n_out x n_in) as CSR with these values."""
+        return torch.sparse_csr_tensor(self.crow, self.col, values, self.shape, check_invariants=False)
+
+    def transposed(self, values: Tensor) -> Tensor:
+        """Wᵀ (n_in x n_out) as CSR."""
+        return torch.sparse_csr_tensor(self.crow_t, self.col_t, values[self.perm], self.shape[::-1],
+                                       check_invariants=False)
+
+
+def _crow(rows: Tensor, n: int) -> Tensor:
+    crow = torch.zeros(n + 1, dtype=torch.int64, device=rows.device)
+    crow[1:] = torch.cumsum(torch.bincount(rows, minlength=n), 0)
+    return crow
+
+
+class _Product(torch.autograd.Function):
+    """y = x Wᵀ + b with W sparse: every product a CSR one, the weight gradient an SDDMM."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, values: Tensor, bias: Tensor | None, st: Structure) -> Tensor:
+        flat = x.reshape(-1, st.shape[1])
+        out = torch.sparse.mm(st.matrix(values), flat.mT).mT
+        if bias is not None:
+            out = out + bias
+        ctx.save_for_backward(flat, values)
+        ctx.st, ctx.lead, ctx.has_bias = st, x.shape[:-1], bias is not None
+        return out.reshape(*x.shape[:-1], st.shape[0])
+
+    @staticmethod
+    def backward(ctx, g: Tensor):
+        flat, values = ctx.saved_tensors
+        st = ctx.st
+        g = g.reshape(-1, st.shape[0])
+        gx = gv = gb = None
+        if ctx.needs_input_grad[0]:
+            gx = torch.sparse.mm(st.transposed(values), g.mT).mT.reshape(*ctx.lead, st.shape[1])
+        if ctx.needs_input_grad[1]:
+            gv = torch.sparse.sampled_addmm(st.matrix(values), g.mT, flat, beta=0.0).values()
+        if ctx.has_bias and ctx.needs_input_grad[2]:
+            gb = g.sum(0)
+        return gx, gv, gb, None
+
+
+class SparseLinear(nn.Module):
+    """An ``nn.Linear`` under a final mask, computing on its kept weights only. ``values`` (1-d,
+    CSR order) is the trained Parameter; ``bias`` is the Linear's own. ``linear`` is the layer
+    it stands in for (held outside the module tree, so its dense weight is no parameter here)."""
+
+    def __init__(self, linear: nn.Linear, mask: Tensor):
+        super().__init__()
+        self.st = Structure.of(mask.to(linear.weight.device))
+        self.values = nn.Parameter(linear.weight.detach().flatten()[self.st.index].clone(),
+                                   requires_grad=linear.weight.requires_grad)
+        self.bias = linear.bias
+        self.__dict__["linear"] = linear
+        self.in_features, self.out_features = linear.in_features, linear.out_features
+
+    def forward(self, x: Tensor) -> Tensor:
+        return _Product.apply(x, self.values, self.bias, self.st)
+
+    @torch.no_grad()
+    def write_back(self) -> None:
+        """The kept values into the dense weight; every other weight zero."""
+        w = self.linear.weight
+        w.zero_()
+        w.view(-1)[self.st.index] = self.values.detach()
+
+    def take(self, dense: Tensor) -> Tensor:
+        """A tensor shaped like the weight (an optimizer state), at the kept positions."""
+        return dense.flatten()[self.st.index].clone()
+
+    def put(self, values: Tensor) -> Tensor:
+        """Values (an optimizer state) as a tensor shaped like the weight, zeros elsewhere."""
+        out = torch.zeros(self.st.shape, dtype=values.dtype, device=values.device)
+        out.view(-1)[self.st.index] = values
+        return out
+
+    def extra_repr(self) -> str:
+        return f"in_features={self.in_features}, out_features={self.out_features}, kept={len(self.st.index)}"
+
+
+def identity(compute: str) -> dict:
+    """What a run's identity adds for ``compute``: nothing for dense (its neutral value, so stored
+    identities stay), else the rule's version (the setting itself is in the training settings)."""
+    return {} if compute == "dense" else {"compute_rule": RULE_VERSION}
+
+
+def eligible(model: nn.Module) -> dict[str, nn.Linear]:
+    """The layers sparse compute can take, by their weight's name: plain ``nn.Linear`` (a
+    subclass may compute otherwise) whose weight no other layer shares. Conv layers stay dense."""
+    users: dict[int, int] = {}
+    for m in model.modules():
+        w = getattr(m, "weight", None)
+        if isinstance(w, Tensor):
+            users[id(w)] = users.get(id(w), 0) + 1
+    return {f"{name}.weight" if name else "weight": m for name, m in model.named_modules()
+            if name and type(m) is nn.Linear and users[id(m.weight)] == 1}
+
+
+def decide(compute: str, device_kind: str, shape: tuple[int, ...], kept: int) -> bool:
+    """Whether a Linear of this weight shape and kept count computes sparse under ``compute``.
+    ``sparse``: whenever it is pruned at all; ``auto``: where ``RULES`` says it pays."""
+    numel = 1
+    for d in shape:
+        numel *= d
+    if compute == "dense" or kept >= numel:
+        return False
+    if compute == "sparse":
+        return True
+    rule = RULES.get(device_kind)
+    return rule is not None and kept / numel <= rule[0] and numel >= rule[1]
+
+
+def plan(model: nn.Module, mask: dict[str, Tensor], compute: str, device_kind: str) -> dict[str, str]:
+    """Per prunable weight name, "sparse" or "dense": what each layer computes with."""
+    if compute not in COMPUTES:
+        raise ValueError(f"compute must be one of {', '.join(COMPUTES)}, got {compute!r}")
+    layers = eligible(model)
+    return {n: "sparse" if n in layers and decide(compute, device_kind, tuple(m.shape), int(m.sum())) else "dense"
+            for n, m in mask.items()}
+
+
+def to_sparse(model: nn.Module, mask: dict[str, Tensor], names) -> dict[str, SparseLinear]:
+    """Swap the Linear layers of ``names`` (weight names) for ``SparseLinear`` under ``mask``."""
+    layers = eligible(model)
+    out = {}
+    for name in names:
+        linear = layers[name]
+        out[name] = layer = SparseLinear(linear, mask[name])
+        _swap(model, name.removesuffix("weight").removesuffix("."), layer)
+    return out
+
+
+def to_dense(model: nn.Module, layers: dict[str, SparseLinear]) -> None:
+    """Write each layer's values back and put the original Linear back in its place."""
+    for name, layer in layers.items():
+        layer.write_back()
+        _swap(model, name.removesuffix("weight").removesuffix("."), layer.linear)
+
+
+def _swap(model: nn.Module, path: str, new: nn.Module) -> None:
+    parent, _, child = path.rpartition(".")
+    setattr(model.get_submodule(parent), child, new)
