@@ -163,6 +163,7 @@ def load_profile(name: str) -> list[Execution]:
                               given, asks, optional=entry.get("optional", False))
         try:
             takes = {o for m in execution.methods for o in pruners.option_names(m)}
+            _as_declared(execution)
             for key in set(given) - set(defaults) - takes:
                 raise InitpruneError(
                     f"'{key}' is neither a parameter of {entry['notebook']}.ipynb ({', '.join(defaults)}) nor an "
@@ -173,6 +174,20 @@ def load_profile(name: str) -> list[Execution]:
         _check_runs(where, execution, points)  # what each run checks before it trains: in a dry run too
         out.append(execution)
     return out
+
+
+def _as_declared(execution: Execution) -> None:
+    """The methods' options the profile set, each as its declared type: an integer given for a
+    float option (``temperature: 200``) is the float (200.0), as the run's spec holds it, so that
+    both spellings are one grid cell (``Execution.cell``) as they are one point."""
+    floats = {o.name for m in execution.methods for o in pruners.PRUNERS[m].declared() if o.kind is float}
+    as_float = lambda v: float(v) if isinstance(v, int) and not isinstance(v, bool) else v  # noqa: E731
+    held = lambda k, v: ([as_float(x) for x in v] if isinstance(v, list) else as_float(v)) if k in floats else v  # noqa: E731
+    given = execution.given
+    for key in set(given) & floats - set(execution.params):
+        given[key] = held(key, given[key])
+    if isinstance(given.get("options"), dict):  # the notebooks' `options` parameter: the same options
+        given["options"] = execution.params["options"] = {k: held(k, v) for k, v in given["options"].items()}
 
 
 def available(executions: list[Execution]) -> tuple[list[Execution], list[str]]:
