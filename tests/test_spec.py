@@ -43,7 +43,8 @@ def _pruner(default_level: float, *, extra: bool = False, neutral=options.UNSET)
     return Tuned
 
 
-def test_the_identity_holds_every_resolved_value_and_the_version():
+def test_the_identity_holds_every_resolved_value_and_the_version(monkeypatch):
+    monkeypatch.setattr(spec.torch.cuda, "is_available", lambda: False)  # auto: cpu, on any machine
     s = RunSpec(method="dissipating", options={"schedule": "cubic"}, training={"lr": 0.05})
     ident = s.identity()
     assert ident["options"] == {o.name: getattr(s.pruner(), o.name) for o in pruners.Dissipating.declared()}

@@ -80,9 +80,8 @@ def _check_runs(where: str, execution: Execution, points: list) -> None:
 
     from .. import data, memory, models
 
-    device = execution.params.get("device", "auto")
     cuda = torch.cuda.is_available()
-    dev = torch.device("cuda" if device == "auto" and cuda else "cpu" if device in ("auto", "cpu") else device)
+    dev = torch.device(execution.device)  # as its points are made: auto resolved against the workers
     built, seen = {}, set()
     for p in points:
         key = (p.method, p.dataset, p.arch, p.ablation, repr(sorted(p.options.items())),
@@ -113,7 +112,9 @@ def _check_type(where: str, key: str, value, default) -> None:
         raise InitpruneError(f"{where}: '{key}' must be {type(default).__name__}, got {value!r}")
 
 
-def load_profile(name: str) -> list[Execution]:
+def load_profile(name: str, gpus: float | None = None) -> list[Execution]:
+    """The profile's executions, checked. ``gpus``: the GPUs the sweep's command line gives each
+    execution (over the profile's resources), against which ``device: auto`` is resolved."""
     path = _profile_path(name)
     if path is None:
         if name.endswith((".yaml", ".yml")):
@@ -160,7 +161,7 @@ def load_profile(name: str) -> list[Execution]:
             if key in defaults:
                 _check_type(where, key, value, defaults[key])
         execution = Execution(entry["notebook"], {**defaults, **{k: v for k, v in given.items() if k in defaults}},
-                              given, asks, optional=entry.get("optional", False))
+                              given, asks, optional=entry.get("optional", False), gpus=gpus)
         try:
             takes = {o for m in execution.methods for o in pruners.option_names(m)}
             _as_declared(execution)
