@@ -21,6 +21,7 @@ from .options import OptionError
 from .result import RunResult
 from .spec import ABLATIONS, RunSpec, check_epochs, device_kind, make_pruner  # noqa: F401  moved: re-exported
 from .spec import SETTINGS as SPEC_SETTINGS
+from .spec import resolve_device as _resolve_name
 from .train import Settings, Trainee, Trainer
 
 RunConfig = RunSpec  # the name it had before it was resolved and frozen
@@ -62,13 +63,20 @@ def _threaded(count: int | None):
 
 
 def resolve_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
-        raise InitpruneError(f"unknown device '{device}'; choose auto, cpu or cuda")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise InitpruneError("--device cuda asked for, but no CUDA device is available; use --device auto or cpu")
-    return torch.device(device)
+    """The device to train on, on this machine: ``auto`` as it resolves it (spec.resolve_device).
+    A CUDA device it does not have is refused in one line: a spec a sweep's driver resolved to
+    cuda for GPU workers, given to a worker without one, trains nowhere else."""
+    name = _resolve_name(device)
+    if name.startswith("cuda"):
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if (int(name[5:]) if ":" in name else 0) >= count:
+            import socket
+
+            has = f"has {count} CUDA device(s)" if count else "has no CUDA device"
+            raise InitpruneError(f"device {name} asked for, but this machine ({socket.gethostname()}) {has}; use "
+                                 "device cpu or auto, or in a sweep declare GPUs (--gpus-per-task, resources: gpus) "
+                                 "only where its workers have them")
+    return torch.device(name)
 
 
 def _check_split(name: str, split, dtype: torch.dtype):

@@ -89,7 +89,9 @@ class Option:
         return OptionError(self.name, f"must be {self.must or KINDS[self.kind]}, got {value!r}")
 
     def validate(self, value):
-        """The value as this option holds it (a numpy scalar as a Python number), or an OptionError."""
+        """The value as this option holds it, its declared type (an integer given for a float
+        option as the float: ``200`` is ``200.0``, one identity; a numpy scalar as a Python
+        number), or an OptionError. A bool is no number."""
         if value is None and self.optional:
             return value
         number = isinstance(value, numbers.Real) and not isinstance(value, bool)
@@ -99,8 +101,10 @@ class Option:
             ok = number and math.isfinite(value)
         else:
             ok = isinstance(value, self.kind)
-        if ok and type(value) not in (int, float, bool, str):  # np.int64(64) -> 64: JSON, hashes, MLflow
-            value = int(value) if isinstance(value, numbers.Integral) else float(value)
+        if ok and self.kind is float:  # JSON, hashes and MLflow write 200 and 200.0 apart
+            value = float(value)
+        elif ok and self.kind is int and type(value) is not int:  # np.int64(64) -> 64
+            value = int(value)
         if not ok or (self.choices and value not in self.choices) or (self.check and not self.check(value)):
             raise self._fail(value)
         return value

@@ -40,14 +40,26 @@ def default_threads() -> int:
     return int(text)
 
 
-def device_kind(device: str) -> str:
-    """``auto`` as this machine resolves it (cuda where torch sees a GPU), else the kind of the
-    device named (``cuda:1`` is ``cuda``): what changes a run's numbers."""
+def resolve_device(device: str, gpus: bool = False) -> str:
+    """The device a point is made for: ``auto`` resolved where the point is made, cuda where its
+    workers have GPUs (``gpus``: a sweep's executor declares them) or this machine has one, else
+    cpu; any other name as given (``cuda:1``), checked. A sweep's driver resolves it, and its
+    workers receive the resolved name: a driver without a GPU and workers with one agree."""
     if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device != "cpu" and device != "cuda" and not device.startswith("cuda:"):
-        raise InitpruneError(f"unknown device '{device}'; choose auto, cpu or cuda")
-    return device.split(":")[0]
+        return "cuda" if gpus or torch.cuda.is_available() else "cpu"
+    if not isinstance(device, str) or (device not in ("cpu", "cuda") and not _cuda_index(device)):
+        raise InitpruneError(f"unknown device {device!r}; choose auto, cpu, cuda or cuda:N")
+    return device
+
+
+def _cuda_index(device: str) -> bool:
+    return device.startswith("cuda:") and device[5:].isdigit()
+
+
+def device_kind(device: str) -> str:
+    """The kind of the device named (``cuda:1`` is ``cuda``; ``auto`` as this machine resolves
+    it): what changes a run's numbers."""
+    return resolve_device(device).split(":")[0]
 
 
 def make_pruner(method: str, sparsity: float, ablation: str = "none", **options) -> pruners.Pruner:
@@ -87,8 +99,9 @@ class RunSpec:
     options: dict = field(default_factory=dict)  # the method's options, METHOD.md's words
     training: dict = field(default_factory=dict)  # the training settings (train.Settings)
     ablation: str = "none"  # shuffle, reinit, invert, rewind: the sanity checks
-    # as asked: auto is resolved where the run trains (a sweep's driver may have no GPU); its
-    # identity holds the kind of device the machine that computes it resolves it to
+    # auto is resolved here, where the spec is made (resolve_device): a sweep's driver resolves
+    # it against its workers before it makes its points, which travel resolved; the identity holds
+    # the kind (cuda:1 is cuda), and no hash asks torch which devices this machine has
     device: str = "auto"
     threads: int = 0  # torch threads; 0: default_threads()
 
@@ -103,9 +116,9 @@ class RunSpec:
         threads = self.threads or default_threads()
         if not isinstance(threads, int) or isinstance(threads, bool) or threads < 1:
             raise OptionError("threads", f"must be a positive integer, got {threads!r}")
-        device_kind(self.device)  # a name that is no device fails here
         resolved = {"sparsity": float(pruner.sparsity), "options": pruner.options(),
-                    "training": dataclasses.asdict(settings), "threads": threads}
+                    "training": dataclasses.asdict(settings), "threads": threads,
+                    "device": resolve_device(self.device)}  # a name that is no device fails here
         for name, value in resolved.items():
             object.__setattr__(self, name, value)
 
@@ -124,7 +137,7 @@ class RunSpec:
             "epochs": self.epochs, "ablation": self.ablation, "version": cls.version,
             "options": _past_neutral(cls.declared(), self.options),
             "training": _past_neutral(declared(Settings), self.training),
-            "device": device_kind(self.device), "threads": self.threads,
+            "device": self.device.split(":")[0], "threads": self.threads,
             **sparse.identity(self.training.get("compute", "dense")),
         }
 

@@ -147,15 +147,29 @@ def test_cost_in_the_report_and_the_runs_metrics(monkeypatch):
 # ---- what the speed work must leave unchanged ------------------------------------------------------
 
 # digits, seed 1, lr 0.1, momentum 0.9, batch 32, 3 epochs: recorded from the code before the speed
-# work (commit 6e3dadc): per epoch (train_loss, val_accuracy, test_accuracy, sparsity), and the mask
+# work (commit 6e3dadc): per epoch (train_loss, val_accuracy, test_accuracy, sparsity), and the mask's
+# kept weights per layer. Float results differ across CPUs (vector width, fused multiply-adds), so
+# only what no CPU changes is pinned exactly: the sparsities (ratios of counts), the kept counts, and
+# the hash of a mask drawn from the seed alone (random). A mask chosen from trained weights
+# (dissipating's) can flip a near-tie on another CPU: its counts are pinned, not its hash.
 BEFORE = {
     "dissipating-mlp": ([[1.0247413635253906, 0.7722222222222223, 0.8305555555555556, 0.44999999999999996],
                          [0.2253774881362915, 0.20555555555555555, 0.2861111111111111, 0.9],
-                         [1.2185707092285156, 0.9, 0.8722222222222222, 0.9]], "1a2dc08841ea1e9d"),
+                         [1.2185707092285156, 0.9, 0.8722222222222222, 0.9]],
+                        {"1.weight": 1920, "3.weight": 3000, "5.weight": 100}, None),
     "random-conv": ([[2.3011613845825196, 0.10555555555555556, 0.09722222222222222, 0.8],
                      [1.5107233047485351, 0.7722222222222223, 0.7777777777777778, 0.8],
-                     [0.6655377388000489, 0.8611111111111112, 0.8722222222222222, 0.8]], "92925074912f90a0"),
+                     [0.6655377388000489, 0.8611111111111112, 0.8722222222222222, 0.8]],
+                    {"0.weight": 7, "2.weight": 29, "5.weight": 288}, "92925074912f90a0"),
 }
+# The losses within rel 1e-4: float32 rounding differs across CPUs by about 1e-7 relative per
+# operation, and three epochs (120 steps) of SGD carry it to 1e-7 here (an AMD EPYC with AVX-512
+# against the recorded machine); 1e-4 leaves a thousandfold margin, while any change to the
+# computation (batch order, learning rate, mask, initialization) moves them in the 2nd or 3rd digit.
+LOSS_REL = 1e-4
+# The accuracies within two images of 180 (validation) and 360 (test): such a difference flips
+# only an input whose two highest logits lie within about 1e-6 of each other.
+IMAGES = 2
 
 
 def mask_hash(mask):
@@ -173,15 +187,21 @@ def small_conv():
 
 
 @pytest.mark.parametrize("key", list(BEFORE))
-def test_a_digits_run_is_bitwise_what_it_was_before_the_speed_work(key):
+def test_a_digits_run_is_what_it_was_before_the_speed_work(key):
     method, arch = key.split("-")
     d = data.load("digits", None)
     model = small_conv() if arch == "conv" else models.build(arch, d.input_shape, d.num_classes, 1)
     options = {"prune_epochs": 2} if method == "dissipating" else {}
     r = api.fit(model, d.train, d.test, method=method, sparsity=0.9 if method == "dissipating" else 0.8, epochs=3,
                 seed=1, val=d.val, device="cpu", lr=0.1, momentum=0.9, batch_size=32, **options)
-    history = [[h[k] for k in ("train_loss", "val_accuracy", "test_accuracy", "sparsity")] for h in r.history]
-    assert (history, mask_hash(r.mask)) == BEFORE[key]
+    history, kept, digest = BEFORE[key]
+    val, test = IMAGES / len(d.val[1]) + 1e-12, IMAGES / len(d.test[1]) + 1e-12
+    assert [[h["train_loss"], h["val_accuracy"], h["test_accuracy"], h["sparsity"]] for h in r.history] == [
+        [pytest.approx(loss, rel=LOSS_REL), pytest.approx(v, abs=val), pytest.approx(t, abs=test), s]
+        for loss, v, t, s in history]
+    assert {n: int(m.sum()) for n, m in r.mask.items()} == kept
+    if digest is not None:
+        assert mask_hash(r.mask) == digest
 
 
 # ---- in the tables and figures ----------------------------------------------------------------------

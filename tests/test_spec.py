@@ -43,7 +43,8 @@ def _pruner(default_level: float, *, extra: bool = False, neutral=options.UNSET)
     return Tuned
 
 
-def test_the_identity_holds_every_resolved_value_and_the_version():
+def test_the_identity_holds_every_resolved_value_and_the_version(monkeypatch):
+    monkeypatch.setattr(spec.torch.cuda, "is_available", lambda: False)  # auto: cpu, on any machine
     s = RunSpec(method="dissipating", options={"schedule": "cubic"}, training={"lr": 0.05})
     ident = s.identity()
     assert ident["options"] == {o.name: getattr(s.pruner(), o.name) for o in pruners.Dissipating.declared()}
@@ -280,3 +281,117 @@ def test_the_import_graph_is_read_through_the_folders():
         modules["report.assembly"])
     assert {"lab.grid", "lab.store", "report.assembly", "api"} <= _imports(modules["cli"])
     assert {"report.stats", "data", "pruners"} <= _imports(modules["report.claims"])
+
+
+# ---- issue 29: identities that hold across spellings and machines ----------------------------------
+
+def _profile(tmp_path, name: str, text: str) -> str:
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(text)
+    return str(path)
+
+
+def test_an_integer_for_a_float_option_is_the_float(tmp_path):
+    """Issue 29, case 6: ``temperature: 200`` in a profile against the default 200.0 trained twice,
+    and a profile's ``tau: 1`` and the command line's ``--tau 1`` (1.0) never met: each option and
+    training setting is held as its declared type before it is hashed."""
+    from initprune import cli
+    from initprune.lab import profiles
+
+    grasp = RunSpec(method="grasp", options={"temperature": 200}, training={"lr": 1, "momentum": 0})
+    assert type(grasp.options["temperature"]) is float and type(grasp.training["lr"]) is float
+    assert grasp.hash() == RunSpec(method="grasp", training={"lr": 1.0, "momentum": 0.0}).hash()
+    args = cli.parser().parse_args(["run", "--method", "dissipating", "--tau", "1"])
+    flagged = cli.parse_given(args, pruners.Dissipating.declared())
+    assert RunSpec(method="dissipating", options={"tau": 1}).hash() == RunSpec(method="dissipating",
+                                                                                options=flagged).hash()
+    for bad in ({"temperature": True}, {"temperature": "200"}):  # a bool is not a number, text neither
+        with pytest.raises(options.OptionError, match=f"temperature must be .*got {bad['temperature']!r}"):
+            RunSpec(method="grasp", options=bad)
+    with pytest.raises(options.OptionError, match="k must be an integer"):
+        RunSpec(method="kstarts", options={"k": True})
+
+    cells = {}
+    for name, value in (("int", "200"), ("float", "200.0"), ("default", None)):
+        extra = f", temperature: {value}" if value else ""
+        (ex,) = profiles.load_profile(_profile(tmp_path, name, "executions:\n  - {notebook: baselines, method: "
+                                               f"[grasp], sparsities: [0.9], seeds: [0, 1], epochs: 2{extra}}}\n"))
+        cells[name] = (ex.cell, [(p.hash(), p.seed) for p in ex.points()])
+    assert cells["int"] == cells["float"]  # one grid cell, its points once
+    assert cells["int"][1] == cells["default"][1]  # the default's points: read back, not trained again
+
+
+# (profile, execution, method, sparsity, seed, ablation) -> (point hash, cell): computed on the code before
+# issue 29 (commit 8ad4039), on a machine without a GPU; the stores of these profiles keep them
+DEFAULT_IDENTITIES = {
+    ("smoke", 0, "random", 0.9, 0, "none"): ("e98afb59fdb4", "be5cdbc91f19"),
+    ("smoke", 5, "snip", 0.9, 0, "rewind"): ("bf4595ea1b2e", "24e0035fd840"),
+    ("demo", 1, "kstarts", 0.99, 2, "none"): ("5c30a2c9e1d0", "60ecb01a9b16"),
+    ("demo", 3, "combined", 0.99, 2, "none"): ("dab0f4874803", "ce2003d4acb6"),
+    ("demo", 4, "grasp", 0.99, 2, "none"): ("1d98836dabf9", "a28d81c651c8"),
+    ("demo", 12, "grasp", 0.95, 2, "none"): ("b42adacb9203", "c2f571c90dc9"),
+    ("offline", 2, "dissipating", 0.98, 9, "none"): ("b875167255ee", "f694a59126d5"),
+    ("paper", 2, "dissipating", 0.99, 2, "none"): ("bd7c80c01578", "d92d587892af"),
+    ("paper", 47, "random", 0.98, 2, "rewind"): ("eb6f07451bb2", "b2d7b32cfe3f"),
+}
+
+
+def test_the_default_profiles_keep_their_identities(monkeypatch):
+    """Normalising option types and resolving the device in the driver leave every point and
+    cell of the default profiles where the store has them (``device: auto`` on a machine without
+    a GPU, as they were recorded)."""
+    import torch
+
+    from initprune.lab import profiles
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    loaded = {name: profiles.load_profile(name) for name in {k[0] for k in DEFAULT_IDENTITIES}}
+    found = {}
+    for name, i, *point in DEFAULT_IDENTITIES:
+        ex = loaded[name][i]
+        p = [p for p in ex.points() if [p.method, p.sparsity, p.seed, p.ablation] == point][-1]  # its last
+        found[(name, i, *point)] = (p.hash(), ex.cell)
+    assert found == DEFAULT_IDENTITIES
+
+
+def test_device_auto_is_resolved_in_the_driver_against_its_workers(tmp_path, monkeypatch):
+    """Issue 29, case 8: a driver without a GPU and workers with one resolved ``auto`` each its own
+    way, so the driver never found its points finished. The driver resolves it, against the GPUs
+    its executor declares, into the specs the workers receive; no hash asks torch."""
+    import torch
+
+    from initprune.lab import profiles
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # the head: no GPU
+    text = "executions:\n  - {notebook: random, sparsities: [0.9], seeds: [0], epochs: 2}\n"
+    cpu_head = _profile(tmp_path, "plain", text)
+    gpu_workers = _profile(tmp_path, "gpus", "resources: {gpus: 1}\n" + text)
+    (on_cpu,), (declared,), (flagged,) = (profiles.load_profile(cpu_head), profiles.load_profile(gpu_workers),
+                                          profiles.load_profile(cpu_head, gpus=1))
+    sent = declared.parameters()["points"]
+    assert [p["device"] for p in sent] == ["cuda"] and flagged.parameters()["points"] == sent
+    assert on_cpu.points()[0].device == "cpu"
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: pytest.fail("torch asked at hash time"))
+    spec = declared.points()[0]
+    assert spec.identity()["device"] == "cuda" and on_cpu.points()[0].identity()["device"] == "cpu"
+    worker = RunSpec(**sent[0])  # what the kernel on a GPU worker builds and hashes: the same point
+    assert worker.hash() == spec.hash() == flagged.points()[0].hash() != on_cpu.points()[0].hash()
+    assert dataclasses.replace(spec, device="cuda:1").hash() == spec.hash()  # the index is no identity
+
+
+def test_a_worker_without_a_gpu_refuses_a_cuda_spec_in_one_line(store, monkeypatch):
+    """A spec resolved to cuda by its driver, handed to a worker that has no GPU: refused before
+    anything trains or is recorded, in one line that says what to do."""
+    import torch
+
+    from initprune.errors import InitpruneError
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    spec = RunSpec(method="random", sparsity=0.9, epochs=1, device="cuda")
+    with pytest.raises(InitpruneError) as err:
+        grid.run_grid("random", points=[spec.to_dict()], progress=False)
+    text = str(err.value)
+    assert "\n" not in text and "cuda" in text and "no CUDA device" in text and "--gpus-per-task" in text
+    c, exp_id = ensure_store()
+    assert not c.search_runs([exp_id], "tags.kind = 'point'")  # nothing opened, nothing FAILED

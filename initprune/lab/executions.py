@@ -10,6 +10,7 @@ import json
 from dataclasses import dataclass, field
 
 from .. import pruners
+from ..spec import resolve_device
 from . import grid, results, store
 
 # the parameters every method notebook has beside its method's options
@@ -24,6 +25,7 @@ class Execution:
     given: dict = field(default_factory=dict)  # what the profile set: the cell's identity
     asks: dict = field(default_factory=dict)  # the profile's resources: {cpus, gpus}
     optional: bool = False  # left out, in one line, where its dataset cannot be had on this machine
+    gpus: float | None = None  # the command line's GPUs per execution (--gpus-per-task), over the profile's
     _points: list | None = field(default=None, repr=False, compare=False)
 
     @property
@@ -53,6 +55,14 @@ class Execution:
                 "gpus": gpus if gpus is not None else self.asks.get("gpus", int(self.params.get("device") == "cuda"))}
 
     @property
+    def device(self) -> str:
+        """The device its points are made for, resolved here in the driver against its workers:
+        ``auto`` is cuda where the executor is told to give each execution GPUs (the command
+        line's, else the profile's resources) or this machine has one, else cpu. The points
+        travel resolved, so that a driver without a GPU and workers with one agree on them."""
+        return resolve_device(self.params.get("device", "auto"), gpus=self.resources(gpus=self.gpus)["gpus"] > 0)
+
+    @property
     def label(self) -> str:
         options = " ".join(f"{k}={v}" for k, v in self.given.items() if k not in COMMON)
         return f"{self.notebook} {self.params['dataset']}/{self.params['arch']} {options}".strip()
@@ -70,7 +80,7 @@ class Execution:
             method = self.methods if isinstance(self.params.get("method"), list) else self.notebook
             self._points = grid.expand(method, self.params["dataset"], self.params["arch"], self.params["sparsities"],
                                        self.params["seeds"], self.params["epochs"], self.options,
-                                       self.params.get("ablations", ("none",)), self.params.get("device", "auto"))
+                                       self.params.get("ablations", ("none",)), self.device)
         return self._points
 
 

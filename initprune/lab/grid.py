@@ -89,6 +89,8 @@ def run_grid(method: str | list, dataset: str = "digits", arch: str = "mlp", spa
     then replace the grid of the other arguments: a sweep's kernel never expands it again."""
     points = ([RunSpec(**p) for p in points] if points else
               expand(method, dataset, arch, sparsities, seeds, epochs, options, ablations, device))
+    for name in {p.device for p in points}:  # a device this worker lacks: refused before anything is opened
+        api.resolve_device(name)
     if not tracking:
         return [r for group in stack.plan(points) for r in stack.run_all(group, data_root)]
     c, exp_id = store.ensure_store()

@@ -80,9 +80,8 @@ def _check_runs(where: str, execution: Execution, points: list) -> None:
 
     from .. import data, memory, models
 
-    device = execution.params.get("device", "auto")
     cuda = torch.cuda.is_available()
-    dev = torch.device("cuda" if device == "auto" and cuda else "cpu" if device in ("auto", "cpu") else device)
+    dev = torch.device(execution.device)  # as its points are made: auto resolved against the workers
     built, seen = {}, set()
     for p in points:
         key = (p.method, p.dataset, p.arch, p.ablation, repr(sorted(p.options.items())),
@@ -113,7 +112,9 @@ def _check_type(where: str, key: str, value, default) -> None:
         raise InitpruneError(f"{where}: '{key}' must be {type(default).__name__}, got {value!r}")
 
 
-def load_profile(name: str) -> list[Execution]:
+def load_profile(name: str, gpus: float | None = None) -> list[Execution]:
+    """The profile's executions, checked. ``gpus``: the GPUs the sweep's command line gives each
+    execution (over the profile's resources), against which ``device: auto`` is resolved."""
     path = _profile_path(name)
     if path is None:
         if name.endswith((".yaml", ".yml")):
@@ -160,9 +161,10 @@ def load_profile(name: str) -> list[Execution]:
             if key in defaults:
                 _check_type(where, key, value, defaults[key])
         execution = Execution(entry["notebook"], {**defaults, **{k: v for k, v in given.items() if k in defaults}},
-                              given, asks, optional=entry.get("optional", False))
+                              given, asks, optional=entry.get("optional", False), gpus=gpus)
         try:
             takes = {o for m in execution.methods for o in pruners.option_names(m)}
+            _as_declared(execution)
             for key in set(given) - set(defaults) - takes:
                 raise InitpruneError(
                     f"'{key}' is neither a parameter of {entry['notebook']}.ipynb ({', '.join(defaults)}) nor an "
@@ -173,6 +175,20 @@ def load_profile(name: str) -> list[Execution]:
         _check_runs(where, execution, points)  # what each run checks before it trains: in a dry run too
         out.append(execution)
     return out
+
+
+def _as_declared(execution: Execution) -> None:
+    """The methods' options the profile set, each as its declared type: an integer given for a
+    float option (``temperature: 200``) is the float (200.0), as the run's spec holds it, so that
+    both spellings are one grid cell (``Execution.cell``) as they are one point."""
+    floats = {o.name for m in execution.methods for o in pruners.PRUNERS[m].declared() if o.kind is float}
+    as_float = lambda v: float(v) if isinstance(v, int) and not isinstance(v, bool) else v  # noqa: E731
+    held = lambda k, v: ([as_float(x) for x in v] if isinstance(v, list) else as_float(v)) if k in floats else v  # noqa: E731
+    given = execution.given
+    for key in set(given) & floats - set(execution.params):
+        given[key] = held(key, given[key])
+    if isinstance(given.get("options"), dict):  # the notebooks' `options` parameter: the same options
+        given["options"] = execution.params["options"] = {k: held(k, v) for k, v in given["options"].items()}
 
 
 def available(executions: list[Execution]) -> tuple[list[Execution], list[str]]:

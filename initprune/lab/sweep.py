@@ -34,7 +34,7 @@ def sweep(profile: str, jobs: int = 1, dry_run: bool = False, executor: str = "l
     ``poll`` seconds."""
     ray_address = ray_address or (os.environ.get("RAY_ADDRESS") if executor == "ray" else None)
     _check_executor(executor, jobs, ray_address, dask_scheduler, retries, cpus, gpus)
-    executions, missing = available(load_profile(profile))
+    executions, missing = available(load_profile(profile, gpus))  # device auto: resolved against the GPUs asked
     for line in missing:
         echo(line)
     uri = store.default_uri()
