@@ -22,7 +22,7 @@ import math
 
 from .. import data, pruners
 from ..errors import InitpruneError
-from . import stats
+from . import labels, stats
 
 REGIMES = ("uniform", "free")
 UNIFORM = "layerwise"
@@ -142,27 +142,9 @@ def margin(dataset: str) -> float:
     return float(next(f.default for f in dataclasses.fields(data.Dataset) if f.name == "margin"))
 
 
-def setting(dataset, epochs, training, history=None) -> dict:
-    """What a run trained under beside its method and options: its epochs (from its history where
-    the table lacks them) and every training setting, the dataset's declared ones filled in."""
-    if epochs is None or (isinstance(epochs, float) and math.isnan(epochs)):
-        epochs = len(history) if isinstance(history, list) else None
-    declared = dataclasses.asdict(data.DATASETS[dataset].training) if dataset in data.DATASETS else {}
-    return {"epochs": None if epochs is None else int(epochs), **declared,
-            **(training if isinstance(training, dict) else {})}
-
-
-def canonical(value) -> str:
-    """A value as sorted JSON: equal configurations give equal strings."""
-    return json.dumps(value, sort_keys=True, default=str)
-
-
-def suffixes(configs: list[dict]) -> list[str]:
-    """For each configuration, what tells it from the others: "key=value, ..." over the keys whose
-    values differ among them (epochs first), "" where all agree."""
-    keys = sorted({k for c in configs for k in c}, key=lambda k: (k != "epochs", k != "scope", k))
-    differ = [k for k in keys if len({canonical(c.get(k)) for c in configs}) > 1]
-    return [", ".join(f"{k}={c.get(k)}" for k in differ) for c in configs]
+setting = labels.setting  # epochs, training settings, threads and device: a replication of its own
+canonical = labels.canonical
+suffixes = labels.suffixes
 
 
 def _column(table, name: str) -> list:
@@ -172,16 +154,19 @@ def _column(table, name: str) -> list:
 def _prepare(table):
     """The unablated runs with their label, regime, training setting and other options; per (cell,
     setting, regime, label) the runs with the default other options, else the option set that
-    covers the most runs."""
+    covers the most runs. A label says the pruner version where it is not today's ("snip [v1]"):
+    a group of its own, as in the figures (``labels``)."""
     import pandas as pd
 
     table = table[table["ablation"] == "none"]
     if table.empty:
         return {}
     values = [resolved(m, o) for m, o in zip(table["method"], table["options"])]
-    settings = [setting(*row) for row in zip(_column(table, "dataset"), _column(table, "epochs"),
-                                             _column(table, "training"), _column(table, "history"))]
-    table = table.assign(label=[label(m, v) for m, v in zip(table["method"], values)],
+    settings = [setting(*row) for row in zip(*(_column(table, c) for c in ("dataset", "epochs", "training", "history",
+                                                                         "threads", "device")))]
+    versions = [labels.suffixes([{"version": labels.version(m, v)}])[0]
+                for m, v in zip(table["method"], _column(table, "version"))]
+    table = table.assign(label=[labels.named(label(m, v), s) for m, v, s in zip(table["method"], values, versions)],
                          regime=[regime(m, v) for m, v in zip(table["method"], values)],
                          rest=[_rest(m, v) for m, v in zip(table["method"], values)],
                          setting=[canonical(s) for s in settings])
@@ -334,8 +319,7 @@ def verdicts(table) -> list[dict]:
     return out
 
 
-def _base(name: str) -> str:
-    return name.split(" (")[0]
+_base = labels.base
 
 
 def starred(rows) -> dict:

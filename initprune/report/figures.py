@@ -25,7 +25,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from .. import masks, pruners
-from . import claims
+from . import claims, labels
 from .claims import claims_markdown, verdicts
 
 NOTE = "initprune, on our grid (docs/method.md), not the paper's numbers"
@@ -77,42 +77,24 @@ def _defaults(method: str) -> dict:
 
 
 label = pruners.label  # "dissipating (cubic)": the one definition, in the registry's module
+_base = labels.base  # "dissipating (cubic) [epochs=2]" -> "dissipating"
 
 
-def _base(name: str) -> str:
-    """The method of a label: "dissipating (cubic) [epochs=2]" -> "dissipating"."""
-    return name.split(" (")[0].split(" [")[0]
-
-
-# ---- what a run was: its configuration beside seed and sparsity --------------------------------
+# ---- what a run was: its whole identity but seed and sparsity (labels.identity) ------------------
 
 
 def _dict(value) -> dict:
     return value if isinstance(value, dict) else {}
 
 
-def _config(method: str, dataset, options, training, epochs, history) -> dict:
-    """Everything that defines a run beside its seed and sparsity: its epochs, its resolved options
-    (declared defaults filled in) and its training settings (``claims.setting``)."""
-    trained = claims.setting(dataset, epochs, training, history)
-    return {"epochs": trained.pop("epochs"), **_defaults(method), **_dict(options), **trained}
-
-
-def _configs(table) -> list[dict]:
-    n = len(table)
-    column = lambda name: list(table[name]) if name in table else [None] * n  # noqa: E731
-    return [_config(*row) for row in zip(column("method"), column("dataset"), column("options"), column("training"),
-                                         column("epochs"), column("history"))]
-
-
-_json = claims.canonical
-_suffixes = claims.suffixes
+_configs = labels.identities
+_json = labels.canonical
 
 
 def _profiled(table, drop=(), within=("dataset", "arch")):
-    """``table`` with the columns ``profile`` (the configuration without the keys ``drop``, as JSON:
+    """``table`` with the columns ``profile`` (the identity without the keys ``drop``, as JSON:
     runs of one profile may be averaged, others never) and ``suffix`` (what tells the profile from
-    the others of the same ``within`` group, "" when it is the only one)."""
+    the others of the same ``within`` group, and its pruner version where not today's)."""
     table = table.reset_index(drop=True)  # one label per row, even for a table concatenated by hand
     configs = [{k: v for k, v in c.items() if k not in drop} for c in _configs(table)]
     table = table.assign(profile=[_json(c) for c in configs], suffix="")
@@ -121,14 +103,12 @@ def _profiled(table, drop=(), within=("dataset", "arch")):
     by_profile = dict(zip(table["profile"], configs))
     for _, part in table.groupby(list(within), sort=False):
         profiles = list(dict.fromkeys(part["profile"]))
-        if len(profiles) > 1:
-            tell = dict(zip(profiles, _suffixes([by_profile[p] for p in profiles])))
-            table.loc[part.index, "suffix"] = [tell[p] for p in part["profile"]]
+        tell = dict(zip(profiles, labels.suffixes([by_profile[p] for p in profiles])))
+        table.loc[part.index, "suffix"] = [tell[p] for p in part["profile"]]
     return table
 
 
-def _named(name: str, suffix: str) -> str:
-    return f"{name} [{suffix}]" if suffix else name
+_named = labels.named
 
 
 REGIMES = ("uniform", "free")
