@@ -112,3 +112,18 @@ def test_the_runs_table_carries_each_points_pruner_version(tmp_path, monkeypatch
         runs.finish_point(c, run_id, None)
     table = results.runs_table(uri)
     assert sorted(zip(table["version"], table["test_accuracy"])) == [(1, 0.6), (2, 0.7)]
+
+
+# ---- case 4: sparsities keyed by their exact value -----------------------------------------------
+
+
+def test_near_equal_sparsities_are_two_columns_each_named_apart():
+    table = results.to_table([result(m, s, 0, acc + 0.1 * (m == "kstarts")) for m in ("random", "kstarts")
+                              for s, acc in ((0.9, 0.5), (0.9000001, 0.7), (0.99, 0.3))])
+    acc = figures.accuracy_table(table).set_index("method")
+    assert acc.loc["random", "s=0.9"].startswith("0.5000")
+    assert acc.loc["random", "s=0.9000001"].startswith("0.7000")
+    assert acc.loc["random", "s=0.99"].startswith("0.3000")  # not colliding: as short as ever
+    assert acc.loc["random", "s=0.9000001 effective"] == ""
+    text = claims.claims_markdown(table)  # the per-sparsity table: a column each, the list of each contrast
+    assert "| s=0.9 | s=0.9000001 | s=0.99 |" in text and "| 0.9, 0.9000001, 0.99 |" in text

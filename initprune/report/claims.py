@@ -393,12 +393,13 @@ def summary_line(r: dict) -> str:
 def _family_table(group: list[dict]) -> list[str]:
     lines = ["| contrast | seeds | sparsities | effect (points) | 95% interval | 90% interval | margin | p "
              "| adjusted p | verdict |", "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    named = labels.sparsities([s for r in group if r["verdict"] is not None for s in r["sparsities"]])
     for r in group:
         if r["verdict"] is None:
             lines.append(f"| {r['method']} vs {r['rival']} | 0 | | | | | ±{r['margin']:g} | 1 (no runs) | | |")
             continue
         lines.append(f"| {r['method']} vs {r['rival']} | {len(r['seeds'])} ({_seeds(r['seeds'])}) "
-                     f"| {', '.join(f'{s:g}' for s in r['sparsities'])} | {_num(r['mean'])} | {_interval(r)} "
+                     f"| {', '.join(named[s] for s in r['sparsities'])} | {_num(r['mean'])} | {_interval(r)} "
                      f"| {_interval(r, 'low90', 'high90')} | ±{r['margin']:g} | {_p(r['p'])} | {_p(r['adjusted_p'])} "
                      f"| {r['verdict']}{_floor_note(r)} |")
     return lines
@@ -409,7 +410,8 @@ def _per_sparsity(group: list[dict]) -> list[str]:
     sparsities = sorted({p["sparsity"] for r in present for p in r["per_sparsity"]})
     if not present:
         return []
-    lines = ["| dataset / arch | method | vs | regime | " + " | ".join(f"s={s:g}" for s in sparsities) + " |",
+    named = labels.sparsities(sparsities)
+    lines = ["| dataset / arch | method | vs | regime | " + " | ".join(f"s={named[s]}" for s in sparsities) + " |",
              "| --- | --- | --- | --- | " + " | ".join("---" for _ in sparsities) + " |"]
     for r in present:
         by = {p["sparsity"]: p for p in r["per_sparsity"]}

@@ -343,6 +343,7 @@ def learning_curves(table, sparsity: float | None = None):
         common = set.intersection(*[set(g["sparsity"]) for _, g in pruned.groupby("label")]) if len(pruned) else set()
         at = sparsity if sparsity is not None else (max(common) if common else
                                                      (float(pruned["sparsity"].max()) if len(pruned) else None))
+        named = labels.sparsities([*part["sparsity"], *([at] if at is not None else [])])
         for name in names:
             rows = part[part["label"] == name]
             shown = name
@@ -350,14 +351,14 @@ def learning_curves(table, sparsity: float | None = None):
                 own = float(at) if at in set(rows["sparsity"]) else float(rows["sparsity"].max())
                 rows = rows[rows["sparsity"] == own]
                 if own != at:
-                    shown = f"{name} (s={own:g})"
+                    shown = f"{name} (s={named[own]})"
             length = min(len(h) for h in rows["history"])
             curves = np.array([[h["test_accuracy"] for h in hist[:length]] for hist in rows["history"]], dtype=float)
             epochs = np.arange(1, length + 1)
             style = _style(name, _configs(rows.iloc[:1])[0], every)
             ax.plot(epochs, curves.mean(0), label=shown, markersize=4, **style)
             ax.fill_between(epochs, curves.min(0), curves.max(0), alpha=0.15, color=style["color"])
-        _label(ax, "epoch", "test accuracy", _title(key, f"sparsity {at:g}" if at is not None else ""))
+        _label(ax, "epoch", "test accuracy", _title(key, f"sparsity {named[float(at)]}" if at is not None else ""))
     return _note(fig)
 
 
@@ -404,18 +405,16 @@ def accuracy_table(table):
     table = table.assign(effective=effective)
     groups = table.groupby(["dataset", "arch", "label", "sparsity"])
     costs = groups[["cost_training", "cost_inference", "effective"]].mean()
-    columns = {f"s={c:g}": cells.unstack("sparsity")[c] for c in sorted(stats.index.unique("sparsity"))}
-    for c in list(columns):
-        s = float(c[2:])
-        values = costs["effective"].unstack("sparsity")[s]
-        columns[f"{c} effective"] = values.map(lambda v: "" if math.isnan(v) else f"{v:.4f}")
+    columns = {}
+    for s, name in labels.sparsities(stats.index.unique("sparsity")).items():  # by exact value, named apart
+        c = f"s={name}"
+        columns[c] = cells.unstack("sparsity")[s]
+        columns[f"{c} effective"] = costs["effective"].unstack("sparsity")[s].map(
+            lambda v: "" if math.isnan(v) else f"{v:.4f}")
         for kind in ("training", "inference"):
             values = costs[f"cost_{kind}"].unstack("sparsity")[s]
             columns[f"{c} {kind} cost"] = values.map(lambda v: "" if math.isnan(v) else f"{v:.3g}")
-    wide = pd.DataFrame(columns)
-    wide = wide[[k for c in wide.columns if " " not in c
-                 for k in (c, f"{c} effective", f"{c} training cost", f"{c} inference cost")]]
-    wide = wide.reset_index().rename(columns={"label": "method"})
+    wide = pd.DataFrame(columns).reset_index().rename(columns={"label": "method"})
     order = {name: i for i, name in enumerate(_methods(wide))}
     wide = wide.sort_values(["dataset", "arch", "method"], key=lambda col: col.map(order) if col.name == "method"
                             else col)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+from collections import Counter
 
 from .. import data, pruners
 
@@ -89,3 +90,12 @@ def named(name: str, suffix: str) -> str:
 def base(name: str) -> str:
     """The method of a label: "dissipating (cubic) [epochs=2]" -> "dissipating"."""
     return name.split(" (")[0].split(" [")[0]
+
+
+def sparsities(values) -> dict[float, str]:
+    """Each sparsity as text, keyed by its exact value: as short as ever ("0.9"), and where two
+    would read alike (0.9 and 0.9000001) each as long as it takes to tell them apart (its repr)."""
+    values = sorted({float(v) for v in values})
+    short = {v: f"{v:g}" for v in values}
+    alike = Counter(short.values())
+    return {v: short[v] if alike[short[v]] == 1 else repr(v) for v in values}
