@@ -2,6 +2,8 @@
 seed, the same rule in figures, tables, curves and claims; sparsities are keyed by their exact
 value; text that comes from users is never read as mathtext, Markdown or HTML."""
 
+import io
+
 import matplotlib
 import matplotlib.pyplot as plt
 import pytest
@@ -127,3 +129,22 @@ def test_near_equal_sparsities_are_two_columns_each_named_apart():
     assert acc.loc["random", "s=0.9000001 effective"] == ""
     text = claims.claims_markdown(table)  # the per-sparsity table: a column each, the list of each contrast
     assert "| s=0.9 | s=0.9000001 | s=0.99 |" in text and "| 0.9, 0.9000001, 0.99 |" in text
+
+
+# ---- case 9: no mathtext in what comes from users ------------------------------------------------
+
+
+def test_a_dollar_in_an_option_value_renders_as_itself_in_every_figure():
+    rows = [result("mine", s, seed, 0.5, options={"data": data}) for s in (0.9, 0.99) for seed in (0, 1)
+            for data in ("$HOME/data_$", "plain")]
+    table = results.to_table(rows + [result("random", s, 0, 0.4) for s in (0.9, 0.99)])
+    for make in figures.FIGURES.values():
+        fig = make(table)
+        fig.savefig(io.BytesIO(), format="png", dpi=30)  # drawn: mathtext would raise here
+        plt.close(fig)
+    fig = figures.accuracy_vs_sparsity(table)
+    [text] = [t for t in fig.legends[0].get_texts() if "HOME" in t.get_text()]
+    fig.canvas.draw()
+    shown, math = text._preprocess_math(text.get_text())
+    assert shown == "mine [data=$HOME/data_$]" and not math
+    plt.close("all")

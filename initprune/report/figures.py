@@ -54,8 +54,8 @@ def color(method: str) -> str:
         return entry.color
     names = pruners.PRUNERS.names()
     free = [c for c in PALETTE if c not in {pruners.PRUNERS[m].color for m in names}] or list(PALETTE)
-    plain = [m for m in names if not pruners.PRUNERS[m].color]
-    index = plain.index(method) if method in plain else int(hashlib.sha256(method.encode()).hexdigest(), 16)
+    undeclared = [m for m in names if not pruners.PRUNERS[m].color]
+    index = undeclared.index(method) if method in undeclared else int(hashlib.sha256(method.encode()).hexdigest(), 16)
     return free[index % len(free)]
 
 
@@ -196,16 +196,22 @@ def _note(fig, legend_right: bool = True):
         width = fig.get_figwidth()
         fig.set_figwidth(width + legend)
         right = width / (width + legend)
-        fig.legend(list(entries.values()), list(entries), loc="center left", bbox_to_anchor=(right, 0.5),
-                   fontsize=8, frameon=False)
+        fig.legend(list(entries.values()), [plain(t) for t in entries], loc="center left",
+                   bbox_to_anchor=(right, 0.5), fontsize=8, frameon=False)
     fig.tight_layout(rect=(0, 0.03, right, 1))
     return fig
 
 
+def plain(text: str) -> str:
+    """Text that comes from users (a label, an option's value, a plugin's name) as matplotlib shows
+    it: never mathtext, whose parser fails on "$HOME/data_$" (every ``$`` escaped)."""
+    return str(text).replace("$", r"\$")
+
+
 def _label(ax, xlabel: str, ylabel: str, title: str) -> None:
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    ax.set_title(title, fontsize=10)
+    ax.set_xlabel(plain(xlabel))
+    ax.set_ylabel(plain(ylabel))
+    ax.set_title(plain(title), fontsize=10)
     ax.grid(alpha=0.3)
 
 
@@ -372,7 +378,7 @@ def layer_density(results: list[dict]):
         ax.bar(np.arange(len(layers)) + i * width, dens, width, label=f"{r['method']} (s={r['sparsity_actual']:.2f})",
                color=color(r["method"]))
     ax.set_xticks(np.arange(len(layers)) + 0.4 - width / 2)
-    ax.set_xticklabels(layers, fontsize=8)
+    ax.set_xticklabels([plain(n) for n in layers], fontsize=8)
     ax.set_yscale("log")
     _label(ax, "", "density (kept / weights)", "Which layers keep their weights")
     return _note(fig)
@@ -469,7 +475,7 @@ def ablation_loss(table):
                 ax.bar(np.arange(len(methods)) + i * width, bars["mean"], width, yerr=bars["std"].fillna(0),
                        capsize=2, label=kind, color=f"C{i % 10}")
         ax.set_xticks(np.arange(len(methods)) + 0.4 - width / 2)
-        ax.set_xticklabels(methods, fontsize=8, rotation=30, ha="right")
+        ax.set_xticklabels([plain(m) for m in methods], fontsize=8, rotation=30, ha="right")
         ax.axhline(0, color="black", lw=0.8)
         against = "the rewind control" if reference == "rewind" else "the unablated run (no rewind control run)"
         _label(ax, "", "test accuracy lost", _title(key, f"sanity checks: lost against {against}"))

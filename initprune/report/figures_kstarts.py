@@ -30,9 +30,9 @@ def kstarts_candidates(table):
             win = cands[row["extra"]["winner"]]
             ax.scatter([n], [win["fitness"]], color="tab:red", marker="*", s=90, label="winner")
         ax.set_xticks(range(len(part)))
-        ax.set_xticklabels([F._named(f"s={named[s]} seed {d}", x) for s, d, x in zip(part["sparsity"], part["seed"],
-                                                                               part["suffix"])],
-                           fontsize=7, rotation=90)
+        ticks = zip(part["sparsity"], part["seed"], part["suffix"])
+        ax.set_xticklabels([F.plain(F._named(f"s={named[s]} seed {d}", x)) for s, d, x in ticks], fontsize=7,
+                           rotation=90)
         F._label(ax, "", "fitness after warm-up", F._title(key, "K-starts: every candidate's fitness"))
     return F._note(fig)
 
