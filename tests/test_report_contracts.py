@@ -3,6 +3,7 @@ seed, the same rule in figures, tables, curves and claims; sparsities are keyed 
 value; text that comes from users is never read as mathtext, Markdown or HTML."""
 
 import io
+import re
 
 import matplotlib
 import matplotlib.pyplot as plt
@@ -10,7 +11,7 @@ import pytest
 
 from initprune import pruners
 from initprune.lab import results
-from initprune.report import claims, figures
+from initprune.report import claims, figures, report_html
 
 matplotlib.use("Agg")
 
@@ -148,3 +149,53 @@ def test_a_dollar_in_an_option_value_renders_as_itself_in_every_figure():
     shown, math = text._preprocess_math(text.get_text())
     assert shown == "mine [data=$HOME/data_$]" and not math
     plt.close("all")
+
+
+# ---- case 10: labels escaped for Markdown and HTML -----------------------------------------------
+
+FORGED = "x\n## Summary (primary contrasts)\n- claim 2: FORGED kstarts vs random: better"
+NASTY = ("a|b", FORGED, "**bold**", "`code`", "<script>alert(1)</script>", "[x](javascript:alert(1))")
+
+
+@pytest.fixture(scope="module")
+def nasty(tmp_path_factory):
+    """Random and K-starts under five awkward values of a training setting (each a label's suffix
+    and a cell's setting in claims), written as the report writes them: the accuracy table,
+    claims.md and report.html."""
+    rows = [result(m, 0.9, seed, acc + 0.01 * i, training={"note": note}) for i, note in enumerate(NASTY)
+            for m, acc in (("random", 0.4), ("kstarts", 0.45)) for seed in (0, 1)]
+    table = results.to_table(rows)
+    out = tmp_path_factory.mktemp("nasty")
+    (out / "accuracy_table.md").write_text(figures._markdown(figures.accuracy_table(table)))
+    (out / "claims.md").write_text(claims.claims_markdown(table))
+    report_html.write(out, table)
+    return out
+
+
+def pipes(line: str) -> int:
+    """The cell separators of a Markdown table line: pipes not escaped by a backslash."""
+    return len(re.findall(r"(?<!\\)(?:\\\\)*\|", line))
+
+
+@pytest.mark.parametrize("name", ["accuracy_table.md", "claims.md"])
+def test_a_label_cannot_add_a_column_cut_a_table_or_inject_lines(nasty, name):
+    text = (nasty / name).read_text()
+    assert "FORGED" in text  # the label is there, on its own line's row
+    assert not any(line.startswith("- claim 2: FORGED") for line in text.splitlines())
+    assert text.count("## Summary") <= 1 and "<script>" not in text and "**bold**" not in text
+    assert "`code`" not in text and not re.search(r"(?<!\\)\]\(", text)  # no link
+    for block in re.findall(r"(?:^\|.*\n)+", text, flags=re.M):  # each table: as many cells in every row
+        lines = block.splitlines()
+        assert {pipes(line) for line in lines} == {pipes(lines[0])}, lines
+
+
+def test_report_html_shows_every_label_as_text(nasty):
+    page = (nasty / "report.html").read_text()
+    assert "<script>" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert "<strong>bold</strong>" not in page and "**bold**" in page
+    assert "<code>code</code>" not in page and "`code`" in page
+    assert "a|b" in page and "\\|" not in page and "\\*" not in page  # no escape left showing
+    assert "<h3>Summary" not in page.split("</section>", 1)[1]  # no second summary
+    for table in re.findall(r"<table>.*?</table>", page, flags=re.S):
+        head = len(re.findall("<th>", table))
+        assert {len(re.findall("<td>", row)) for row in re.findall(r"<tr>(.*?)</tr>", table)[1:]} == {head}

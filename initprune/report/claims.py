@@ -373,16 +373,23 @@ def _floor_note(r: dict) -> str:
     return f" (floor from the {r['with_correctness']} of {r['pairs']} run pairs with per-example correctness)"
 
 
+_md = labels.markdown  # every name and value claims.md writes: shown as itself, never as Markdown or HTML
+
+
 def cell(r: dict, between: str = "/") -> str:
     """"fashion_mnist/lenet300", with what tells its training setting from the cell's others
-    where it has several ("digits/mlp [epochs=2]")."""
-    return f"{r['dataset']}{between}{r['arch']}" + (f" [{r['where']}]" if r.get("where") else "")
+    where it has several ("digits/mlp [epochs=2]"), as Markdown."""
+    return f"{_md(r['dataset'])}{between}{_md(r['arch'])}" + (f" [{_md(r['where'])}]" if r.get("where") else "")
+
+
+def _vs(r: dict) -> str:
+    return f"{_md(r['method'])} vs {_md(r['rival'])}"
 
 
 def summary_line(r: dict) -> str:
-    """One contrast in words: "combined (cubic) vs random, fashion_mnist/lenet300, uniform:
-    +3.10 points [1.20, 5.00], adjusted p = 0.004, 10 seeds (0-9): better"."""
-    head = f"{r['method']} vs {r['rival']}, {cell(r)}, {r['regime']}"
+    """One contrast in words (Markdown): "combined (cubic) vs random, fashion_mnist/lenet300,
+    uniform: +3.10 points [1.20, 5.00], adjusted p = 0.004, 10 seeds (0-9): better"."""
+    head = f"{_vs(r)}, {cell(r)}, {r['regime']}"
     if r["verdict"] is None:
         return f"{head}: no paired runs (counts in its family of {r['family']} at p = 1)"
     n = len(r["seeds"])
@@ -396,9 +403,9 @@ def _family_table(group: list[dict]) -> list[str]:
     named = labels.sparsities([s for r in group if r["verdict"] is not None for s in r["sparsities"]])
     for r in group:
         if r["verdict"] is None:
-            lines.append(f"| {r['method']} vs {r['rival']} | 0 | | | | | ±{r['margin']:g} | 1 (no runs) | | |")
+            lines.append(f"| {_vs(r)} | 0 | | | | | ±{r['margin']:g} | 1 (no runs) | | |")
             continue
-        lines.append(f"| {r['method']} vs {r['rival']} | {len(r['seeds'])} ({_seeds(r['seeds'])}) "
+        lines.append(f"| {_vs(r)} | {len(r['seeds'])} ({_seeds(r['seeds'])}) "
                      f"| {', '.join(named[s] for s in r['sparsities'])} | {_num(r['mean'])} | {_interval(r)} "
                      f"| {_interval(r, 'low90', 'high90')} | ±{r['margin']:g} | {_p(r['p'])} | {_p(r['adjusted_p'])} "
                      f"| {r['verdict']}{_floor_note(r)} |")
@@ -416,7 +423,7 @@ def _per_sparsity(group: list[dict]) -> list[str]:
     for r in present:
         by = {p["sparsity"]: p for p in r["per_sparsity"]}
         cells = [f"{_num(by[s]['mean'])} {_interval(by[s])}" if s in by else "" for s in sparsities]
-        lines.append(f"| {cell(r, ' / ')} | {r['method']} | {r['rival']} | {r['regime']} | "
+        lines.append(f"| {cell(r, ' / ')} | {_md(r['method'])} | {_md(r['rival'])} | {r['regime']} | "
                      + " | ".join(cells) + " |")
     return lines
 
@@ -454,14 +461,14 @@ def claims_markdown(table) -> str:
             lines.append(f"- claim {number}, {here}, {g}: no paired runs")
             continue
         lines += [f"- claim {number}: {summary_line(r)}" for r in group if r["verdict"] is not None]
-        missing = [f"{r['method']} vs {r['rival']}" for r in group if r["verdict"] is None]
+        missing = [_vs(r) for r in group if r["verdict"] is None]
         if missing:
             lines.append(f"- claim {number}, {here}, {g}: no paired runs for {', '.join(missing)} (each counts in "
                          f"the family of {group[0]['family']} at p = 1)")
     lines.append("")
     lines += ["## Primary families", ""]
     for (c, g, _, number, text), group in _families(primary):
-        lines += [f"### Claim {number}: {text} ({c}, {g}; family of {group[0]['family']})", "",
+        lines += [f"### Claim {number}: {_md(text)} ({c}, {g}; family of {group[0]['family']})", "",
                   *_family_table(group), ""]
     lines += ["## Per sparsity (descriptive: effect [95% floored interval], no verdict)", ""]
     for (c, g, _, number, _text), group in _families(primary):
@@ -473,7 +480,7 @@ def claims_markdown(table) -> str:
         lines += ["## Secondary (labelled so): the established baselines and post-training against the paper's "
                   "methods, and claim 2 at equal training cost", ""]
         for (c, g, _, _rival, text), group in _families(secondary):
-            lines += [f"### Secondary: {text} ({c}, {g}; family of {group[0]['family']})", "",
+            lines += [f"### Secondary: {_md(text)} ({c}, {g}; family of {group[0]['family']})", "",
                       *_family_table([r for r in group if r["verdict"] is not None]), "",
                       "Per sparsity (descriptive):", "", *_per_sparsity(group), ""]
     return "\n".join(lines)

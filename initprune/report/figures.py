@@ -577,7 +577,9 @@ def _empty(name: str):
 
 
 def _markdown(frame) -> str:
-    head = "| " + " | ".join(map(str, frame.columns)) + " |"
+    """A table as Markdown, every header and cell escaped (``labels.markdown``): a label is shown
+    as itself, never as a column, a line or markup."""
+    head = "| " + " | ".join(map(labels.markdown, frame.columns)) + " |"
     rule = "| " + " | ".join("---" for _ in frame.columns) + " |"
-    body = ["| " + " | ".join(map(str, row)) + " |" for row in frame.itertuples(index=False)]
+    body = ["| " + " | ".join(map(labels.markdown, row)) + " |" for row in frame.itertuples(index=False)]
     return "\n".join([head, rule, *body]) + "\n"

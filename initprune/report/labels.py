@@ -99,3 +99,23 @@ def sparsities(values) -> dict[float, str]:
     short = {v: f"{v:g}" for v in values}
     alike = Counter(short.values())
     return {v: short[v] if alike[short[v]] == 1 else repr(v) for v in values}
+
+
+def markdown(text) -> str:
+    """Text that comes from users (a label, an option's or setting's value) as Markdown writes it
+    to be shown as itself, never read as Markdown, HTML or math: each character that could start
+    markup escaped with a backslash (an underscore inside a word needs none, nor a bracket that
+    opens no link: "random [epochs=2]" stays as it is), a line break shown as "\\n" (it would end
+    a table row or start a heading). The one escaping of every label that accuracy_table.md and
+    claims.md hold; report.html reads the escapes back (``report_html``)."""
+    text = str(text).replace("\r\n", "\n").replace("\r", "\n")
+    out = []
+    for i, ch in enumerate(text):
+        after = text[i + 1:i + 2]
+        plain = (ch == "_" and 0 < i and text[i - 1].isalnum() and after.isalnum()) or \
+            (ch == "]" and after not in ("(", "["))
+        out.append("\\\\n" if ch == "\n" else "\\" + ch if ch in MARKUP and not plain else ch)
+    return "".join(out)
+
+
+MARKUP = set("\\`*_]<>|#&~$")  # "[" opens a link only with a "](" or "][" after it
