@@ -199,3 +199,13 @@ def test_report_html_shows_every_label_as_text(nasty):
     for table in re.findall(r"<table>.*?</table>", page, flags=re.S):
         head = len(re.findall("<th>", table))
         assert {len(re.findall("<td>", row)) for row in re.findall(r"<tr>(.*?)</tr>", table)[1:]} == {head}
+
+
+# ---- minor: one seed has no spread ---------------------------------------------------------------
+
+
+def test_one_seed_shows_no_spread():
+    table = results.to_table([result("random", 0.9, 0, 0.2444)] + [result("kstarts", 0.9, s, 0.3) for s in (0, 1)])
+    acc = figures.accuracy_table(table).set_index("method")
+    assert acc.loc["random", "s=0.9"] == "0.2444 (n=1)"
+    assert acc.loc["kstarts", "s=0.9"] == "0.3000 ± 0.0000 (n=2)"

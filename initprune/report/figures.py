@@ -392,10 +392,10 @@ def _cost(table, kind: str):
 
 
 def accuracy_table(table):
-    """Table 1: mean ± std of final test accuracy, per (dataset, arch, method label) and sparsity,
-    each beside the mean effective sparsity (removed or cut off from the input or the logits) and
-    the mean training and inference cost over seeds (FLOPs relative to dense); runs of different
-    configurations are different labels, never one cell."""
+    """Table 1: mean ± std of final test accuracy (the mean alone for one seed), per (dataset, arch,
+    method label) and sparsity, each beside the mean effective sparsity (removed or cut off from the
+    input or the logits) and the mean training and inference cost over seeds (FLOPs relative to
+    dense); runs of different identities are different labels, never one cell."""
     import pandas as pd
 
     table = _default(table)
@@ -404,8 +404,8 @@ def accuracy_table(table):
     table = table.assign(cost_training=_cost(table, "training"), cost_inference=_cost(table, "inference"))
     groups = table.groupby(["dataset", "arch", "label", "sparsity"])
     stats = groups["test_accuracy"].agg(["mean", "std", "count"])
-    stats["std"] = stats["std"].fillna(0.0)
-    cells = stats.apply(lambda r: f"{r['mean']:.4f} ± {r['std']:.4f} (n={int(r['count'])})", axis=1)
+    cells = stats.apply(lambda r: f"{r['mean']:.4f}" + (f" ± {r['std']:.4f}" if r["count"] > 1 else "")
+                        + f" (n={int(r['count'])})", axis=1)  # one seed has no spread to show
     effective = [float(v) if v is not None and v == v else math.nan
                  for v in (table["effective_sparsity"] if "effective_sparsity" in table else [None] * len(table))]
     table = table.assign(effective=effective)

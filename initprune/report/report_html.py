@@ -220,8 +220,8 @@ def write(out: str | Path, table, c=None, exp_id: str | None = None) -> Path:
         parts.append(f'<figure id="{name}"><img alt="{html.escape(title)}" src="{_image(png)}">'
                      f"<figcaption><strong>{html.escape(title)}.</strong> {html.escape(caption)}</figcaption></figure>")
     accuracy = out / "accuracy_table.md"
-    parts += ["<h2>Accuracy</h2>", "<p>Final test accuracy, mean ± standard deviation over seeds (n: how many), "
-              "per dataset, architecture, method and sparsity.</p>",
+    parts += ["<h2>Accuracy</h2>", "<p>Final test accuracy, mean ± standard deviation over seeds (n: how many; "
+              "one seed: no spread), per dataset, architecture, method and sparsity.</p>",
               markdown(accuracy.read_text()) if accuracy.exists() else "<p>No accuracy table yet.</p>"]
     if claims:
         parts += ["<h2>The verdict in full</h2>", markdown(claims[len(summary(claims)):])]
