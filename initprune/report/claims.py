@@ -2,9 +2,10 @@
 from a table of runs (``results.to_table``): which runs make each contrast, the families, and
 claims.md. The numbers come from ``stats``.
 
-A contrast is judged per cell (dataset, arch), training setting (epochs and every training setting:
-runs of one cell trained otherwise are a replication of their own, never mixed in) and allocation
-regime, never pooled over cells:
+A contrast is judged per cell (dataset, arch), training setting (epochs, every training setting,
+torch threads and device: runs of one cell trained otherwise are a replication of their own, never
+mixed in) and allocation regime, never pooled over cells; a method's runs at a pruner version not
+today's are a label of their own ("snip [v1]", as in the figures: ``labels``):
 the **uniform** regime (every scope option of every method ``layerwise``) and the **free** one
 (random positions spread by ERK: random, K-starts and combined's K-starts stage; every ranking
 global: dissipating, combined's dissipating stage and the score-based baselines). A method that

@@ -3,13 +3,15 @@ as ``results.runs_table`` returns it) that returns a matplotlib figure.
 
 Columns used: method, dataset, arch, sparsity, seed, ablation, test_accuracy, epochs, options
 (dict of resolved pruner options), training (dict of resolved training settings; missing: {}),
-history (list of per-epoch dicts) and extra (the method's report).
+threads, device, version (the pruner's; missing: today's), history (list of per-epoch dicts) and
+extra (the method's report).
 
-Runs are grouped by what they were: dataset, architecture, method label and the whole
-configuration but seed and sparsity (epochs, options, training settings). Runs of different
-configurations are never averaged; where one label has several, each says how it differs
-("random [epochs=2]"). Every figure has a panel per dataset and architecture, named in its title,
-and one legend.
+Runs are grouped by their whole identity but the seed (``labels.identity``: dataset,
+architecture, method label, and epochs, options, training settings, threads, device and pruner
+version), the rule the claims follow too. Runs of different identities are never averaged; where
+one label has several, each says how it differs ("random [epochs=2]", "random [threads=2]",
+"snip [v1]"). Every figure has a panel per dataset and architecture, named in its title, and one
+legend; text that comes from users is never mathtext (``plain``).
 """
 
 from __future__ import annotations
