@@ -101,9 +101,10 @@ def without_result(c, exp_id: str) -> list[str]:
 def runs_table(uri: str | None = None, echo=print):
     """Every FINISHED point of the store, one row per (config hash, seed): the oldest run of a
     point wins if two sweeps ever both finished it. A point whose result cannot be read is left
-    out, named in one line (``echo``)."""
+    out, named in one line (``echo``). The column ``version`` is the pruner version the point was
+    computed with (its run's param; part of its identity, not of its result JSON)."""
     c, exp_id = store.ensure_store(uri)
-    results, seen = [], set()
+    results, versions, seen = [], [], set()
     for run in _search_all(c, exp_id, "tags.kind = 'point' and attributes.status = 'FINISHED'"):
         key = (run.data.tags.get("config_hash"), run.data.tags.get("seed"))
         if key not in seen:
@@ -112,5 +113,7 @@ def runs_table(uri: str | None = None, echo=print):
             except Unreadable as err:
                 echo(f"left out: {err}; a sweep of its profile trains it again")
                 continue
+            stored = run.data.params.get("version", "")
+            versions.append(int(stored) if stored.isdigit() else None)
             seen.add(key)
-    return to_table(results)
+    return to_table(results).assign(version=versions)

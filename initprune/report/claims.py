@@ -2,9 +2,10 @@
 from a table of runs (``results.to_table``): which runs make each contrast, the families, and
 claims.md. The numbers come from ``stats``.
 
-A contrast is judged per cell (dataset, arch), training setting (epochs and every training setting:
-runs of one cell trained otherwise are a replication of their own, never mixed in) and allocation
-regime, never pooled over cells:
+A contrast is judged per cell (dataset, arch), training setting (epochs, every training setting,
+torch threads and device: runs of one cell trained otherwise are a replication of their own, never
+mixed in) and allocation regime, never pooled over cells; a method's runs at a pruner version not
+today's are a label of their own ("snip [v1]", as in the figures: ``labels``):
 the **uniform** regime (every scope option of every method ``layerwise``) and the **free** one
 (random positions spread by ERK: random, K-starts and combined's K-starts stage; every ranking
 global: dissipating, combined's dissipating stage and the score-based baselines). A method that
@@ -22,7 +23,7 @@ import math
 
 from .. import data, pruners
 from ..errors import InitpruneError
-from . import stats
+from . import labels, stats
 
 REGIMES = ("uniform", "free")
 UNIFORM = "layerwise"
@@ -140,27 +141,9 @@ def margin(dataset: str) -> float:
     return stats.margin(dataset, "classification", data.DATASETS[dataset].margin if dataset in data.DATASETS else None)
 
 
-def setting(dataset, epochs, training, history=None) -> dict:
-    """What a run trained under beside its method and options: its epochs (from its history where
-    the table lacks them) and every training setting, the dataset's declared ones filled in."""
-    if epochs is None or (isinstance(epochs, float) and math.isnan(epochs)):
-        epochs = len(history) if isinstance(history, list) else None
-    declared = dataclasses.asdict(data.DATASETS[dataset].training) if dataset in data.DATASETS else {}
-    return {"epochs": None if epochs is None else int(epochs), **declared,
-            **(training if isinstance(training, dict) else {})}
-
-
-def canonical(value) -> str:
-    """A value as sorted JSON: equal configurations give equal strings."""
-    return json.dumps(value, sort_keys=True, default=str)
-
-
-def suffixes(configs: list[dict]) -> list[str]:
-    """For each configuration, what tells it from the others: "key=value, ..." over the keys whose
-    values differ among them (epochs first), "" where all agree."""
-    keys = sorted({k for c in configs for k in c}, key=lambda k: (k != "epochs", k != "scope", k))
-    differ = [k for k in keys if len({canonical(c.get(k)) for c in configs}) > 1]
-    return [", ".join(f"{k}={c.get(k)}" for k in differ) for c in configs]
+setting = labels.setting  # epochs, training settings, threads and device: a replication of its own
+canonical = labels.canonical
+suffixes = labels.suffixes
 
 
 def _column(table, name: str) -> list:
@@ -170,16 +153,19 @@ def _column(table, name: str) -> list:
 def _prepare(table):
     """The unablated runs with their label, regime, training setting and other options; per (cell,
     setting, regime, label) the runs with the default other options, else the option set that
-    covers the most runs."""
+    covers the most runs. A label says the pruner version where it is not today's ("snip [v1]"):
+    a group of its own, as in the figures (``labels``)."""
     import pandas as pd
 
     table = table[table["ablation"] == "none"]
     if table.empty:
         return {}
     values = [resolved(m, o) for m, o in zip(table["method"], table["options"])]
-    settings = [setting(*row) for row in zip(_column(table, "dataset"), _column(table, "epochs"),
-                                             _column(table, "training"), _column(table, "history"))]
-    table = table.assign(label=[label(m, v) for m, v in zip(table["method"], values)],
+    settings = [setting(*row) for row in zip(*(_column(table, c) for c in ("dataset", "epochs", "training", "history",
+                                                                         "threads", "device")))]
+    versions = [labels.suffixes([{"version": labels.version(m, v)}])[0]
+                for m, v in zip(table["method"], _column(table, "version"))]
+    table = table.assign(label=[labels.named(label(m, v), s) for m, v, s in zip(table["method"], values, versions)],
                          regime=[regime(m, v) for m, v in zip(table["method"], values)],
                          rest=[_rest(m, v) for m, v in zip(table["method"], values)],
                          setting=[canonical(s) for s in settings])
@@ -332,8 +318,7 @@ def verdicts(table) -> list[dict]:
     return out
 
 
-def _base(name: str) -> str:
-    return name.split(" (")[0]
+_base = labels.base
 
 
 def starred(rows) -> dict:
@@ -388,16 +373,23 @@ def _record_note(r: dict) -> str:
             "per-example correctness)")
 
 
+_md = labels.markdown  # every name and value claims.md writes: shown as itself, never as Markdown or HTML
+
+
 def cell(r: dict, between: str = "/") -> str:
     """"fashion_mnist/lenet300", with what tells its training setting from the cell's others
-    where it has several ("digits/mlp [epochs=2]")."""
-    return f"{r['dataset']}{between}{r['arch']}" + (f" [{r['where']}]" if r.get("where") else "")
+    where it has several ("digits/mlp [epochs=2]"), as Markdown."""
+    return f"{_md(r['dataset'])}{between}{_md(r['arch'])}" + (f" [{_md(r['where'])}]" if r.get("where") else "")
+
+
+def _vs(r: dict) -> str:
+    return f"{_md(r['method'])} vs {_md(r['rival'])}"
 
 
 def summary_line(r: dict) -> str:
-    """One contrast in words: "combined (cubic) vs random, fashion_mnist/lenet300, uniform:
-    +3.10 points [1.20, 5.00], adjusted p = 0.004, 10 seeds (0-9): better"."""
-    head = f"{r['method']} vs {r['rival']}, {cell(r)}, {r['regime']}"
+    """One contrast in words (Markdown): "combined (cubic) vs random, fashion_mnist/lenet300,
+    uniform: +3.10 points [1.20, 5.00], adjusted p = 0.004, 10 seeds (0-9): better"."""
+    head = f"{_vs(r)}, {cell(r)}, {r['regime']}"
     if r["verdict"] is None:
         return f"{head}: no paired runs (counts in its family of {r['family']} at p = 1)"
     n = len(r["seeds"])
@@ -408,12 +400,13 @@ def summary_line(r: dict) -> str:
 def _family_table(group: list[dict]) -> list[str]:
     lines = ["| contrast | seeds | sparsities | effect (points) | 95% interval | 90% interval | margin | p "
              "| adjusted p | verdict |", "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    named = labels.sparsities([s for r in group if r["verdict"] is not None for s in r["sparsities"]])
     for r in group:
         if r["verdict"] is None:
-            lines.append(f"| {r['method']} vs {r['rival']} | 0 | | | | | ±{r['margin']:g} | 1 (no runs) | | |")
+            lines.append(f"| {_vs(r)} | 0 | | | | | ±{r['margin']:g} | 1 (no runs) | | |")
             continue
-        lines.append(f"| {r['method']} vs {r['rival']} | {len(r['seeds'])} ({_seeds(r['seeds'])}) "
-                     f"| {', '.join(f'{s:g}' for s in r['sparsities'])} | {_num(r['mean'])} | {_interval(r)} "
+        lines.append(f"| {_vs(r)} | {len(r['seeds'])} ({_seeds(r['seeds'])}) "
+                     f"| {', '.join(named[s] for s in r['sparsities'])} | {_num(r['mean'])} | {_interval(r)} "
                      f"| {_interval(r, 'low90', 'high90')} | ±{r['margin']:g} | {_p(r['p'])} | {_p(r['adjusted_p'])} "
                      f"| {r['verdict']}{_record_note(r)} |")
     return lines
@@ -424,12 +417,13 @@ def _per_sparsity(group: list[dict]) -> list[str]:
     sparsities = sorted({p["sparsity"] for r in present for p in r["per_sparsity"]})
     if not present:
         return []
-    lines = ["| dataset / arch | method | vs | regime | " + " | ".join(f"s={s:g}" for s in sparsities) + " |",
+    named = labels.sparsities(sparsities)
+    lines = ["| dataset / arch | method | vs | regime | " + " | ".join(f"s={named[s]}" for s in sparsities) + " |",
              "| --- | --- | --- | --- | " + " | ".join("---" for _ in sparsities) + " |"]
     for r in present:
         by = {p["sparsity"]: p for p in r["per_sparsity"]}
         cells = [f"{_num(by[s]['mean'])} {_interval(by[s])}" if s in by else "" for s in sparsities]
-        lines.append(f"| {cell(r, ' / ')} | {r['method']} | {r['rival']} | {r['regime']} | "
+        lines.append(f"| {cell(r, ' / ')} | {_md(r['method'])} | {_md(r['rival'])} | {r['regime']} | "
                      + " | ".join(cells) + " |")
     return lines
 
@@ -470,14 +464,14 @@ def claims_markdown(table) -> str:
             lines.append(f"- claim {number}, {here}, {g}: no paired runs")
             continue
         lines += [f"- claim {number}: {summary_line(r)}" for r in group if r["verdict"] is not None]
-        missing = [f"{r['method']} vs {r['rival']}" for r in group if r["verdict"] is None]
+        missing = [_vs(r) for r in group if r["verdict"] is None]
         if missing:
             lines.append(f"- claim {number}, {here}, {g}: no paired runs for {', '.join(missing)} (each counts in "
                          f"the family of {group[0]['family']} at p = 1)")
     lines.append("")
     lines += ["## Primary families", ""]
     for (c, g, _, number, text), group in _families(primary):
-        lines += [f"### Claim {number}: {text} ({c}, {g}; family of {group[0]['family']})", "",
+        lines += [f"### Claim {number}: {_md(text)} ({c}, {g}; family of {group[0]['family']})", "",
                   *_family_table(group), ""]
     lines += ["## Per sparsity (descriptive: effect [95% interval], no verdict)", ""]
     for (c, g, _, number, _text), group in _families(primary):
@@ -489,7 +483,7 @@ def claims_markdown(table) -> str:
         lines += ["## Secondary (labelled so): the established baselines and post-training against the paper's "
                   "methods, and claim 2 at equal training cost", ""]
         for (c, g, _, _rival, text), group in _families(secondary):
-            lines += [f"### Secondary: {text} ({c}, {g}; family of {group[0]['family']})", "",
+            lines += [f"### Secondary: {_md(text)} ({c}, {g}; family of {group[0]['family']})", "",
                       *_family_table([r for r in group if r["verdict"] is not None]), "",
                       "Per sparsity (descriptive):", "", *_per_sparsity(group), ""]
     return "\n".join(lines)

@@ -3,13 +3,15 @@ as ``results.runs_table`` returns it) that returns a matplotlib figure.
 
 Columns used: method, dataset, arch, sparsity, seed, ablation, test_accuracy, epochs, options
 (dict of resolved pruner options), training (dict of resolved training settings; missing: {}),
-history (list of per-epoch dicts) and extra (the method's report).
+threads, device, version (the pruner's; missing: today's), history (list of per-epoch dicts) and
+extra (the method's report).
 
-Runs are grouped by what they were: dataset, architecture, method label and the whole
-configuration but seed and sparsity (epochs, options, training settings). Runs of different
-configurations are never averaged; where one label has several, each says how it differs
-("random [epochs=2]"). Every figure has a panel per dataset and architecture, named in its title,
-and one legend.
+Runs are grouped by their whole identity but the seed (``labels.identity``: dataset,
+architecture, method label, and epochs, options, training settings, threads, device and pruner
+version), the rule the claims follow too. Runs of different identities are never averaged; where
+one label has several, each says how it differs ("random [epochs=2]", "random [threads=2]",
+"snip [v1]"). Every figure has a panel per dataset and architecture, named in its title, and one
+legend; text that comes from users is never mathtext (``plain``).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from .. import masks, pruners
-from . import claims
+from . import claims, labels
 from .claims import claims_markdown, verdicts
 
 NOTE = "initprune, on our grid (docs/method.md), not the paper's numbers"
@@ -54,8 +56,8 @@ def color(method: str) -> str:
         return entry.color
     names = pruners.PRUNERS.names()
     free = [c for c in PALETTE if c not in {pruners.PRUNERS[m].color for m in names}] or list(PALETTE)
-    plain = [m for m in names if not pruners.PRUNERS[m].color]
-    index = plain.index(method) if method in plain else int(hashlib.sha256(method.encode()).hexdigest(), 16)
+    undeclared = [m for m in names if not pruners.PRUNERS[m].color]
+    index = undeclared.index(method) if method in undeclared else int(hashlib.sha256(method.encode()).hexdigest(), 16)
     return free[index % len(free)]
 
 
@@ -77,42 +79,24 @@ def _defaults(method: str) -> dict:
 
 
 label = pruners.label  # "dissipating (cubic)": the one definition, in the registry's module
+_base = labels.base  # "dissipating (cubic) [epochs=2]" -> "dissipating"
 
 
-def _base(name: str) -> str:
-    """The method of a label: "dissipating (cubic) [epochs=2]" -> "dissipating"."""
-    return name.split(" (")[0].split(" [")[0]
-
-
-# ---- what a run was: its configuration beside seed and sparsity --------------------------------
+# ---- what a run was: its whole identity but seed and sparsity (labels.identity) ------------------
 
 
 def _dict(value) -> dict:
     return value if isinstance(value, dict) else {}
 
 
-def _config(method: str, dataset, options, training, epochs, history) -> dict:
-    """Everything that defines a run beside its seed and sparsity: its epochs, its resolved options
-    (declared defaults filled in) and its training settings (``claims.setting``)."""
-    trained = claims.setting(dataset, epochs, training, history)
-    return {"epochs": trained.pop("epochs"), **_defaults(method), **_dict(options), **trained}
-
-
-def _configs(table) -> list[dict]:
-    n = len(table)
-    column = lambda name: list(table[name]) if name in table else [None] * n  # noqa: E731
-    return [_config(*row) for row in zip(column("method"), column("dataset"), column("options"), column("training"),
-                                         column("epochs"), column("history"))]
-
-
-_json = claims.canonical
-_suffixes = claims.suffixes
+_configs = labels.identities
+_json = labels.canonical
 
 
 def _profiled(table, drop=(), within=("dataset", "arch")):
-    """``table`` with the columns ``profile`` (the configuration without the keys ``drop``, as JSON:
+    """``table`` with the columns ``profile`` (the identity without the keys ``drop``, as JSON:
     runs of one profile may be averaged, others never) and ``suffix`` (what tells the profile from
-    the others of the same ``within`` group, "" when it is the only one)."""
+    the others of the same ``within`` group, and its pruner version where not today's)."""
     table = table.reset_index(drop=True)  # one label per row, even for a table concatenated by hand
     configs = [{k: v for k, v in c.items() if k not in drop} for c in _configs(table)]
     table = table.assign(profile=[_json(c) for c in configs], suffix="")
@@ -121,14 +105,12 @@ def _profiled(table, drop=(), within=("dataset", "arch")):
     by_profile = dict(zip(table["profile"], configs))
     for _, part in table.groupby(list(within), sort=False):
         profiles = list(dict.fromkeys(part["profile"]))
-        if len(profiles) > 1:
-            tell = dict(zip(profiles, _suffixes([by_profile[p] for p in profiles])))
-            table.loc[part.index, "suffix"] = [tell[p] for p in part["profile"]]
+        tell = dict(zip(profiles, labels.suffixes([by_profile[p] for p in profiles])))
+        table.loc[part.index, "suffix"] = [tell[p] for p in part["profile"]]
     return table
 
 
-def _named(name: str, suffix: str) -> str:
-    return f"{name} [{suffix}]" if suffix else name
+_named = labels.named
 
 
 REGIMES = ("uniform", "free")
@@ -216,16 +198,22 @@ def _note(fig, legend_right: bool = True):
         width = fig.get_figwidth()
         fig.set_figwidth(width + legend)
         right = width / (width + legend)
-        fig.legend(list(entries.values()), list(entries), loc="center left", bbox_to_anchor=(right, 0.5),
-                   fontsize=8, frameon=False)
+        fig.legend(list(entries.values()), [plain(t) for t in entries], loc="center left",
+                   bbox_to_anchor=(right, 0.5), fontsize=8, frameon=False)
     fig.tight_layout(rect=(0, 0.03, right, 1))
     return fig
 
 
+def plain(text: str) -> str:
+    """Text that comes from users (a label, an option's value, a plugin's name) as matplotlib shows
+    it: never mathtext, whose parser fails on "$HOME/data_$" (every ``$`` escaped)."""
+    return str(text).replace("$", r"\$")
+
+
 def _label(ax, xlabel: str, ylabel: str, title: str) -> None:
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    ax.set_title(title, fontsize=10)
+    ax.set_xlabel(plain(xlabel))
+    ax.set_ylabel(plain(ylabel))
+    ax.set_title(plain(title), fontsize=10)
     ax.grid(alpha=0.3)
 
 
@@ -363,6 +351,7 @@ def learning_curves(table, sparsity: float | None = None):
         common = set.intersection(*[set(g["sparsity"]) for _, g in pruned.groupby("label")]) if len(pruned) else set()
         at = sparsity if sparsity is not None else (max(common) if common else
                                                      (float(pruned["sparsity"].max()) if len(pruned) else None))
+        named = labels.sparsities([*part["sparsity"], *([at] if at is not None else [])])
         for name in names:
             rows = part[part["label"] == name]
             shown = name
@@ -370,14 +359,14 @@ def learning_curves(table, sparsity: float | None = None):
                 own = float(at) if at in set(rows["sparsity"]) else float(rows["sparsity"].max())
                 rows = rows[rows["sparsity"] == own]
                 if own != at:
-                    shown = f"{name} (s={own:g})"
+                    shown = f"{name} (s={named[own]})"
             length = min(len(h) for h in rows["history"])
             curves = np.array([[h["test_accuracy"] for h in hist[:length]] for hist in rows["history"]], dtype=float)
             epochs = np.arange(1, length + 1)
             style = _style(name, _configs(rows.iloc[:1])[0], every)
             ax.plot(epochs, curves.mean(0), label=shown, markersize=4, **style)
             ax.fill_between(epochs, curves.min(0), curves.max(0), alpha=0.15, color=style["color"])
-        _label(ax, "epoch", "test accuracy", _title(key, f"sparsity {at:g}" if at is not None else ""))
+        _label(ax, "epoch", "test accuracy", _title(key, f"sparsity {named[float(at)]}" if at is not None else ""))
     return _note(fig)
 
 
@@ -391,7 +380,7 @@ def layer_density(results: list[dict]):
         ax.bar(np.arange(len(layers)) + i * width, dens, width, label=f"{r['method']} (s={r['sparsity_actual']:.2f})",
                color=color(r["method"]))
     ax.set_xticks(np.arange(len(layers)) + 0.4 - width / 2)
-    ax.set_xticklabels(layers, fontsize=8)
+    ax.set_xticklabels([plain(n) for n in layers], fontsize=8)
     ax.set_yscale("log")
     _label(ax, "", "density (kept / weights)", "Which layers keep their weights")
     return _note(fig)
@@ -405,10 +394,10 @@ def _cost(table, kind: str):
 
 
 def accuracy_table(table):
-    """Table 1: mean ± std of final test accuracy, per (dataset, arch, method label) and sparsity,
-    each beside the mean effective sparsity (removed or cut off from the input or the logits) and
-    the mean training and inference cost over seeds (FLOPs relative to dense); runs of different
-    configurations are different labels, never one cell."""
+    """Table 1: mean ± std of final test accuracy (the mean alone for one seed), per (dataset, arch,
+    method label) and sparsity, each beside the mean effective sparsity (removed or cut off from the
+    input or the logits) and the mean training and inference cost over seeds (FLOPs relative to
+    dense); runs of different identities are different labels, never one cell."""
     import pandas as pd
 
     table = _default(table)
@@ -417,25 +406,23 @@ def accuracy_table(table):
     table = table.assign(cost_training=_cost(table, "training"), cost_inference=_cost(table, "inference"))
     groups = table.groupby(["dataset", "arch", "label", "sparsity"])
     stats = groups["test_accuracy"].agg(["mean", "std", "count"])
-    stats["std"] = stats["std"].fillna(0.0)
-    cells = stats.apply(lambda r: f"{r['mean']:.4f} ± {r['std']:.4f} (n={int(r['count'])})", axis=1)
+    cells = stats.apply(lambda r: f"{r['mean']:.4f}" + (f" ± {r['std']:.4f}" if r["count"] > 1 else "")
+                        + f" (n={int(r['count'])})", axis=1)  # one seed has no spread to show
     effective = [float(v) if v is not None and v == v else math.nan
                  for v in (table["effective_sparsity"] if "effective_sparsity" in table else [None] * len(table))]
     table = table.assign(effective=effective)
     groups = table.groupby(["dataset", "arch", "label", "sparsity"])
     costs = groups[["cost_training", "cost_inference", "effective"]].mean()
-    columns = {f"s={c:g}": cells.unstack("sparsity")[c] for c in sorted(stats.index.unique("sparsity"))}
-    for c in list(columns):
-        s = float(c[2:])
-        values = costs["effective"].unstack("sparsity")[s]
-        columns[f"{c} effective"] = values.map(lambda v: "" if math.isnan(v) else f"{v:.4f}")
+    columns = {}
+    for s, name in labels.sparsities(stats.index.unique("sparsity")).items():  # by exact value, named apart
+        c = f"s={name}"
+        columns[c] = cells.unstack("sparsity")[s]
+        columns[f"{c} effective"] = costs["effective"].unstack("sparsity")[s].map(
+            lambda v: "" if math.isnan(v) else f"{v:.4f}")
         for kind in ("training", "inference"):
             values = costs[f"cost_{kind}"].unstack("sparsity")[s]
             columns[f"{c} {kind} cost"] = values.map(lambda v: "" if math.isnan(v) else f"{v:.3g}")
-    wide = pd.DataFrame(columns)
-    wide = wide[[k for c in wide.columns if " " not in c
-                 for k in (c, f"{c} effective", f"{c} training cost", f"{c} inference cost")]]
-    wide = wide.reset_index().rename(columns={"label": "method"})
+    wide = pd.DataFrame(columns).reset_index().rename(columns={"label": "method"})
     order = {name: i for i, name in enumerate(_methods(wide))}
     wide = wide.sort_values(["dataset", "arch", "method"], key=lambda col: col.map(order) if col.name == "method"
                             else col)
@@ -490,7 +477,7 @@ def ablation_loss(table):
                 ax.bar(np.arange(len(methods)) + i * width, bars["mean"], width, yerr=bars["std"].fillna(0),
                        capsize=2, label=kind, color=f"C{i % 10}")
         ax.set_xticks(np.arange(len(methods)) + 0.4 - width / 2)
-        ax.set_xticklabels(methods, fontsize=8, rotation=30, ha="right")
+        ax.set_xticklabels([plain(m) for m in methods], fontsize=8, rotation=30, ha="right")
         ax.axhline(0, color="black", lw=0.8)
         against = "the rewind control" if reference == "rewind" else "the unablated run (no rewind control run)"
         _label(ax, "", "test accuracy lost", _title(key, f"sanity checks: lost against {against}"))
@@ -592,7 +579,9 @@ def _empty(name: str):
 
 
 def _markdown(frame) -> str:
-    head = "| " + " | ".join(map(str, frame.columns)) + " |"
+    """A table as Markdown, every header and cell escaped (``labels.markdown``): a label is shown
+    as itself, never as a column, a line or markup."""
+    head = "| " + " | ".join(map(labels.markdown, frame.columns)) + " |"
     rule = "| " + " | ".join("---" for _ in frame.columns) + " |"
-    body = ["| " + " | ".join(map(str, row)) + " |" for row in frame.itertuples(index=False)]
+    body = ["| " + " | ".join(map(labels.markdown, row)) + " |" for row in frame.itertuples(index=False)]
     return "\n".join([head, rule, *body]) + "\n"

@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import figures as F
+from . import labels
 
 
 @F.contributes("dissipating_schedules")
@@ -81,6 +82,7 @@ def dissipating_prune_epochs(table):
     rows = F._profiled(rows, drop=("prune_epochs",))
     rows = rows.assign(prune_epochs=[int(c["prune_epochs"]) for c in F._configs(rows)])
     sparsities = sorted(set(rows["sparsity"]))
+    named = labels.sparsities(sparsities)
     cells = F._cells(rows)
     fig, panels = F._grid(cells[:1] and ["all"], cells, width=5.5, height=4)
     for (_, key), ax in panels.items():
@@ -89,7 +91,7 @@ def dissipating_prune_epochs(table):
                 continue
             stats = group.groupby("prune_epochs")["test_accuracy"].agg(["mean", "std"]).sort_index()
             ax.errorbar(stats.index, stats["mean"], yerr=stats["std"].fillna(0), marker="o", capsize=3,
-                        color=f"C{sparsities.index(s) % 10}", label=F._named(f"sparsity {s:g}", suffix))
+                        color=f"C{sparsities.index(s) % 10}", label=F._named(f"sparsity {named[s]}", suffix))
         F._label(ax, "pruning epochs E_d", "test accuracy",
                  F._title(key, "dissipating gradients: accuracy against E_d"))
     return F._note(fig)

@@ -9,6 +9,7 @@ import numpy as np
 
 from ..pruners import KStarts
 from . import figures as F
+from . import labels
 
 
 @F.contributes("kstarts_candidates")
@@ -18,6 +19,7 @@ def kstarts_candidates(table):
     rows = F._profiled(table[(table["method"] == "kstarts") & (table["ablation"] == "none")])
     cells = F._cells(rows)
     counts = [len(F._cell(rows, key)) for key in cells] or [1]
+    named = labels.sparsities(rows["sparsity"])
     fig, panels = F._grid(cells[:1] and ["all"], cells, width=max(5.0, 0.32 * max(counts) + 1.5), height=4.6)
     for (_, key), ax in panels.items():
         part = F._cell(rows, key).sort_values(["suffix", "sparsity", "seed"])
@@ -28,9 +30,9 @@ def kstarts_candidates(table):
             win = cands[row["extra"]["winner"]]
             ax.scatter([n], [win["fitness"]], color="tab:red", marker="*", s=90, label="winner")
         ax.set_xticks(range(len(part)))
-        ax.set_xticklabels([F._named(f"s={s:g} seed {d}", x) for s, d, x in zip(part["sparsity"], part["seed"],
-                                                                               part["suffix"])],
-                           fontsize=7, rotation=90)
+        ticks = zip(part["sparsity"], part["seed"], part["suffix"])
+        ax.set_xticklabels([F.plain(F._named(f"s={named[s]} seed {d}", x)) for s, d, x in ticks], fontsize=7,
+                           rotation=90)
         F._label(ax, "", "fitness after warm-up", F._title(key, "K-starts: every candidate's fitness"))
     return F._note(fig)
 
@@ -53,6 +55,7 @@ def kstarts_k_and_fitness(table):
     panels_of = {key: sorted(s for s, g in F._cell(rows, key).groupby("sparsity") if g["k"].nunique() > 1)
                  for key in F._cells(rows)}
     keys = [key for key in panels_of if panels_of[key]]
+    named = labels.sparsities(rows["sparsity"])
     width = max([len(panels_of[k]) for k in keys] or [1])
     profiles = sorted(set(rows["suffix"]))  # a marker per profile, the same in every panel
     fig, panels = F._grid(keys, list(range(width)), width=5, height=3.8)
@@ -75,7 +78,7 @@ def kstarts_k_and_fitness(table):
             ax.axhline(group["test_accuracy"].mean(), color=F.color("random"), label=f"{name} (k=1)",
                        ls=(":", "-.", "--", (0, (1, 3)))[names.index(name) % 4])
         ax.set_xscale("log", base=2)
-        F._label(ax, "k (random starts)", "test accuracy", F._title(key, f"K-starts at sparsity {s:g}"))
+        F._label(ax, "k (random starts)", "test accuracy", F._title(key, f"K-starts at sparsity {named[s]}"))
     return F._note(fig)
 
 
@@ -92,6 +95,7 @@ def kstarts_fitness_vs_final(table):
     rows = F._profiled(rows)
     cells = F._cells(rows)
     sparsities = sorted(set(rows["sparsity"]))
+    named = labels.sparsities(sparsities)
     seeds = sorted(set(rows["seed"]))
     fig, panels = F._grid(cells[:1] and ["all"], cells, width=6, height=4.2)
     for (_, key), ax in panels.items():
@@ -114,7 +118,7 @@ def kstarts_fitness_vs_final(table):
     if len(rows):  # proxies: one entry per sparsity, per seed, and the winner's star, each once
         ax = next(iter(panels.values()))
         for i, s in enumerate(sparsities):
-            ax.add_line(Line2D([], [], color=f"C{i % 10}", marker="o", ls="", label=f"s={s:g}"))
+            ax.add_line(Line2D([], [], color=f"C{i % 10}", marker="o", ls="", label=f"s={named[s]}"))
         for i, seed in enumerate(seeds):
             ax.add_line(Line2D([], [], color="gray", marker=F.MARKERS[i % len(F.MARKERS)], ls="", label=f"seed {seed}"))
         ax.add_line(Line2D([], [], color="gray", marker="*", markersize=10, ls="", label="winner (starred)"))

@@ -66,15 +66,36 @@ def summary(claims: str) -> str:
     return claims[:heads[0]]
 
 
-def _inline(text: str) -> str:
+ESCAPED = r"(\\[!-/:-@\[-`{-~])"  # a backslash and the ASCII punctuation it makes plain (CommonMark)
+
+
+def _markup(text: str) -> str:
     out = html.escape(text, quote=False)
     out = re.sub(r"`([^`]+)`", r"<code>\1</code>", out)
     out = re.sub(r"\*\*([^*]+)\*\*", r"<strong>\1</strong>", out)
     return re.sub(r"(?<![*\w])\*([^*]+)\*(?![*\w])", r"<em>\1</em>", out)
 
 
+def _inline(text: str) -> str:
+    """A line's bold, italics and code as HTML; a backslash-escaped character (how claims.md and
+    the accuracy table write every label, ``labels.markdown``) is the character itself."""
+    parts = re.split(ESCAPED, text)
+    return "".join(html.escape(p[1], quote=False) if i % 2 else _markup(p) for i, p in enumerate(parts))
+
+
 def _cells(line: str) -> list[str]:
-    return [c.strip() for c in line.strip().strip("|").split("|")]
+    """A table row's cells: split at each pipe a backslash does not escape."""
+    cells = [""]
+    for token in re.findall(r"\\.|\||[^\\|]+|\\", line.strip()):
+        if token == "|":
+            cells.append("")
+        else:
+            cells[-1] += token
+    if len(cells) > 1 and not cells[0].strip():  # the row's opening pipe
+        cells = cells[1:]
+    if len(cells) > 1 and not cells[-1].strip():  # its closing pipe
+        cells = cells[:-1]
+    return [c.strip() for c in cells]
 
 
 def markdown(text: str) -> str:
@@ -199,8 +220,8 @@ def write(out: str | Path, table, c=None, exp_id: str | None = None) -> Path:
         parts.append(f'<figure id="{name}"><img alt="{html.escape(title)}" src="{_image(png)}">'
                      f"<figcaption><strong>{html.escape(title)}.</strong> {html.escape(caption)}</figcaption></figure>")
     accuracy = out / "accuracy_table.md"
-    parts += ["<h2>Accuracy</h2>", "<p>Final test accuracy, mean ± standard deviation over seeds (n: how many), "
-              "per dataset, architecture, method and sparsity.</p>",
+    parts += ["<h2>Accuracy</h2>", "<p>Final test accuracy, mean ± standard deviation over seeds (n: how many; "
+              "one seed: no spread), per dataset, architecture, method and sparsity.</p>",
               markdown(accuracy.read_text()) if accuracy.exists() else "<p>No accuracy table yet.</p>"]
     if claims:
         parts += ["<h2>The verdict in full</h2>", markdown(claims[len(summary(claims)):])]
