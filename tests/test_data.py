@@ -127,7 +127,7 @@ def test_lenet300_trains_on_mnist5k_with_its_declared_settings(tmp_path):
     result = json.loads(out.read_text())
     assert result["layers"]["1.weight"]["numel"] == 784 * 300 and result["layers"]["5.weight"]["numel"] == 100 * 10
     assert result["training"] == {"optimizer": "sgd", "lr": 0.1, "momentum": 0.9, "weight_decay": 0.0,
-                                  "batch_size": 64, "lr_schedule": "cosine"}
+                                  "batch_size": 64, "lr_schedule": "cosine", "compute": "dense"}
     assert result["test_accuracy"] > 0.8  # one epoch on real digits; chance is 0.1
 
 
