@@ -287,7 +287,7 @@ def _from_torchvision(cls_name: str, root: Path, name: str, n_val: int, augment=
 
 
 @dataset("mnist", classes=10, shape=(1, 28, 28), training=Settings(lr=0.1, momentum=0.9, batch_size=128),
-         margin=1.0)
+         margin=0.5)
 def mnist(root: Path) -> Data:
     """MNIST (torchvision): 55,000 train, 5,000 validation, 10,000 test."""
     return _from_torchvision("MNIST", root, "mnist", n_val=5000)
@@ -333,7 +333,7 @@ def _unpack_debian_fashion_mnist(root: Path) -> bool:
 # (lenet5) after 10 epochs; with a cosine decay over the run, 8 epochs give dense 0.8896 / 0.8878 /
 # 0.8928 (lenet300) and 0.8972 / 0.9034 / 0.8987 (lenet5) on seeds 0 / 1 / 2
 @dataset("fashion_mnist", classes=10, shape=(1, 28, 28),
-         training=Settings(lr=0.1, momentum=0.9, batch_size=128, lr_schedule="cosine"), margin=1.0)
+         training=Settings(lr=0.1, momentum=0.9, batch_size=128, lr_schedule="cosine"), margin=0.5)
 def fashion_mnist(root: Path) -> Data:
     """Fashion-MNIST (torchvision): 55,000 train, 5,000 validation, 10,000 test.
 
@@ -434,7 +434,7 @@ def crop_and_flip(x: Tensor, generator: torch.Generator, pad: int = 4) -> Tensor
 
 
 @dataset("cifar10", classes=10, shape=(3, 32, 32),
-         training=Settings(lr=0.05, momentum=0.9, weight_decay=5e-4, batch_size=128), margin=2.0)
+         training=Settings(lr=0.05, momentum=0.9, weight_decay=5e-4, batch_size=128), margin=1.0)
 def cifar10(root: Path) -> Data:
     """CIFAR-10 (torchvision): 45,000 train, 5,000 validation, 10,000 test, crops and flips."""
     return _from_torchvision("CIFAR10", root, "cifar10", n_val=5000, augment=crop_and_flip)

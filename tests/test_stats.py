@@ -254,7 +254,7 @@ def test_a_reconstruction_with_lower_error_reads_better():
     assert x.mean(axis=1) == pytest.approx(d)
     se = stats.test_se(x)  # D_j = 10 w_j: sd_j = 10 sqrt(50 x 0.25 / 49), over sqrt(50)
     assert se == pytest.approx(10 * math.sqrt(12.5 / 49) / math.sqrt(50))
-    margin = stats.margin("fashion_mnist", "reconstruction")
+    margin = stats.margin("reconstruction")
     j = one(d, margin, se)
     assert margin == 2.0 and j["mean"] == pytest.approx(10.0) and j["p"] == pytest.approx(2 / 64)
     assert j["low"] > 0 and j["verdict"] == "better"
@@ -264,16 +264,13 @@ def test_a_reconstruction_with_lower_error_reads_better():
 # ---- margins and power ---------------------------------------------------------------------------
 
 
-def test_margins_are_declared_per_dataset_and_task():
-    assert {n: stats.margin(n) for n in ("fashion_mnist", "mnist", "mnist5k", "digits", "mnist1d", "cifar10")} == {
-        "fashion_mnist": 0.5, "mnist": 0.5, "mnist5k": 1.0, "digits": 2.0, "mnist1d": 2.0, "cifar10": 1.0}
-    assert {stats.margin(n, "reconstruction") for n in ("fashion_mnist", "mnist", "digits", "a_plugin")} == {2.0}
-    assert stats.margin("a_plugin") == 2.0 and stats.margin("a_plugin", declared=3.0) == 3.0
-    assert stats.margin("fashion_mnist", declared=3.0) == 0.5  # the table wins for the datasets it names
+def test_margins_are_declared_per_task():
+    assert stats.margin("reconstruction") == 2.0 and stats.margin("reconstruction", declared=0.5) == 2.0
+    assert stats.margin() == stats.DEFAULT_MARGIN == 2.0 and stats.margin(declared=3.0) == 3.0
     with pytest.raises(InitpruneError, match="unknown task 'ranking'"):
-        stats.margin("mnist", "ranking")
+        stats.margin("ranking")
     with pytest.raises(InitpruneError, match="equivalence margin is a positive number"):
-        stats.margin("a_plugin", declared=-1.0)
+        stats.margin(declared=-1.0)
 
 
 def test_the_power_threshold_follows_seeds_family_and_margin():

@@ -16,7 +16,6 @@ a seed's value is the difference in test accuracy (points) averaged over those s
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
 import json
 import math
@@ -136,9 +135,9 @@ def rivals() -> list[str]:
 
 
 def margin(dataset: str) -> float:
-    """The dataset's equivalence margin for a classification (points): ``stats.MARGINS``, else what
-    the dataset's declaration gives, else the default."""
-    return stats.margin(dataset, "classification", data.DATASETS[dataset].margin if dataset in data.DATASETS else None)
+    """The dataset's equivalence margin for a classification (points): its declaration in ``data``,
+    else the default."""
+    return stats.margin("classification", data.DATASETS[dataset].margin if dataset in data.DATASETS else None)
 
 
 setting = labels.setting  # epochs, training settings, threads and device: a replication of its own
