@@ -430,8 +430,8 @@ MOVEMENTS = ("relative", "absolute")
 @PRUNERS.register("dissipating")
 @dataclass
 class Dissipating(Pruner):
-    """Prune the weights that moved least, relative to θ0 (``movement`` absolute: in absolute
-    terms), during the first epochs.
+    """Prune the weights that moved least from θ0 during the first epochs: relative to |θ0|, or
+    in absolute terms with ``movement`` absolute.
 
     ``scope`` erk: each pruning epoch's target sparsity is allocated over the layers by ERK
     (``masks.erk_counts`` at that epoch's sparsity, within the current mask: a layer that holds
