@@ -514,6 +514,10 @@ class Dissipating(Pruner):
                 "kept_by_quartile": kept_by_quartile(t.mask, t.init)}
 
     def metrics(self, extra: dict) -> list[tuple[str, float, int]]:
+        return self.sparsity_metrics(extra) + quartile_metrics(extra["kept_by_quartile"])
+
+    def sparsity_metrics(self, extra: dict) -> list[tuple[str, float, int]]:
+        """The sparsity after each pruning epoch, step the epoch."""
         return [(f"{self.name}.sparsity", s, e + 1) for e, s in enumerate(extra["sparsity_per_epoch"])]
 
     def _threshold_keep(self, movement, mask, invert: bool):
@@ -559,6 +563,11 @@ def kept_by_quartile(mask: masks.Mask, init: dict[str, Tensor]) -> dict:
         for q, (k, n) in enumerate(counts):
             kept[q], held[q] = kept[q] + k, held[q] + n
     return {"layers": layers, "weighted": [k / n if n else None for k, n in zip(kept, held)]}
+
+
+def quartile_metrics(report: dict) -> list[tuple[str, float, int]]:
+    """The pooled kept fraction per |θ0| quartile, step 1 the smallest |θ0| (an empty one left out)."""
+    return [("kept_by_quartile", f, q + 1) for q, f in enumerate(report["weighted"]) if f is not None]
 
 
 @PRUNERS.register("combined")
@@ -627,7 +636,9 @@ class Combined(Pruner):
                 "kept_by_quartile": stage.pop("kept_by_quartile")}  # the final mask's
 
     def metrics(self, extra: dict) -> list[tuple[str, float, int]]:
-        return self._kstarts.metrics(extra["kstarts"]) + self._dissipating.metrics(extra[self._dissipating.name])
+        stage = self._dissipating
+        return (self._kstarts.metrics(extra["kstarts"]) + stage.sparsity_metrics(extra[stage.name])
+                + quartile_metrics(extra["kept_by_quartile"]))
 
 
 # ---- criterion controls (docs/method.md, "Criterion controls") -------------------------------------

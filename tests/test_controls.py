@@ -209,6 +209,9 @@ def test_every_dissipating_combined_and_control_result_reports_its_final_masks_q
     result = fit(method, 0.8, prune_epochs=1, epochs=2, **options)
     report = result.extra["kept_by_quartile"]
     assert report == pruners.kept_by_quartile(result.mask, masks.prunable(toy_model(0)))
+    logged = [m for m in pruners.make(method, 0.8, prune_epochs=1, **options).metrics(result.extra)
+              if m[0] == "kept_by_quartile"]  # to MLflow, step 1 the smallest |θ0|
+    assert logged == [("kept_by_quartile", f, q + 1) for q, f in enumerate(report["weighted"])]
     # the fractions times each quartile's size give back every layer's kept count
     for name, fractions in report["layers"].items():
         numel = result.layers[name]["numel"]
