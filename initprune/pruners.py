@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from . import masks, options
+from . import masks, options, seeds
 from .errors import DivergedError, InitpruneError
 from .options import OptionError, like, option
 from .registry import Registry
@@ -84,7 +84,8 @@ class Pruner:
     version: ClassVar[int] = 1
     invertible: ClassVar[bool] = False  # has a meaning for "keep the worst" (the invert ablation)
     # how figures and claims treat it: "paper" (the paper's methods and its random baseline),
-    # "baseline" (established pruning at initialization: the rivals beyond the paper) or
+    # "baseline" (established pruning at initialization: the rivals beyond the paper),
+    # "control" (a paper method's schedule with another criterion: what isolates the criterion) or
     # "reference" (dense, post-training: not pruning at initialization)
     family: ClassVar[str] = "baseline"
     color: ClassVar[str | None] = None  # matplotlib colour; None: one of its own
@@ -244,7 +245,8 @@ def label(method: str, options: dict | None = None) -> str:
 
 
 def of_family(family: str) -> list[str]:
-    """The registered methods of a family ("paper", "baseline", "reference"), a plugin's included."""
+    """The registered methods of a family ("paper", "baseline", "control", "reference"), a plugin's
+    included."""
     return [m for m in PRUNERS.names() if PRUNERS[m].family == family]
 
 
@@ -422,17 +424,24 @@ def scheduled(start: float, end: float, epoch: int, epochs: int, schedule: str) 
     return end + (start - end) * (1 - frac) ** 3
 
 
+MOVEMENTS = ("relative", "absolute")
+
+
 @PRUNERS.register("dissipating")
 @dataclass
 class Dissipating(Pruner):
-    """Prune the weights that moved least, relative to θ0, during the first epochs.
+    """Prune the weights that moved least from θ0 during the first epochs: relative to |θ0|, or
+    in absolute terms with ``movement`` absolute.
 
     ``scope`` erk: each pruning epoch's target sparsity is allocated over the layers by ERK
     (``masks.erk_counts`` at that epoch's sparsity, within the current mask: a layer that holds
     fewer weights than its ERK count keeps them all and the others take up the difference), the
     smallest movements going within each layer. With the threshold ``tau``, erk plays the part
     layerwise does: every weight with r < tau goes, but no layer falls below its ERK count at
-    the target sparsity."""
+    the target sparsity.
+
+    The schedule is shared with the criterion controls (gradual random, gradual magnitude), which
+    replace only ``criterion``."""
 
     family: ClassVar[str] = "paper"
     color: ClassVar[str | None] = "tab:orange"
@@ -443,10 +452,12 @@ class Dissipating(Pruner):
     prune_epochs: int = option(3, "E_d: the epochs over which the sparsity rises to the target", **AT_LEAST_1)
     schedule: str = option("linear", "how the sparsity rises over the pruning epochs", choices=SCHEDULES)
     tau: float | None = option(None, "threshold variant: prune every weight with r < tau (default: target mode)",
-                               check=lambda v: v > 0, must="positive (a relative movement)")
+                               check=lambda v: v > 0, must="positive (a movement)")
     scope: str = option("layerwise", "layerwise, erk (ERK counts per layer) or global ranking of the movement",
                         choices=SCOPES)
     eps: float = option(1e-8, "added to |θ0| in the relative movement", check=lambda v: v > 0, must="positive")
+    movement: str = option("relative", "relative: r = |θ_e - θ0| / (|θ0| + eps), the paper's reading; "
+                           "absolute: r = |θ_e - θ0|", choices=MOVEMENTS, neutral="relative")
 
     @property
     def min_epochs(self) -> int:
@@ -455,6 +466,17 @@ class Dissipating(Pruner):
     @property
     def sparsity_is_outcome(self) -> bool:
         return self.tau is not None  # the threshold variant prunes r < tau, capped at the target
+
+    def moved(self, t: Trainee) -> dict[str, Tensor]:
+        """Every weight's movement r from θ0, relative or absolute as ``movement`` says."""
+        if self.movement == "absolute":
+            return {n: (w.detach() - t.init[n]).abs() for n, w in t.weights.items()}
+        return {n: (w.detach() - t.init[n]).abs() / (t.init[n].abs() + self.eps) for n, w in t.weights.items()}
+
+    def criterion(self, t: Trainee, ctx: Context, epoch: int) -> dict[str, Tensor]:
+        """Every weight's score at the end of pruning epoch ``epoch`` (1 to E_d): the kept weights
+        scored lowest go. Dissipating's is the movement; a control replaces only this."""
+        return self.moved(t)
 
     def prune(self, ctx: Context) -> dict:
         t = ctx.trainee
@@ -471,27 +493,32 @@ class Dissipating(Pruner):
         per_epoch, hists = [], []
 
         def prune(t: Trainee) -> None:
-            movement = {n: (w.detach() - t.init[n]).abs() / (t.init[n].abs() + self.eps)
-                        for n, w in t.weights.items()}
-            hists.append(_log_histogram(movement, t.mask))
-            if ctx.invert:  # invert ablation: prune the weights that moved most
-                movement = {n: -r for n, r in movement.items()}
+            epoch = len(per_epoch) + 1
+            hists.append(_log_histogram(self.moved(t), t.mask))
+            scores = self.criterion(t, ctx, epoch)
+            if ctx.invert:  # invert ablation: prune the highest scores (dissipating: the weights that moved most)
+                scores = {n: -r for n, r in scores.items()}
             if self.tau is None:
-                target = scheduled(start, self.sparsity, len(per_epoch) + 1, self.prune_epochs, self.schedule)
-                mask = masks.select(movement, target, self.scope, within=t.mask)
+                target = scheduled(start, self.sparsity, epoch, self.prune_epochs, self.schedule)
+                mask = masks.select(scores, target, self.scope, within=t.mask)
             else:
-                mask = masks.select(movement, self.sparsity, self.scope, within=t.mask,
-                                    keep=self._threshold_keep(movement, t.mask, ctx.invert))
+                mask = masks.select(scores, self.sparsity, self.scope, within=t.mask,
+                                    keep=self._threshold_keep(scores, t.mask, ctx.invert))
             t.set_mask(mask)
             per_epoch.append(masks.sparsity(mask))
 
         ctx.trainer.run(t, self.prune_epochs, on_epoch_end=prune)
         reached = next((e + 1 for e, s in enumerate(per_epoch) if s >= final - 1e-12), None)
         return {"sparsity_per_epoch": per_epoch, "target_reached_epoch": reached,
-                "start_sparsity": start, "movement_histograms": hists}
+                "start_sparsity": start, "movement_histograms": hists,
+                "kept_by_quartile": kept_by_quartile(t.mask, t.init)}
 
     def metrics(self, extra: dict) -> list[tuple[str, float, int]]:
-        return [("dissipating.sparsity", s, e + 1) for e, s in enumerate(extra["sparsity_per_epoch"])]
+        return self.sparsity_metrics(extra) + quartile_metrics(extra["kept_by_quartile"])
+
+    def sparsity_metrics(self, extra: dict) -> list[tuple[str, float, int]]:
+        """The sparsity after each pruning epoch, step the epoch."""
+        return [(f"{self.name}.sparsity", s, e + 1) for e, s in enumerate(extra["sparsity_per_epoch"])]
 
     def _threshold_keep(self, movement, mask, invert: bool):
         """Kept counts when every weight with r < τ goes (inverted: r > τ), capped at the target."""
@@ -508,11 +535,39 @@ class Dissipating(Pruner):
 
 
 def _log_histogram(movement: dict[str, Tensor], mask: masks.Mask, bins: int = 40) -> dict:
-    """Histogram of log10 relative movement over the kept weights: what the pruning cuts into."""
+    """Histogram of log10 movement over the kept weights: what the pruning cuts into."""
     r = torch.cat([movement[n][mask[n]].flatten() for n in movement]).float().cpu()
     logr = torch.log10(r.clamp_min(1e-8))
     counts = torch.histc(logr, bins=bins, min=-8.0, max=2.0)
     return {"log10_min": -8.0, "log10_max": 2.0, "counts": [int(c) for c in counts]}
+
+
+QUARTERS = 4
+
+
+def kept_by_quartile(mask: masks.Mask, init: dict[str, Tensor]) -> dict:
+    """The kept fraction of each quartile of |θ0|, smallest first, at ``mask``: ``layers`` per
+    layer (its weights ranked by |θ0|, ties by position, and cut into four quarters as equal as
+    the count allows) and ``weighted`` over all layers, each layer's fraction weighted by the
+    weights it has in that quartile (a quarter of its weights, up to rounding): the kept weights
+    of that quartile of every layer over all the weights there. A quartile a layer is too small
+    to fill is None (a layer of 3 weights has no fourth)."""
+    layers, kept, held = {}, [0] * QUARTERS, [0] * QUARTERS
+    for name, m in mask.items():
+        order = torch.argsort(init[name].detach().abs().flatten().cpu(), stable=True)
+        quarter = torch.empty_like(order)
+        quarter[order] = torch.arange(order.numel()) * QUARTERS // order.numel()
+        flat = m.detach().flatten().cpu()
+        counts = [(int(flat[quarter == q].sum()), int((quarter == q).sum())) for q in range(QUARTERS)]
+        layers[name] = [k / n if n else None for k, n in counts]
+        for q, (k, n) in enumerate(counts):
+            kept[q], held[q] = kept[q] + k, held[q] + n
+    return {"layers": layers, "weighted": [k / n if n else None for k, n in zip(kept, held)]}
+
+
+def quartile_metrics(report: dict) -> list[tuple[str, float, int]]:
+    """The pooled kept fraction per |θ0| quartile, step 1 the smallest |θ0| (an empty one left out)."""
+    return [("kept_by_quartile", f, q + 1) for q, f in enumerate(report["weighted"]) if f is not None]
 
 
 @PRUNERS.register("combined")
@@ -525,6 +580,9 @@ class Combined(Pruner):
     color: ClassVar[str | None] = "tab:green"
     lines: ClassVar[tuple[str, ...]] = ("schedule",)
     invertible: ClassVar[bool] = True
+    # the stage after K-starts, given the options of its own this method declares; its report is
+    # filed under its registered name ("dissipating")
+    stage: ClassVar[type[Dissipating]] = Dissipating
 
     kstarts_sparsity: float | None = option(None, "s_k, where K-starts hands over (default: 1 - sqrt(1 - s))")
     k: int = like(KStarts, "k")
@@ -537,6 +595,7 @@ class Combined(Pruner):
     scope: str = like(Dissipating, "scope")
     kstarts_scope: str = option("layerwise", "the K-starts stage's layer allocation: layerwise, erk or global",
                                 choices=SCOPES, neutral="layerwise")
+    movement: str = like(Dissipating, "movement")
 
     def __post_init__(self):
         super().__post_init__()
@@ -545,7 +604,9 @@ class Combined(Pruner):
                               f"got {self.kstarts_sparsity}")
         self._kstarts = KStarts(self.split, self.k, self.fitness, self.warmup_epochs, self.selection,
                                 scope=self.kstarts_scope)
-        self._dissipating = Dissipating(self.sparsity, self.prune_epochs, self.schedule, self.tau, self.scope)
+        own = {o.name for o in self.declared()}
+        self._dissipating = self.stage(self.sparsity, **{o.name: getattr(self, o.name)
+                                                         for o in self.stage.declared() if o.name in own})
 
     @property
     def split(self) -> float:
@@ -569,12 +630,81 @@ class Combined(Pruner):
         return self._kstarts.candidates
 
     def prune(self, ctx: Context) -> dict:
-        return {"kstarts_sparsity": self.split,
-                "kstarts": self._kstarts.prune(ctx),
-                "dissipating": self._dissipating.prune(ctx)}
+        kstarts = self._kstarts.prune(ctx)
+        stage = self._dissipating.prune(ctx)
+        return {"kstarts_sparsity": self.split, "kstarts": kstarts, self._dissipating.name: stage,
+                "kept_by_quartile": stage.pop("kept_by_quartile")}  # the final mask's
 
     def metrics(self, extra: dict) -> list[tuple[str, float, int]]:
-        return self._kstarts.metrics(extra["kstarts"]) + self._dissipating.metrics(extra["dissipating"])
+        stage = self._dissipating
+        return (self._kstarts.metrics(extra["kstarts"]) + stage.sparsity_metrics(extra[stage.name])
+                + quartile_metrics(extra["kept_by_quartile"]))
+
+
+# ---- criterion controls (docs/method.md, "Criterion controls") -------------------------------------
+# dissipating's schedule, scope and starting mask with another criterion: what isolates the criterion
+
+
+def fixed(cls: type, name: str):
+    """``cls``'s option ``name`` held at its default and taken by no one: a control's field that
+    its parent's code reads but whose value would not change what the control computes."""
+    default = next(f.default for f in dataclasses.fields(cls) if f.name == name)
+    return dataclasses.field(default=default, init=False)
+
+
+@PRUNERS.register("gradual_random")
+@dataclass
+class GradualRandom(Dissipating):
+    """Dissipating's schedule with no criterion: each pruning epoch removes a uniformly random
+    subset of the kept weights (of each layer, or of all of them under global scope), drawn from
+    a stream of its own per epoch, derived from the run's seed. No threshold: nothing to compare."""
+
+    family: ClassVar[str] = "control"
+    color: ClassVar[str | None] = "tab:red"
+    invertible: ClassVar[bool] = False  # the worst random choice is a random choice
+    figures: ClassVar[str | None] = None
+
+    tau: float | None = fixed(Dissipating, "tau")
+    eps: float = fixed(Dissipating, "eps")  # the movement histograms' only
+    movement: str = fixed(Dissipating, "movement")
+
+    def criterion(self, t: Trainee, ctx: Context, epoch: int) -> dict[str, Tensor]:
+        # the masks stream's seed names the run: the draws never touch that stream, nor the global one
+        return masks.random_scores(t.model, seeds.generator(ctx.generator.initial_seed(), f"gradual_random:{epoch}"))
+
+
+@PRUNERS.register("gradual_magnitude")
+@dataclass
+class GradualMagnitude(Dissipating):
+    """Dissipating's schedule with magnitude as the criterion (Zhu & Gupta 2017): each pruning
+    epoch removes the kept weights of smallest |θ_e|."""
+
+    family: ClassVar[str] = "control"
+    color: ClassVar[str | None] = "darkgoldenrod"
+    invertible: ClassVar[bool] = True  # inverted: the largest |θ_e| go
+    figures: ClassVar[str | None] = None
+
+    tau: float | None = fixed(Dissipating, "tau")
+    eps: float = fixed(Dissipating, "eps")
+    movement: str = fixed(Dissipating, "movement")
+
+    def criterion(self, t: Trainee, ctx: Context, epoch: int) -> dict[str, Tensor]:
+        return {n: w.detach().abs() for n, w in t.weights.items()}
+
+
+@PRUNERS.register("kstarts_gradual_random")
+@dataclass
+class KStartsGradualRandom(Combined):
+    """Combined's control: K-starts to s_k (the same winner as combined's for the same seed),
+    then gradual random from s_k to s on dissipating's schedule."""
+
+    family: ClassVar[str] = "control"
+    color: ClassVar[str | None] = "teal"
+    invertible: ClassVar[bool] = False  # its second stage has nothing to invert
+    stage: ClassVar[type[Dissipating]] = GradualRandom
+
+    tau: float | None = fixed(Combined, "tau")
+    movement: str = fixed(Combined, "movement")
 
 
 # ---- established baselines (METHOD.md, "Baselines beyond the paper") -------------------------------
