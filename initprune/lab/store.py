@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import functools
 import logging
 import os
 import re
@@ -112,28 +113,32 @@ def _check_schema(db: Path) -> None:
     import sqlite3
 
     try:
-        with contextlib.closing(sqlite3.connect(f"{db.as_uri()}?mode=ro", uri=True, timeout=30)) as con:
+        with contextlib.closing(sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro", uri=True, timeout=30)) as con:
             found = con.execute("SELECT version_num FROM alembic_version").fetchone()
     except sqlite3.Error:  # busy, or no such table yet (a store being built): MLflow says what it is
         return
     if not found:
         return
-    import mlflow
+    revisions, head = _mlflow_schema()
+    if found[0] not in revisions:
+        import mlflow
+
+        raise InitpruneError(f"the MLflow store {db} was written by a newer MLflow (schema revision {found[0]}, "
+                             f"unknown to MLflow {mlflow.__version__} here); upgrade MLflow (pip install -U "
+                             "mlflow) or set MLFLOW_TRACKING_URI to another store")
+    if found[0] != head:
+        raise InitpruneError(f"the MLflow store {db} has an older MLflow schema; back it up, then upgrade it with "
+                             f"`mlflow db upgrade sqlite:///{db}`")
+
+
+@functools.cache
+def _mlflow_schema() -> tuple[set[str], str]:
+    """The schema revisions of the installed MLflow's migrations, and the newest."""
     from alembic.script import ScriptDirectory
     from mlflow.store.db.utils import _get_alembic_config
 
     migrations = ScriptDirectory.from_config(_get_alembic_config("sqlite://"))
-    if found[0] not in {r.revision for r in migrations.walk_revisions()}:
-        raise InitpruneError(f"the MLflow store {db} was written by a newer MLflow (schema revision {found[0]}, "
-                             f"unknown to MLflow {mlflow.__version__} here); upgrade MLflow (pip install -U "
-                             "mlflow) or set MLFLOW_TRACKING_URI to another store")
-    if found[0] != migrations.get_current_head():
-        raise _older_mlflow(db)
-
-
-def _older_mlflow(db) -> InitpruneError:
-    return InitpruneError(f"the MLflow store {db} has an older MLflow schema; back it up, then upgrade it with "
-                          f"`mlflow db upgrade sqlite:///{db}`")
+    return {r.revision for r in migrations.walk_revisions()}, migrations.get_current_head()
 
 
 def _damaged(db, problem: str) -> InitpruneError:
@@ -156,8 +161,6 @@ def store_error(err, uri: str | None = None) -> InitpruneError | None:
     if refused and not uri.startswith("sqlite:///"):  # a server with authentication, wherever it surfaced
         source = f"{auth.USER} and {auth.PASSWORD}" if os.environ.get(auth.PASSWORD) else None
         return auth.refused(uri, int(refused.group(1)), source)
-    if "out-of-date database schema" in text and uri.startswith("sqlite:///"):  # one an older MLflow wrote
-        return _older_mlflow(where)
     if "database disk image is malformed" in text or "file is not a database" in text:
         return _damaged(where, text.split(") ", 1)[-1])  # without SQLAlchemy's (sqlite3.Error) prefix
     return None
