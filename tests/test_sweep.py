@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from initprune import cli
+from initprune.errors import InitpruneError
 from initprune.lab import grid, profiles
 from initprune.lab.store import ensure_store
 from initprune.report.assembly import figures_dir
@@ -142,6 +143,67 @@ def test_a_store_of_the_old_identity_is_kept_and_each_point_trained_again_once(t
     assert first[0].run_id not in before and first[0].options["k"] == 2
     assert train()[0].run_id == first[0].run_id  # then read back, never trained again
     assert len(runs(uri, "point", "FINISHED")) == 1 and len(runs(uri, "legacy-point")) == 14
+
+
+def test_a_store_of_a_newer_identity_scheme_is_refused_in_one_line_and_left_as_it_is(store, capsys):
+    """A store that a newer initprune wrote (its scheme a number above ours, "12" against "2": not
+    compared as text) is not this version's to retire: even a dry run is refused, nothing rewritten."""
+    from initprune.lab import runs as lab_runs
+    from initprune.lab import store as lab_store
+    from initprune.spec import SCHEME
+
+    c, exp_id = ensure_store(store)
+    newer = "1" + SCHEME  # numerically above ours, below it as text
+    c.set_experiment_tag(exp_id, lab_store.IDENTITY_TAG, newer)
+    point = lab_runs.open_point(c, exp_id, None, grid.expand("random", "digits", "mlp", [0.5], [0], 1)[0])
+    c.set_tag(point, "identity", newer)
+    c.set_terminated(point, "FINISHED")
+    capsys.readouterr()
+    assert cli.main(["sweep", "--profile", "smoke", "--dry-run"]) == 2
+    out, err = capsys.readouterr()
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "newer" in lines[0] and "upgrade initprune" in lines[0], out + err
+    assert "older run identity" not in out
+    with pytest.raises(InitpruneError, match=f"identity scheme {newer}"):
+        ensure_store(store)
+    assert c.get_experiment(exp_id).tags[lab_store.IDENTITY_TAG] == newer  # not rewritten
+    assert "initprune.retired" not in c.get_experiment(exp_id).tags
+    run = c.get_run(point)
+    assert run.data.tags["kind"] == "point" and run.info.status == "FINISHED"  # not retired
+
+
+def test_a_migration_interrupted_half_way_is_finished_by_the_next_look_and_counts_every_point(tmp_path, monkeypatch,
+                                                                                              capsys):
+    """The scheme tag is written last and the count is what the store holds: a migration cut
+    short (here after 10 of 14 points) leaves the store to be migrated again, not marked done, and
+    the next one retires the rest and counts all 14."""
+    from initprune.lab import store as lab_store
+
+    uri = _old_store(tmp_path, monkeypatch, "store-before-issue-18.tar.gz")
+    c = lab_store.client(uri)
+    exp_id = c.get_experiment_by_name(lab_store.experiment()).experiment_id
+    tagged = []
+
+    class Cut:  # the client, until the 21st tag: 10 points retired, then the process dies
+        def __getattr__(self, name):
+            return getattr(c, name)
+
+        def set_tag(self, run_id, key, value):
+            if len(tagged) == 20:
+                raise KeyboardInterrupt
+            tagged.append(run_id)
+            c.set_tag(run_id, key, value)
+
+    with pytest.raises(KeyboardInterrupt):
+        lab_store.migrate(Cut(), exp_id)
+    assert len(set(tagged)) == 10
+    assert lab_store.IDENTITY_TAG not in c.get_experiment(exp_id).tags  # not marked migrated
+    ensure_store(uri)
+    assert "4 point(s) of this store were stored under an older run identity" in capsys.readouterr().out
+    tags = c.get_experiment(exp_id).tags
+    assert tags["initprune.retired"] == "14" and tags[lab_store.IDENTITY_TAG] == lab_store.SCHEME
+    assert len(runs(uri, "legacy-point")) == 14 and not runs(uri, "point")
+    assert lab_store.migrate(c, exp_id) == 0 and c.get_experiment(exp_id).tags["initprune.retired"] == "14"
 
 
 def test_a_point_another_execution_finishes_between_two_looks_is_read_back_not_trained_again(monkeypatch):

@@ -117,33 +117,43 @@ def run_grid(method: str | list, dataset: str = "digits", arch: str = "mlp", spa
 
 def _train_or_reuse(c, exp_id, parent_run_id, config: RunSpec, data_root, poll: float = 2.0) -> RunResult:
     """A point's result: read back if it is FINISHED; awaited if another execution is training it
-    (two executions of a sweep may share a point); else trained here, under a run that claims it."""
-    waiting = False
-    while True:
-        done = runs.finished(c, exp_id, config)
-        if done is not None:
-            try:
-                return results.load_result(done)
-            except results.Unreadable as err:  # not finished after all: FAILED, so that it is trained again
-                print(f"{err}: training it again", flush=True)
-                c.set_tag(done.info.run_id, "error", str(err)[:500])
-                c.set_terminated(done.info.run_id, "FAILED")
+    (two executions of a sweep may share a point, two sweeps a store); else trained here, under a
+    run that claims it. While it waits, its execution's run says for what (tag ``waiting``), which
+    the sweep shows: what a kernel prints is seen by no one until its notebook is stored."""
+    waited = None  # the run it waits for
+    try:
+        while True:
+            done = runs.finished(c, exp_id, config)
+            if done is not None:
+                try:
+                    return results.load_result(done)
+                except results.Unreadable as err:  # not finished after all: FAILED, so that it is trained again
+                    print(f"{err}: training it again", flush=True)
+                    c.set_tag(done.info.run_id, "error", str(err)[:500])
+                    c.set_terminated(done.info.run_id, "FAILED")
+                    continue
+            holder = runs.holder(c, exp_id, config)
+            if holder is None:
+                run_id = runs.open_point(c, exp_id, parent_run_id, config)
+                if runs.holder(c, exp_id, config, run_id) is None:
+                    # the run another execution held may have FINISHED since the first look: with ours
+                    # open, one that finishes from now on was seen RUNNING above, so this look is final
+                    if runs.finished(c, exp_id, config) is None:
+                        return run_point(c, run_id, parent_run_id, config, data_root)
+                c.delete_run(run_id)  # another execution claimed it first, or finished it meanwhile
                 continue
-        holder = runs.holder(c, exp_id, config)
-        if holder is None:
-            run_id = runs.open_point(c, exp_id, parent_run_id, config)
-            if runs.holder(c, exp_id, config, run_id) is None:
-                # the run another execution held may have FINISHED since the first look: with ours
-                # open, one that finishes from now on was seen RUNNING above, so this look is final
-                if runs.finished(c, exp_id, config) is None:
-                    return run_point(c, run_id, parent_run_id, config, data_root)
-            c.delete_run(run_id)  # another execution claimed it first, or finished it meanwhile
-            continue
-        if not waiting:
-            print(f"waiting for {config.method} s={config.sparsity} seed={config.seed}: run "
-                  f"{holder.info.run_id} on {holder.data.tags.get('host')} is training it", flush=True)
-            waiting = True
-        time.sleep(poll)
+            if holder.info.run_id != waited:
+                waited = holder.info.run_id
+                line = (f"waiting for {config.method} s={config.sparsity} seed={config.seed}: run {waited} on "
+                        f"{holder.data.tags.get('host')} is training it")
+                print(line, flush=True)
+                if parent_run_id:
+                    c.set_tag(parent_run_id, "waiting", line)
+            time.sleep(poll)
+    finally:
+        if waited and parent_run_id:
+            with contextlib.suppress(Exception):  # the wait is over, however it ended
+                c.delete_tag(parent_run_id, "waiting")
 
 
 def log_run(config: RunSpec, report: RunResult, uri: str | None = None) -> None:
@@ -173,13 +183,14 @@ def run_point(c, run_id, parent_run_id, config: RunSpec, data_root) -> RunResult
     try:
         # a point opened after its sweep gave the execution up (a Dask task cannot be stopped) is
         # KILLED here, not left RUNNING: the sweep's clean-up had already passed
-        runs.check_execution(c, parent_run_id)
-        faults.inject_failure(config)
-        faults.pause("training")
-        result = api.run(config, data_root=data_root)
-        result.run_id = run_id
-        runs.log_point(c, run_id, config, result)
-        runs.finish_point(c, run_id, parent_run_id)
+        with runs.beating(c, [run_id]):
+            runs.check_execution(c, parent_run_id)
+            faults.inject_failure(config)
+            faults.pause("training")
+            result = api.run(config, data_root=data_root)
+            result.run_id = run_id
+            runs.log_point(c, run_id, config, result)
+            runs.finish_point(c, run_id, parent_run_id)
         return result
     except BaseException as err:  # recorded, never FINISHED: the next sweep retries the point
         runs.fail_point(c, run_id, err)

@@ -32,31 +32,32 @@ def run_points(c, exp_id, parent_run_id, configs: list[RunSpec], data_root,
     done: dict[int, RunResult] = {}
     failed: dict[int, BaseException] = {}
     try:
-        runs.check_execution(c, parent_run_id)
-        ready = []
-        for i, run_id in claimed.items():
-            try:
-                faults.inject_failure(configs[i])
-                ready.append(i)
-            except Exception as err:
-                runs.fail_point(c, run_id, err)
-                failed[i] = err
-        faults.pause("training")
-        outcome = stack.run_group([configs[i] for i in ready], data_root) if ready else []
-        for i, result in zip(ready, outcome):
-            if isinstance(result, BaseException):  # this seed failed as it would alone
-                runs.fail_point(c, claimed[i], result)
-                failed[i] = result
-                continue
-            result.run_id = claimed[i]
-            try:
-                runs.log_point(c, claimed[i], configs[i], result)
-                runs.finish_point(c, claimed[i], parent_run_id)
-            except Exception as err:
-                runs.fail_point(c, claimed[i], err)
-                failed[i] = err
-                continue
-            done[i] = result
+        with runs.beating(c, list(claimed.values())):  # a sweep on another host sees them held
+            runs.check_execution(c, parent_run_id)
+            ready = []
+            for i, run_id in claimed.items():
+                try:
+                    faults.inject_failure(configs[i])
+                    ready.append(i)
+                except Exception as err:
+                    runs.fail_point(c, run_id, err)
+                    failed[i] = err
+            faults.pause("training")
+            outcome = stack.run_group([configs[i] for i in ready], data_root) if ready else []
+            for i, result in zip(ready, outcome):
+                if isinstance(result, BaseException):  # this seed failed as it would alone
+                    runs.fail_point(c, claimed[i], result)
+                    failed[i] = result
+                    continue
+                result.run_id = claimed[i]
+                try:
+                    runs.log_point(c, claimed[i], configs[i], result)
+                    runs.finish_point(c, claimed[i], parent_run_id)
+                except Exception as err:
+                    runs.fail_point(c, claimed[i], err)
+                    failed[i] = err
+                    continue
+                done[i] = result
     except BaseException as err:  # the stack itself, or Ctrl-C: what is not FINISHED is not counted
         for i, run_id in claimed.items():
             if i not in done and i not in failed:

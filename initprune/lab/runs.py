@@ -8,11 +8,13 @@ FAILED one is retried.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
 import socket
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -25,6 +27,25 @@ from . import faults
 
 # the spec's own fields logged as MLflow params (options and training settings are added by prefix)
 PARAMS = tuple(f.name for f in dataclasses.fields(RunSpec) if f.name not in ("options", "training"))
+
+
+def _interval(text: str) -> float:
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = 0.0
+    if not 0 < seconds < float("inf"):
+        raise InitpruneError(f"INITPRUNE_HEARTBEAT={text!r}: give the seconds between a running point's "
+                             "heartbeats, a number above 0 (60 unless set)")
+    return seconds
+
+
+# seconds between the heartbeats of a point that trains (its run's ``heartbeat`` tag); a point held
+# on another host whose heartbeat has not changed for MISSED of them, as this process sees it, is
+# taken over: its sweep died there (a pid cannot be checked across hosts)
+HEARTBEAT = _interval(os.environ.get("INITPRUNE_HEARTBEAT") or "60")
+MISSED = 3
+_heard: dict[str, tuple[str | None, float]] = {}  # run id: (its heartbeat, when this process saw it change)
 
 
 class Superseded(InitpruneError):
@@ -148,9 +169,11 @@ def reap(c, exp_id: str, parent_run_id: str | None = None) -> int:
 
 def holder(c, exp_id, config: RunSpec, own: str | None = None):
     """The live run that holds this point, earliest first; None if there is none before ``own``.
-    Live: RUNNING, under a RUNNING execution, and with its process alive where that can be seen.
-    A run of its own (``python -m initprune run``, RUNNING only while it logs) never holds a point:
-    one that another machine lost could not be told from one still logging."""
+    Live: RUNNING, under a RUNNING execution, and with its process alive: on this host its pid,
+    on another its heartbeat; one there that missed MISSED heartbeats is marked FAILED (abandoned)
+    on the way, so that the point is claimed again. A run of its own (``python -m initprune run``,
+    RUNNING only while it logs) never holds a point: one that another machine lost could not be
+    told from one still logging."""
     query = (f"tags.config_hash = '{config.hash()}' and tags.seed = '{config.seed}' and tags.kind = 'point' "
              "and attributes.status = 'RUNNING'")
     runs = sorted(c.search_runs([exp_id], query, max_results=100), key=lambda r: (r.info.start_time, r.info.run_id))
@@ -160,10 +183,58 @@ def holder(c, exp_id, config: RunSpec, own: str | None = None):
         tags = run.data.tags
         if tags.get("host") == socket.gethostname() and not _alive(tags):
             continue
+        if tags.get("host") != socket.gethostname() and _silent(run):
+            abandon(c, run.info.run_id, tags.get("host"))
+            continue
         parent = tags.get("mlflow.parentRunId")
         if parent and c.get_run(parent).info.status == "RUNNING":
             return run
     return None
+
+
+def _silent(run) -> bool:
+    """Whether a run missed MISSED heartbeats while this process watched it: its ``heartbeat`` tag
+    unchanged for that long by this machine's clock (the clocks of two hosts are never compared).
+    A run seen for the first time, or with a new beat, is not."""
+    beat, now = run.data.tags.get("heartbeat"), time.monotonic()
+    seen = _heard.get(run.info.run_id)
+    if seen is None or seen[0] != beat:
+        _heard[run.info.run_id] = (beat, now)
+        return False
+    return now - seen[1] >= MISSED * HEARTBEAT
+
+
+def abandon(c, run_id: str, host: str | None) -> None:
+    """Mark FAILED a point whose holder on another host stopped beating: the point is trained again."""
+    c.set_tag(run_id, "error", f"abandoned: no heartbeat from host {host} in {MISSED * HEARTBEAT:g} s; taken over "
+                               f"by {socket.gethostname()}")
+    c.set_terminated(run_id, "FAILED")
+    _heard.pop(run_id, None)
+
+
+def _beat() -> str:
+    return str(time.time_ns() // 1_000_000)  # milliseconds: every beat a new value, however short the interval
+
+
+@contextlib.contextmanager
+def beating(c, run_ids: list[str]):
+    """While the points of ``run_ids`` train: a thread refreshes their ``heartbeat`` tags every
+    HEARTBEAT seconds, which tells a sweep on another host that this process still holds them."""
+    stop, interval = threading.Event(), HEARTBEAT
+
+    def beat():
+        while not stop.wait(interval):
+            for run_id in run_ids:
+                with contextlib.suppress(Exception):  # a busy or briefly unreachable store: the next beat will do
+                    c.set_tag(run_id, "heartbeat", _beat())
+
+    thread = threading.Thread(target=beat, name="initprune-heartbeat", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=10)
 
 
 def open_point(c, exp_id, parent_run_id: str | None, config: RunSpec, start_time: int | None = None) -> str:
@@ -172,7 +243,7 @@ def open_point(c, exp_id, parent_run_id: str | None, config: RunSpec, start_time
     parent = {"mlflow.parentRunId": parent_run_id} if parent_run_id else {}
     tags = {"kind": "point", **parent, "config_hash": config.hash(),
             "seed": str(config.seed), "method": config.method, "dataset": config.dataset,
-            "arch": config.arch, "ablation": config.ablation, "identity": spec.SCHEME, **_owner(),
+            "arch": config.arch, "ablation": config.ablation, "identity": spec.SCHEME, **_owner(), "heartbeat": _beat(),
             "variant": json.dumps(config.variant(), sort_keys=True)}
     parts = [pruners.label(config.method, config.options), f"{config.dataset}/{config.arch}",
              f"s={config.sparsity:g}", f"seed {config.seed}"] + ([config.ablation] if config.ablation != "none" else [])
@@ -218,8 +289,11 @@ def check_execution(c, parent_run_id: str | None) -> None:
 
 
 def finish_point(c, run_id: str, parent_run_id: str | None) -> None:
-    """Mark a point FINISHED once everything is logged; Superseded if its execution ended meanwhile."""
+    """Mark a point FINISHED once everything is logged; Superseded if its execution ended meanwhile,
+    or if a sweep on another host took the point over (its heartbeats did not reach the store)."""
     check_execution(c, parent_run_id)
+    if c.get_run(run_id).info.status != "RUNNING":
+        raise Superseded(f"point run {run_id} was taken over while it ran: its heartbeat stopped")
     c.set_terminated(run_id, "FINISHED")  # only now does the point count as done
 
 

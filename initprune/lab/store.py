@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import functools
 import logging
 import os
 import re
@@ -102,6 +103,42 @@ def _check_intact(db: Path) -> None:
         problem = str(err)
     if problem != "ok":
         raise _damaged(db, problem)
+    _check_schema(db)
+
+
+def _check_schema(db: Path) -> None:
+    """Refuse, untouched, a store of another MLflow schema than the installed MLflow's: one a newer
+    MLflow migrated (a revision this one does not know; MLflow itself would advise `mlflow db
+    upgrade`, which cannot go there), or one of an older MLflow, which that command upgrades."""
+    import sqlite3
+
+    try:
+        with contextlib.closing(sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro", uri=True, timeout=30)) as con:
+            found = con.execute("SELECT version_num FROM alembic_version").fetchone()
+    except sqlite3.Error:  # busy, or no such table yet (a store being built): MLflow says what it is
+        return
+    if not found:
+        return
+    revisions, head = _mlflow_schema()
+    if found[0] not in revisions:
+        import mlflow
+
+        raise InitpruneError(f"the MLflow store {db} was written by a newer MLflow (schema revision {found[0]}, "
+                             f"unknown to MLflow {mlflow.__version__} here); upgrade MLflow (pip install -U "
+                             "mlflow) or set MLFLOW_TRACKING_URI to another store")
+    if found[0] != head:
+        raise InitpruneError(f"the MLflow store {db} has an older MLflow schema; back it up, then upgrade it with "
+                             f"`mlflow db upgrade sqlite:///{db}`")
+
+
+@functools.cache
+def _mlflow_schema() -> tuple[set[str], str]:
+    """The schema revisions of the installed MLflow's migrations, and the newest."""
+    from alembic.script import ScriptDirectory
+    from mlflow.store.db.utils import _get_alembic_config
+
+    migrations = ScriptDirectory.from_config(_get_alembic_config("sqlite://"))
+    return {r.revision for r in migrations.walk_revisions()}, migrations.get_current_head()
 
 
 def _damaged(db, problem: str) -> InitpruneError:
@@ -188,7 +225,13 @@ def _open(uri: str) -> tuple[object, str]:
             exp_id = c.get_experiment_by_name(name).experiment_id
     else:
         exp_id = exp.experiment_id
-        if exp.tags.get(IDENTITY_TAG) != SCHEME:
+        scheme = _scheme(exp.tags.get(IDENTITY_TAG))
+        if scheme is None or scheme > int(SCHEME):  # a newer initprune's: not this one's to retire
+            where = uri[len("sqlite:///"):] if uri.startswith("sqlite:///") else uri
+            raise InitpruneError(f"experiment '{name}' of the MLflow store {where} is kept under run identity scheme "
+                                 f"{exp.tags[IDENTITY_TAG]}, newer than this initprune's ({SCHEME}); upgrade initprune "
+                                 "to use it, or set INITPRUNE_EXPERIMENT or MLFLOW_TRACKING_URI to another store")
+        if scheme < int(SCHEME):
             migrate(c, exp_id)
     return c, exp_id
 
@@ -196,28 +239,42 @@ def _open(uri: str) -> tuple[object, str]:
 IDENTITY_TAG = "initprune.identity"
 
 
+def _scheme(tag: str | None) -> int | None:
+    """An identity scheme tag as a number (schemes compare as numbers, "10" after "2"): 0 where
+    there is none (the first scheme wrote none), None where it is not a number."""
+    if tag is None:
+        return 0
+    return int(tag) if tag.isdigit() else None
+
+
+def _every(c, exp_id: str, query: str):
+    """Every run that matches, page after page."""
+    token = None
+    while True:
+        page = c.search_runs([exp_id], query, max_results=1000, page_token=token)
+        yield from page
+        token = page.token
+        if not token:
+            return
+
+
 def migrate(c, exp_id: str) -> int:
     """Once per store: retire the points stored under an older identity scheme, which hashed only
     the values that differed from the defaults of its day and recorded neither the device nor the
     torch threads a point ran with (the threads change its numbers). They cannot be re-keyed
     exactly, so they are kept, tagged ``kind = legacy-point`` (their old kind in ``legacy_kind``),
-    and never served or shown: each such point is trained again once. Recorded on the experiment
-    (``initprune.identity``, ``initprune.retired``). Returns how many were retired."""
-    retired = 0
-    query = "tags.kind = 'point'"
-    while True:  # a page at a time: a retired run leaves the query
-        page = [r for r in c.search_runs([exp_id], query, max_results=1000)
-                if r.data.tags.get("identity") != SCHEME]
-        if not page:
-            break
-        for run in page:
-            c.set_tag(run.info.run_id, "legacy_kind", "point")
-            c.set_tag(run.info.run_id, "kind", "legacy-point")
-        retired += len(page)
-    before = int(c.get_experiment(exp_id).tags.get("initprune.retired", "0"))
-    c.set_experiment_tag(exp_id, "initprune.retired", str(before + retired))
+    and never served or shown: each such point is trained again once. Recorded on the experiment:
+    ``initprune.retired``, counted from the store, then ``initprune.identity``, last, so that a
+    migration cut short is done again, not taken as done. Returns how many it retired."""
+    older = [r.info.run_id for r in _every(c, exp_id, "tags.kind = 'point'")
+             if (_scheme(r.data.tags.get("identity")) or 0) < int(SCHEME)]  # not one of a newer scheme
+    for run_id in older:
+        c.set_tag(run_id, "legacy_kind", "point")
+        c.set_tag(run_id, "kind", "legacy-point")
+    retired = sum(1 for _ in _every(c, exp_id, "tags.kind = 'legacy-point'"))
+    c.set_experiment_tag(exp_id, "initprune.retired", str(retired))
     c.set_experiment_tag(exp_id, IDENTITY_TAG, SCHEME)
-    if retired:
-        print(f"initprune: {retired} point(s) of this store were stored under an older run identity; they are "
+    if older:
+        print(f"initprune: {len(older)} point(s) of this store were stored under an older run identity; they are "
               "kept (tag kind = legacy-point) and will be trained again once", flush=True)
-    return retired
+    return len(older)

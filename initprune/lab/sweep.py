@@ -134,6 +134,7 @@ class Progress:
         self.began = time.time()
         self.seconds: dict[tuple, float] = {}  # each finished point of this sweep: its measured seconds
         self.running = 1
+        self.waits: dict[str, str] = {}  # execution run id: what it waits for, shown once each
         self.lock, self.stop = threading.Lock(), threading.Event()
         self.bar = None
         if self.terminal:
@@ -167,7 +168,8 @@ class Progress:
         return f"points {self.finished}/{self.total}, {_duration(time.time() - self.began)} elapsed{left}"
 
     def update(self) -> None:
-        """Read the store once: this sweep's FINISHED points and how many executions run now."""
+        """Read the store once: this sweep's FINISHED points, how many executions run now, and a
+        line for each that began to wait for a point another sweep trains (tag ``waiting``)."""
         c, exp_id = self.client, self.exp_id
         since = int(self.began * 1000) - 1000
         found = {}
@@ -184,7 +186,12 @@ class Progress:
                 break
         running = c.search_runs([exp_id], f"tags.kind = 'execution' and tags.sweep = '{self.sweep_id}' "
                                           "and attributes.status = 'RUNNING'", max_results=1000)
+        waits = {r.info.run_id: r.data.tags["waiting"] for r in running if r.data.tags.get("waiting")}
+        for run_id, line in waits.items():
+            if self.waits.get(run_id) != line:
+                self.write(line)
         with self.lock:
+            self.waits = waits
             self.seconds, self.running = found, max(1, len(running))
             if self.bar is not None:
                 self.bar.n = self.finished

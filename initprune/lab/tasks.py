@@ -92,6 +92,7 @@ def run_task(task: Task, keep_kernel: bool = False) -> dict:
                 )
                 error = None
             except KeyboardInterrupt:  # Ctrl-C: this execution and what it was training are KILLED
+                _abandon_cells()
                 _drop_kernel(keep_kernel, now=True)
                 runs.reap(c, exp_id, run_id)
                 raise
@@ -119,6 +120,23 @@ def _kept_kernel(papermill, cwd: str, env: dict) -> dict:
     set ``env``."""
     papermill.engines.papermill_engines.register("initprune-kept", kernel.engine())
     return {"progress_bar": False, "engine_name": "initprune-kept", "km": kernel.acquire(cwd, env)}
+
+
+def _abandon_cells(timeout: float = 5) -> None:
+    """Cancel what nbclient left pending on this thread's event loop when Ctrl-C or SIGTERM cut its
+    notebook short: run again later (the kernel's shutdown runs that loop), a cell would find its
+    kernel gone and Python would print a DeadKernelError traceback after the one-line message."""
+    import asyncio
+
+    from jupyter_core.utils import ensure_event_loop
+
+    loop = ensure_event_loop()
+    pending = [task for task in asyncio.all_tasks(loop) if not task.done()]
+    for task in pending:
+        task.cancel()
+    if pending and not loop.is_running():
+        with contextlib.suppress(Exception):  # whatever they end with is retrieved here, not printed
+            loop.run_until_complete(asyncio.wait_for(asyncio.gather(*pending, return_exceptions=True), timeout))
 
 
 def _drop_kernel(kept: bool, now: bool = False) -> None:

@@ -310,3 +310,97 @@ def test_server_refuses_a_store_that_is_missing_a_file_or_damaged_naming_it(stor
     command_error(capsys, "server", "--port", port, "--store", str(damaged),
                   words=[f"the MLflow store {damaged / 'mlflow.db'} is damaged"])
     assert not no_exec
+
+
+# 7. a point held by a sweep on another host (a shared store)
+
+def held_elsewhere(c, exp_id, config=POINT) -> tuple[str, str]:
+    """An execution and the point it holds, RUNNING, as a sweep on host "elsewhere" left them."""
+    parent = runs.start_parent(c, exp_id, "random", "digits", "mlp", "test")
+    point = runs.open_point(c, exp_id, parent, config)
+    for run_id in (parent, point):
+        c.set_tag(run_id, "host", "elsewhere")
+    return parent, point
+
+
+def test_a_point_whose_holder_on_another_host_missed_three_heartbeats_is_taken_over(store, monkeypatch):
+    monkeypatch.setattr(runs, "HEARTBEAT", 0.2)
+    c, exp_id = ensure_store(store)
+    _, point = held_elsewhere(c, exp_id)  # its sweep died: nothing refreshes its heartbeat
+    assert runs.holder(c, exp_id, POINT).info.run_id == point  # not yet: three beats are missed first
+    out = []
+    began = time.perf_counter()
+    training = threading.Thread(target=lambda: out.append(grid.run_grid(
+        "random", "digits", "mlp", [0.5], [0], 1, progress=False, device="cpu")), daemon=True)
+    training.start()
+    training.join(60)
+    assert out, "the point held by a dead sweep on another host was waited for without end"
+    assert time.perf_counter() - began >= 3 * runs.HEARTBEAT
+    taken = c.get_run(point)
+    assert taken.info.status == "FAILED" and "abandoned" in taken.data.tags["error"], taken.data.tags
+    assert "elsewhere" in taken.data.tags["error"]
+    assert out[0][0]["run_id"] != point and c.get_run(out[0][0]["run_id"]).info.status == "FINISHED"
+
+
+def test_a_point_whose_holder_on_another_host_beats_is_waited_for(store, monkeypatch):
+    monkeypatch.setattr(runs, "HEARTBEAT", 0.1)
+    c, exp_id = ensure_store(store)
+    _, point = held_elsewhere(c, exp_id)
+    with runs.beating(c, [point]):  # the live sweep over there, as its heartbeat shows it
+        deadline = time.time() + 10 * runs.HEARTBEAT
+        while time.time() < deadline:
+            assert runs.holder(c, exp_id, POINT).info.run_id == point
+            time.sleep(runs.HEARTBEAT / 2)
+    assert c.get_run(point).info.status == "RUNNING"
+
+
+def test_the_heartbeat_advances_while_a_point_trains_and_stops_after(store, monkeypatch):
+    from initprune import api
+
+    monkeypatch.setattr(runs, "HEARTBEAT", 0.1)
+    c, exp_id = ensure_store(store)
+    parent = runs.start_parent(c, exp_id, "random", "digits", "mlp", "test")
+    point = runs.open_point(c, exp_id, parent, POINT)
+    heard = []
+
+    def train(config, data_root=None):  # what the point's run shows while it trains
+        for _ in range(4):
+            heard.append(int(c.get_run(point).data.tags["heartbeat"]))
+            time.sleep(0.3)
+        raise RuntimeError("stop here")
+
+    monkeypatch.setattr(api, "run", train)
+    with pytest.raises(RuntimeError, match="stop here"):
+        grid.run_point(c, point, parent, POINT, None)
+    assert heard == sorted(heard) and len(set(heard)) == 4, heard
+    last = c.get_run(point).data.tags["heartbeat"]
+    time.sleep(0.5)
+    assert c.get_run(point).data.tags["heartbeat"] == last  # no beat once the point has ended
+
+
+def test_the_sweep_shows_a_wait_for_another_host_and_sigterm_then_ends_it_in_one_line(store, tmp_path):
+    c, exp_id = ensure_store(store)
+    config = grid.expand("random", "digits", "mlp", [0.5], [0], 1)[0]  # the profile's point, as resolved
+    parent, point = held_elsewhere(c, exp_id, config)
+    log = open(tmp_path / "sweep.log", "w+")
+    proc = subprocess.Popen([sys.executable, "-m", "initprune", "sweep", "--profile", tiny_profile(tmp_path, 0.5)],
+                            env={**os.environ, "MLFLOW_TRACKING_URI": store, "PYTHONUNBUFFERED": "1",
+                                 "INITPRUNE_HEARTBEAT": "600"},  # the holder over there is taken for alive
+                            stdout=log, stderr=subprocess.PIPE, text=True, preexec_fn=ctrl_c_as_in_a_terminal)
+    try:
+        deadline = time.time() + 120
+        while "waiting for" not in (tmp_path / "sweep.log").read_text() and time.time() < deadline:
+            assert proc.poll() is None, (tmp_path / "sweep.log").read_text() + proc.stderr.read()
+            time.sleep(0.3)
+        out = (tmp_path / "sweep.log").read_text()
+        line = next(line for line in out.splitlines() if "waiting for" in line)  # the sweep says it, not the kernel
+        assert point in line and "elsewhere" in line, out
+        proc.send_signal(signal.SIGTERM)
+        err = proc.communicate(timeout=60)[1]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 143 and "Traceback" not in err, err
+    assert len(err.strip().splitlines()) == 1 and "terminated" in err, err
+    assert {c.get_run(r).info.status for r in (parent, point)} == {"RUNNING"}  # the other sweep's are its own
+    assert not [r for r in c.search_runs([exp_id], "tags.host != 'elsewhere'") if r.info.status == "RUNNING"]

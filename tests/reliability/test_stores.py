@@ -204,6 +204,37 @@ def test_a_truncated_store_is_named_with_what_to_do_and_left_as_it_is(tmp_path, 
     assert proc.returncode == 0 and "1 points in 1 executions, 0 finished" in proc.stdout, proc.stderr
 
 
+def test_a_store_of_a_newer_mlflow_schema_is_refused_in_one_line_and_left_as_it_is(tmp_path, monkeypatch, capsys):
+    """A store that a newer MLflow migrated (a schema revision the installed one does not know):
+    one line saying to upgrade MLflow, from the store check and from a command, the file untouched.
+    One of an older schema says how to upgrade the store, in one line too."""
+    from initprune import cli
+
+    db = tmp_path / "mlflow.db"
+    uri = f"sqlite:///{db}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    store.ensure_store(uri)
+    with contextlib.closing(sqlite3.connect(db)) as con:
+        con.execute("UPDATE alembic_version SET version_num = '0123456789ab'")  # no MLflow's revision
+        con.commit()
+    content = db.read_bytes()
+    with pytest.raises(InitpruneError, match="newer MLflow") as refused:
+        store.check_store(uri)
+    assert "0123456789ab" in str(refused.value) and "upgrade MLflow" in str(refused.value)
+    capsys.readouterr()
+    assert cli.main(["sweep", "--profile", "smoke", "--dry-run"]) == 2
+    out, err = capsys.readouterr()
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "newer MLflow" in lines[0] and str(db) in lines[0], out + err
+    assert db.read_bytes() == content  # nothing rewritten
+    with contextlib.closing(sqlite3.connect(db)) as con:  # MLflow's first schema: an older store
+        con.execute("UPDATE alembic_version SET version_num = '451aebb31d03'")
+        con.commit()
+    assert cli.main(["sweep", "--profile", "smoke", "--dry-run"]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and "older MLflow" in lines[0] and f"mlflow db upgrade {uri}" in lines[0], lines
+
+
 # C. the smaller ones
 
 def grid(tmp_path, execution: str, sparsities: int, seeds: int) -> Path:
