@@ -83,6 +83,22 @@ def check_epochs(pruner: pruners.Pruner, epochs) -> None:
                           f"{pruner.min_epochs} epochs while choosing its mask (got {epochs})")
 
 
+class Frozen(dict):
+    """A mapping that cannot change: a spec's options and training settings. Still a dict, so it
+    serialises to JSON and pickles (Ray, Dask and papermill carry specs), which
+    ``types.MappingProxyType`` does not."""
+
+    __slots__ = ()
+
+    def _refuse(self, *args, **kwargs):
+        raise TypeError("a RunSpec cannot change; make another: dataclasses.replace(spec, options={...})")
+
+    __setitem__ = __delitem__ = __ior__ = clear = pop = popitem = setdefault = update = _refuse
+
+    def __reduce__(self):
+        return Frozen, (dict(self),)
+
+
 @dataclass(frozen=True)
 class RunSpec:
     """Everything that defines one run. Built from what was given (``options`` and ``training``
@@ -116,8 +132,8 @@ class RunSpec:
         threads = self.threads or default_threads()
         if not isinstance(threads, int) or isinstance(threads, bool) or threads < 1:
             raise OptionError("threads", f"must be a positive integer, got {threads!r}")
-        resolved = {"sparsity": float(pruner.sparsity), "options": pruner.options(),
-                    "training": dataclasses.asdict(settings), "threads": threads,
+        resolved = {"sparsity": float(pruner.sparsity), "options": Frozen(pruner.options()),
+                    "training": Frozen(dataclasses.asdict(settings)), "threads": threads,
                     "device": resolve_device(self.device)}  # a name that is no device fails here
         for name, value in resolved.items():
             object.__setattr__(self, name, value)
@@ -155,7 +171,9 @@ class RunSpec:
         return {k: v for k, v in self.options.items() if v != defaults.get(k)}
 
     def to_dict(self) -> dict:
-        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        """The fields as plain values (its mappings as plain dicts), to rebuild it with ``RunSpec(**d)``."""
+        return {f.name: dict(v) if isinstance(v := getattr(self, f.name), Frozen) else v
+                for f in dataclasses.fields(self)}
 
 
 def _past_neutral(options, values: dict) -> dict:

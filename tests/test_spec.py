@@ -398,3 +398,28 @@ def test_a_worker_without_a_gpu_refuses_a_cuda_spec_in_one_line(store, monkeypat
     assert "\n" not in text and "cuda" in text and "no CUDA device" in text and "--gpus-per-task" in text
     c, exp_id = ensure_store()
     assert not c.search_runs([exp_id], "tags.kind = 'point'")  # nothing opened, nothing FAILED
+
+
+def test_a_spec_cannot_change_and_still_travels(monkeypatch):
+    """Its mappings are read-only (a mutated spec would keep its cached, stale hash), yet a spec
+    pickles (Ray, Dask) and serialises to JSON (papermill) as before, with the same identity."""
+    import copy
+    import pickle
+
+    monkeypatch.setenv("INITPRUNE_THREADS", "1")
+    s = RunSpec(method="kstarts", sparsity=0.9, epochs=3, options={"k": 3}, device="cpu")
+    h = s.hash()
+    for change in (lambda: s.options.__setitem__("k", 2), lambda: s.training.update(lr=1.0),
+                   lambda: s.options.pop("k"), lambda: s.training.clear(), lambda: s.options.setdefault("x", 1)):
+        with pytest.raises(TypeError, match="cannot change"):
+            change()
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        s.seed = 1
+    assert s.options["k"] == 3 and s.hash() == h
+    for twin in (pickle.loads(pickle.dumps(s)), copy.deepcopy(s), RunSpec(**json.loads(json.dumps(s.to_dict())))):
+        assert twin == s and twin.hash() == h
+        with pytest.raises(TypeError):
+            twin.options["k"] = 2
+    assert type(s.to_dict()["options"]) is dict  # plain values out, for YAML and papermill alike
+    other = dataclasses.replace(s, options={**s.options, "k": 2})  # the way to another spec
+    assert other.hash() != h and other.hash() == RunSpec(**{**s.to_dict(), "options": {"k": 2}}).hash()
