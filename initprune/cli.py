@@ -211,7 +211,7 @@ def cmd_list(args) -> int:
               f"tasks {', '.join(entry.tasks)}; {training}")
     print("architectures:")
     for name in models.MODELS.names():
-        print(f"  {name} [{models.task_of(name)}]: {summary(models.MODELS[name])}")
+        print(f"  {name}: {summary(models.MODELS[name])} Task: {models.task_of(name)}.")
     from .lab import profiles
 
     print("profiles:      " + ", ".join(profiles.profiles()))
