@@ -149,7 +149,7 @@ def fit(model: nn.Module, train, test, method: str = "random", sparsity: float =
     ``task`` (initprune/tasks.py): ``classification`` (the model returns logits, ``y`` holds
     class labels) or ``reconstruction`` (the model returns its input's shape, trained on the mean
     squared error against ``target(x)``: a map of a batch of inputs to what it reproduces, the
-    inputs themselves by default; ``y`` is not used).
+    inputs themselves by default; the splits are still (X, y) pairs, ``y`` not used).
     """
     with _threaded(threads):
         return _fit(model, train, test, method, sparsity, epochs, seed, val, device, augment, ablation, options,
