@@ -112,7 +112,7 @@ def _zeroed(t: Trainee):
 def _judge(batch: int, model, split) -> torch.Tensor:
     """Which images of ``split`` the model gets right, evaluated in batches of ``batch``."""
     trainer = Trainer(Batches(*split, 128, seed=0), None, None, Settings(), "cpu", 1, eval_batch=batch)
-    return trainer.correct(model, split)
+    return trainer.record(model, split)
 
 
 CHANGES = {"compile": _compiled, "fused_sgd": _fused, "zeroed_grads": _zeroed}

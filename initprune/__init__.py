@@ -11,9 +11,10 @@ from .models import MODELS
 from .pruners import PRUNERS
 from .result import RunResult
 from .spec import RunSpec
+from .tasks import TASKS
 
 __all__ = ["fit", "run", "save", "load", "Result", "RunResult", "RunSpec", "RunConfig", "PRUNERS", "MODELS", "DATASETS",
-           "InitpruneError", "DivergedError"]
+           "TASKS", "InitpruneError", "DivergedError"]
 __version__ = "0.1.0"
 
 _APP = ("cli", "__main__")  # the command line: at the package's root beside the core

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from . import data as datasets
-from . import masks, memory, models, paths, pruners, seeds
+from . import masks, memory, models, paths, pruners, seeds, tasks
 from .errors import InitpruneError
 from .options import OptionError
 from .result import RunResult
@@ -29,10 +29,14 @@ RunConfig = RunSpec  # the name it had before it was resolved and frozen
 
 @dataclass
 class Result:
+    """What ``fit`` returns. The task's metric is under its own name: ``test_accuracy`` and
+    ``val_accuracy`` for a classifier (None otherwise), ``test_reconstruction_error`` and
+    ``val_reconstruction_error`` for a reconstruction; ``metric`` names it."""
+
     mask: masks.Mask
     sparsity_target: float
     sparsity_actual: float
-    test_accuracy: float
+    test_accuracy: float | None
     val_accuracy: float | None
     epochs: int
     history: list[dict]
@@ -40,11 +44,18 @@ class Result:
     extra: dict
     seconds: float
     cost: dict = field(default_factory=dict)  # {"training", "inference"}: theoretical FLOPs relative to dense
-    effective_sparsity: float | None = None  # removed or on no path from input to logits (paths.effective)
-    dead_classes: int | None = None  # logits no path from the input reaches
+    effective_sparsity: float | None = None  # removed or on no path from input to output (paths.effective)
+    dead_classes: int | None = None  # logits no path from the input reaches (None: not a classifier)
     test_correct: str | None = None  # '0'/'1' per test example, in the order the test split gives them
     compute_layers: dict[str, str] | None = None  # per prunable weight, "sparse" or "dense" once its mask was final
     training_seconds: float | None = None  # measured time of the training steps and scoring passes
+    task: str = "classification"  # initprune/tasks.py
+    metric: str = "test_accuracy"  # the field that holds the task's test metric
+    higher_is_better: bool = True
+    test_reconstruction_error: float | None = None  # test MSE against the input in [0, 1]
+    val_reconstruction_error: float | None = None
+    dead_outputs: int | None = None  # outputs (logits, reconstructed entries) no path from the input reaches
+    test_squared_error: list[float] | None = None  # per test example, in the order the test split gives them
 
 
 @contextlib.contextmanager
@@ -131,7 +142,8 @@ SETTINGS = SPEC_SETTINGS  # the options fit hands to Settings
 
 def fit(model: nn.Module, train, test, method: str = "random", sparsity: float = 0.9,
         epochs: int = 10, seed: int = 0, *, val=None, device: str = "auto", augment=None,
-        ablation: str = "none", threads: int | None = None, **options) -> Result:
+        ablation: str = "none", threads: int | None = None, task: str = "classification", target=None,
+        **options) -> Result:
     """Prune ``model`` with ``method`` at ``sparsity`` and train it for ``epochs`` in all.
 
     ``train``/``val``/``test``: ``(X, y)`` tensors or DataLoaders. The model is trained in place;
@@ -144,13 +156,20 @@ def fit(model: nn.Module, train, test, method: str = "random", sparsity: float =
     ``rewind`` is the control: the mask unchanged, trained again from θ0.
     ``threads``: torch's thread count while it trains (None: the caller's); the caller's count
     is restored after.
+    ``task`` (initprune/tasks.py): ``classification`` (the model returns logits, ``y`` holds
+    class labels) or ``reconstruction`` (the model returns its input's shape, trained on the mean
+    squared error against ``target(x)``: a map of a batch of inputs to what it reproduces, the
+    inputs themselves by default; the splits are still (X, y) pairs, ``y`` not used).
     """
     with _threaded(threads):
-        return _fit(model, train, test, method, sparsity, epochs, seed, val, device, augment, ablation, options)
+        return _fit(model, train, test, method, sparsity, epochs, seed, val, device, augment, ablation, options,
+                    task, target)
 
 
-def _fit(model, train, test, method, sparsity, epochs, seed, val, device, augment, ablation, options) -> Result:
-    pruned = _prune(model, train, test, method, sparsity, epochs, seed, val, device, augment, ablation, options)
+def _fit(model, train, test, method, sparsity, epochs, seed, val, device, augment, ablation, options,
+         task="classification", target=None) -> Result:
+    pruned = _prune(model, train, test, method, sparsity, epochs, seed, val, device, augment, ablation, options,
+                    task, target)
     pruned.trainer.run(pruned.trainee, epochs - pruned.trainee.epoch)
     return _finish(pruned)
 
@@ -169,9 +188,11 @@ class Pruned:
     input_shape: tuple[int, ...]  # one input's, without the batch (paths.effective)
 
 
-def _prune(model, train, test, method, sparsity, epochs, seed, val, device, augment, ablation, options) -> Pruned:
+def _prune(model, train, test, method, sparsity, epochs, seed, val, device, augment, ablation, options,
+           task="classification", target=None) -> Pruned:
     """Everything a run does up to its final mask (and the ablation's fresh start)."""
     began = time.perf_counter()
+    task = tasks.get(task)
     settings = Settings(**{k: v for k, v in options.items() if k in SETTINGS})
     pruner = make_pruner(method, sparsity, ablation, **{k: v for k, v in options.items() if k not in SETTINGS})
     check_epochs(pruner, epochs)
@@ -185,13 +206,13 @@ def _prune(model, train, test, method, sparsity, epochs, seed, val, device, augm
     memory.check(model, pruner, settings, splits, dev)  # before any copy of the model is made
     model.to(dev)
     splits = [(s[0].to(dev), s[1].to(dev)) if isinstance(s, tuple) else s for s in splits]
-    classes, shape = _check_model(model, splits, firsts, dev)
+    classes, shape = _check_model(model, splits, firsts, dev, task, target)
     splits = [datasets.CheckedLoader(s, n, dtype, classes) if isinstance(s, torch.utils.data.DataLoader) else s
               for n, s in zip(names, splits)]
     train, val, test = splits
     batches = (datasets.LoaderBatches(train, dev) if isinstance(train, datasets.CheckedLoader)
                else datasets.Batches(*train, settings.batch_size, seed, augment))
-    trainer = Trainer(batches, val, test, settings, dev, epochs)
+    trainer = Trainer(batches, val, test, settings, dev, epochs, task=task, target=target)
     theta0 = copy.deepcopy(model.state_dict()) if ablation != "none" else None
     trainee = Trainee(model, settings, masks.dense(model))
     ctx = pruners.Context(trainer, trainee, seeds.generator(seed, "masks"), invert=ablation == "invert")
@@ -207,7 +228,8 @@ def _finish(p: Pruned) -> Result:
     trainer, trainee, test, sparsity, epochs, began = p.trainer, p.trainee, p.test, p.sparsity, p.epochs, p.began
     extra = p.extra
     last = trainee.history[-1]
-    correct = trainer.correct(trainee.model, test)  # as the history's accuracies were computed
+    task = trainer.task
+    records = trainer.record(trainee.model, test)  # as the history's metrics were computed
     compute_layers = trainee.compute_layers or {n: "dense" for n in trainee.mask}
     trainee.densify()  # the model leaves as it came in: dense layers, the pruned weights zero
     reach = paths.effective(trainee.model, trainee.mask, p.input_shape)
@@ -215,19 +237,23 @@ def _finish(p: Pruned) -> Result:
         mask={n: m.cpu() for n, m in trainee.mask.items()},
         sparsity_target=float(sparsity),
         sparsity_actual=masks.sparsity(trainee.mask),
-        test_accuracy=last["test_accuracy"],
-        val_accuracy=last["val_accuracy"],
+        test_accuracy=last.get("test_accuracy"),
+        val_accuracy=last.get("val_accuracy"),
         epochs=trainee.epoch,  # posttrain: its fine-tuning too
         history=trainee.history,
         layers=masks.layer_counts(trainee.mask),
         extra=extra,
         seconds=time.perf_counter() - began,
         effective_sparsity=reach.sparsity,
-        dead_classes=reach.dead_classes,
-        test_correct=None if correct is None else "".join("01"[int(c)] for c in correct.tolist()),
+        dead_classes=reach.dead_classes if task.logits else None,
+        dead_outputs=reach.dead_classes,  # paths counts the last layer's units no path reaches
+        **{task.record_field: None if records is None else task.encode(records)},
         cost=trainer.cost.report(trainee.mask, epochs),
         compute_layers=compute_layers,
         training_seconds=trainer.seconds,
+        test_reconstruction_error=last.get("test_reconstruction_error"),
+        val_reconstruction_error=last.get("val_reconstruction_error"),
+        task=task.name, metric=task.test_metric, higher_is_better=task.higher_is_better,
     )
 
 
@@ -256,10 +282,12 @@ def _ablate(trainee: Trainee, settings: Settings, ablation: str, theta0: dict, s
 
 
 @torch.no_grad()
-def _check_model(model: nn.Module, splits, firsts: dict, dev) -> tuple[int, tuple[int, ...]]:
+def _check_model(model: nn.Module, splits, firsts: dict, dev, task: tasks.Task,
+                 target=None) -> tuple[int | None, tuple[int, ...]]:
     """The model takes the data and returns (N, classes) logits, and every label names one of
-    its outputs (a DataLoader's first batch here, its other batches as they come). Returns the
-    number of outputs and the shape of one input."""
+    its outputs (a DataLoader's first batch here, its other batches as they come); a
+    reconstruction's model returns its target's shape. Returns the number of outputs (None for a
+    reconstruction: no label is checked against it) and the shape of one input."""
     tensors = [s for s in splits if isinstance(s, tuple)]
     labels = [y for _, y in tensors] + [y for _, y in firsts.values()]
     x = (tensors[0][0] if tensors else next(iter(firsts.values()))[0].to(dev))[:2]
@@ -280,6 +308,12 @@ def _check_model(model: nn.Module, splits, firsts: dict, dev) -> tuple[int, tupl
     if not torch.is_tensor(out):
         raise InitpruneError(f"the model returns a {type(out).__name__}; fit needs its forward to return one "
                              "tensor of logits, (N, classes): wrap it to return only the logits")
+    if task.on_input:
+        want = tasks.targets(task, x, None, target).shape
+        if out.shape != want:
+            raise InitpruneError(f"the model returns a tensor of shape {tuple(out.shape)} for inputs of shape "
+                                 f"{tuple(x.shape)}; a reconstruction needs its target's shape {tuple(want)}")
+        return None, tuple(x.shape[1:])
     if out.dim() != 2 or len(out) != len(x):
         raise InitpruneError(f"the model returns a tensor of shape {tuple(out.shape)} for {len(x)} inputs; "
                              "fit needs logits of shape (N, classes)")
@@ -301,12 +335,14 @@ def run(config: RunSpec, data_root: str | Path | None = None, device: str | None
         config = dataclasses.replace(config, device=device)
     check_writable(out, "--out")  # a destination that cannot be written fails before training
     check_writable(save_model, "--save-model")
+    task = task_of(config)
     data = datasets.load(config.dataset, data_root)
     model = models.build(config.arch, data.input_shape, data.num_classes, config.seed)
     fitted = fit(
         model, train=data.train, val=data.val, test=data.test, method=config.method,
         sparsity=config.sparsity, epochs=config.epochs, seed=config.seed, device=config.device,
-        augment=data.augment, ablation=config.ablation, threads=config.threads, **config.training, **config.options,
+        augment=data.augment, ablation=config.ablation, threads=config.threads, task=task,
+        target=data.target if data.unit is not None else None, **config.training, **config.options,
     )
     result = _run_result(config, fitted, time.perf_counter() - began)
     try:
@@ -315,6 +351,17 @@ def run(config: RunSpec, data_root: str | Path | None = None, device: str | None
     finally:  # the outputs are written even if the store fails
         _deliver(result, model, fitted.mask, out, save_model)
     return result
+
+
+def task_of(config: RunSpec) -> str:
+    """The task of a run: its architecture's, which its dataset must serve."""
+    task = models.task_of(config.arch)
+    tasks.get(task)  # a task no one registered: one line naming the choices
+    served = datasets.DATASETS[config.dataset].tasks
+    if task not in served:
+        raise InitpruneError(f"architecture '{config.arch}' is a {task} model but dataset '{config.dataset}' serves "
+                             f"{', '.join(served)} only; pick another architecture or dataset")
+    return task
 
 
 def _run_result(config: RunSpec, fitted: Result, seconds: float) -> RunResult:
@@ -327,7 +374,10 @@ def _run_result(config: RunSpec, fitted: Result, seconds: float) -> RunResult:
         config_hash=config.hash(), device=device_kind(config.device), threads=config.threads,
         effective_sparsity=fitted.effective_sparsity, dead_classes=fitted.dead_classes, cost=fitted.cost,
         test_correct=fitted.test_correct, seconds=seconds, compute_layers=fitted.compute_layers,
-        training_seconds=fitted.training_seconds,
+        training_seconds=fitted.training_seconds, task=fitted.task, metric=fitted.metric,
+        higher_is_better=fitted.higher_is_better, test_reconstruction_error=fitted.test_reconstruction_error,
+        val_reconstruction_error=fitted.val_reconstruction_error, dead_outputs=fitted.dead_outputs,
+        test_squared_error=fitted.test_squared_error,
     )
 
 

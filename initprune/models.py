@@ -1,5 +1,8 @@
 """Models by name. Each builder takes the dataset's input shape (C, H, W) and class count.
 
+An architecture declares its task (``@declares("reconstruction")``; classification where it
+declares none): a classifier returns (N, classes) logits, a reconstruction its input's shape.
+
 Models are built on the meta device and initialized from a ``torch.Generator``, so building one
 never touches the global RNG and the same seed always gives the same θ0.
 """
@@ -17,6 +20,21 @@ from .errors import InitpruneError
 from .registry import Registry
 
 MODELS: Registry = Registry("architecture")
+
+
+def declares(task: str):
+    """Mark the decorated builder as a model of ``task`` (initprune/tasks.py)."""
+
+    def mark(builder):
+        builder.task = task
+        return builder
+
+    return mark
+
+
+def task_of(arch: str) -> str:
+    """The task architecture ``arch`` declares: classification unless its builder says otherwise."""
+    return getattr(MODELS[arch], "task", "classification")
 
 
 def build(arch: str, input_shape: tuple[int, ...], num_classes: int, seed: int) -> nn.Module:
@@ -196,3 +214,29 @@ def resnet20(input_shape, num_classes):
     if len(input_shape) != 3 or min(input_shape[1:]) < 8:
         raise InitpruneError("architecture 'resnet20' needs image inputs of at least 8x8; use cifar10")
     return ResNet20(input_shape, num_classes)
+
+
+class AutoEncoder(nn.Sequential):
+    """A fully connected autoencoder: the flattened input, ``hidden`` layers with ReLU, then a
+    layer back to the input's size with a sigmoid, reshaped to the input's shape. A chain of
+    modules (effective sparsity reads it as one); the reshape is its forward's last step."""
+
+    def __init__(self, input_shape, hidden=(256, 64, 256)):
+        sizes = [math.prod(input_shape), *hidden, math.prod(input_shape)]
+        layers: list[nn.Module] = [nn.Flatten()]
+        for a, b in zip(sizes, sizes[1:]):
+            layers += [nn.Linear(a, b), nn.ReLU()]
+        layers[-1] = nn.Sigmoid()
+        super().__init__(*layers)
+        self.shape = tuple(input_shape)
+
+    def forward(self, x):
+        return super().forward(x).view(len(x), *self.shape)
+
+
+@MODELS.register("autoencoder")
+@declares("reconstruction")
+def autoencoder(input_shape, num_classes):
+    """The paper's autoencoder, 784-256-64-256-784 on 28x28 images (64-... on digits, 40-... on
+    MNIST-1D): ReLU, a sigmoid output in [0, 1]; the class count is not used."""
+    return AutoEncoder(input_shape)

@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from . import masks, options, seeds
@@ -31,7 +30,8 @@ from .train import Settings, Trainee, Trainer
 RESERVED = {"method", "dataset", "arch", "sparsity", "epochs", "seed", "ablation", "options", "training",
             "model", "train", "val", "test", "device", "augment", "data_root", "out", "save_model",
             "tracking_uri", "no_tracking", "command", "sparsities", "seeds", "ablations", "log_to_mlflow",
-            "parent_run_id", "profile", "threads", "points", *(f.name for f in dataclasses.fields(Settings))}
+            "parent_run_id", "profile", "threads", "points", "task", "target",
+            *(f.name for f in dataclasses.fields(Settings))}
 
 
 def _check(name: str, cls) -> None:
@@ -382,13 +382,15 @@ class KStarts(Pruner):
 
     def _train_all(self, ctx: Context, candidates: list[Trainee], report: list[dict]) -> float | None:
         """Analysis mode: every candidate trained to the end (the winner as a copy, so the run
-        itself is untouched); returns the Spearman correlation of fitness with final accuracy."""
+        itself is untouched); returns the Spearman correlation of fitness with the final test metric
+        (accuracy; reconstruction error, where a good fitness correlates negatively)."""
         from scipy.stats import spearmanr
 
+        metric = ctx.trainer.task.test_metric
         for candidate, row in zip(candidates, report):
             ctx.trainer.advance(candidate, ctx.trainer.epochs * ctx.trainer.steps_per_epoch - candidate.steps)
-            row["final_test_accuracy"] = candidate.history[-1]["test_accuracy"]
-        fitness, final = [r["fitness"] for r in report], [r["final_test_accuracy"] for r in report]
+            row[f"final_{metric}"] = candidate.history[-1][metric]
+        fitness, final = [r["fitness"] for r in report], [r[f"final_{metric}"] for r in report]
         if len(report) < 3 or len(set(fitness)) < 2 or len(set(final)) < 2:
             return None  # undefined
         return float(spearmanr(fitness, final)[0])
@@ -767,8 +769,8 @@ class Magnitude(ScorePruner):
 @PRUNERS.register("snip")
 @dataclass
 class Snip(ScorePruner):
-    """SNIP (Lee et al. 2019): |θ ⊙ g| at θ0, g the gradient of the loss over all the sampled
-    batches (summed over batches, the absolute value taken once), batch norm in train mode."""
+    """SNIP (Lee et al. 2019): |θ ⊙ g| at θ0, g the gradient of the task's loss over all the
+    sampled batches (summed over batches, the absolute value taken once), batch norm in train mode."""
 
     color: ClassVar[str | None] = "tab:purple"
     version: ClassVar[int] = 2  # 1 summed per-batch |θ ⊙ g_b|: another estimator
@@ -781,7 +783,7 @@ class Snip(ScorePruner):
             g = {n: torch.zeros_like(w) for n, w in weights.items()}
             for x, y in _batches(ctx, self.batches):
                 ctx.trainer.count_pass(model, x, ctx.trainee.mask)
-                grads = torch.autograd.grad(F.cross_entropy(model(x), y), list(weights.values()))
+                grads = torch.autograd.grad(ctx.trainer.loss(model(x), x, y), list(weights.values()))
                 for n, grad in zip(weights, grads):
                     g[n] += grad
             return {n: (w.detach() * g[n]).abs() for n, w in weights.items()}
@@ -790,28 +792,30 @@ class Snip(ScorePruner):
 @PRUNERS.register("grasp")
 @dataclass
 class Grasp(ScorePruner):
-    """GraSP (Wang et al. 2020): score -θ ⊙ Hg with the logits divided by a temperature;
-    the highest scores are removed. Hg by double backward."""
+    """GraSP (Wang et al. 2020): score -θ ⊙ Hg of the task's loss, a classifier's logits divided by
+    a temperature (a reconstruction's outputs are not: its temperature is 1); the highest scores
+    are removed. Hg by double backward."""
 
     color: ClassVar[str | None] = "tab:pink"
     batches: int = like(Snip, "batches")
     temperature: float = option(200.0, "the logits are divided by this", check=lambda v: v > 0, must="positive")
 
     def scores(self, ctx: Context) -> dict[str, Tensor]:
+        temperature = self.temperature if ctx.trainer.task.logits else 1.0
         with _scratch(ctx.trainee.model, train=True) as model:  # batch statistics, as GraSP's own code
+            loss = lambda x, y: ctx.trainer.loss(model(x) / temperature, x, y)  # noqa: E731
             params = list(masks.prunable(model).values())
             data = list(_batches(ctx, self.batches))
             g = [torch.zeros_like(w) for w in params]
             for x, y in data:  # g = ∂L/∂θ, held fixed
                 ctx.trainer.count_pass(model, x, ctx.trainee.mask)
-                grads = torch.autograd.grad(F.cross_entropy(model(x) / self.temperature, y), params)
+                grads = torch.autograd.grad(loss(x, y), params)
                 g = [a + b for a, b in zip(g, grads)]
             hg = [torch.zeros_like(w) for w in params]
             for x, y in data:  # Hg = ∂(gᵀ ∂L/∂θ)/∂θ
                 # forward, backward with its graph, then the backward of that: two forward+backward
                 ctx.trainer.count_pass(model, x, ctx.trainee.mask, passes=6)
-                grads = torch.autograd.grad(F.cross_entropy(model(x) / self.temperature, y), params,
-                                            create_graph=True)
+                grads = torch.autograd.grad(loss(x, y), params, create_graph=True)
                 dot = sum((a * b.detach()).sum() for a, b in zip(grads, g))
                 hg = [a + b for a, b in zip(hg, torch.autograd.grad(dot, params))]
             names = list(masks.prunable(model))
@@ -883,9 +887,10 @@ class PostTrain(Pruner):
     def prune(self, ctx: Context) -> dict:
         t = ctx.trainee
         ctx.trainer.run(t, ctx.trainer.epochs)  # the same dense training every method gets
-        dense_accuracy = t.history[-1]["test_accuracy"]
+        metric = ctx.trainer.task.test_metric
+        dense = t.history[-1][metric]
         t.set_mask(masks.select({n: w.detach().abs() for n, w in t.weights.items()}, self.sparsity, self.scope))
         t.final = True  # fine-tuning keeps it
         ctx.trainer.run(t, self.finetune_epochs)
-        return {"dense_test_accuracy": dense_accuracy, "total_epochs": t.epoch,
+        return {f"dense_{metric}": dense, "total_epochs": t.epoch,
                 "finetune_epochs": self.finetune_epochs}

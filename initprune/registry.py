@@ -1,7 +1,7 @@
-"""One registry style for pruners, models and datasets: register by name, look up by name.
+"""One registry style for pruners, models, datasets and tasks: register by name, look up by name.
 
 Entries come from initprune itself and from plugins: a package's entry points in the groups
-``initprune.pruners``, ``initprune.models`` and ``initprune.datasets``, or the modules named in
+``initprune.pruners``, ``initprune.models``, ``initprune.datasets`` and ``initprune.tasks``, or the modules named in
 ``INITPRUNE_PLUGINS=mod1,mod2``. Plugins are imported on the first lookup in any registry, so
 that every process that looks an entry up (a notebook's kernel, a cluster's worker) has them.
 """
@@ -19,7 +19,7 @@ from typing import Generic, TypeVar
 from .errors import InitpruneError
 
 T = TypeVar("T")
-GROUPS = ("initprune.pruners", "initprune.models", "initprune.datasets")
+GROUPS = ("initprune.pruners", "initprune.models", "initprune.datasets", "initprune.tasks")
 _plugins_loaded = False
 _plugin_roots: list[str] = []  # where the INITPRUNE_PLUGINS modules were found
 

@@ -20,7 +20,7 @@ class RunResult:
     seed: int
     sparsity_target: float
     sparsity_actual: float
-    test_accuracy: float
+    test_accuracy: float | None  # a classifier's (None for another task: ``metric`` names the task's)
     val_accuracy: float | None
     epochs: int
     history: list[dict] = field(default_factory=list)  # one entry per epoch
@@ -33,14 +33,26 @@ class RunResult:
     config_hash: str | None = None  # the spec's identity (RunSpec.hash)
     device: str | None = None
     threads: int | None = None
-    effective_sparsity: float | None = None  # removed, or cut off from the input or the logits
-    dead_classes: int | None = None  # classes no path from the input reaches
+    effective_sparsity: float | None = None  # removed, or cut off from the input or the output
+    dead_classes: int | None = None  # classes no path from the input reaches (None: not a classifier)
     cost: dict | None = None  # {"training": ..., "inference": ...}: FLOPs relative to dense
     test_correct: str | None = None  # '0'/'1' per test example, in test-set order
     run_id: str | None = None
     seconds: float = 0.0
     compute_layers: dict | None = None  # per prunable weight, "sparse" or "dense" (Settings.compute)
     training_seconds: float | None = None  # measured time of the training steps and scoring passes
+    task: str = "classification"  # initprune/tasks.py; a result written before tasks were declared is one
+    metric: str = "test_accuracy"  # the field holding the task's test metric
+    higher_is_better: bool = True  # of ``metric``
+    test_reconstruction_error: float | None = None  # a reconstruction's test MSE against the input in [0, 1]
+    val_reconstruction_error: float | None = None
+    dead_outputs: int | None = None  # outputs (logits, reconstructed entries) no path from the input reaches
+    test_squared_error: list[float] | None = None  # a reconstruction's per test example, in test-set order
+
+    @property
+    def score(self) -> float | None:
+        """The task's test metric (``metric``): test accuracy, test reconstruction error."""
+        return getattr(self, self.metric)
 
     def to_dict(self) -> dict:
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}

@@ -29,7 +29,6 @@ import json
 import time
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
@@ -97,8 +96,9 @@ class Stack:
     parameter stacked along a first axis of size k, one optimizer over the stacked tensors
     (every optimizer here is elementwise), each trainee's optimizer state carried in and out."""
 
-    def __init__(self, trainees: list[Trainee], settings):
+    def __init__(self, trainees: list[Trainee], settings, loss):
         self.trainees, self.k = trainees, len(trainees)
+        self.task_loss = loss  # the trainers' Trainer.loss: (outputs, inputs, labels) -> the task's loss
         skeleton = trainees[0].model
         self.names = [n for n, _ in skeleton.named_parameters()]
         own = [dict(t.model.named_parameters()) for t in trainees]
@@ -144,8 +144,8 @@ class Stack:
 
     def step(self, x: Tensor, y: Tensor) -> None:
         self.optimizer.zero_grad(set_to_none=False)
-        logits = self.forward(x)
-        losses = torch.stack([F.cross_entropy(logits[i], y[i]) for i in range(self.k)])
+        outputs = self.forward(x)
+        losses = torch.stack([self.task_loss(outputs[i], x[i], y[i]) for i in range(self.k)])
         losses.sum().backward()
         if not self.dense:
             torch._foreach_mul_([w.grad for w in self.w], self.m)
@@ -217,7 +217,7 @@ def train(pairs: list[tuple[Trainer, Trainee]], steps: int) -> list[BaseExceptio
     settings, per_epoch = trainers[0].settings, trainers[0].steps_per_epoch
     for _, t in pairs:
         t.model.train()
-    stack = Stack([t for _, t in pairs], settings)
+    stack = Stack([t for _, t in pairs], settings, trainers[0].loss)
     while steps > 0 and live:
         now = pairs[live[0]][1].steps
         epoch, start = divmod(now, per_epoch)
@@ -250,7 +250,7 @@ def train(pairs: list[tuple[Trainer, Trainee]], steps: int) -> list[BaseExceptio
                     errors[i] = err
                     live.remove(i)
             if steps > 0 and live and len(live) < stack.k:
-                stack = Stack([pairs[i][1] for i in live], settings)
+                stack = Stack([pairs[i][1] for i in live], settings, trainers[0].loss)
             elif steps > 0 and live:
                 stack.loss.zero_()
                 stack.count = [0] * stack.k
@@ -268,7 +268,9 @@ def run_group(configs: list[RunSpec], data_root=None) -> list[RunResult | BaseEx
     first = configs[0]
     if any(_group_key(c) != _group_key(first) for c in configs):
         raise ValueError("a stack's specs must differ in the seed only")
+    task = api.task_of(first)
     data = datasets.load(first.dataset, data_root)
+    target = data.target if data.unit is not None else None
     out: list[RunResult | BaseException | None] = [None] * len(configs)
     seconds = [0.0] * len(configs)
     pruned: dict[int, api.Pruned] = {}
@@ -279,7 +281,7 @@ def run_group(configs: list[RunSpec], data_root=None) -> list[RunResult | BaseEx
                 model = models.build(config.arch, data.input_shape, data.num_classes, config.seed)
                 pruned[i] = api._prune(model, data.train, data.test, config.method, config.sparsity, config.epochs,
                                        config.seed, data.val, config.device, data.augment, config.ablation,
-                                       {**config.training, **config.options})
+                                       {**config.training, **config.options}, task, target)
             except Exception as err:  # this seed fails as it would alone
                 out[i] = err
             seconds[i] += time.perf_counter() - began

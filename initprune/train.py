@@ -12,6 +12,10 @@ Pruned weights stay exactly zero: their gradients are zeroed before each step, t
 zeroed after it, and the optimizer's state (momentum, Adam moments) is cleared wherever a mask
 removes a weight.
 
+Task: the Trainer's ``task`` (initprune/tasks.py) gives the loss and the metric: the history
+records ``val_<metric>`` and ``test_<metric>`` (``val_accuracy``, ``test_accuracy`` for a
+classifier), and ``record`` is a split's per-example record (correctness, squared error).
+
 Cost: every training step of every trainee goes through the Trainer, which counts its theoretical
 FLOPs (``Cost``); a pruner adds its scoring passes with ``Trainer.count_pass``. ``Trainer.seconds``
 is the measured time of the same steps and passes (``Trainer.scoring`` times a pass).
@@ -32,11 +36,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from . import masks, optim, options, sparse
+from . import masks, optim, options, sparse, tasks
 from .errors import DivergedError
 from .options import option
 
@@ -291,14 +294,22 @@ class Trainer:
     """Trains trainees on shared data, with a progress bar and a per-epoch history."""
 
     def __init__(self, train, val, test, settings: Settings, device, epochs: int,
-                 eval_batch: int = 1024):
+                 eval_batch: int = 1024, task: tasks.Task | None = None,
+                 target: Callable[[Tensor], Tensor] | None = None):
         self.train_batches, self.val, self.test = train, val, test
+        # what the model learns: classification unless told; ``target`` maps a batch of inputs to
+        # what a reconstruction reproduces (the dataset's Data.target; None: the inputs themselves)
+        self.task, self.target = task or tasks.get("classification"), target
         self.settings, self.device, self.epochs = settings, device, epochs
         self.eval_batch = eval_batch
         self.steps_per_epoch = len(train)
         self.cost = Cost()
         self.seconds = 0.0  # measured time of the training steps and scoring passes that ``cost`` counts
         self.total_steps = epochs * self.steps_per_epoch  # the span of a learning-rate schedule
+
+    def loss(self, outputs: Tensor, x: Tensor, y: Tensor) -> Tensor:
+        """The task's loss of a batch's ``outputs`` (inputs ``x``, labels ``y``)."""
+        return self.task.loss(outputs, tasks.targets(self.task, x, y, self.target))
 
     @property
     def device_kind(self) -> str:
@@ -395,7 +406,7 @@ class Trainer:
             for t, sink in zip(trainees, sinks):
                 self.advance(t, n, sink)
             return
-        stack = _Stack(trainees, self.settings, sinks)
+        stack = _Stack(trainees, self.settings, sinks, self.loss)
         for t in trainees:
             t.model.train()
         while n > 0:
@@ -426,7 +437,7 @@ class Trainer:
         had = [p.grad is not None for p in params]
         for p in params:  # autograd hands its gradients over: nothing zeroed, nothing added into (4% of a step)
             p.grad = None
-        loss = F.cross_entropy(t.model(x), y)
+        loss = self.loss(t.model(x), x, y)
         loss.backward()
         for p, kept in zip(params, had):  # one the forward left out: a zero gradient where zeroing left one
             if kept and p.grad is None:
@@ -448,40 +459,35 @@ class Trainer:
             raise DivergedError(
                 f"training diverged: the loss is {train_loss} in epoch {t.epoch + 1}; lower --lr"
             )
+        metric = self.task.metric
         t.history.append({
             "epoch": t.epoch + 1,
             "train_loss": train_loss,
-            "val_accuracy": self.accuracy(t.model, self.val),
-            "test_accuracy": self.accuracy(t.model, self.test),
+            f"val_{metric}": self.score(t.model, self.val),
+            f"test_{metric}": self.score(t.model, self.test),
             "sparsity": masks.sparsity(t.mask),
             "seconds": t._seconds + time.perf_counter() - began,
         })
         t._loss, t._seconds = [0.0, 0], 0.0
 
     @torch.no_grad()
-    def correct(self, model: nn.Module, split) -> Tensor | None:
-        """Which examples of ``split`` the model classifies right (bool, in the split's order):
-        the paired test-set error of the verdict is counted from it."""
+    def record(self, model: nn.Module, split) -> Tensor | None:
+        """The task's record of every example of ``split`` (whether the model classifies it
+        right; its squared error), in the split's order: the paired test-set error of the
+        verdict is counted from it."""
         if split is None:
             return None
         was_training = model.training
         model.eval()
-        hits = [(model(x).argmax(1) == y).cpu() for x, y in _eval_batches(split, self.eval_batch, self.device)]
+        records = [self.task.per_example(model(x), tasks.targets(self.task, x, y, self.target)).cpu()
+                   for x, y in _eval_batches(split, self.eval_batch, self.device)]
         model.train(was_training)
-        return torch.cat(hits) if hits else torch.zeros(0, dtype=torch.bool)
+        return torch.cat(records) if records else torch.zeros(0)
 
-    @torch.no_grad()
-    def accuracy(self, model: nn.Module, split) -> float | None:
-        if split is None:
-            return None
-        was_training = model.training
-        model.eval()
-        correct = total = 0
-        for x, y in _eval_batches(split, self.eval_batch, self.device):
-            correct += int((model(x).argmax(1) == y).sum())
-            total += len(y)
-        model.train(was_training)
-        return correct / max(total, 1)
+    def score(self, model: nn.Module, split) -> float | None:
+        """The task's metric on ``split`` (accuracy, reconstruction error)."""
+        records = self.record(model, split)
+        return None if records is None else self.task.score(records)
 
 
 def _eval_batches(split, batch_size, device):
@@ -499,7 +505,7 @@ class _Stack:
     axis of size k: one forward and backward for all, exactly their separate updates (every
     optimizer here is elementwise, and each loss depends on its own parameters only)."""
 
-    def __init__(self, trainees: list[Trainee], settings: Settings, sinks: list[list[Tensor]]):
+    def __init__(self, trainees: list[Trainee], settings: Settings, sinks: list[list[Tensor]], loss):
         from torch.func import functional_call, vmap
 
         self.trainees, self.sinks, self.k = trainees, sinks, len(trainees)
@@ -519,7 +525,7 @@ class _Stack:
                     for key, v in states[0].items()}
         self.loss = torch.zeros(self.k, device=self.w[0].device)
         self.count = 0
-        self.losses = vmap(lambda p, x, y: F.cross_entropy(functional_call(skeleton, p, (x,)), y),
+        self.losses = vmap(lambda p, x, y: loss(functional_call(skeleton, p, (x,)), x, y),
                            in_dims=(0, None, None))
 
     def step(self, x: Tensor, y: Tensor) -> None:

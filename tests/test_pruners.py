@@ -301,3 +301,27 @@ def test_an_unknown_scope_is_a_one_line_error_naming_the_choices():
         pruners.make("snip", 0.5, scope="local")
     with pytest.raises(InitpruneError, match="^kstarts_scope must be one of: layerwise, global, erk"):
         pruners.make("combined", 0.5, kstarts_scope="uniform")
+
+
+@pytest.mark.parametrize("method,scope", [p for m in initprune.PRUNERS.names() for p in scopes_of(m) or [(m, None)]])
+def test_every_pruner_under_every_scope_prunes_the_autoencoder_of_digits(method, scope):
+    """The reconstruction task through every method and scope, run by name as the command line
+    runs it: digits' autoencoder is 64-256-64-256-64."""
+    from initprune.spec import RunSpec
+
+    sparsity = 0.0 if pruners.PRUNERS[method].fixed_sparsity is not None else 0.9
+    options = {**FAST.get(method, {}), **({"scope": scope} if scope else {}),
+               **({"kstarts_scope": scope} if "kstarts_scope" in pruners.option_names(method) else {})}
+    result = initprune.api.run(RunSpec(method=method, sparsity=sparsity, dataset="digits", arch="autoencoder",
+                                       epochs=2, options=options, device="cpu"))
+    assert (result.task, result.metric, result.higher_is_better) == ("reconstruction", "test_reconstruction_error",
+                                                                    False)
+    assert result.test_accuracy is None and result.dead_classes is None and result.dead_outputs >= 0
+    assert 0 < result.test_reconstruction_error == result.history[-1]["test_reconstruction_error"] < 1
+    assert [n for n in result.layers] == ["1.weight", "3.weight", "5.weight", "7.weight"]
+    exact = lambda n: max(1, math.floor((1 - sparsity) * n + 0.5))
+    if scope in ("global", "erk"):
+        assert sum(v["kept"] for v in result.layers.values()) == exact(4 * 64 * 256)
+    else:
+        assert all(v["kept"] == exact(v["numel"]) for v in result.layers.values())
+    assert result.effective_sparsity >= result.sparsity_actual == pytest.approx(sparsity, abs=1e-4)

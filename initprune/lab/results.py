@@ -11,6 +11,7 @@ from pathlib import Path
 
 from ..errors import InitpruneError
 from ..result import RunResult
+from ..tasks import TASKS
 from . import store
 
 
@@ -48,7 +49,7 @@ def _has_result(run) -> bool:
     """Whether a FINISHED point's result is there, without reading it: its final metrics, and in
     a local store its ``result.json`` file (a remote one is read when the point is used)."""
     uri = run.info.artifact_uri
-    if "test_accuracy" not in run.data.metrics:
+    if not any(f"test_{TASKS[t].metric}" in run.data.metrics for t in TASKS.names()):  # the task's final metric
         return False
     return not uri.startswith("file:") or (Path(urllib.parse.urlparse(uri).path) / "result.json").is_file()
 

@@ -261,14 +261,16 @@ def log_point(c, run_id: str, config: RunSpec, result: RunResult) -> None:
     params.update({f"option.{k}": v for k, v in config.options.items()})
     params.update({f"training.{k}": v for k, v in config.training.items()})
     now = int(time.time() * 1000)
-    # per-epoch metrics as steps: the last step is the final value the runs table shows
+    # per-epoch metrics as steps: the last step is the final value the runs table shows; the
+    # task's metric under its own name (val_accuracy, test_reconstruction_error)
+    stem = result.metric.removeprefix("test_")
     metrics = [Metric(name, float(h[key]), now, h["epoch"]) for h in result.history
-               for key, name in (("train_loss", "train_loss"), ("val_accuracy", "val_accuracy"),
-                                 ("test_accuracy", "test_accuracy"), ("sparsity", "sparsity"),
+               for key, name in (("train_loss", "train_loss"), (f"val_{stem}", f"val_{stem}"),
+                                 (f"test_{stem}", f"test_{stem}"), ("sparsity", "sparsity"),
                                  ("seconds", "epoch_seconds"))
-               if h[key] is not None]
+               if h.get(key) is not None]
     metrics += [Metric(k, float(getattr(result, k)), now, 0)
-                for k in ("sparsity_actual", "seconds", "effective_sparsity", "dead_classes")
+                for k in ("sparsity_actual", "seconds", "effective_sparsity", "dead_classes", "dead_outputs")
                 if getattr(result, k) is not None]
     metrics += [Metric(f"cost.{k}", float(v), now, 0) for k, v in (result.cost or {}).items()]
     metrics += [Metric(f"kept.{name}", v["kept"], now, 0) for name, v in result.layers.items()]
