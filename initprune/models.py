@@ -218,8 +218,8 @@ def resnet20(input_shape, num_classes):
 
 class AutoEncoder(nn.Sequential):
     """A fully connected autoencoder: the flattened input, ``hidden`` layers with ReLU, then a
-    layer back to the input's size with a sigmoid, reshaped to the input's shape. A chain of
-    modules (effective sparsity reads it as one); the reshape is its forward's last step."""
+    layer back to the input's size with a sigmoid, unflattened to the input's shape. A plain
+    chain of modules, so that effective sparsity reads it as one."""
 
     def __init__(self, input_shape, hidden=(256, 64, 256)):
         sizes = [math.prod(input_shape), *hidden, math.prod(input_shape)]
@@ -227,11 +227,7 @@ class AutoEncoder(nn.Sequential):
         for a, b in zip(sizes, sizes[1:]):
             layers += [nn.Linear(a, b), nn.ReLU()]
         layers[-1] = nn.Sigmoid()
-        super().__init__(*layers)
-        self.shape = tuple(input_shape)
-
-    def forward(self, x):
-        return super().forward(x).view(len(x), *self.shape)
+        super().__init__(*layers, nn.Unflatten(1, tuple(input_shape)))
 
 
 @MODELS.register("autoencoder")

@@ -81,4 +81,4 @@ def test_the_autoencoder_reconstructs_its_input_shape_in_the_unit_interval(shape
     sizes = [(m.in_features, m.out_features) for m in model if isinstance(m, torch.nn.Linear)]
     n = torch.Size(shape).numel()
     assert sizes == [(n, 256), (256, 64), (64, 256), (256, n)]
-    assert isinstance(model[-1], torch.nn.Sigmoid)
+    assert isinstance(model[-2], torch.nn.Sigmoid) and isinstance(model[-1], torch.nn.Unflatten)
