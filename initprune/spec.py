@@ -128,7 +128,12 @@ class RunSpec:
         for key in self.training:
             if key not in SETTINGS:
                 raise OptionError(key, f"is not a training setting (those are: {', '.join(SETTINGS)})")
-        settings = dataclasses.replace(datasets.DATASETS[self.dataset].training, **self.training)
+        task = models.task_of(self.arch)
+        dataset = datasets.DATASETS[self.dataset]
+        if task not in dataset.tasks:
+            raise InitpruneError(f"architecture '{self.arch}' is a {task} model but dataset '{self.dataset}' serves "
+                                 f"{', '.join(dataset.tasks)} only; pick another architecture or dataset")
+        settings = dataclasses.replace(dataset.training_for(task), **self.training)
         threads = self.threads or default_threads()
         if not isinstance(threads, int) or isinstance(threads, bool) or threads < 1:
             raise OptionError("threads", f"must be a positive integer, got {threads!r}")

@@ -102,6 +102,19 @@ def test_an_autoencoder_on_a_dataset_that_serves_classification_only_is_a_one_li
                             device="cpu"))
 
 
+def test_a_reconstruction_trains_with_adam_whatever_its_dataset_declares_for_classifiers():
+    """An autoencoder under fashion_mnist's SGD at lr 0.1 trained to worse than the mean image once
+    pruned: a reconstruction takes Adam at lr 1e-3, with the dataset's batches and schedule."""
+    ae = RunSpec(method="dense", sparsity=0.0, dataset="fashion_mnist", arch="autoencoder", epochs=1, device="cpu")
+    mlp = RunSpec(method="dense", sparsity=0.0, dataset="fashion_mnist", arch="lenet300", epochs=1, device="cpu")
+    assert {k: ae.training[k] for k in ("optimizer", "lr", "batch_size", "lr_schedule")} == {
+        "optimizer": "adam", "lr": 1e-3, "batch_size": 128, "lr_schedule": "cosine"}
+    assert (mlp.training["optimizer"], mlp.training["lr"]) == ("sgd", 0.1)
+    given = RunSpec(method="dense", sparsity=0.0, dataset="fashion_mnist", arch="autoencoder", epochs=1,
+                    device="cpu", training={"optimizer": "sgd", "lr": 0.05})
+    assert (given.training["optimizer"], given.training["lr"]) == ("sgd", 0.05)  # what a run asks for wins
+
+
 # ---- training, pruning and the result through the task -----------------------------------------
 
 def autoencoder_data(n=64, seed=0):
