@@ -39,7 +39,7 @@ from torch import Tensor, nn
 COMPUTES = ("dense", "sparse", "auto")
 
 # Raise when the kernels or RULES change: a run that asked for sparse or auto computes otherwise.
-RULE_VERSION = 1
+RULE_VERSION = 2  # 2: the layouts of _Product (the bias added inside the product), W's CSR built once
 # device kind -> (most density, fewest weights) under which ``auto`` computes a Linear sparse.
 # From benchmarks/sparse.py (one thread, batch 128, interleaved rounds, this project's 2-core CPU,
 # heavily loaded): forward + input gradient + weight gradient of one layer, median ratio sparse /
