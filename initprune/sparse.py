@@ -10,22 +10,23 @@ x ``n_in`` weights with ``nnz`` kept computes
   and than the dense ``gᵀ x`` gathered, from 90% sparsity up),
 
 in one ``autograd.Function`` whose saved state is the CSR structure, computed once per mask (its
-transpose too), and whose trained tensor is a 1-d ``values`` Parameter of the kept weights in CSR
-order. W's CSR tensor is built once too, over the values' own storage (``Bound``), so the
-optimizer's in-place step needs no rebuild; the products' layouts are chosen so that no matrix is
-transposed twice (``_Product``). The optimizer holds ``values`` in place of the dense weight, so
-momentum, Adam's moments and weight decay exist for the kept values only, and a pruned weight is not stored at all: zero
-by construction. ``to_sparse`` swaps a model's chosen Linear layers for ``SparseLinear`` (the
-bias stays the same Parameter); ``SparseLinear.write_back`` puts the kept values back into the
-dense weight, zeros elsewhere, and ``to_dense`` swaps the original layers back in, so a model
-leaves training as it came in.
+transpose too), and whose trained tensor is a 1-d ``values`` Parameter of the kept weights in
+CSR order. W's CSR tensor is built once too, over the values' own storage (``Bound``), so the
+optimizer's in-place step needs no rebuild; the products' layouts are chosen so that no matrix
+is transposed twice (``_Product``). The optimizer holds ``values`` in place of the dense weight,
+so momentum, Adam's moments and weight decay exist for the kept values only, and a pruned weight
+is not stored at all: zero by construction. ``to_sparse`` swaps a model's chosen Linear layers
+for ``SparseLinear`` (the bias stays the same Parameter); ``SparseLinear.write_back`` puts the
+kept values back into the dense weight, zeros elsewhere, and ``to_dense`` swaps the original
+layers back in, so a model leaves training as it came in.
 
 The sums run in another order than the dense product's, so results agree with masked dense
 within float tolerance, not bitwise (tests/test_sparse.py).
 
-``compute: auto`` asks ``RULES``: per device kind, the density under which a layer of at least
-so many weights pays sparse, committed from ``benchmarks/sparse.py``'s measurement (never measured
-at run time); ``RULE_VERSION`` is part of a run's identity whenever compute is not dense.
+``compute: auto`` asks ``RULES``: per device kind, tiers of the density under which a layer of
+at least so many weights pays sparse, committed from ``benchmarks/sparse.py``'s measurement
+(never measured at run time); ``RULE_VERSION`` is part of a run's identity whenever compute is
+not dense.
 """
 
 from __future__ import annotations
@@ -39,17 +40,21 @@ from torch import Tensor, nn
 COMPUTES = ("dense", "sparse", "auto")
 
 # Raise when the kernels or RULES change: a run that asked for sparse or auto computes otherwise.
-RULE_VERSION = 2  # 2: the layouts of _Product (the bias added inside the product), W's CSR built once
-# device kind -> (most density, fewest weights) under which ``auto`` computes a Linear sparse.
-# From benchmarks/sparse.py (one thread, batch 128, interleaved rounds, this project's 2-core CPU,
-# heavily loaded): forward + input gradient + weight gradient of one layer, median ratio sparse /
-# masked dense at s = 0.9, 0.95, 0.98, 0.99: 300x784 0.65, 0.51, 0.34, 0.28; 256x784 0.73, 0.51,
-# 0.36, 0.30; 784x256 0.70, 0.49, 0.27, 0.29 (all pay); 100x300 1.37, 0.89, 1.00, 0.81 and 256x64
-# 2.7, 0.76, 0.99, 0.88 (about even: the rounds spread over 1); 64x256 1.4 - 2.0 and 10x100 1.1 -
-# 1.5 (never: a sparse call's fixed overhead of tens of microseconds is the small layer's whole
-# time). CUDA: not measured, so auto stays dense there.
-RULES: dict[str, tuple[float, int]] = {
-    "cpu": (0.1, 100_000),
+# 2: _Product's layouts (xᵀ made contiguous once, the bias added inside the product), W's CSR built
+# once, and the 300x100 tier of RULES.
+RULE_VERSION = 2
+# device kind -> tiers (most density, fewest weights): ``auto`` computes a Linear sparse where one
+# tier holds. From benchmarks/sparse.py (one thread, batch 128, 5 interleaved rounds, this
+# project's 2-core CPU at load 11-14; benchmarks/latest.json, "sparse_compute"): forward + input
+# gradient + weight gradient of one layer, median ratio sparse / masked dense at s = 0.9, 0.95,
+# 0.98, 0.99: 300x784 0.64, 0.55, 0.30, 0.29; 256x784 0.69, 0.69, 0.32, 0.42; 784x256 0.54, 0.43,
+# 0.24, 0.21 (all pay: the first tier); 100x300 0.92, 0.93, 0.79, 0.77 (pays from 0.98 on, the
+# second tier; the whole lenet300 epoch at 0.98 and 0.99 agreed: every layer sparse 0.45 and 0.46
+# of dense, only the first 0.62 and 0.52); 64x256 1.27, 0.96, 1.03, 1.17 and 256x64 0.96, 1.00,
+# 1.06, 1.37 (even at best); 10x100 1.7 - 3.2 (never: a sparse call's fixed cost of tens of
+# microseconds is the small layer's whole time). CUDA: not measured, so auto stays dense there.
+RULES: dict[str, tuple[tuple[float, int], ...]] = {
+    "cpu": ((0.1, 100_000), (0.02, 20_000)),
 }
 
 
@@ -243,8 +248,7 @@ def decide(compute: str, device_kind: str, shape: tuple[int, ...], kept: int) ->
         return False
     if compute == "sparse":
         return True
-    rule = RULES.get(device_kind)
-    return rule is not None and kept / numel <= rule[0] and numel >= rule[1]
+    return any(kept / numel <= density and numel >= fewest for density, fewest in RULES.get(device_kind, ()))
 
 
 def plan(model: nn.Module, mask: dict[str, Tensor], compute: str, device_kind: str) -> dict[str, str]:

@@ -110,7 +110,9 @@ def test_auto_is_the_committed_rule():
     one, a dense-ish one, or a device kind the rule has no entry for stays dense."""
     assert sparse.decide("auto", "cpu", (300, 784), 4704)  # lenet300's first layer at 0.98
     assert not sparse.decide("auto", "cpu", (10, 100), 20)  # too small to pay the call overhead
-    assert not sparse.decide("auto", "cpu", (100, 300), 600)  # about even: stays dense
+    assert sparse.decide("auto", "cpu", (100, 300), 600)  # its second layer at 0.98
+    assert not sparse.decide("auto", "cpu", (100, 300), 1500)  # at 0.95: about even, stays dense
+    assert not sparse.decide("auto", "cpu", (64, 256), 327)  # about even at every sparsity
     assert not sparse.decide("auto", "cpu", (300, 784), 117600)  # half dense
     assert not sparse.decide("auto", "cuda", (300, 784), 4704)
     assert sparse.decide("sparse", "cuda", (10, 100), 20)
