@@ -13,7 +13,7 @@ in one ``autograd.Function`` whose saved state is the CSR structure, computed on
 transpose too), and whose trained tensor is a 1-d ``values`` Parameter of the kept weights in
 CSR order. W's CSR tensor is built once too, over the values' own storage (``Bound``), so the
 optimizer's in-place step needs no rebuild; the products' layouts are chosen so that no matrix
-is transposed twice (``_Product``). The optimizer holds ``values`` in place of the dense weight,
+is transposed twice in a step (``_Product``). The optimizer holds ``values`` in place of the dense weight,
 so momentum, Adam's moments and weight decay exist for the kept values only, and a pruned weight
 is not stored at all: zero by construction. ``to_sparse`` swaps a model's chosen Linear layers
 for ``SparseLinear`` (the bias stays the same Parameter); ``SparseLinear.write_back`` puts the
@@ -136,21 +136,23 @@ class _Product(torch.autograd.Function):
 
     The CSR kernels take and give row-major matrices, and the products are those of the
     transposes (``yᵀ = W xᵀ``), so the layout decides the time: ``xᵀ`` is made contiguous once,
-    saved, and serves the SDDMM too (which reads it as column-major ``x``: 2.5x faster than a
-    row-major one); ``y`` is returned column-major (the product's own layout, no copy), so a
-    following layer's ``xᵀ`` and a following gradient's ``gᵀ`` are contiguous already."""
+    saved, and serves the SDDMM too (which reads it as a column-major ``x``: 2.5x faster than a
+    row-major one), and the bias is added inside the product. ``y`` comes back contiguous, as an
+    ``nn.Linear``'s does (a model may ``view`` it), and owns its storage (no view: an in-place
+    ``relu_`` may follow)."""
 
     @staticmethod
     def forward(ctx, x: Tensor, values: Tensor, bias: Tensor | None, st: Structure | Bound) -> Tensor:
-        lead = x.shape[:-1]
-        xt = x.reshape(-1, st.shape[1]).mT.contiguous()  # free when x came column-major
-        out = _columns(lead, st.shape[0], x)
+        n_out, n_in = st.shape
+        xt = x.reshape(-1, n_in).mT.contiguous()
         if bias is None:
-            torch.mm(st.matrix(values), xt, out=out.view(-1, st.shape[0]).mT)
+            yt = torch.sparse.mm(st.matrix(values), xt)
         else:
-            torch.addmm(bias[:, None], st.matrix(values), xt, out=out.view(-1, st.shape[0]).mT)
+            yt = torch.addmm(bias[:, None], st.matrix(values), xt)
+        out = torch.empty(*x.shape[:-1], n_out, dtype=yt.dtype, device=yt.device)
+        out.view(-1, n_out).copy_(yt.mT)
         ctx.save_for_backward(xt, values)
-        ctx.st, ctx.lead, ctx.has_bias = st, lead, bias is not None
+        ctx.st, ctx.lead, ctx.has_bias = st, x.shape[:-1], bias is not None
         return out
 
     @staticmethod
@@ -166,17 +168,6 @@ class _Product(torch.autograd.Function):
         if ctx.has_bias and ctx.needs_input_grad[2]:
             gb = gt.sum(1)
         return gx, gv, gb, None
-
-
-def _columns(lead: tuple[int, ...], n: int, like: Tensor) -> Tensor:
-    """An empty ``(*lead, n)`` tensor stored column by column (the last dimension outermost), so
-    that its ``view(-1, n).mT`` is a contiguous ``n x batch`` matrix a CSR product can write into.
-    Not a view of anything: a following in-place operation (``relu_``) is allowed on it."""
-    batch, strides = 1, []
-    for d in reversed(lead):
-        strides.insert(0, batch)
-        batch *= d
-    return torch.empty_strided((*lead, n), (*strides, batch), dtype=like.dtype, device=like.device)
 
 
 class SparseLinear(nn.Module):

@@ -172,9 +172,9 @@ def test_a_group_of_seeds_stacks_only_when_every_seed_trains_dense(monkeypatch):
 
 @pytest.mark.parametrize("bias", [True, False])
 def test_the_output_is_no_view_so_an_in_place_operation_may_follow(bias):
-    """The product comes back column-major (the CSR kernel's own layout, no copy) yet owns its
-    storage: ``relu_`` on it is allowed, the gradients are those of the dense layer, and a
-    following sparse layer finds its input's transpose contiguous already."""
+    """The product comes back contiguous, as an ``nn.Linear``'s does (a model may ``view`` it),
+    and owns its storage: ``relu_`` on it is allowed, and the gradients through two sparse
+    layers are those of the dense ones."""
     g = torch.Generator().manual_seed(2)
     linear, after = nn.Linear(30, 20, bias=bias), nn.Linear(20, 10)
     mask, mask2 = torch.rand(20, 30, generator=g) > 0.7, torch.rand(10, 20, generator=g) > 0.7
@@ -184,7 +184,7 @@ def test_the_output_is_no_view_so_an_in_place_operation_may_follow(bias):
     first, second = sparse.SparseLinear(linear, mask), sparse.SparseLinear(after, mask2)
     x = torch.randn(8, 30, generator=g, requires_grad=True)
     hidden = first(x)
-    assert not hidden._is_view() and hidden.mT.is_contiguous()
+    assert not hidden._is_view() and hidden.is_contiguous() and hidden.view(-1).shape == (160,)
     out = second(hidden.relu_())
     ref = after(linear(x).relu())
     assert torch.allclose(out, ref, atol=1e-5)
