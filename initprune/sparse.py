@@ -12,13 +12,13 @@ x ``n_in`` weights with ``nnz`` kept computes
 in one ``autograd.Function`` whose saved state is the CSR structure, computed once per mask (its
 transpose too), and whose trained tensor is a 1-d ``values`` Parameter of the kept weights in
 CSR order. W's CSR tensor is built once too, over the values' own storage (``Bound``), so the
-optimizer's in-place step needs no rebuild; the products' layouts are chosen so that no matrix
-is transposed twice in a step (``_Product``). The optimizer holds ``values`` in place of the dense weight,
-so momentum, Adam's moments and weight decay exist for the kept values only, and a pruned weight
-is not stored at all: zero by construction. ``to_sparse`` swaps a model's chosen Linear layers
-for ``SparseLinear`` (the bias stays the same Parameter); ``SparseLinear.write_back`` puts the
-kept values back into the dense weight, zeros elsewhere, and ``to_dense`` swaps the original
-layers back in, so a model leaves training as it came in.
+optimizer's in-place step needs no rebuild; the input's transpose is made once a step and serves
+the forward and the weight gradient both (``_Product``). The optimizer holds ``values`` in place
+of the dense weight, so momentum, Adam's moments and weight decay exist for the kept values
+only, and a pruned weight is not stored at all: zero by construction. ``to_sparse`` swaps a
+model's chosen Linear layers for ``SparseLinear`` (the bias stays the same Parameter);
+``SparseLinear.write_back`` puts the kept values back into the dense weight, zeros elsewhere,
+and ``to_dense`` swaps the original layers back in, so a model leaves training as it came in.
 
 The sums run in another order than the dense product's, so results agree with masked dense
 within float tolerance, not bitwise (tests/test_sparse.py).
