@@ -10,20 +10,23 @@ x ``n_in`` weights with ``nnz`` kept computes
   and than the dense ``gᵀ x`` gathered, from 90% sparsity up),
 
 in one ``autograd.Function`` whose saved state is the CSR structure, computed once per mask (its
-transpose too), and whose trained tensor is a 1-d ``values`` Parameter of the kept weights in CSR
-order. The optimizer holds ``values`` in place of the dense weight, so momentum, Adam's moments
-and weight decay exist for the kept values only, and a pruned weight is not stored at all: zero
-by construction. ``to_sparse`` swaps a model's chosen Linear layers for ``SparseLinear`` (the
-bias stays the same Parameter); ``SparseLinear.write_back`` puts the kept values back into the
-dense weight, zeros elsewhere, and ``to_dense`` swaps the original layers back in, so a model
-leaves training as it came in.
+transpose too), and whose trained tensor is a 1-d ``values`` Parameter of the kept weights in
+CSR order. W's CSR tensor is built once too, over the values' own storage (``Bound``), so the
+optimizer's in-place step needs no rebuild; the input's transpose is made once a step and serves
+the forward and the weight gradient both (``_Product``). The optimizer holds ``values`` in place
+of the dense weight, so momentum, Adam's moments and weight decay exist for the kept values
+only, and a pruned weight is not stored at all: zero by construction. ``to_sparse`` swaps a
+model's chosen Linear layers for ``SparseLinear`` (the bias stays the same Parameter);
+``SparseLinear.write_back`` puts the kept values back into the dense weight, zeros elsewhere,
+and ``to_dense`` swaps the original layers back in, so a model leaves training as it came in.
 
 The sums run in another order than the dense product's, so results agree with masked dense
 within float tolerance, not bitwise (tests/test_sparse.py).
 
-``compute: auto`` asks ``RULES``: per device kind, the density under which a layer of at least
-so many weights pays sparse, committed from ``benchmarks/sparse.py``'s measurement (never measured
-at run time); ``RULE_VERSION`` is part of a run's identity whenever compute is not dense.
+``compute: auto`` asks ``RULES``: per device kind, tiers of the density under which a layer of
+at least so many weights pays sparse, committed from ``benchmarks/sparse.py``'s measurement
+(never measured at run time); ``RULE_VERSION`` is part of a run's identity whenever compute is
+not dense.
 """
 
 from __future__ import annotations
@@ -35,21 +38,23 @@ import torch
 from torch import Tensor, nn
 
 COMPUTES = ("dense", "sparse", "auto")
-# torch says it once per process, in every run that computes sparse; the kernels used here are tested
-warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta", category=UserWarning)
 
 # Raise when the kernels or RULES change: a run that asked for sparse or auto computes otherwise.
-RULE_VERSION = 1
-# device kind -> (most density, fewest weights) under which ``auto`` computes a Linear sparse.
-# From benchmarks/sparse.py (one thread, batch 128, interleaved rounds, this project's 2-core CPU,
-# heavily loaded): forward + input gradient + weight gradient of one layer, median ratio sparse /
-# masked dense at s = 0.9, 0.95, 0.98, 0.99: 300x784 0.65, 0.51, 0.34, 0.28; 256x784 0.73, 0.51,
-# 0.36, 0.30; 784x256 0.70, 0.49, 0.27, 0.29 (all pay); 100x300 1.37, 0.89, 1.00, 0.81 and 256x64
-# 2.7, 0.76, 0.99, 0.88 (about even: the rounds spread over 1); 64x256 1.4 - 2.0 and 10x100 1.1 -
-# 1.5 (never: a sparse call's fixed overhead of tens of microseconds is the small layer's whole
-# time). CUDA: not measured, so auto stays dense there.
-RULES: dict[str, tuple[float, int]] = {
-    "cpu": (0.1, 100_000),
+# 2: _Product's layouts (xᵀ made contiguous once, the bias added inside the product), W's CSR built
+# once, and the 300x100 tier of RULES.
+RULE_VERSION = 2
+# device kind -> tiers (most density, fewest weights): ``auto`` computes a Linear sparse where one
+# tier holds. From benchmarks/sparse.py (one thread, batch 128, 5 interleaved rounds, this
+# project's 2-core CPU at load 11-14; benchmarks/latest.json, "sparse_compute"): forward + input
+# gradient + weight gradient of one layer, median ratio sparse / masked dense at s = 0.9, 0.95,
+# 0.98, 0.99: 300x784 0.64, 0.55, 0.30, 0.29; 256x784 0.69, 0.69, 0.32, 0.42; 784x256 0.54, 0.43,
+# 0.24, 0.21 (all pay: the first tier); 100x300 0.92, 0.93, 0.79, 0.77 (pays from 0.98 on, the
+# second tier; the whole lenet300 epoch at 0.98 and 0.99 agreed: every layer sparse 0.45 and 0.46
+# of dense, only the first 0.62 and 0.52); 64x256 1.27, 0.96, 1.03, 1.17 and 256x64 0.96, 1.00,
+# 1.06, 1.37 (even at best); 10x100 1.7 - 3.2 (never: a sparse call's fixed cost of tens of
+# microseconds is the small layer's whole time). CUDA: not measured, so auto stays dense there.
+RULES: dict[str, tuple[tuple[float, int], ...]] = {
+    "cpu": ((0.1, 100_000), (0.02, 20_000)),
 }
 
 
@@ -75,17 +80,49 @@ class Structure:
         perm = torch.argsort(cols * n_out + rows)
         # int32 indices: torch's CPU kernels (MKL) take them as they are, int64 ones are converted every call
         small = torch.int32 if len(index) < 2**31 - 1 else torch.int64
-        return Structure((n_out, n_in), index, _crow(rows, n_out).to(small), cols.to(small),
-                         _crow(cols[perm], n_in).to(small), rows[perm].to(small), perm)
+        st = Structure((n_out, n_in), index, _crow(rows, n_out).to(small), cols.to(small),
+                       _crow(cols[perm], n_in).to(small), rows[perm].to(small), perm)
+        with warnings.catch_warnings():  # torch's "CSR support is in beta", said once per process at the
+            # first CSR tensor built; the kernels used here are tested (tests/test_sparse.py)
+            warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta", category=UserWarning)
+            values = torch.zeros(len(index), device=mask.device)
+            torch.sparse_csr_tensor(st.crow, st.col, values, st.shape, check_invariants=True)  # once, checked
+            torch.sparse_csr_tensor(st.crow_t, st.col_t, values, st.shape[::-1], check_invariants=True)
+        return st
 
     def matrix(self, values: Tensor) -> Tensor:
         """W (n_out x n_in) as CSR with these values."""
         return torch.sparse_csr_tensor(self.crow, self.col, values, self.shape, check_invariants=False)
 
+    def transposed(self, values: Tensor, gathered: bool = False) -> Tensor:
+        """Wᵀ (n_in x n_out) as CSR (``gathered``: the values are in the transpose's order already)."""
+        values = values if gathered else values.index_select(0, self.perm)
+        return torch.sparse_csr_tensor(self.crow_t, self.col_t, values, self.shape[::-1], check_invariants=False)
+
+
+class Bound:
+    """A ``Structure`` bound to one values tensor: W and Wᵀ as CSR tensors built once, W over the
+    values' own storage (an optimizer's in-place step is seen without a rebuild), Wᵀ over a
+    buffer the values are gathered into whenever it is asked for. Asked about any other tensor
+    (another storage: a copy, a cast), it builds them afresh, as ``Structure`` does."""
+
+    def __init__(self, st: Structure, values: Tensor):
+        self.st, self.shape = st, st.shape
+        self._values = values.detach()
+        self._vt = self._values.index_select(0, st.perm)
+        self.w, self.wt = st.matrix(self._values), st.transposed(self._vt, gathered=True)
+
+    def _mine(self, values: Tensor) -> bool:
+        return values.data_ptr() == self._values.data_ptr() and values.dtype == self._values.dtype
+
+    def matrix(self, values: Tensor) -> Tensor:
+        return self.w if self._mine(values) else self.st.matrix(values)
+
     def transposed(self, values: Tensor) -> Tensor:
-        """Wᵀ (n_in x n_out) as CSR."""
-        return torch.sparse_csr_tensor(self.crow_t, self.col_t, values[self.perm], self.shape[::-1],
-                                       check_invariants=False)
+        if not self._mine(values):
+            return self.st.transposed(values)
+        torch.index_select(self._values, 0, self.st.perm, out=self._vt)
+        return self.wt
 
 
 def _crow(rows: Tensor, n: int) -> Tensor:
@@ -95,30 +132,41 @@ def _crow(rows: Tensor, n: int) -> Tensor:
 
 
 class _Product(torch.autograd.Function):
-    """y = x Wᵀ + b with W sparse: every product a CSR one, the weight gradient an SDDMM."""
+    """y = x Wᵀ + b with W sparse: every product a CSR one, the weight gradient an SDDMM.
+
+    The CSR kernels take and give row-major matrices, and the products are those of the
+    transposes (``yᵀ = W xᵀ``), so the layout decides the time: ``xᵀ`` is made contiguous once,
+    saved, and serves the SDDMM too (which reads it as a column-major ``x``: 2.5x faster than a
+    row-major one), and the bias is added inside the product. ``y`` comes back contiguous, as an
+    ``nn.Linear``'s does (a model may ``view`` it), and owns its storage (no view: an in-place
+    ``relu_`` may follow)."""
 
     @staticmethod
-    def forward(ctx, x: Tensor, values: Tensor, bias: Tensor | None, st: Structure) -> Tensor:
-        flat = x.reshape(-1, st.shape[1])
-        out = torch.sparse.mm(st.matrix(values), flat.mT).mT
-        if bias is not None:
-            out = out + bias
-        ctx.save_for_backward(flat, values)
+    def forward(ctx, x: Tensor, values: Tensor, bias: Tensor | None, st: Structure | Bound) -> Tensor:
+        n_out, n_in = st.shape
+        xt = x.reshape(-1, n_in).mT.contiguous()
+        if bias is None:
+            yt = torch.sparse.mm(st.matrix(values), xt)
+        else:
+            yt = torch.addmm(bias[:, None], st.matrix(values), xt)
+        out = torch.empty(*x.shape[:-1], n_out, dtype=yt.dtype, device=yt.device)
+        out.view(-1, n_out).copy_(yt.mT)
+        ctx.save_for_backward(xt, values)
         ctx.st, ctx.lead, ctx.has_bias = st, x.shape[:-1], bias is not None
-        return out.reshape(*x.shape[:-1], st.shape[0])
+        return out
 
     @staticmethod
     def backward(ctx, g: Tensor):
-        flat, values = ctx.saved_tensors
+        xt, values = ctx.saved_tensors
         st = ctx.st
-        g = g.reshape(-1, st.shape[0])
+        gt = g.reshape(-1, st.shape[0]).mT.contiguous()
         gx = gv = gb = None
         if ctx.needs_input_grad[0]:
-            gx = torch.sparse.mm(st.transposed(values), g.mT).mT.reshape(*ctx.lead, st.shape[1])
+            gx = torch.sparse.mm(st.transposed(values), gt).mT.reshape(*ctx.lead, st.shape[1])
         if ctx.needs_input_grad[1]:
-            gv = torch.sparse.sampled_addmm(st.matrix(values), g.mT, flat, beta=0.0).values()
+            gv = torch.sparse.sampled_addmm(st.matrix(values), gt, xt.mT, beta=0.0).values()
         if ctx.has_bias and ctx.needs_input_grad[2]:
-            gb = g.sum(0)
+            gb = gt.sum(1)
         return gx, gv, gb, None
 
 
@@ -133,11 +181,14 @@ class SparseLinear(nn.Module):
         self.values = nn.Parameter(linear.weight.detach().flatten()[self.st.index].clone(),
                                    requires_grad=linear.weight.requires_grad)
         self.bias = linear.bias
+        self.csr: Bound | None = None
         self.__dict__["linear"] = linear
         self.in_features, self.out_features = linear.in_features, linear.out_features
 
     def forward(self, x: Tensor) -> Tensor:
-        return _Product.apply(x, self.values, self.bias, self.st)
+        if self.csr is None or not self.csr._mine(self.values):  # built once per mask (and values storage)
+            self.csr = Bound(self.st, self.values)
+        return _Product.apply(x, self.values, self.bias, self.csr)
 
     @torch.no_grad()
     def write_back(self) -> None:
@@ -188,8 +239,7 @@ def decide(compute: str, device_kind: str, shape: tuple[int, ...], kept: int) ->
         return False
     if compute == "sparse":
         return True
-    rule = RULES.get(device_kind)
-    return rule is not None and kept / numel <= rule[0] and numel >= rule[1]
+    return any(kept / numel <= density and numel >= fewest for density, fewest in RULES.get(device_kind, ()))
 
 
 def plan(model: nn.Module, mask: dict[str, Tensor], compute: str, device_kind: str) -> dict[str, str]:

@@ -110,7 +110,9 @@ def test_auto_is_the_committed_rule():
     one, a dense-ish one, or a device kind the rule has no entry for stays dense."""
     assert sparse.decide("auto", "cpu", (300, 784), 4704)  # lenet300's first layer at 0.98
     assert not sparse.decide("auto", "cpu", (10, 100), 20)  # too small to pay the call overhead
-    assert not sparse.decide("auto", "cpu", (100, 300), 600)  # about even: stays dense
+    assert sparse.decide("auto", "cpu", (100, 300), 600)  # its second layer at 0.98
+    assert not sparse.decide("auto", "cpu", (100, 300), 1500)  # at 0.95: about even, stays dense
+    assert not sparse.decide("auto", "cpu", (64, 256), 327)  # about even at every sparsity
     assert not sparse.decide("auto", "cpu", (300, 784), 117600)  # half dense
     assert not sparse.decide("auto", "cuda", (300, 784), 4704)
     assert sparse.decide("sparse", "cuda", (10, 100), 20)
@@ -166,3 +168,65 @@ def test_a_group_of_seeds_stacks_only_when_every_seed_trains_dense(monkeypatch):
                for s in (0, 1)]
     out = stack.run_group(configs)
     assert stacked == [] and all(set(r.compute_layers.values()) == {"sparse"} for r in out)
+
+
+@pytest.mark.parametrize("bias", [True, False])
+def test_the_output_is_no_view_so_an_in_place_operation_may_follow(bias):
+    """The product comes back contiguous, as an ``nn.Linear``'s does (a model may ``view`` it),
+    and owns its storage: ``relu_`` on it is allowed, and the gradients through two sparse
+    layers are those of the dense ones."""
+    g = torch.Generator().manual_seed(2)
+    linear, after = nn.Linear(30, 20, bias=bias), nn.Linear(20, 10)
+    mask, mask2 = torch.rand(20, 30, generator=g) > 0.7, torch.rand(10, 20, generator=g) > 0.7
+    with torch.no_grad():
+        linear.weight.mul_(mask)
+        after.weight.mul_(mask2)
+    first, second = sparse.SparseLinear(linear, mask), sparse.SparseLinear(after, mask2)
+    x = torch.randn(8, 30, generator=g, requires_grad=True)
+    hidden = first(x)
+    assert not hidden._is_view() and hidden.is_contiguous() and hidden.view(-1).shape == (160,)
+    out = second(hidden.relu_())
+    ref = after(linear(x).relu())
+    assert torch.allclose(out, ref, atol=1e-5)
+    grads = torch.autograd.grad(out.sum(), (x, first.values))
+    want = torch.autograd.grad(ref.sum(), (x, linear.weight))
+    assert torch.allclose(grads[0], want[0], atol=1e-5) and torch.allclose(grads[1], want[1][mask], atol=1e-5)
+
+
+def test_the_csr_matrix_is_built_once_and_sees_the_values_change_in_place():
+    """W's CSR tensor is built once per mask over the values' own storage: an optimizer's
+    in-place step is what the next product computes with; values in another storage (a copy)
+    are computed with too, building their CSR afresh."""
+    g = torch.Generator().manual_seed(3)
+    linear = nn.Linear(12, 9)
+    mask = torch.rand(9, 12, generator=g) > 0.5
+    layer = sparse.SparseLinear(linear, mask)
+    x = torch.randn(4, 12, generator=g)
+    layer(x)
+    built = layer.csr
+    assert built.w.values().data_ptr() == layer.values.data_ptr()
+    with torch.no_grad():
+        layer.values.mul_(2)
+    layer.write_back()
+    assert torch.allclose(layer(x), linear(x), atol=1e-6) and layer.csr is built
+    x.requires_grad_(True)
+    assert torch.allclose(torch.autograd.grad(layer(x).sum(), x)[0],
+                          torch.autograd.grad(linear(x).sum(), x)[0], atol=1e-6)  # Wᵀ's values follow too
+    other = layer.values.detach().clone() * 3
+    assert torch.allclose(sparse._Product.apply(x, other, None, built),
+                          sparse._Product.apply(x, other, None, layer.st), atol=1e-6)
+
+
+def test_torchs_beta_warning_is_silenced_where_the_layer_is_built_only():
+    """torch warns once per process at the first CSR tensor; building a SparseLinear hides that
+    one warning (it runs under ``-W error`` here) and adds no process-wide filter for it."""
+    code = ("import torch, warnings; from torch import nn; from initprune import sparse; "
+            "layer = sparse.SparseLinear(nn.Linear(6, 4), torch.rand(4, 6) > 0.5); "
+            "layer(torch.randn(3, 6, requires_grad=True)).sum().backward(); "
+            "assert not [f for f in warnings.filters if f[1] is not None and 'CSR' in f[1].pattern], "
+            "warnings.filters")
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-W", "error", "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
