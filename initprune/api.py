@@ -147,7 +147,7 @@ def fit(model: nn.Module, train, test, method: str = "random", sparsity: float =
     """Prune ``model`` with ``method`` at ``sparsity`` and train it for ``epochs`` in all.
 
     ``train``/``val``/``test``: ``(X, y)`` tensors or DataLoaders. The model is trained in place;
-    its pruned weights are exactly 0. Method options use METHOD.md's words (``k=8``, ...); the
+    its pruned weights are exactly 0. Method options use docs/method.md's words (``k=8``, ...); the
     training settings are options too (``optimizer="sgd", lr=0.1, momentum=0.9, weight_decay=0.0,
     batch_size=32`` by default: ``train.Settings``).
     ``ablation`` (Frankle et al. 2020): the method's final mask is shuffled within each layer
@@ -326,7 +326,7 @@ def _check_model(model: nn.Module, splits, firsts: dict, dev, task: tasks.Task,
 
 def run(config: RunSpec, data_root: str | Path | None = None, device: str | None = None,
         save_model: str | Path | None = None, out: str | Path | None = None, record=None) -> RunResult:
-    """One run by name: the result JSON of INTERFACE.md, written to ``out`` if given, then the
+    """One run by name: the result JSON (README, "Command line"), written to ``out`` if given, then the
     model to ``save_model``. ``device`` replaces the spec's (and so its identity's device kind).
     ``record(result)`` (``grid.log_run``) logs it first and sets its ``run_id``; without it,
     ``run_id`` is None."""

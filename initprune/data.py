@@ -73,7 +73,7 @@ class Dataset:
     load: Callable[[Path], Data]  # reads (or generates, or downloads) it under a root folder
     classes: int
     shape: tuple[int, ...]  # one input, e.g. (C, H, W)
-    training: Settings  # optimizer and batching, the same for every method (METHOD.md)
+    training: Settings  # optimizer and batching, the same for every method (docs/method.md)
     margin: float = 2.0  # equivalence margin of the verdict, in points of test accuracy
     tasks: tuple[str, ...] = ("classification",)  # the tasks it serves (initprune/tasks.py)
 

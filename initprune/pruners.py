@@ -396,7 +396,7 @@ class KStarts(Pruner):
         return float(spearmanr(fitness, final)[0])
 
     def _fitness(self, trainees: list[Trainee], sinks: list[list[Tensor]]) -> list[dict]:
-        """Each term a mean over a layer's kept weights, summed over layers (METHOD.md)."""
+        """Each term a mean over a layer's kept weights, summed over layers (docs/method.md)."""
         mags, grads = [], []
         for t, sink in zip(trainees, sinks):
             kept = [m.sum() for m in t.mask_values]
@@ -709,7 +709,7 @@ class KStartsGradualRandom(Combined):
     movement: str = fixed(Combined, "movement")
 
 
-# ---- established baselines (METHOD.md, "Baselines beyond the paper") -------------------------------
+# ---- established baselines (docs/method.md, "Baselines beyond the paper") --------------------------
 
 
 @contextmanager

@@ -1,7 +1,7 @@
 """The result of one run by name: one typed schema that ``run``, the result JSON (``--out``),
 MLflow's ``result.json``, the runs table, the figures and the notebooks all read.
 
-``to_dict`` is the result JSON of INTERFACE.md; ``from_dict`` reads one back, an older one
+``to_dict`` is the result JSON (README, "Command line"); ``from_dict`` reads one back, an older one
 included (a field it lacks takes its default: None where nothing was measured).
 """
 

@@ -112,7 +112,7 @@ class RunSpec:
     sparsity: float = 0.9
     epochs: int = 20
     seed: int = 0
-    options: dict = field(default_factory=dict)  # the method's options, METHOD.md's words
+    options: dict = field(default_factory=dict)  # the method's options, docs/method.md's words
     training: dict = field(default_factory=dict)  # the training settings (train.Settings)
     ablation: str = "none"  # shuffle, reinit, invert, rewind: the sanity checks
     # auto is resolved here, where the spec is made (resolve_device): a sweep's driver resolves

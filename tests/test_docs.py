@@ -9,13 +9,15 @@ from initprune import pruners
 
 ROOT = Path(__file__).resolve().parent.parent
 METHOD = ROOT / "docs" / "method.md"
-DEVELOPER_NOTES = ("shared/METHOD.md", "shared/INTERFACE.md", "shared/STYLE.md")
+# the developers' notes, named with or without a folder; the project's own reference is docs/method.md
+DEVELOPER_NOTES = ("METHOD.md", "INTERFACE.md", "STYLE.md")
 BUILT_IN = [m for m in pruners.PRUNERS.names() if pruners.PRUNERS[m].__module__ == "initprune.pruners"]
 
 
 def shipped_files():
     """README.md and every text file under initprune/, notebooks/ and docs/."""
     yield ROOT / "README.md"
+    yield ROOT / "Makefile"
     for folder in ("initprune", "notebooks", "docs"):
         for path in sorted((ROOT / folder).rglob("*")):
             if path.is_file() and path.suffix in {".py", ".md", ".ipynb", ".yaml", ".yml", ".txt", ".toml"}:
@@ -28,6 +30,8 @@ def test_the_methods_reference_exists_and_is_cited_by_the_readme():
 
 
 def test_no_shipped_file_names_the_developers_notes():
+    """A clone has docs/method.md, not the notes it was written from: upper case, with or without a
+    folder, is theirs (the case-sensitive match leaves docs/method.md alone)."""
     offenders = [f"{path.relative_to(ROOT)}: {note}" for path in shipped_files()
                  for note in DEVELOPER_NOTES if note in path.read_text(errors="replace")]
     assert not offenders, offenders
