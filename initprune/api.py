@@ -14,8 +14,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from . import connectivity, masks, memory, models, pruners, seeds, tasks
 from . import data as datasets
-from . import masks, memory, models, paths, pruners, seeds, tasks
 from .errors import InitpruneError
 from .options import OptionError
 from .result import RunResult
@@ -44,7 +44,7 @@ class Result:
     extra: dict
     seconds: float
     cost: dict = field(default_factory=dict)  # {"training", "inference"}: theoretical FLOPs relative to dense
-    effective_sparsity: float | None = None  # removed or on no path from input to output (paths.effective)
+    effective_sparsity: float | None = None  # removed or on no path from input to output (connectivity.effective)
     dead_classes: int | None = None  # logits no path from the input reaches (None: not a classifier)
     test_correct: str | None = None  # '0'/'1' per test example, in the order the test split gives them
     compute_layers: dict[str, str] | None = None  # per prunable weight, "sparse" or "dense" once its mask was final
@@ -185,7 +185,7 @@ class Pruned:
     sparsity: float
     epochs: int
     began: float
-    input_shape: tuple[int, ...]  # one input's, without the batch (paths.effective)
+    input_shape: tuple[int, ...]  # one input's, without the batch (connectivity.effective)
 
 
 def _prune(model, train, test, method, sparsity, epochs, seed, val, device, augment, ablation, options,
@@ -232,7 +232,7 @@ def _finish(p: Pruned) -> Result:
     records = trainer.record(trainee.model, test)  # as the history's metrics were computed
     compute_layers = trainee.compute_layers or {n: "dense" for n in trainee.mask}
     trainee.densify()  # the model leaves as it came in: dense layers, the pruned weights zero
-    reach = paths.effective(trainee.model, trainee.mask, p.input_shape)
+    reach = connectivity.effective(trainee.model, trainee.mask, p.input_shape)
     return Result(
         mask={n: m.cpu() for n, m in trainee.mask.items()},
         sparsity_target=float(sparsity),

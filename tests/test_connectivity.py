@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 import initprune
-from initprune import masks, models, paths, seeds
+from initprune import connectivity, masks, models, seeds
 from initprune.errors import InitpruneError
 
 from toys import linear_chain, toy_data, toy_model
@@ -32,9 +32,9 @@ def test_a_hidden_unit_without_inputs_cuts_off_its_outgoing_weights_and_a_class(
     inputs and unit 0 -> class 0: 3 of 15, effective sparsity 1 - 3/15 = 0.8."""
     model = linear_chain(3, 3, 2)
     mask = {"0.weight": b([[1, 1, 0], [0, 0, 0], [1, 0, 0]]), "2.weight": b([[1, 1, 0], [0, 1, 0]])}
-    found = paths.effective(model, mask)
+    found = connectivity.effective(model, mask)
     assert masks.sparsity(mask) == pytest.approx(0.6)
-    assert found == paths.Effective(pytest.approx(0.8), 1, True)
+    assert found == connectivity.Effective(pytest.approx(0.8), 1, True)
     # the bias of unit 1 still feeds class 1, but nothing of the input does: its logit is constant
     with torch.no_grad():  # positive weights and inputs: unit 0 is active, its class varies with x
         for w in model.parameters():
@@ -56,7 +56,7 @@ def test_a_conv_then_linear_chain_counts_channels_and_their_flattened_blocks():
     model = nn.Sequential(nn.Conv1d(2, 2, 2), nn.ReLU(), nn.Flatten(), nn.Linear(4, 2))
     mask = {"0.weight": b([[[1, 0], [0, 1]], [[0, 0], [0, 0]]]), "3.weight": b([[1, 0, 1, 1], [0, 0, 1, 0]])}
     assert masks.sparsity(mask) == pytest.approx(0.625)
-    assert paths.effective(model, mask, (2, 3)) == paths.Effective(pytest.approx(0.8125), 1, True)
+    assert connectivity.effective(model, mask, (2, 3)) == connectivity.Effective(pytest.approx(0.8125), 1, True)
     apply(model, mask)
     logits = model(torch.randn(4, 2, 3, generator=torch.Generator().manual_seed(1)))
     assert torch.allclose(logits[:, 1], logits[0, 1].expand(4))
@@ -68,23 +68,23 @@ def test_a_channel_that_reaches_no_logit_cuts_off_its_kernel():
     Linear's 4 weights on features 0-1: 8 of 16 (nominal: 12 of 16 kept). Both classes reached."""
     model = nn.Sequential(nn.Conv1d(2, 2, 2), nn.ReLU(), nn.Flatten(), nn.Linear(4, 2))
     mask = {"0.weight": torch.ones(2, 2, 2, dtype=torch.bool), "3.weight": b([[1, 1, 0, 0], [1, 1, 0, 0]])}
-    assert paths.effective(model, mask, (2, 3)) == paths.Effective(pytest.approx(0.5), 0, True)
+    assert connectivity.effective(model, mask, (2, 3)) == connectivity.Effective(pytest.approx(0.5), 0, True)
 
 
 def test_a_dense_chain_has_its_nominal_sparsity_and_no_dead_class():
     model = nn.Sequential(nn.Conv2d(1, 3, 3), nn.BatchNorm2d(3), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
                           nn.Linear(12, 4))
-    assert paths.effective(model, masks.dense(model), (1, 6, 6)) == paths.Effective(0.0, 0, True)
+    assert connectivity.effective(model, masks.dense(model), (1, 6, 6)) == connectivity.Effective(0.0, 0, True)
 
 
 def test_a_model_that_is_not_a_chain_falls_back_to_the_nominal_sparsity():
     """Toy has its own forward (functional relu and flatten): not read as a chain."""
     model = toy_model()
     mask = masks.select(masks.random_scores(model, torch.Generator().manual_seed(0)), 0.9)
-    assert paths.chain(model) is None
-    assert paths.effective(model, mask) == paths.Effective(masks.sparsity(mask), 0, False)
+    assert connectivity.chain(model) is None
+    assert connectivity.effective(model, mask) == connectivity.Effective(masks.sparsity(mask), 0, False)
     residual = nn.Sequential(nn.Linear(4, 4), nn.LayerNorm(4), nn.Linear(4, 2))  # layer norm mixes units
-    assert paths.effective(residual, masks.dense(residual)).exact is False
+    assert connectivity.effective(residual, masks.dense(residual)).exact is False
 
     class Skip(nn.Sequential):  # a Sequential with its own forward: not its modules' order
         def forward(self, x):
@@ -93,7 +93,7 @@ def test_a_model_that_is_not_a_chain_falls_back_to_the_nominal_sparsity():
     reflected = nn.Sequential(nn.Conv1d(1, 2, 3, padding=1, padding_mode="reflect"), nn.Flatten(), nn.Linear(8, 2))
     dilated = nn.Sequential(nn.Conv1d(1, 2, 3), nn.MaxPool1d(2, dilation=2), nn.Flatten(), nn.Linear(4, 2))
     for model, shape in ((Skip(nn.Linear(4, 4), nn.Linear(4, 2)), (4,)), (reflected, (1, 4)), (dilated, (1, 6))):
-        assert paths.effective(model, masks.dense(model), shape) == paths.Effective(0.0, 0, False)
+        assert connectivity.effective(model, masks.dense(model), shape) == connectivity.Effective(0.0, 0, False)
 
 
 def on_inputs(model, mask, input_shape, inputs=32, seed=0):
@@ -114,7 +114,7 @@ def on_inputs(model, mask, input_shape, inputs=32, seed=0):
     logits = net(torch.rand(inputs, *input_shape, generator=g) + 0.5)
     grads = torch.autograd.grad(logits.sum(), list(weights.values()))
     alive = sum(int(((d != 0) & mask[n]).sum()) for n, d in zip(weights, grads))
-    return paths.Effective(1.0 - alive / masks.total(mask), int((logits == 0).all(0).sum()), True)
+    return connectivity.Effective(1.0 - alive / masks.total(mask), int((logits == 0).all(0).sum()), True)
 
 
 STRIDED = {  # conv chains where stride and padding leave positions fed only by padding
@@ -142,9 +142,9 @@ def test_random_sparse_conv_chains_match_what_their_masked_models_do_on_inputs(a
     for i in range(30):
         keep = (0.1, 0.2, 0.3)[i % 3]
         mask = {n: torch.rand(w.shape, generator=g) < keep for n, w in masks.prunable(model).items()}
-        found = paths.effective(model, mask, shape)
+        found = connectivity.effective(model, mask, shape)
         truth = on_inputs(model, mask, shape, seed=i)
-        assert found == paths.Effective(pytest.approx(truth.sparsity, abs=1e-12), truth.dead_classes, True), i
+        assert found == connectivity.Effective(pytest.approx(truth.sparsity, abs=1e-12), truth.dead_classes, True), i
         partly_dead += 0 < found.dead_classes < model[-1].out_features
     assert partly_dead >= 3
 
@@ -163,7 +163,7 @@ def test_max_pooling_joins_each_output_position_to_its_whole_window():
     dead = 0
     for i in range(12):
         mask = {n: torch.rand(w.shape, generator=g) < 0.2 for n, w in masks.prunable(maxed).items()}
-        found = paths.effective(maxed, mask, (1, 9, 9))
+        found = connectivity.effective(maxed, mask, (1, 9, 9))
         assert found == on_inputs(averaged, mask, (1, 9, 9), seed=i), i
         assert found.dead_classes == on_inputs(maxed, mask, (1, 9, 9), seed=i).dead_classes, i
         dead += found.dead_classes
@@ -179,8 +179,8 @@ def test_cnn1d_magnitude_at_099_seed_3_finds_the_nine_constant_logits():
     model = models.build("cnn1d", (1, 40), 10, 3)
     mask = masks.select({n: w.detach().abs() for n, w in masks.prunable(model).items()}, 0.99, "layerwise")
     assert [int(m.sum()) for m in mask.values()] == [1, 31, 31, 16]
-    found = paths.effective(model, mask, (1, 40))
-    assert found == paths.Effective(pytest.approx(1 - 4 / 7840), 9, True)
+    found = connectivity.effective(model, mask, (1, 40))
+    assert found == connectivity.Effective(pytest.approx(1 - 4 / 7840), 9, True)
     assert found == on_inputs(model, mask, (1, 40))
     apply(model, mask)  # its own weights and biases: the dead logits do not move over 4,096 inputs
     with torch.no_grad():
@@ -190,7 +190,7 @@ def test_cnn1d_magnitude_at_099_seed_3_finds_the_nine_constant_logits():
     # the tester's other run: random erk at 0.9, seed 3 (its mask stream): 781 of the 784 kept on a path
     erk = masks.select(masks.random_scores(model, seeds.generator(3, "masks")), 0.9, "erk")
     assert masks.kept(erk) == 784
-    assert paths.effective(model, erk, (1, 40)) == paths.Effective(pytest.approx(1 - 781 / 7840), 0, True)
+    assert connectivity.effective(model, erk, (1, 40)) == connectivity.Effective(pytest.approx(1 - 781 / 7840), 0, True)
 
 
 def test_two_strided_conv2d_find_the_class_fed_only_by_padding():
@@ -212,11 +212,11 @@ def test_two_strided_conv2d_find_the_class_fed_only_by_padding():
     conv2[0, 0, 1, 1] = conv2[1, 0, 2, 2] = conv2[1, 1, 0, 0] = True
     mask = {"0.weight": conv1, "2.weight": conv2, "5.weight": b([[0, 1], [1, 0], [0, 0]])}
     assert masks.sparsity(mask) == pytest.approx(1 - 7 / 60)
-    found = paths.effective(model, mask, (1, 4, 4))
-    assert found == paths.Effective(pytest.approx(0.95), 2, True)
+    found = connectivity.effective(model, mask, (1, 4, 4))
+    assert found == connectivity.Effective(pytest.approx(0.95), 2, True)
     assert found == on_inputs(model, mask, (1, 4, 4))
     with torch.inference_mode():  # a caller's mode and its tensors change nothing
-        assert paths.effective(model, {n: m.clone() for n, m in mask.items()}, (1, 4, 4)) == found
+        assert connectivity.effective(model, {n: m.clone() for n, m in mask.items()}, (1, 4, 4)) == found
     apply(models.initialize(model, torch.Generator().manual_seed(0)), mask)  # signed weights, biases
     with torch.no_grad():
         logits = model(torch.randn(256, 1, 4, 4, generator=torch.Generator().manual_seed(0)))
@@ -228,9 +228,9 @@ def test_a_conv_chain_needs_the_input_shape_and_a_wrong_one_is_said_in_one_line(
     flagged not exact; a shape the layers do not take is the caller's error."""
     model = nn.Sequential(nn.Conv1d(2, 2, 2), nn.ReLU(), nn.Flatten(), nn.Linear(4, 2))
     mask = masks.dense(model)
-    assert paths.effective(model, mask) == paths.Effective(0.0, 0, False)
+    assert connectivity.effective(model, mask) == connectivity.Effective(0.0, 0, False)
     with pytest.raises(InitpruneError, match=r"do not take inputs of shape \(2, 5\).*one input") as err:
-        paths.effective(model, mask, (2, 5))
+        connectivity.effective(model, mask, (2, 5))
     assert "\n" not in str(err.value)
 
 
@@ -238,7 +238,7 @@ def test_fit_reports_effective_sparsity_and_dead_classes():
     model = linear_chain(8, 6, 3)
     result = initprune.fit(model, train=toy_data(), test=toy_data(32, seed=1), method="random", sparsity=0.9,
                            epochs=1, seed=0, device="cpu", batch_size=16)
-    expected = paths.effective(model, result.mask)
+    expected = connectivity.effective(model, result.mask)
     assert expected.exact
     assert (result.effective_sparsity, result.dead_classes) == (expected.sparsity, expected.dead_classes)
     assert result.effective_sparsity >= result.sparsity_actual
@@ -253,6 +253,6 @@ def test_fit_counts_a_conv_models_positions_from_its_inputs_shape():
     y = torch.randint(0, 5, (64,), generator=g)
     result = initprune.fit(model, train=(x, y), test=(x[:16], y[:16]), method="random", sparsity=0.7, epochs=1,
                            seed=0, device="cpu", batch_size=16)
-    expected = paths.effective(model, result.mask, (2, 9))
+    expected = connectivity.effective(model, result.mask, (2, 9))
     assert expected.exact and expected.sparsity > result.sparsity_actual
     assert (result.effective_sparsity, result.dead_classes) == (expected.sparsity, expected.dead_classes)
