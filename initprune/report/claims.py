@@ -447,19 +447,24 @@ def starred(rows) -> dict:
 # ---- the one-screen verdict ---------------------------------------------------------------------
 
 
-def _cell_key(r: dict) -> tuple:
+def cell_key(r: dict) -> tuple:
     return r["dataset"], r["arch"], r["where"]
 
 
 def carrier(rows) -> tuple | None:
     """The cell (dataset, arch, where) that carries the verdict: of the cells with tested
-    sparsities, the one with the most seeds on its primary contrasts (the first in order on a tie);
-    None where no cell declares any."""
-    seeds: dict = {}
+    sparsities, the one with the most seeds on its primary contrasts; on a tie the one with the
+    smallest margin (a dataset declares a wider one where its test set is small or its task noisy),
+    then the first in order. None where no cell declares any."""
+    return most([r for r in rows if r["kind"] == "primary" and r["role"] == "test"], lambda r: r["n"])
+
+
+def most(rows, seeds) -> tuple | None:
+    total: dict = {}
     for r in rows:
-        if r["kind"] == "primary" and r["role"] == "test":
-            seeds[_cell_key(r)] = seeds.get(_cell_key(r), 0) + r["n"]
-    return max(seeds, key=lambda k: seeds[k]) if seeds else None
+        total[cell_key(r)] = total.get(cell_key(r), 0) + seeds(r)
+    margins = {cell_key(r): r["margin"] for r in rows}
+    return min(total, key=lambda k: (-total[k], margins[k])) if total else None
 
 
 def glance(rows) -> list[dict]:
@@ -470,11 +475,11 @@ def glance(rows) -> list[dict]:
     "method", "rival", "cells": [...]}]}."""
     tests = [r for r in rows if r["kind"] == "primary" and r["role"] == "test"]
     first = carrier(rows)
-    keys = list(dict.fromkeys(_cell_key(r) for r in tests))
+    keys = list(dict.fromkeys(cell_key(r) for r in tests))
     keys.sort(key=lambda k: k != first)
     out = []
     for key in keys:
-        mine = [r for r in tests if _cell_key(r) == key]
+        mine = [r for r in tests if cell_key(r) == key]
         columns = list(dict.fromkeys((r["regime"], r["sparsity"]) for r in
                                      sorted(mine, key=lambda r: (REGIMES.index(r["regime"]), r["sparsity"]))))
         by = {(r["claim"], r["method"], r["rival"], r["regime"], r["sparsity"]): r for r in mine}
@@ -499,7 +504,7 @@ def undeclared(rows) -> list[dict]:
     seen: dict = {}
     for r in rows:
         if not r["tested"]:
-            seen.setdefault((_cell_key(r), r["regime"]), r)
+            seen.setdefault((cell_key(r), r["regime"]), r)
     return list(seen.values())
 
 
@@ -576,7 +581,7 @@ def summary_line(r: dict) -> str:
             f"{r['verdict']}{power}{_record_note(r)}")
 
 
-def _glance_lines(table: dict) -> list[str]:
+def glance_lines(table: dict) -> list[str]:
     named = labels.sparsities([s for _, s in table["columns"]])
     lines = ["| claim | contrast | " + " | ".join(f"{g} s={named[s]}" for g, s in table["columns"]) + " |",
              "| --- | --- | " + " | ".join("---" for _ in table["columns"]) + " |"]
@@ -678,7 +683,7 @@ def claims_markdown(table=None, rows=None) -> str:
                       "regime and tested sparsity.", ""]
         else:
             lines += [f"### Replication: {cell(c)}", ""]
-        lines += [*_glance_lines(t), ""]
+        lines += [*glance_lines(t), ""]
     loose = undeclared(rows)
     if loose:
         lines += ["Descriptive only (no tested sparsities declared, no verdict word): "
