@@ -88,6 +88,6 @@ def forest(rows) -> matplotlib.figure.Figure | None:
     fig.suptitle(plain(f"{first['dataset']}/{first['arch']}{where}: the primary contrasts at each tested sparsity "
                        "(filled: better or worse, Holm-adjusted; open: no such difference found)"), fontsize=12)
     fig.supxlabel("effect: method minus rival, points of test accuracy (mean over seeds, 95% interval)", fontsize=10,
-                  y=0.55 / height)
-    fig.tight_layout(rect=(0, 0.8 / height, 1, 1 - 0.3 / height))
+                  y=0.4 / height)
+    fig.tight_layout(rect=(0, 0.55 / height, 1, 1 - 0.3 / height))
     return fig

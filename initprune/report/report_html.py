@@ -53,7 +53,9 @@ table { border-collapse: collapse; font-size: .85rem; margin: 1rem 0; }
 th, td { border: 1px solid #ccc; padding: .25rem .5rem; text-align: left; }
 th { background: #f3f3f3; } code { background: #f3f3f3; padding: 0 .2rem; }
 .summary { background: #f7f9fc; border-left: 4px solid #3b6fb6; padding: .5rem 1rem; }
-table.verdict td.word { white-space: nowrap; } table.verdict { font-size: .8rem; }
+table.verdict { font-size: .75rem; margin: .5rem 0; }
+table.verdict td, table.verdict th { white-space: nowrap; padding: .12rem .4rem; }
+table.verdict td:nth-child(2) { white-space: normal; min-width: 14rem; }
 td.better { background: #c8ecd0; } td.better-within-margin { background: #e6f5e9; }
 td.worse { background: #f7c9c9; } td.worse-within-margin { background: #fbe7e7; }
 td.equivalent { background: #dde7f5; } td.inconclusive { color: #555; } td.too-few-seeds { color: #8a6d00; }
@@ -281,8 +283,8 @@ def write(out: str | Path, table, c=None, exp_id: str | None = None) -> Path:
     rows = json.loads((out / "claims.json").read_text()) if (out / "claims.json").exists() else None
     if rows and "role" in rows[0]:  # the verdict's rows: the glance from them, claims.md's text below
         sections = _sections(claims)
-        top = markdown(sections[0] if sections and not sections[0].startswith("## ") else "") + \
-            verdict(rows, out / "forest.png")
+        intro = sections[0] if sections and not sections[0].startswith("## ") else ""
+        top = markdown(re.sub(r"^# .*\n", "", intro)) + verdict(rows, out / "forest.png")  # the page has its title
         rest = "".join(p for p in sections if p.startswith("## ") and not p.startswith("## Verdict at a glance"))
     else:
         top, rest = markdown(summary(claims)), claims[len(summary(claims)):]
