@@ -246,3 +246,12 @@ def test_the_findings_block_of_new_rows_is_the_carriers_glance(verdict_rows, tmp
     readme.write_text("no markers")
     with pytest.raises(Exception, match="has no findings block: put the lines <!-- findings:begin -->"):
         findings.update(readme, verdict_rows)
+
+
+def test_a_declared_cell_without_primary_runs_has_no_glance_and_says_why():
+    rows = [r for r in runs(seeds=3, regimes=("uniform",)) if r["method"] == "random"]
+    rows += [dict(r, method="snip", options={"scope": "layerwise"}, run_id=r["run_id"] + "-snip") for r in rows]
+    found = claims.verdicts(table_of(rows, {"fashion_mnist": [0.95, 0.98]}))
+    assert any(r["kind"] == "secondary" and r["verdict"] for r in found)  # random against snip is judged
+    assert claims.glance(found) == [] and claims.carrier(found) is None and forest.forest(found) is None
+    assert "No primary contrast has paired runs at a declared tested sparsity" in claims.claims_markdown(rows=found)

@@ -34,7 +34,7 @@ def make_figures(out: str | Path | None = None, run_id: str = "", uri: str | Non
     out = Path(out) if out else figures_dir()
     table = results.runs_table(uri)
     written = figures.assemble(table, out)
-    written += verdict(table, out)
+    written = list(dict.fromkeys(written + verdict(table, out)))  # claims.md and .json: written once more, the same
     c, exp_id = store.ensure_store(uri)
     written.append(report_html.write(out, table, c, exp_id))  # the page of it all, logged with the rest
     written.append(out / "provenance.json")  # written beside it: the commit, machine and sweeps behind it

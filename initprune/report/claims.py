@@ -453,7 +453,7 @@ def cell_key(r: dict) -> tuple:
 
 def carrier(rows) -> tuple | None:
     """The cell (dataset, arch, where) that carries the verdict: of the cells with tested
-    sparsities, the one with the most seeds on its primary contrasts; on a tie the one with the
+    sparsities and paired runs there, the one with the most seeds on its primary contrasts; on a tie the one with the
     smallest margin (a dataset declares a wider one where its test set is small or its task noisy),
     then the first in order. None where no cell declares any."""
     return most([r for r in rows if r["kind"] == "primary" and r["role"] == "test"], lambda r: r["n"])
@@ -464,18 +464,19 @@ def most(rows, seeds) -> tuple | None:
     for r in rows:
         total[cell_key(r)] = total.get(cell_key(r), 0) + seeds(r)
     margins = {cell_key(r): r["margin"] for r in rows}
+    total = {k: v for k, v in total.items() if v > 0}  # a cell whose declared contrasts have no paired runs: none
     return min(total, key=lambda k: (-total[k], margins[k])) if total else None
 
 
 def glance(rows) -> list[dict]:
-    """The one-screen verdict, one table per cell with tested sparsities, the carrier first: one
-    row per primary contrast (claim, method, rival), one column per regime and tested sparsity,
-    each cell its test row (None where that contrast has none there). Each table: {"cell": a row
+    """The one-screen verdict, one table per cell with paired runs at its tested sparsities, the
+    carrier first: one row per primary contrast (claim, method, rival), one column per regime and
+    tested sparsity, each cell its test row (None where that contrast has none there). Each table: {"cell": a row
     of the cell (for ``cell``), "carries": bool, "columns": [(regime, sparsity)], "rows": [{"claim",
     "method", "rival", "cells": [...]}]}."""
     tests = [r for r in rows if r["kind"] == "primary" and r["role"] == "test"]
     first = carrier(rows)
-    keys = list(dict.fromkeys(cell_key(r) for r in tests))
+    keys = list(dict.fromkeys(cell_key(r) for r in tests if r["verdict"] is not None))
     keys.sort(key=lambda k: k != first)
     out = []
     for key in keys:
@@ -488,6 +489,15 @@ def glance(rows) -> list[dict]:
                     "rows": [{"claim": c, "method": m, "rival": v,
                               "cells": [by.get((c, m, v, *col)) for col in columns]} for c, m, v in contrasts]})
     return out
+
+
+def no_glance(rows) -> str:
+    """Why there is no one-screen verdict (Markdown)."""
+    if any(r["tested"] for r in rows):
+        return ("No primary contrast has paired runs at a declared tested sparsity: the tests below count each at "
+                "p = 1, and the other rows are descriptive, with no verdict word.")
+    return ("No cell declares tested sparsities (a profile's `tested_sparsities`): every row below is descriptive, "
+            "with no verdict word.")
 
 
 def effect(r: dict | None) -> str:
@@ -672,8 +682,7 @@ def claims_markdown(table=None, rows=None) -> str:
     lines += ["## Verdict at a glance", ""]
     tables = glance(rows)
     if not tables:
-        lines += ["No cell declares tested sparsities (a profile's `tested_sparsities`): every row below is "
-                  "descriptive, with no verdict word.", ""]
+        lines += [no_glance(rows), ""]
     for t in tables:
         c = t["cell"]
         if t["carries"]:

@@ -34,7 +34,7 @@ def _effect(r: dict) -> str:
 def _new(rows: list[dict]) -> list[str]:
     tables = claims.glance(rows)
     if not tables:
-        return ["No cell of this store declares tested sparsities: its rows are descriptive only (claims.md)."]
+        return [claims.no_glance(rows)]
     t, others = tables[0], tables[1:]
     lines = [f"**{claims.cell(t['cell'])}** carries the verdict (margin {_margin(t['cell'])}); each entry "
              "the verdict word and the effect (points, method minus rival):", "", *claims.glance_lines(t)]

@@ -185,8 +185,7 @@ def verdict(rows: list[dict], forest_png: Path | None = None) -> str:
     tables = claims.glance(rows)
     out = ["<h2>Verdict at a glance</h2>"]
     if not tables:
-        out.append("<p>No cell declares tested sparsities (a profile's <code>tested_sparsities</code>): every row of "
-                   "the verdict is descriptive, with no verdict word.</p>")
+        out.append(f"<p>{_inline(claims.no_glance(rows))}</p>")
     for t in tables:
         if t["carries"]:
             most = max((r["n"] for row in t["rows"] for r in row["cells"] if r), default=0)
