@@ -62,16 +62,19 @@ def _section(title: str) -> str:
 
 
 def test_the_readme_quotes_the_committed_offline_results_as_they_are():
-    """Every summary line and accuracy the README quotes is in results/offline/, and the commit and
-    sweep time it names are the ones provenance.json recorded."""
+    """Every accuracy the README quotes is in results/offline/, its verdict is the findings block
+    (written from claims.json: tests/test_verdict_report.py checks it), and the commit and sweep
+    time it names are the ones provenance.json recorded."""
     import csv
     import json
 
+    from initprune.report import findings
+
     section = _section("What the offline grid finds")
-    claims = (RESULTS / "claims.md").read_text().splitlines()
-    quoted = [line for line in section.splitlines() if line.startswith("- claim ")]
-    assert len(quoted) >= 3
-    assert not [line for line in quoted if line not in claims], "the README quotes a line claims.md lacks"
+    block = findings.current(ROOT / "README.md")
+    assert block in section and not [line for line in section.replace(block, "").splitlines()
+                                     if line.startswith("- claim ")], "a verdict quoted outside the findings block"
+    section = section.replace(block, "")
     rows = {(r["dataset"], r["arch"], r["method"]): r for r in csv.DictReader((RESULTS / "accuracy_table.csv").open())}
     table = [[c.strip() for c in line.strip("|").split("|")] for line in section.splitlines()
              if line.startswith("| ") and not line.startswith("| method") and "---" not in line]

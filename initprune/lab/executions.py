@@ -26,6 +26,7 @@ class Execution:
     asks: dict = field(default_factory=dict)  # the profile's resources: {cpus, gpus}
     optional: bool = False  # left out, in one line, where its dataset cannot be had on this machine
     gpus: float | None = None  # the command line's GPUs per execution (--gpus-per-task), over the profile's
+    tested: tuple | None = None  # its cell's tested sparsities (profiles.TESTED); None: none declared
     _points: list | None = field(default=None, repr=False, compare=False)
 
     @property

@@ -20,6 +20,10 @@ from .tasks import NOTEBOOKS, load_papermill
 PROFILES = NOTEBOOKS / "profiles"
 PROFILE_KEYS = ("description", "defaults", "resources", "executions")
 RESOURCES = ("cpus", "gpus")  # what one execution asks of a cluster (Ray, Dask); the local pool ignores it
+# the sparsities of its (dataset, arch) cell that carry the verdict's tests (docs/method.md, "The
+# verdict"), declared per execution or in defaults before the profile runs; the rest are descriptive.
+# Not part of the cell's identity: the sweep records it on the execution's run, the report reads it
+TESTED = "tested_sparsities"
 
 
 def notebook_parameters(name: str) -> dict:
@@ -147,6 +151,7 @@ def load_profile(name: str, gpus: float | None = None) -> list[Execution]:
             raise InitpruneError(f"{where}: each execution needs 'notebook: NAME'")
         given = {**(spec.get("defaults") or {}),
                  **{k: v for k, v in entry.items() if k not in ("notebook", "resources", "optional")}}
+        tested = given.pop(TESTED, None)
         if not isinstance(entry.get("optional", False), bool):
             raise InitpruneError(f"{where}: 'optional' must be true or false, got {entry['optional']!r}")
         asks = {**_resources(path.name, spec.get("resources")), **_resources(where, entry.get("resources"))}
@@ -161,7 +166,8 @@ def load_profile(name: str, gpus: float | None = None) -> list[Execution]:
             if key in defaults:
                 _check_type(where, key, value, defaults[key])
         execution = Execution(entry["notebook"], {**defaults, **{k: v for k, v in given.items() if k in defaults}},
-                              given, asks, optional=entry.get("optional", False), gpus=gpus)
+                              given, asks, optional=entry.get("optional", False), gpus=gpus,
+                              tested=_tested(where, tested))
         try:
             takes = {o for m in execution.methods for o in pruners.option_names(m)}
             _as_declared(execution)
@@ -174,7 +180,36 @@ def load_profile(name: str, gpus: float | None = None) -> list[Execution]:
             raise InitpruneError(f"{where}: {err}") from None
         _check_runs(where, execution, points)  # what each run checks before it trains: in a dry run too
         out.append(execution)
+    _check_tested(path.name, out)
     return out
+
+
+def _tested(where: str, value) -> tuple[float, ...] | None:
+    """An execution's ``tested_sparsities``: None where it declares none, else distinct numbers in
+    (0, 1) (an empty list: its cell is descriptive only)."""
+    if value is None:
+        return None
+    if not isinstance(value, list) or any(isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v < 1
+                                          for v in value):
+        raise InitpruneError(f"{where}: '{TESTED}' must be a list of sparsities between 0 and 1 (the ones that carry "
+                             f"the verdict's tests; [] for none), got {value!r}")
+    if len(set(map(float, value))) < len(value):
+        raise InitpruneError(f"{where}: '{TESTED}' names a sparsity twice ({value!r}); name each once")
+    return tuple(sorted(map(float, value)))
+
+
+def _check_tested(name: str, executions: list[Execution]) -> None:
+    """Each declared tested sparsity is one that an execution of the profile runs in that cell."""
+    run: dict = {}
+    for ex in executions:
+        run.setdefault((ex.params["dataset"], ex.params["arch"]), set()).update(map(float, ex.params["sparsities"]))
+    for i, ex in enumerate(executions):
+        cell = (ex.params["dataset"], ex.params["arch"])
+        missing = [s for s in ex.tested or () if s not in run[cell]]
+        if missing:
+            raise InitpruneError(f"profile {name}, execution {i + 1}: tested sparsity {missing[0]:g} is run by no "
+                                 f"execution of {cell[0]}/{cell[1]} in this profile; declare sparsities it runs "
+                                 f"({', '.join(f'{s:g}' for s in sorted(run[cell]))})")
 
 
 def _as_declared(execution: Execution) -> None:

@@ -103,9 +103,13 @@ def runs_table(uri: str | None = None, echo=print):
     """Every FINISHED point of the store, one row per (config hash, seed): the oldest run of a
     point wins if two sweeps ever both finished it. A point whose result cannot be read is left
     out, named in one line (``echo``). The column ``version`` is the pruner version the point was
-    computed with (its run's param; part of its identity, not of its result JSON)."""
+    computed with (its run's param; part of its identity, not of its result JSON); ``profile`` and
+    ``tested_sparsities`` are those of the execution that ran it (its parent run's tags: the
+    profile, and the sparsities of its cell that carry the verdict's tests, a list, or None where
+    it declared none or the point was run by hand)."""
     c, exp_id = store.ensure_store(uri)
-    results, versions, seen = [], [], set()
+    executions = {r.info.run_id: r.data.tags for r in _search_all(c, exp_id, "tags.kind = 'execution'")}
+    results, versions, parents, seen = [], [], [], set()
     for run in _search_all(c, exp_id, "tags.kind = 'point' and attributes.status = 'FINISHED'"):
         key = (run.data.tags.get("config_hash"), run.data.tags.get("seed"))
         if key not in seen:
@@ -116,5 +120,18 @@ def runs_table(uri: str | None = None, echo=print):
                 continue
             stored = run.data.params.get("version", "")
             versions.append(int(stored) if stored.isdigit() else None)
+            parents.append(executions.get(run.data.tags.get("mlflow.parentRunId"), {}))
             seen.add(key)
-    return to_table(results).assign(version=versions)
+    return to_table(results).assign(version=versions, profile=[t.get("profile") for t in parents],
+                                    tested_sparsities=[tested(t.get("tested_sparsities")) for t in parents])
+
+
+def tested(tag) -> list[float] | None:
+    """An execution's ``tested_sparsities`` tag (JSON) as a list of floats; None where absent."""
+    if not tag:
+        return None
+    try:
+        values = json.loads(tag)
+        return [float(v) for v in values]
+    except (ValueError, TypeError):
+        raise InitpruneError(f"a tested_sparsities tag is a JSON list of sparsities, not {tag!r}") from None

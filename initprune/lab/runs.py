@@ -80,12 +80,13 @@ def start_parent(c, exp_id: str, notebook, dataset: str, arch: str, profile: str
 
 
 def start_attempt(c, exp_id: str, notebook, dataset: str, arch: str, profile: str, cell: str,
-                  sweep: str) -> tuple[str, int]:
+                  sweep: str, **tags) -> tuple[str, int]:
     """Open the run of one attempt at a grid cell: (run id, attempt number).
 
     The task, not the notebook, owns this run. An earlier attempt of the same cell in the same
     sweep that is still RUNNING lost its worker (an executor retries only then): it is marked
-    KILLED, with whatever it was training, before the retry starts.
+    KILLED, with whatever it was training, before the retry starts. ``tags``: more of the run's
+    tags (its cell's tested sparsities, which the report reads back for the points it ran).
     """
     earlier = c.search_runs([exp_id], f"tags.kind = 'execution' and tags.cell = '{cell}' "
                                       f"and tags.sweep = '{sweep}'", max_results=1000)
@@ -94,7 +95,7 @@ def start_attempt(c, exp_id: str, notebook, dataset: str, arch: str, profile: st
             reap(c, exp_id, run.info.run_id)
     attempt = len(earlier) + 1
     run_id = start_parent(c, exp_id, notebook, dataset, arch, profile, cell=cell, sweep=sweep,
-                          attempt=str(attempt))
+                          attempt=str(attempt), **tags)
     return run_id, attempt
 
 

@@ -77,8 +77,9 @@ def run_task(task: Task, keep_kernel: bool = False) -> dict:
     ex, p = task.execution, task.execution.params
     with _environ(env):  # the notebook's kernel inherits it
         c, exp_id = store.ensure_store()
+        declared = {} if ex.tested is None else {"tested_sparsities": json.dumps(list(ex.tested))}
         run_id, attempt = runs.start_attempt(c, exp_id, ex.notebook, p["dataset"], p["arch"], task.profile,
-                                             ex.cell, task.sweep)
+                                             ex.cell, task.sweep, **declared)
         with tempfile.TemporaryDirectory() as tmp:
             source, output = Path(tmp) / "source.ipynb", Path(tmp) / f"{ex.notebook}.ipynb"
             source.write_text(task.notebook)

@@ -1,17 +1,21 @@
 """Assembling the report from the store (the report layer): the figures, tables, claims.md and
-report.html written into ``figures/`` and logged to one figures run, and the ``figures`` command,
-which executes notebooks/figures.ipynb to do it.
+claims.json, the forest plot, the raw data (runs.csv, per_example.npz) and report.html written into
+``figures/`` and logged to one figures run, the README's findings block where the report is
+``results/offline``, and the ``figures`` command, which executes notebooks/figures.ipynb to do it.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from pathlib import Path
 
 from ..lab import results, runs, store
 from ..lab.tasks import KERNEL, NOTEBOOKS, first_line, load_papermill
-from . import figures, report_html
+from . import claims, figures, findings, forest, raw, report_html
+
+FINDINGS = store.ROOT / "results" / "offline"  # the one report whose claims.json the README's findings quote
 
 
 def figures_run(c, exp_id: str) -> str:
@@ -30,6 +34,7 @@ def make_figures(out: str | Path | None = None, run_id: str = "", uri: str | Non
     out = Path(out) if out else figures_dir()
     table = results.runs_table(uri)
     written = figures.assemble(table, out)
+    written = list(dict.fromkeys(written + verdict(table, out)))  # claims.md and .json: written once more, the same
     c, exp_id = store.ensure_store(uri)
     written.append(report_html.write(out, table, c, exp_id))  # the page of it all, logged with the rest
     written.append(out / "provenance.json")  # written beside it: the commit, machine and sweeps behind it
@@ -41,6 +46,36 @@ def make_figures(out: str | Path | None = None, run_id: str = "", uri: str | Non
     c.log_metric(run_id, "runs", len(table))
     if own:
         c.set_terminated(run_id, "FINISHED")
+    return written
+
+
+def verdict(table, out: str | Path, echo=print) -> list[Path]:
+    """The verdict's files in ``out``: claims.md and claims.json (every row: ``claims.verdicts``),
+    the forest plot (left out, in one line, where it has nothing to draw: never written empty),
+    the raw data they can be recomputed from (``raw``), and, where ``out`` is ``results/offline``,
+    the README's findings block."""
+    import matplotlib.pyplot as plt
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    rows = claims.verdicts(table)
+    (out / "claims.md").write_text(claims.claims_markdown(rows=rows))
+    (out / "claims.json").write_text(json.dumps(rows, indent=1))
+    written = [out / "claims.md", out / "claims.json"]
+    fig = forest.forest(rows)
+    for ext in ("png", "pdf"):
+        (out / f"forest.{ext}").unlink(missing_ok=True)  # an earlier store's plot is not this one's
+    if fig is None:
+        echo("left out: forest (no primary contrast at a tested sparsity with paired runs in this store)")
+    else:
+        for ext in ("png", "pdf"):
+            fig.savefig(out / f"forest.{ext}", dpi=100)
+            written.append(out / f"forest.{ext}")
+        plt.close(fig)
+    written += raw.write(table, out)
+    if out.resolve() == FINDINGS.resolve():
+        findings.update(store.ROOT / "README.md", rows)
+        echo(f"findings: README.md's block written from {out / 'claims.json'}")
     return written
 
 

@@ -1,17 +1,23 @@
 """The verdict on the paper's claims 2-4, declared before any run (docs/method.md, "The verdict"),
-from a table of runs (``results.to_table``): which runs make each contrast, the families, and
-claims.md. The numbers come from ``stats``.
+from a table of runs (``results.to_table``): which runs make each contrast, the families, claims.md
+and the one-screen table at its top. The numbers come from ``stats``.
 
 A contrast is judged per cell (dataset, arch), training setting (epochs, every training setting,
 torch threads and device: runs of one cell trained otherwise are a replication of their own, never
-mixed in) and allocation regime, never pooled over cells; a method's runs at a pruner version not
-today's are a label of their own ("snip [v1]", as in the figures: ``labels``):
-the **uniform** regime (every scope option of every method ``layerwise``) and the **free** one
-(random positions spread by ERK: random, K-starts and combined's K-starts stage; every ranking
-global: dissipating, combined's dissipating stage and the score-based baselines). A method that
-lacks a scope option (K-starts before it had one) counts as ``layerwise``. The unit is the seed:
-a contrast takes the seeds both methods have and the sparsities both have on every one of them;
-a seed's value is the difference in test accuracy (points) averaged over those sparsities.
+mixed in), allocation regime and **tested sparsity**, never pooled; a method's runs at a pruner
+version not today's are a label of their own ("snip [v1]", as in the figures: ``labels``). The
+regimes: **uniform** (every scope option of every method ``layerwise``) and **free** (random
+positions spread by ERK: random, K-starts and combined's K-starts stage; every ranking global:
+dissipating, combined's dissipating stage and the score-based baselines). A method that lacks a
+scope option counts as ``layerwise``. The tested sparsities are those the profile declared for the
+cell (``tested_sparsities``, read back from the runs of the executions that declared it: the table's
+column of that name); a cell that declares none has descriptive rows only, no verdict word.
+
+The unit is the seed: at one sparsity a contrast takes the seeds both methods have there, and a
+seed's value is the difference in test accuracy (points). Each claim in one cell and regime is one
+Holm family over its contrasts times the tested sparsities; each secondary family is one rival
+against one method variant over the tested sparsities. Beside the tests: each contrast's mean over
+the tested sparsities (``stats.summary``) and its rows at the sparsities not tested, descriptive.
 """
 
 from __future__ import annotations
@@ -19,6 +25,8 @@ from __future__ import annotations
 import itertools
 import json
 import math
+
+import numpy as np
 
 from .. import data, pruners
 from ..errors import InitpruneError
@@ -149,16 +157,26 @@ def _column(table, name: str) -> list:
     return list(table[name]) if name in table else [None] * len(table)
 
 
+def _declared(value) -> tuple | None:
+    """A run's tested sparsities as its execution declared them: a tuple, None where it declared none."""
+    if isinstance(value, str):
+        value = json.loads(value)  # as runs.csv holds it
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    return tuple(float(v) for v in value)
+
+
 def _prepare(table):
     """The unablated runs with their label, regime, training setting and other options; per (cell,
     setting, regime, label) the runs with the default other options, else the option set that
     covers the most runs. A label says the pruner version where it is not today's ("snip [v1]"):
-    a group of its own, as in the figures (``labels``)."""
+    a group of its own, as in the figures (``labels``). With it, per (cell, setting, regime) the
+    tested sparsities its runs' executions declared (their union; None where none declared any)."""
     import pandas as pd
 
     table = table[table["ablation"] == "none"]
     if table.empty:
-        return {}
+        return {}, {}
     values = [resolved(m, o) for m, o in zip(table["method"], table["options"])]
     settings = [setting(*row) for row in zip(*(_column(table, c) for c in ("dataset", "epochs", "training", "history",
                                                                          "threads", "device")))]
@@ -169,11 +187,17 @@ def _prepare(table):
                          rest=[_rest(m, v) for m, v in zip(table["method"], values)],
                          setting=[canonical(s) for s in settings])
     table = table[table["regime"].notna()]
+    tested: dict = {}
+    for key, found in zip(zip(table["dataset"], table["arch"], table["setting"], table["regime"]),
+                          _column(table, "tested_sparsities")):
+        found = _declared(found)
+        if found is not None:
+            tested[key] = tuple(sorted(set(tested.get(key, ())) | set(found)))
     picked = {}
     for key, part in table.groupby(["dataset", "arch", "setting", "regime", "label"]):
         counts = part["rest"].value_counts()
         picked[key] = pd.DataFrame(part[part["rest"] == ("{}" if "{}" in counts else counts.index[0])])
-    return picked
+    return picked, tested
 
 
 def _runs(part) -> dict:
@@ -186,44 +210,72 @@ def _runs(part) -> dict:
     return out
 
 
-def contrast(a, b) -> dict | None:
-    """Method ``a`` minus rival ``b`` (their runs), paired by seed: the per-seed differences
-    (points, averaged over the sparsities both have on every common seed), their test-set term
-    (from the per-example correctness of the seeds logged at every sparsity), and per sparsity the
-    descriptive effect and interval. None where they share no seed or no sparsity."""
-    ra, rb = _runs(a), _runs(b)
-    seeds = sorted({s for s, _ in ra} & {s for s, _ in rb})
+def _record(a, b, seed, sparsity):
+    """The per-example differences of one seed's pair of runs, or None where either lacks them."""
+    (_, ca, id_a), (_, cb, id_b) = a, b
+    if ca is None or cb is None:
+        return None
+    try:
+        return stats.difference(stats.correctness(ca), stats.correctness(cb))
+    except InitpruneError as e:
+        raise InitpruneError(f"runs {id_a} and {id_b} (seed {seed}, sparsity {sparsity:g}), their test_correct: "
+                             f"{e}") from None
+
+
+def _test_se(records: list, where: str) -> float:
+    try:
+        return stats.test_se(records)
+    except InitpruneError as e:
+        raise InitpruneError(f"{where}: {e}") from None
+
+
+def contrast(ra: dict, rb: dict, sparsity: float) -> dict | None:
+    """Method A minus rival B (their ``_runs``) at one sparsity, paired by seed: the seeds both
+    have there, their differences (points) and the test-set term from the per-example correctness
+    of the seeds that logged it. None where they share no seed at that sparsity."""
+    seeds = sorted(seed for seed, p in ra if p == sparsity and (seed, p) in rb)
     if not seeds:
         return None
-    sparsities = sorted(set.intersection(*({p for s, p in ra if s == seed} & {p for s, p in rb if s == seed}
-                                           for seed in seeds)))
-    if not sparsities:
-        return None
-    diffs, records, per = [], [], {p: ([], []) for p in sparsities}
-    paired = 0
+    diffs, records = [], []
     for seed in seeds:
-        here = []
-        for p in sparsities:
-            (acc_a, ca, id_a), (acc_b, cb, id_b) = ra[(seed, p)], rb[(seed, p)]
-            if ca is not None and cb is not None:
-                try:
-                    here.append(stats.difference(stats.correctness(ca), stats.correctness(cb)))
-                except InitpruneError as e:
-                    raise InitpruneError(f"runs {id_a} and {id_b} (seed {seed}, sparsity {p:g}), their test_correct: "
-                                         f"{e}") from None
-                per[p][1].append(here[-1])
-                paired += 1
-            per[p][0].append(stats.difference(acc_a, acc_b))
-        diffs.append(sum(per[p][0][-1] for p in sparsities) / len(sparsities))
-        if len(here) == len(sparsities):
-            records.append(here)
-    rows = []
-    for p in sparsities:
-        mean, low, high = stats.interval(per[p][0], stats.test_se(per[p][1]) if per[p][1] else 0.0)
-        rows.append({"sparsity": p, "seeds": len(seeds), "mean": mean, "low": low, "high": high})
-    return {"diffs": diffs, "se_test": stats.test_se(records) if records else 0.0, "seeds": seeds,
-            "sparsities": sparsities, "with_correctness": paired, "pairs": len(seeds) * len(sparsities),
-            "per_sparsity": rows}
+        a, b = ra[(seed, sparsity)], rb[(seed, sparsity)]
+        diffs.append(stats.difference(a[0], b[0]))
+        record = _record(a, b, seed, sparsity)
+        if record is not None:
+            records.append(record)
+    where = f"runs {ra[(seeds[0], sparsity)][2]} and {rb[(seeds[0], sparsity)][2]} (sparsity {sparsity:g})"
+    return {"diffs": diffs, "se_test": _test_se(records, where) if records else 0.0, "seeds": seeds,
+            "with_correctness": len(records), "pairs": len(seeds)}
+
+
+def mean_contrast(ra: dict, rb: dict, sparsities) -> dict | None:
+    """The descriptive mean over ``sparsities`` (``stats.summary``): the seeds both have at every
+    one of them, each seed's mean difference, the test-set term of the per-example means where
+    every pair logged its correctness. None where no seed has them all."""
+    sparsities = sorted(sparsities)
+    seeds = sorted(seed for seed in {s for s, _ in ra} if all((seed, p) in ra and (seed, p) in rb for p in sparsities))
+    if not seeds or not sparsities:
+        return None
+    diffs = [[stats.difference(ra[(s, p)][0], rb[(s, p)][0]) for p in sparsities] for s in seeds]
+    records = [[_record(ra[(s, p)], rb[(s, p)], s, p) for p in sparsities] for s in seeds]
+    complete = all(r is not None for row in records for r in row)
+    try:
+        found = stats.summary(diffs, records if complete else None)
+    except InitpruneError as e:
+        raise InitpruneError(f"the mean over sparsities {', '.join(f'{p:g}' for p in sparsities)}: {e}") from None
+    per_seed = [sum(row) / len(row) for row in diffs]
+    return {**found, "diffs": per_seed, "seeds": seeds, "with_correctness": len(seeds) * len(sparsities)
+            if complete else sum(r is not None for row in records for r in row), "pairs": len(seeds) * len(sparsities)}
+
+
+def _describe(c: dict) -> dict:
+    """A descriptive row's numbers: effect, spread, 95% and 90% intervals, no test and no word."""
+    d = c["diffs"]
+    mean, low, high = stats.interval(d, c["se_test"])
+    _, low90, high90 = stats.interval(d, c["se_test"], level=1 - 2 * stats.ALPHA)
+    sd = float(np.std(d, ddof=1)) if len(d) >= 2 else math.nan
+    return {"mean": mean, "low": low, "high": high, "low90": low90, "high90": high90, "sd": sd,
+            "zeros": int(sum(x == 0 for x in d))}
 
 
 def _where(picked) -> dict:
@@ -272,48 +324,107 @@ def _matched_families(picked, d: str, a: str, g: str, reg: str) -> list:
     return out
 
 
+ROLES = ("test", "mean", "descriptive")  # a declared test; the mean over its sparsities; an untested sparsity
+WORDS_BETTER = ("better", "better, within margin")
+
+
+def _blank(**row) -> dict:
+    """Every field of a claims.json row, unset: a row of any role carries them all."""
+    out = {"sparsity": None, "sparsities": [], "seeds": [], "n": 0, "zeros": 0, "mean": None, "sd": None,
+           "se_seed": None, "se_test": None, "low": None, "high": None, "low90": None, "high90": None, "p": None,
+           "adjusted_p": None, "p_min": None, "adjusted_p_min": None, "power_sd": None, "underpowered": "",
+           "verdict": None, "family": 0, "family_id": None, "with_correctness": 0, "pairs": 0, "diffs": []}
+    return {**out, **row}
+
+
+def _se_seed(sd, n) -> float | None:
+    return None if sd is None or n < 2 or math.isnan(sd) else sd / math.sqrt(n)
+
+
+def _family_rows(base: dict, family_id: str, pairs, tested) -> list[dict]:
+    """One family's rows: each contrast at each tested sparsity, judged (Holm over them all), then
+    each contrast's mean over the tested sparsities and its rows at the sparsities not tested
+    (descriptive). ``pairs``: [(method label, rival label, method's runs, rival's runs)], runs as
+    ``_runs`` makes them (None: not run). ``tested``: the cell's declared sparsities, or () where
+    it declares none (descriptive rows only)."""
+    out = []
+    tests = [(m, r, a, b, s) for m, r, a, b in pairs for s in tested]
+    found = [contrast(a, b, s) if a is not None and b is not None else None for _, _, a, b, s in tests]
+    judged = stats.judge(found, base["margin"]) if tests else []
+    for (m, r, _, _, s), c, j in zip(tests, found, judged):
+        row = _blank(**base, role="test", method=m, rival=r, sparsity=s, sparsities=[s], family=len(tests),
+                     family_id=family_id)
+        if c is not None:
+            row.update({k: v for k, v in j.items() if k not in ("seeds", "family")}, **c, n=len(c["seeds"]))
+            row["se_seed"] = _se_seed(row["sd"], row["n"])
+        out.append(row)
+    for m, r, a, b in pairs:
+        if a is None or b is None:
+            continue
+        every = sorted({p for _, p in a} & {p for _, p in b})
+        over = list(tested) if tested else every
+        c = mean_contrast(a, b, over) if len(over) > 1 else None
+        if c is not None:
+            row = _blank(**base, role="mean", method=m, rival=r, sparsities=over, family_id=family_id)
+            row.update({k: c[k] for k in ("mean", "low", "high", "low90", "high90", "se_test", "diffs", "seeds",
+                                          "with_correctness", "pairs")}, n=len(c["seeds"]))
+            row["sd"] = float(np.std(c["diffs"], ddof=1)) if row["n"] >= 2 else None
+            row["zeros"], row["se_seed"] = int(sum(x == 0 for x in c["diffs"])), _se_seed(row["sd"], row["n"])
+            out.append(row)
+        for s in (p for p in every if p not in tested):
+            c = contrast(a, b, s)
+            if c is not None:
+                row = _blank(**base, role="descriptive", method=m, rival=r, sparsity=s, sparsities=[s],
+                             family_id=family_id)
+                row.update(c, **_describe(c), n=len(c["seeds"]))
+                row["se_seed"] = _se_seed(row["sd"], row["n"])
+                out.append(row)
+    return out
+
+
 def verdicts(table) -> list[dict]:
-    """Every declared contrast of every cell, training setting and regime that has runs: the
-    primary families (kind "primary", claim "2", "3", "4"), then the secondary ones (kind
-    "secondary", one family per rival: every paper method against it; and claim 2's
-    compute-matched random), each with its seeds, sparsities, effect (points), 95% and 90%
-    intervals (test-set term in quadrature), p, Holm-adjusted p within its family and verdict
-    (None for a declared contrast without paired runs: it counts in its family at p = 1)."""
-    picked = _prepare(table)
+    """Every row of the verdict (claims.json), per cell, training setting and regime that has
+    runs: the primary families (kind "primary", claim "2", "3", "4"), then the secondary ones (kind
+    "secondary": one family per rival and paper method variant, and claim 2's compute-matched
+    random). Each row has its role ("test": one contrast at one tested sparsity, with seeds,
+    zeros, effect (points), sd, se_seed, se_test, 95% and 90% intervals, p, Holm-adjusted p
+    within its family, the family's size and id, the power mark and its verdict word (None for a
+    declared contrast without paired runs: it counts in its family at p = 1); "mean": its mean
+    over the tested sparsities; "descriptive": a sparsity not tested, or any where the cell
+    declares none), with no word for the last two."""
+    picked, declared = _prepare(table)
     where = _where(picked)
     out = []
     cells = sorted({(d, a, g, r) for d, a, g, r, _ in picked},
                    key=lambda k: (k[0], k[1], where[k[:3]], REGIMES.index(k[3])))
     paper = [name for m in pruners.of_family("paper") for name in declared_labels(m)]
     for dataset, arch, g, reg in cells:
-        here = {name: runs for (d, a, s, r, name), runs in picked.items() if (d, a, s, r) == (dataset, arch, g, reg)}
-        families = [("primary", number, text, pairs, None) for number, text, pairs in primary_families()]
+        here = {name: _runs(runs) for (d, a, s, r, name), runs in picked.items()
+                if (d, a, s, r) == (dataset, arch, g, reg)}
+        tested = declared.get((dataset, arch, g, reg), ())
+        name = f"{dataset}/{arch}" + (f" [{where[(dataset, arch, g)]}]" if where[(dataset, arch, g)] else "")
+        families = [("primary", number, text, [(m, r, here.get(m), here.get(r)) for m, r in pairs],
+                     f"{name}, {reg}, claim {number}") for number, text, pairs in primary_families()]
         for rival in rivals() + sorted({_base(n) for n in here} - set(pruners.PRUNERS.names())):
-            for name in sorted(n for n in here if _base(n) == rival):
-                families.append(("secondary", name, f"the paper's methods against {name}",
-                                 [(p, name) for p in paper], None))
-        for name, rival, runs, rival_runs in _matched_families(picked, dataset, arch, g, reg):
-            families.append(("secondary", rival, f"{name} against random trained as long as it spends in all "
-                             "(claim 2, compute-matched)", [(name, rival)], [(runs, rival_runs)]))
-        found_all = [[contrast(*given[i]) if given else contrast(here[m], here[r]) if m in here and r in here
-                      else None for i, (m, r) in enumerate(pairs)]
-                     for _, _, _, pairs, given in families]
-        if not any(c is not None for found in found_all for c in found):
+            for against in sorted(n for n in here if _base(n) == rival):
+                for m in (p for p in paper if p in here):
+                    families.append(("secondary", against, f"{m} against {against}",
+                                     [(m, against, here[m], here[against])], f"{name}, {reg}, {m} vs {against}"))
+        for m, rival, runs, rival_runs in _matched_families(picked, dataset, arch, g, reg):
+            families.append(("secondary", rival, f"{m} against random trained as long as it spends in all "
+                             "(claim 2, compute-matched)", [(m, rival, _runs(runs), _runs(rival_runs))],
+                             f"{name}, {reg}, {m} vs {rival}"))
+        if not any(a is not None and b is not None for *_, pairs, _ in families for _, _, a, b in pairs):
             continue  # no contrast has runs in this cell and regime (dense alone, say)
-        for (kind, number, text, pairs, _), found in zip(families, found_all):
-            if kind == "secondary" and not any(found):
+        base = {"dataset": dataset, "arch": arch, "regime": reg, "setting": json.loads(g),
+                "where": where[(dataset, arch, g)], "margin": margin(dataset), "tested": list(tested)}
+        for kind, number, text, pairs, family_id in families:
+            if kind == "secondary" and not any(a is not None and b is not None for _, _, a, b in pairs):
                 continue
-            judged = stats.judge(found, margin(dataset))
-            for (m, r), c, j in zip(pairs, found, judged):
-                row = {"kind": kind, "claim": number, "text": text, "dataset": dataset, "arch": arch, "regime": reg,
-                       "setting": json.loads(g), "where": where[(dataset, arch, g)],
-                       "method": m, "rival": r, "family": len(pairs), "margin": margin(dataset)}
-                if c is None:
-                    row.update(seeds=[], sparsities=[], verdict=None, per_sparsity=[])
-                else:
-                    row.update({k: v for k, v in c.items() if k != "diffs"}, diffs=c["diffs"],
-                               **{k: v for k, v in j.items() if k != "seeds"})
-                out.append(row)
+            if kind == "primary" and not tested:
+                pairs = [p for p in pairs if p[2] is not None and p[3] is not None]
+            out += _family_rows({"kind": kind, "claim": number, "text": text, **base}, family_id, pairs,
+                                tested)
     return out
 
 
@@ -321,26 +432,102 @@ _base = labels.base
 
 
 def starred(rows) -> dict:
-    """{(dataset, arch, regime): {label: sparsities}} for each paper method whose every primary
-    contrast in that cell and regime came out **better**: the sparsities it was judged on."""
+    """{(dataset, arch, regime): {label: sparsities}}: for each paper method, the tested sparsities
+    at which every one of its primary contrasts in that cell and regime came out better (within
+    margin or not)."""
     found: dict = {}
-    keys = {(r["dataset"], r["arch"], r["regime"], r["method"]) for r in rows if r["kind"] == "primary"}
-    for d, a, g, m in keys:
-        mine = [r for r in rows if r["kind"] == "primary" and (r["dataset"], r["arch"], r["regime"], r["method"])
-                == (d, a, g, m)]
-        if all(r["verdict"] == "better" for r in mine):
-            found.setdefault((d, a, g), {})[m] = set.intersection(*(set(r["sparsities"]) for r in mine))
+    tests = [r for r in rows if r["kind"] == "primary" and r["role"] == "test"]
+    for key in {(r["dataset"], r["arch"], r["regime"], r["method"], r["sparsity"]) for r in tests}:
+        mine = [r for r in tests if (r["dataset"], r["arch"], r["regime"], r["method"], r["sparsity"]) == key]
+        if all(r["verdict"] in WORDS_BETTER for r in mine):
+            found.setdefault(key[:3], {}).setdefault(key[3], set()).add(key[4])
     return found
+
+
+# ---- the one-screen verdict ---------------------------------------------------------------------
+
+
+def cell_key(r: dict) -> tuple:
+    return r["dataset"], r["arch"], r["where"]
+
+
+def carrier(rows) -> tuple | None:
+    """The cell (dataset, arch, where) that carries the verdict: of the cells with tested
+    sparsities and paired runs there, the one with the most seeds on its primary contrasts; on a tie the one with the
+    smallest margin (a dataset declares a wider one where its test set is small or its task noisy),
+    then the first in order. None where no cell declares any."""
+    return most([r for r in rows if r["kind"] == "primary" and r["role"] == "test"], lambda r: r["n"])
+
+
+def most(rows, seeds) -> tuple | None:
+    total: dict = {}
+    for r in rows:
+        total[cell_key(r)] = total.get(cell_key(r), 0) + seeds(r)
+    margins = {cell_key(r): r["margin"] for r in rows}
+    total = {k: v for k, v in total.items() if v > 0}  # a cell whose declared contrasts have no paired runs: none
+    return min(total, key=lambda k: (-total[k], margins[k])) if total else None
+
+
+def glance(rows) -> list[dict]:
+    """The one-screen verdict, one table per cell with paired runs at its tested sparsities, the
+    carrier first: one row per primary contrast (claim, method, rival), one column per regime and
+    tested sparsity, each cell its test row (None where that contrast has none there). Each table: {"cell": a row
+    of the cell (for ``cell``), "carries": bool, "columns": [(regime, sparsity)], "rows": [{"claim",
+    "method", "rival", "cells": [...]}]}."""
+    tests = [r for r in rows if r["kind"] == "primary" and r["role"] == "test"]
+    first = carrier(rows)
+    keys = list(dict.fromkeys(cell_key(r) for r in tests if r["verdict"] is not None))
+    keys.sort(key=lambda k: k != first)
+    out = []
+    for key in keys:
+        mine = [r for r in tests if cell_key(r) == key]
+        columns = list(dict.fromkeys((r["regime"], r["sparsity"]) for r in
+                                     sorted(mine, key=lambda r: (REGIMES.index(r["regime"]), r["sparsity"]))))
+        by = {(r["claim"], r["method"], r["rival"], r["regime"], r["sparsity"]): r for r in mine}
+        contrasts = list(dict.fromkeys((r["claim"], r["method"], r["rival"]) for r in mine))
+        out.append({"cell": mine[0], "carries": key == first, "columns": columns,
+                    "rows": [{"claim": c, "method": m, "rival": v,
+                              "cells": [by.get((c, m, v, *col)) for col in columns]} for c, m, v in contrasts]})
+    return out
+
+
+def no_glance(rows) -> str:
+    """Why there is no one-screen verdict (Markdown)."""
+    if any(r["tested"] for r in rows):
+        return ("No primary contrast has paired runs at a declared tested sparsity: the tests below count each at "
+                "p = 1, and the other rows are descriptive, with no verdict word.")
+    return ("No cell declares tested sparsities (a profile's `tested_sparsities`): every row below is descriptive, "
+            "with no verdict word.")
+
+
+def effect(r: dict | None) -> str:
+    """A glance cell: "better +1.60", "no runs" or "" (no such test)."""
+    if r is None:
+        return ""
+    if r["verdict"] is None:
+        return "no runs"
+    return f"{r['verdict']} {_num(r['mean'])}"
+
+
+def undeclared(rows) -> list[dict]:
+    """One row of each cell and regime that declares no tested sparsities (descriptive only)."""
+    seen: dict = {}
+    for r in rows:
+        if not r["tested"]:
+            seen.setdefault((cell_key(r), r["regime"]), r)
+    return list(seen.values())
 
 
 # ---- claims.md ----------------------------------------------------------------------------------
 
 
-def _num(x: float) -> str:
+def _num(x) -> str:
     return "n/a" if x is None or math.isnan(x) else f"{x:+.2f}"
 
 
-def _p(p: float) -> str:
+def _p(p) -> str:
+    if p is None:
+        return ""
     return f"{p:.3f}" if p >= 0.001 else f"{p:.1e}"
 
 
@@ -385,104 +572,165 @@ def _vs(r: dict) -> str:
     return f"{_md(r['method'])} vs {_md(r['rival'])}"
 
 
+def _s(r: dict) -> str:
+    return labels.sparsities([r["sparsity"]])[r["sparsity"]]
+
+
 def summary_line(r: dict) -> str:
-    """One contrast in words (Markdown): "combined (cubic) vs random, fashion_mnist/lenet300,
-    uniform: +3.10 points [1.20, 5.00], adjusted p = 0.004, 10 seeds (0-9): better"."""
-    head = f"{_vs(r)}, {cell(r)}, {r['regime']}"
+    """One test row in words (Markdown): "combined (cubic) vs random, fashion_mnist/lenet300,
+    uniform, s=0.95: +1.65 points [1.32, 1.98], adjusted p = 0.002 (family of 9), 12 seeds (0-11):
+    better"."""
+    head = f"{_vs(r)}, {cell(r)}, {r['regime']}, s={_s(r)}"
     if r["verdict"] is None:
         return f"{head}: no paired runs (counts in its family of {r['family']} at p = 1)"
-    n = len(r["seeds"])
-    return (f"{head}: {_num(r['mean'])} points {_interval(r)}, adjusted p = {_p(r['adjusted_p'])}, "
-            f"{n} seed{'s' if n != 1 else ''} ({_seeds(r['seeds'])}): {r['verdict']}{_record_note(r)}")
+    n = r["n"]
+    zeros = f", {r['zeros']} of them 0" if r["zeros"] else ""
+    power = f"; {r['underpowered']}" if r["underpowered"] else ""
+    return (f"{head}: {_num(r['mean'])} points {_interval(r)}, adjusted p = {_p(r['adjusted_p'])} "
+            f"(family of {r['family']}), {n} seed{'s' if n != 1 else ''} ({_seeds(r['seeds'])}{zeros}): "
+            f"{r['verdict']}{power}{_record_note(r)}")
+
+
+def glance_lines(table: dict) -> list[str]:
+    named = labels.sparsities([s for _, s in table["columns"]])
+    lines = ["| claim | contrast | " + " | ".join(f"{g} s={named[s]}" for g, s in table["columns"]) + " |",
+             "| --- | --- | " + " | ".join("---" for _ in table["columns"]) + " |"]
+    for row in table["rows"]:
+        lines.append(f"| {row['claim']} | {_md(row['method'])} vs {_md(row['rival'])} | "
+                     + " | ".join(effect(c) for c in row["cells"]) + " |")
+    return lines
+
+
+READING = ("Effect = test accuracy of the method minus its rival, in points, mean over the seeds both have at "
+           "that sparsity; cells, allocation regimes (uniform: every method layerwise; free: random positions by "
+           "ERK, rankings global) and sparsities are judged apart, never pooled. Only the sparsities the profile "
+           "declared before it ran (`tested_sparsities`) carry tests; the others, and the mean over the tested "
+           "ones, are descriptive (no verdict word). p: exact paired sign-flip test over the seeds (two-sided), "
+           "Holm-adjusted within each family (one claim in one cell and regime over its contrasts and tested "
+           "sparsities; one secondary rival against one method variant over the tested sparsities); a seed "
+           "whose difference is exactly 0 carries no sign. Intervals: t over the seeds, the seeds' standard "
+           "error and the test-set one (from the per-example correctness: every seed is scored on the same test "
+           "set) added in quadrature. Verdict, significance first: **better** / **worse** when the adjusted p < "
+           "0.05 and the 95% interval excludes 0, **within margin** when the 90% interval also lies inside "
+           "±margin; else **equivalent** when it does (two one-sided tests, not Holm-adjusted); else "
+           "**inconclusive**; **too few seeds** in place of better, worse or inconclusive when the smallest p "
+           "its non-zero seeds can reach, Holm-adjusted over its family, is above 0.05. **underpowered (sd = "
+           "...)**: the seeds' spread is too wide for the family to find twice the margin with 80% power.")
 
 
 def _family_table(group: list[dict]) -> list[str]:
-    lines = ["| contrast | seeds | sparsities | effect (points) | 95% interval | 90% interval | margin | p "
-             "| adjusted p | verdict |", "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
-    named = labels.sparsities([s for r in group if r["verdict"] is not None for s in r["sparsities"]])
+    lines = ["| contrast | s | seeds | zeros | effect (points) | 95% interval | 90% interval | se seed | se test "
+             "| margin | p | adjusted p | verdict |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in group:
         if r["verdict"] is None:
-            lines.append(f"| {_vs(r)} | 0 | | | | | ±{r['margin']:g} | 1 (no runs) | | |")
+            lines.append(f"| {_vs(r)} | {_s(r)} | 0 | | | | | | | ±{r['margin']:g} | 1 (no runs) | | |")
             continue
-        lines.append(f"| {_vs(r)} | {len(r['seeds'])} ({_seeds(r['seeds'])}) "
-                     f"| {', '.join(named[s] for s in r['sparsities'])} | {_num(r['mean'])} | {_interval(r)} "
-                     f"| {_interval(r, 'low90', 'high90')} | ±{r['margin']:g} | {_p(r['p'])} | {_p(r['adjusted_p'])} "
-                     f"| {r['verdict']}{_record_note(r)} |")
+        word = r["verdict"] + (f"; {r['underpowered']}" if r["underpowered"] else "")
+        lines.append(f"| {_vs(r)} | {_s(r)} | {r['n']} ({_seeds(r['seeds'])}) | {r['zeros']} | {_num(r['mean'])} "
+                     f"| {_interval(r)} | {_interval(r, 'low90', 'high90')} | {_se(r['se_seed'])} "
+                     f"| {_se(r['se_test'])} | ±{r['margin']:g} | {_p(r['p'])} | {_p(r['adjusted_p'])} "
+                     f"| {word}{_record_note(r)} |")
     return lines
 
 
-def _per_sparsity(group: list[dict]) -> list[str]:
-    present = [r for r in group if r["verdict"] is not None]
-    sparsities = sorted({p["sparsity"] for r in present for p in r["per_sparsity"]})
-    if not present:
-        return []
+def _se(x) -> str:
+    return "n/a" if x is None or math.isnan(x) else f"{x:.2f}"
+
+
+def _means(group: list[dict]) -> list[str]:
+    lines = ["| cell | regime | contrast | sparsities | seeds | effect (points) | 95% interval | 90% interval |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for r in group:
+        named = labels.sparsities(r["sparsities"])
+        lines.append(f"| {cell(r, ' / ')} | {r['regime']} | {_vs(r)} | {', '.join(named[s] for s in r['sparsities'])} "
+                     f"| {r['n']} | {_num(r['mean'])} | {_interval(r)} | {_interval(r, 'low90', 'high90')} |")
+    return lines
+
+
+def _descriptive(group: list[dict]) -> list[str]:
+    sparsities = sorted({r["sparsity"] for r in group})
     named = labels.sparsities(sparsities)
-    lines = ["| dataset / arch | method | vs | regime | " + " | ".join(f"s={named[s]}" for s in sparsities) + " |",
-             "| --- | --- | --- | --- | " + " | ".join("---" for _ in sparsities) + " |"]
-    for r in present:
-        by = {p["sparsity"]: p for p in r["per_sparsity"]}
-        cells = [f"{_num(by[s]['mean'])} {_interval(by[s])}" if s in by else "" for s in sparsities]
-        lines.append(f"| {cell(r, ' / ')} | {_md(r['method'])} | {_md(r['rival'])} | {r['regime']} | "
-                     + " | ".join(cells) + " |")
+    lines = ["| cell | regime | contrast | " + " | ".join(f"s={named[s]}" for s in sparsities) + " |",
+             "| --- | --- | --- | " + " | ".join("---" for _ in sparsities) + " |"]
+    keys = list(dict.fromkeys((cell(r, " / "), r["regime"], _vs(r)) for r in group))
+    by = {(cell(r, " / "), r["regime"], _vs(r), r["sparsity"]): r for r in group}
+    for key in keys:
+        cells = [f"{_num(by[(*key, s)]['mean'])} {_interval(by[(*key, s)])} (n={by[(*key, s)]['n']})"
+                 if (*key, s) in by else "" for s in sparsities]
+        lines.append(f"| {key[0]} | {key[1]} | {key[2]} | " + " | ".join(cells) + " |")
     return lines
 
 
-def _families(rows: list[dict]) -> list[tuple[tuple, list[dict]]]:
+def _families(rows: list[dict]) -> list[tuple[str, list[dict]]]:
     groups: dict = {}
     for r in rows:
-        groups.setdefault((cell(r, " / "), r["regime"], r["kind"], r["claim"], r["text"]), []).append(r)
+        groups.setdefault(r["family_id"], []).append(r)
     return list(groups.items())
 
 
-def claims_markdown(table) -> str:
-    """claims.md: a summary line per primary contrast, cell and regime, then each family with its
-    adjusted p-values, then the per-sparsity rows (descriptive), then the secondary families."""
-    rows = verdicts(table)
+def claims_markdown(table=None, rows=None) -> str:
+    """claims.md from a runs table (or its ``verdicts`` rows): the one-screen verdict (the carrier
+    cell's table, then the replications'), how to read it, a line per test, each family with its
+    adjusted p-values, the descriptive rows, then the secondary families."""
+    rows = verdicts(table) if rows is None else rows
     lines = ["# The paper's claims on our grid", "",
              "Haroon, arXiv 2209.02201, claims 2-4, judged on our grid, not the paper's numbers, with statistics "
-             "declared before any run (docs/method.md, \"The verdict\").", "",
-             "Effect = test accuracy of the method minus its rival, in points, per seed averaged over the "
-             "sparsities both have on every seed both have; cells and allocation regimes (uniform: every method "
-             "layerwise; free: random positions by ERK, rankings global) are judged apart, never pooled. "
-             "p: exact paired sign-flip test over the seeds (two-sided), Holm-adjusted within each family "
-             "(one claim, or one secondary rival, in one cell and regime); a seed whose difference is exactly 0 "
-             "carries no sign. Intervals: t over the seeds, the seeds' standard error and the test-set one (from "
-             "the per-example correctness: every seed is scored on the same test set) added in quadrature. "
-             "Verdict, significance first: **better** / **worse** when the adjusted p < 0.05 and the 95% interval "
-             "excludes 0, **within margin** when the 90% interval also lies inside ±margin; else **equivalent** "
-             "when it does (two one-sided tests, not Holm-adjusted); else **inconclusive**; **too few seeds** in "
-             "place of better, worse or inconclusive when the smallest p its non-zero seeds can reach, "
-             "Holm-adjusted over its family, is above 0.05.", ""]
+             "declared before any run (docs/method.md, \"The verdict\").", ""]
     if not rows:
         return "\n".join(lines + ["No runs to compare yet: run `make demo` first.", ""])
-    primary = [r for r in rows if r["kind"] == "primary"]
-    lines += ["## Summary (primary contrasts)", ""]
-    for (_, g, _, number, _text), group in _families(primary):
-        here = cell(group[0])
-        if all(r["verdict"] is None for r in group):
-            lines.append(f"- claim {number}, {here}, {g}: no paired runs")
-            continue
-        lines += [f"- claim {number}: {summary_line(r)}" for r in group if r["verdict"] is not None]
-        missing = [_vs(r) for r in group if r["verdict"] is None]
-        if missing:
-            lines.append(f"- claim {number}, {here}, {g}: no paired runs for {', '.join(missing)} (each counts in "
-                         f"the family of {group[0]['family']} at p = 1)")
-    lines.append("")
-    lines += ["## Primary families", ""]
-    for (c, g, _, number, text), group in _families(primary):
-        lines += [f"### Claim {number}: {_md(text)} ({c}, {g}; family of {group[0]['family']})", "",
-                  *_family_table(group), ""]
-    lines += ["## Per sparsity (descriptive: effect [95% interval], no verdict)", ""]
-    for (c, g, _, number, _text), group in _families(primary):
-        table_lines = _per_sparsity(group)
-        if table_lines:
-            lines += [f"### Claim {number}, {c}, {g}", "", *table_lines, ""]
-    secondary = [r for r in rows if r["kind"] == "secondary"]
+    lines += ["## Verdict at a glance", ""]
+    tables = glance(rows)
+    if not tables:
+        lines += [no_glance(rows), ""]
+    for t in tables:
+        c = t["cell"]
+        if t["carries"]:
+            most = max((r["n"] for row in t["rows"] for r in row["cells"] if r), default=0)
+            lines += [f"**{cell(c)}** carries the verdict (the most seeds on its primary contrasts, up to {most}). "
+                      "Each entry: the verdict word and the effect (points, method minus rival); one column per "
+                      "regime and tested sparsity.", ""]
+        else:
+            lines += [f"### Replication: {cell(c)}", ""]
+        lines += [*glance_lines(t), ""]
+    loose = undeclared(rows)
+    if loose:
+        lines += ["Descriptive only (no tested sparsities declared, no verdict word): "
+                  + "; ".join(f"{cell(r)}, {r['regime']}" for r in loose) + ".", ""]
+    lines += ["## How to read it", "", READING, ""]
+    tests = [r for r in rows if r["role"] == "test"]
+    primary = [r for r in tests if r["kind"] == "primary"]
+    if primary:
+        lines += ["## Summary (primary contrasts, per tested sparsity)", ""]
+        for _, group in _families(primary):
+            lines += [f"- claim {r['claim']}: {summary_line(r)}" for r in group if r["verdict"] is not None]
+            missing = list(dict.fromkeys(_vs(r) for r in group if r["verdict"] is None))
+            if missing:
+                r = group[0]
+                lines.append(f"- claim {r['claim']}, {cell(r)}, {r['regime']}: no paired runs for "
+                             f"{', '.join(missing)} at some or all tested sparsities (each counts in the family of "
+                             f"{r['family']} at p = 1)")
+        lines += ["", "## Primary families", ""]
+        for _, group in _families(primary):
+            r = group[0]
+            contrasts = len({(x["method"], x["rival"]) for x in group})
+            lines += [f"### Claim {r['claim']}: {_md(r['text'])} ({cell(r, ' / ')}, {r['regime']}; family of "
+                      f"{r['family']}: {contrasts} contrast{'s' if contrasts != 1 else ''} x {len(r['tested'])} "
+                      "tested sparsities)", "", *_family_table(group), ""]
+    means = [r for r in rows if r["role"] == "mean"]
+    if means:
+        lines += ["## Mean over the tested sparsities (descriptive: effect [95% interval], no verdict; where a cell "
+                  "declares none, over every sparsity its seeds share)", "", *_means(means), ""]
+    described = [r for r in rows if r["role"] == "descriptive"]
+    if described:
+        lines += ["## Sparsities not tested (descriptive: effect [95% interval] (seeds), no verdict)", "",
+                  *_descriptive(described), ""]
+    secondary = [r for r in tests if r["kind"] == "secondary"]
     if secondary:
-        lines += ["## Secondary (labelled so): the established baselines and post-training against the paper's "
-                  "methods, and claim 2 at equal training cost", ""]
-        for (c, g, _, _rival, text), group in _families(secondary):
-            lines += [f"### Secondary: {_md(text)} ({c}, {g}; family of {group[0]['family']})", "",
-                      *_family_table([r for r in group if r["verdict"] is not None]), "",
-                      "Per sparsity (descriptive):", "", *_per_sparsity(group), ""]
+        lines += ["## Secondary (labelled so): the established baselines and post-training against each paper "
+                  "method, and claim 2 at equal training cost", ""]
+        for _, group in _families(secondary):
+            r = group[0]
+            lines += [f"### Secondary: {_md(r['text'])} ({cell(r, ' / ')}, {r['regime']}; family of {r['family']})",
+                      "", *_family_table(group), ""]
     return "\n".join(lines)

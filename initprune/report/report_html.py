@@ -1,9 +1,11 @@
 """``figures/report.html``: the report as one self-contained page, for a browser or an e-mail.
 
-The verdict's summary comes first (what ``claims.md`` says before its first ``## `` heading),
-then every figure, embedded as a base64 PNG, with a sentence on what to look at, the accuracy
-table and the run's provenance: commit, the profiles in the store, seeds, machine and time.
-Nothing on the page is fetched from elsewhere.
+The verdict comes first, on one screen: the table of the cell that carries it (one row per primary
+contrast, one column per regime and tested sparsity, each entry its verdict word in colour and the
+effect), the replication cells folded below it, and the forest plot; then every figure, embedded as
+a base64 PNG, with a sentence on what to look at, the accuracy table, the verdict in full and the
+run's provenance: commit, the profiles in the store, seeds, machine and time. Nothing on the page
+is fetched from elsewhere.
 """
 
 from __future__ import annotations
@@ -51,6 +53,13 @@ table { border-collapse: collapse; font-size: .85rem; margin: 1rem 0; }
 th, td { border: 1px solid #ccc; padding: .25rem .5rem; text-align: left; }
 th { background: #f3f3f3; } code { background: #f3f3f3; padding: 0 .2rem; }
 .summary { background: #f7f9fc; border-left: 4px solid #3b6fb6; padding: .5rem 1rem; }
+table.verdict { font-size: .75rem; margin: .5rem 0; }
+table.verdict td, table.verdict th { white-space: nowrap; padding: .12rem .4rem; }
+table.verdict td:nth-child(2) { white-space: normal; min-width: 14rem; }
+td.better { background: #c8ecd0; } td.better-within-margin { background: #e6f5e9; }
+td.worse { background: #f7c9c9; } td.worse-within-margin { background: #fbe7e7; }
+td.equivalent { background: #dde7f5; } td.inconclusive { color: #555; } td.too-few-seeds { color: #8a6d00; }
+td.no-runs { color: #999; font-style: italic; } details.replication { margin: .5rem 0; }
 dl.provenance dt { font-weight: bold; } dl.provenance dd { margin: 0 0 .5rem 1rem; }
 """
 
@@ -142,6 +151,70 @@ def markdown(text: str) -> str:
     return "\n".join(out)
 
 
+def _word_class(r) -> str:
+    return "no-runs" if r["verdict"] is None else r["verdict"].replace(", ", "-").replace(" ", "-")
+
+
+def _glance_table(table: dict) -> str:
+    """One cell's one-screen verdict as an HTML table: a row per primary contrast, a column per
+    regime and tested sparsity, each entry its word (a class that colours it) and the effect."""
+    from . import claims, labels
+
+    named = labels.sparsities([s for _, s in table["columns"]])
+    head = "".join(f"<th>{html.escape(g)} s={named[s]}</th>" for g, s in table["columns"])
+    body = []
+    for row in table["rows"]:
+        cells = "".join(f'<td class="word {_word_class(r)}">{html.escape(claims.effect(r))}</td>' if r else "<td></td>"
+                        for r in row["cells"])
+        body.append(f"<tr><td>{html.escape(row['claim'])}</td><td>{html.escape(row['method'])} vs "
+                    f"{html.escape(row['rival'])}</td>{cells}</tr>")
+    return (f'<table class="verdict"><thead><tr><th>claim</th><th>contrast</th>{head}</tr></thead>'
+            f"<tbody>{''.join(body)}</tbody></table>")
+
+
+def _plain_cell(r: dict) -> str:
+    where = f" [{r['where']}]" if r.get("where") else ""
+    return html.escape(f"{r['dataset']}/{r['arch']}{where}")
+
+
+def verdict(rows: list[dict], forest_png: Path | None = None) -> str:
+    """The verdict at a glance (claims.json's rows): the carrier cell's table, each replication
+    cell's folded under it, the cells without tested sparsities named, then the forest plot."""
+    from . import claims
+
+    tables = claims.glance(rows)
+    out = ["<h2>Verdict at a glance</h2>"]
+    if not tables:
+        out.append(f"<p>{_inline(claims.no_glance(rows))}</p>")
+    for t in tables:
+        if t["carries"]:
+            most = max((r["n"] for row in t["rows"] for r in row["cells"] if r), default=0)
+            out.append(f"<p><strong>{_plain_cell(t['cell'])}</strong> carries the verdict (the most seeds on its "
+                       f"primary contrasts, up to {most}). Each entry: the verdict word and the effect (points, "
+                       "method minus rival), per allocation regime and tested sparsity.</p>")
+            out.append(_glance_table(t))
+        else:
+            out.append(f'<details class="replication"><summary>Replication: {_plain_cell(t["cell"])}</summary>'
+                       f"{_glance_table(t)}</details>")
+    loose = claims.undeclared(rows)
+    if loose:
+        out.append("<p>Descriptive only (no tested sparsities declared, no verdict word): "
+                   + "; ".join(f"{_plain_cell(r)}, {html.escape(r['regime'])}" for r in loose) + ".</p>")
+    if forest_png is not None and forest_png.exists():
+        out.append(f'<figure id="forest"><img alt="forest plot" src="{_image(forest_png)}"><figcaption><strong>'
+                   "Forest plot.</strong> Each primary contrast of the cell that carries the verdict at each tested "
+                   "sparsity: the effect and its 95% interval; the grey band is the equivalence margin. An interval "
+                   "clear of 0 is a difference (filled where Holm's correction keeps it); one inside the band is "
+                   "too small to matter.</figcaption></figure>")
+    return "\n".join(out)
+
+
+def _sections(text: str) -> list[str]:
+    """claims.md cut before each ``## `` heading: the intro, then each section."""
+    heads = [0] + [m.start() for m in re.finditer(r"^## ", text, flags=re.MULTILINE)] + [len(text)]
+    return [text[a:b] for a, b in zip(heads, heads[1:]) if b > a]
+
+
 def _image(path: Path) -> str:
     return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode("ascii")
 
@@ -206,10 +279,18 @@ def write(out: str | Path, table, c=None, exp_id: str | None = None) -> Path:
 
     out = Path(out)
     claims = (out / "claims.md").read_text() if (out / "claims.md").exists() else ""
+    rows = json.loads((out / "claims.json").read_text()) if (out / "claims.json").exists() else None
+    if rows and "role" in rows[0]:  # the verdict's rows: the glance from them, claims.md's text below
+        sections = _sections(claims)
+        intro = sections[0] if sections and not sections[0].startswith("## ") else ""
+        top = markdown(re.sub(r"^# .*\n", "", intro)) + verdict(rows, out / "forest.png")  # the page has its title
+        rest = "".join(p for p in sections if p.startswith("## ") and not p.startswith("## Verdict at a glance"))
+    else:
+        top, rest = markdown(summary(claims)), claims[len(summary(claims)):]
     parts = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
              "<title>initprune report: the paper's claims on our grid</title>", f"<style>{STYLE}</style></head><body>",
              "<h1>initprune report</h1>",
-             f'<section class="summary" id="summary">{markdown(summary(claims))}</section>',
+             f'<section class="summary" id="summary">{top}</section>',
              "<h2>Figures</h2>"]
     for name in figures.FIGURES:
         png = out / f"{name}.png"
@@ -223,8 +304,8 @@ def write(out: str | Path, table, c=None, exp_id: str | None = None) -> Path:
     parts += ["<h2>Accuracy</h2>", "<p>Final test accuracy, mean ± standard deviation over seeds (n: how many; "
               "one seed: no spread), per dataset, architecture, method and sparsity.</p>",
               markdown(accuracy.read_text()) if accuracy.exists() else "<p>No accuracy table yet.</p>"]
-    if claims:
-        parts += ["<h2>The verdict in full</h2>", markdown(claims[len(summary(claims)):])]
+    if rest.strip():
+        parts += ["<h2>The verdict in full</h2>", markdown(rest)]
     parts += ["<h2>Provenance</h2>", '<dl class="provenance">']
     facts = provenance(table, c, exp_id)
     parts += [f"<dt>{html.escape(k)}</dt><dd>{html.escape(str(v))}</dd>" for k, v in facts.items()
