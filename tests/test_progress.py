@@ -77,3 +77,50 @@ def test_what_is_left_comes_from_the_cells_own_points_else_the_mean_over_cells()
     progress.seconds = {("a", 0): 10.0, ("b", 0): 30.0}
     progress.running = 2
     assert progress.left() == pytest.approx((10 + 30) / 2)
+
+
+class PseudoTerminal:
+    """A pseudo-terminal that nobody sized (0 x 0, as under `script` without a terminal): the
+    stream a bar is drawn on, and what was drawn, read as it comes."""
+
+    def __init__(self):
+        import os
+        import pty
+        import threading
+
+        self.master, slave = pty.openpty()
+        self.stream = os.fdopen(slave, "w")
+        self.chunks = []
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self):
+        import os
+
+        while True:
+            try:
+                chunk = os.read(self.master, 4096)
+            except OSError:  # the other end closed
+                return
+            if not chunk:
+                return
+            self.chunks.append(chunk)
+
+    def text(self) -> str:
+        import os
+
+        self.stream.flush()
+        time.sleep(0.3)  # what is in flight
+        self.stream.close()
+        self.reader.join(5)
+        os.close(self.master)
+        return b"".join(self.chunks).decode(errors="replace")
+
+
+def test_a_bar_is_drawn_on_a_pseudo_terminal_that_says_it_is_0_columns_wide(profile):
+    terminal = PseudoTerminal()
+    assert terminal.stream.isatty()
+    assert sweep.sweep(profile, progress_to=terminal.stream, poll=0.2, echo=lambda *_: None) == 0
+    text = terminal.text()
+    assert "0/2 points" in text and "2/2 points" in text, text
+    assert "|" in text and "finished random digits/mlp" in text

@@ -14,8 +14,9 @@ import sys
 import threading
 import time
 import uuid
+from pathlib import Path
 
-from .. import registry
+from .. import progress, registry
 from ..errors import InitpruneError
 from . import executors, runs, store
 from .executions import status
@@ -76,7 +77,7 @@ def sweep(profile: str, jobs: int = 1, dry_run: bool = False, executor: str = "l
                                                    "retries": retries})
     outcomes = []
     progress = Progress({ex.cell: points - done for ex, points, done, _ in rows if ex in todo}, uri, sweep_id,
-                        progress_to, every, poll, f"sweep {profile}")
+                        progress_to, every, poll, f"sweep {Path(profile).stem}")
     try:
         for result in stream:
             if result.get("cell"):  # the executor gave this task up: what it left RUNNING is dead
@@ -129,7 +130,7 @@ class Progress:
         self.total, self.sweep_id = len(self.cell_of), sweep_id
         self.client, self.exp_id = store.ensure_store(uri)  # once: the thread reuses it
         self.stream = stream or sys.stdout
-        self.terminal = bool(getattr(self.stream, "isatty", lambda: False)())
+        self.terminal = progress.on_terminal(self.stream)
         self.every, self.poll = every, poll
         self.began = time.time()
         self.seconds: dict[tuple, float] = {}  # each finished point of this sweep: its measured seconds
@@ -137,12 +138,10 @@ class Progress:
         self.waits: dict[str, str] = {}  # execution run id: what it waits for, shown once each
         self.lock, self.stop = threading.Lock(), threading.Event()
         self.bar = None
-        if self.terminal:
-            from tqdm import tqdm  # plain tqdm: a bar on the terminal, never a notebook widget
-
-            self.bar = tqdm(total=self.total, desc=desc, unit="point", file=self.stream, dynamic_ncols=True,
-                            bar_format="{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} points, "
-                                       "{elapsed} elapsed{postfix}")
+        if self.terminal:  # plain tqdm, never a notebook widget; drawn on a terminal that says 0 columns too
+            self.bar = progress.terminal_bar(self.stream, total=self.total, desc=desc, unit="point",
+                                             bar_format="{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} points, "
+                                                        "{elapsed} elapsed{postfix}")
             self.bar.set_postfix_str(_about(None), refresh=True)
         self.thread = threading.Thread(target=self._watch, name="sweep-progress", daemon=True)
         self.thread.start()
