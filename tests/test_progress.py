@@ -1,6 +1,7 @@
 """A sweep's progress: one bar over its points on a terminal, a periodic line elsewhere."""
 
 import io
+import sys
 import time
 
 import pytest
@@ -117,10 +118,59 @@ class PseudoTerminal:
         return b"".join(self.chunks).decode(errors="replace")
 
 
-def test_a_bar_is_drawn_on_a_pseudo_terminal_that_says_it_is_0_columns_wide(profile):
+def test_a_bar_is_drawn_on_a_pseudo_terminal_that_says_it_is_0_columns_wide(profile, monkeypatch):
     terminal = PseudoTerminal()
     assert terminal.stream.isatty()
-    assert sweep.sweep(profile, progress_to=terminal.stream, poll=0.2, echo=lambda *_: None) == 0
+    monkeypatch.setattr(sys, "stdout", terminal.stream)  # the command's: tqdm asks sys.stdout's size itself
+    assert sweep.sweep(profile, poll=0.2, echo=lambda *_: None) == 0
     text = terminal.text()
     assert "0/2 points" in text and "2/2 points" in text, text
     assert "|" in text and "finished random digits/mlp" in text
+
+
+# a run's bar over its epochs: on a terminal, and in a notebook one per cell
+
+def test_run_on_a_terminal_shows_one_bar_over_its_epochs():
+    import os
+    import pty
+    import subprocess
+
+    master, slave = pty.openpty()  # 0 columns wide, as under `script` without a terminal
+    proc = subprocess.Popen([sys.executable, "-m", "initprune", "run", "--method", "random", "--dataset", "digits",
+                             "--arch", "mlp", "--epochs", "3", "--no-tracking"], stdin=slave, stdout=slave,
+                            stderr=slave, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    os.close(slave)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(master, 4096)
+        except OSError:  # the run ended: its side closed
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(master)
+    assert proc.wait(300) == 0
+    text = b"".join(chunks).decode(errors="replace")
+    assert "training:" in text and "0/3 epochs" in text and "3/3 epochs" in text, text
+    assert "epoch 1/3" not in text  # no bar per epoch
+    assert text.rstrip().splitlines()[-2].startswith("random digits/mlp"), text  # the run's line, after the bar
+
+
+def test_a_notebook_cell_shows_one_bar_whatever_runs_and_epochs_it_trains(tmp_path):
+    import nbformat
+    from nbclient import NotebookClient
+
+    cells = ['import initprune\nresults = initprune.api.compare(["dense", "random"], sparsity=0.9, epochs=8)',
+             "import torch\nfrom initprune import data\ndigits = data.load('digits')\nfor seed in range(2):\n"
+             "    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 10))\n"
+             "    initprune.fit(model, train=digits.train, test=digits.test, method='random', sparsity=0.5, epochs=8)\n"
+             "print('done')"]
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
+    NotebookClient(notebook, timeout=600, kernel_name="python3",
+                   resources={"metadata": {"path": str(tmp_path)}}).execute()
+    for cell in notebook.cells:
+        widgets = [o for o in cell.outputs if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
+        assert len(widgets) == 1, cell.outputs  # one bar per cell, reset by each run (JupyterLab shows 50 outputs)
+        assert len(cell.outputs) <= 3, cell.outputs
+    assert any("done" in o.get("text", "") for o in notebook.cells[1].outputs)
