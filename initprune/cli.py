@@ -65,7 +65,8 @@ def parser() -> argparse.ArgumentParser:
                        allow_abbrev=False)
     s.add_argument("--profile", required=True,
                    help="a profile's name (notebooks/profiles/NAME.yaml; see: list) or a YAML file's path")
-    s.add_argument("--jobs", type=int, default=1, help="notebook executions in parallel (local; dask's local cluster)")
+    s.add_argument("--jobs", type=int, help="notebook executions in parallel (local; dask's local cluster; default 1; "
+                   "without it a dry run estimates for 1 and for every core)")
     s.add_argument("--dry-run", action="store_true", help="print the grid and what is finished; run nothing")
     s.add_argument("--executor", default="local", help="local (a process pool, the default), ray or dask")
     s.add_argument("--ray-address", help="a Ray cluster, HOST:6379 (default $RAY_ADDRESS, else a local instance)")
