@@ -174,3 +174,35 @@ def test_a_notebook_cell_shows_one_bar_whatever_runs_and_epochs_it_trains(tmp_pa
         assert len(widgets) == 1, cell.outputs  # one bar per cell, reset by each run (JupyterLab shows 50 outputs)
         assert len(cell.outputs) <= 3, cell.outputs
     assert any("done" in o.get("text", "") for o in notebook.cells[1].outputs)
+
+
+# `make lab-check`: what a reader of the page cannot see fails it
+
+def lab_check():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "lab_browser.py"
+    spec = importlib.util.spec_from_file_location("lab_browser", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def shown(source="x = 1", outputs=1, images=0, **page):
+    return {"prompt": "[2]:", "source": source, "text": "", "error": False, "outputs": outputs, "trimmed": False,
+            "hidden": False, "images": images, **page}
+
+
+def test_lab_check_fails_a_cell_whose_outputs_are_hidden_or_whose_figure_is_not_shown():
+    problems = lab_check().problems
+    assert problems(shown()) == []
+    assert problems(shown("figures.learning_curves(table, sparsity);", images=1)) == []
+    assert problems(shown("import initprune", outputs=0)) == []  # a cell that shows nothing by design
+    # explore.ipynb's second cell before: 55 outputs, the table behind "Show more outputs"
+    assert "55 outputs" in problems(shown(outputs=55, trimmed=True))[0]
+    assert problems(shown(outputs=51))  # past the limit, whatever the page's markup
+    assert "collapsed" in problems(shown(hidden=True))[0]
+    assert "no image" in problems(shown("figures.layer_density(results);", outputs=0))[0]
+    assert "no image" in problems(shown("plt.plot([1, 2])", outputs=1))[0]
+    assert "error" in problems(shown(error=True))[0]
