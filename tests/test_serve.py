@@ -107,3 +107,32 @@ def test_a_signal_to_ui_ends_mlflow_and_all_it_started_and_frees_the_port(tmp_pa
             except OSError:
                 pass
         proc.wait()
+
+
+def test_the_ui_opens_on_the_points_with_columns_a_logged_point_has(tmp_path, monkeypatch):
+    """The address `ui` prints names a shared view (an experiment tag) whose columns are the
+    method, cell, sparsity and accuracy of the points, in MLflow's model-training mode."""
+    import json
+
+    from initprune import api
+    from initprune.lab import grid, serve, store
+    from initprune.spec import RunSpec
+
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    config = RunSpec(method="random", dataset="digits", arch="mlp", sparsity=0.5, epochs=1, seed=0)
+    result = api.run(config, record=lambda report: grid.log_run(config, report, uri))
+    c, exp_id = store.ensure_store(uri)
+    query = serve.runs_view(c, exp_id)
+    assert query == "?viewStateShareKey=initprune&workflowType=machine_learning"
+    tags = c.get_experiment(exp_id).tags
+    assert tags["mlflow.experimentKind"] == "custom_model_development"
+    view = json.loads(tags["mlflow.sharedViewState.initprune"])
+    run = c.get_run(result.run_id)
+    assert run.data.tags["kind"] == "point"  # what the view's filter keeps
+    assert view["searchFilter"] == "tags.kind = 'point'"
+    logged = {"tags": run.data.tags, "params": run.data.params, "metrics": run.data.metrics}
+    for column in view["selectedColumns"]:  # "metrics.`test_accuracy`": a key the point has
+        kind, key = column.split(".", 1)
+        assert key.strip("`") in logged[kind], column
+    assert {"metrics.`test_accuracy`", "params.`sparsity`", "tags.`method`"} <= set(view["selectedColumns"])

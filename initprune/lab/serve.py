@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import json
 import os
 import signal
 import socket
@@ -53,7 +54,8 @@ def ui(host: str, port: int, no_auth: bool) -> int:
     """The MLflow UI over the default store, until Ctrl-C, SIGTERM or SIGHUP."""
     check_port(host, port)
     uri = store.default_uri()
-    _, exp_id = store.ensure_store(uri)
+    c, exp_id = store.ensure_store(uri)
+    view = runs_view(c, exp_id)
     command = ["-m", "mlflow", "ui", "--backend-store-uri", uri, "--host", host, "--port", str(port),
                "--workers", "1"]
     root = store.artifact_root(uri)
@@ -66,7 +68,7 @@ def ui(host: str, port: int, no_auth: bool) -> int:
     address = f"http://{_reachable(host)}:{port}"
     print(f"MLflow UI: starting on {host}:{port} ...", flush=True)
     return serve("MLflow UI", command, env, address,
-                 [f"MLflow UI: compare runs at {address}/#/experiments/{exp_id}/runs (Ctrl-C stops it)", said])
+                 [f"MLflow UI: compare runs at {address}/#/experiments/{exp_id}/runs{view} (Ctrl-C stops it)", said])
 
 
 def server(host: str, port: int, folder: Path | None, allowed_hosts: str | None, no_auth: bool) -> int:
@@ -100,6 +102,23 @@ def server(host: str, port: int, folder: Path | None, allowed_hosts: str | None,
     return serve("MLflow tracking server", command, env, f"http://{_reachable(host)}:{port}",
                  [f"MLflow tracking server at http://{host}:{port} (Ctrl-C stops it): on every worker and the driver, "
                   f"export MLFLOW_TRACKING_URI=http://{host if host != '0.0.0.0' else 'THIS_HOST'}:{port}", said])
+
+
+VIEW = "initprune"  # the runs table's view, an experiment tag: mlflow.sharedViewState.initprune
+COLUMNS = ("tags.`method`", "tags.`dataset`", "tags.`arch`", "params.`sparsity`", "tags.`seed`",
+           "metrics.`test_accuracy`", "metrics.`sparsity_actual`", "metrics.`effective_sparsity`", "metrics.`seconds`")
+
+
+def runs_view(c, exp_id: str) -> str:
+    """The runs table as the UI opens it from the printed address: the points, with their method,
+    cell, sparsity and test accuracy as columns, in MLflow's model-training mode (3.x opens an
+    experiment without runs of that kind in its GenAI mode). MLflow keeps a table's columns in the
+    browser, except for a shared view: an experiment tag ``mlflow.sharedViewState.KEY`` that the
+    address names (``viewStateShareKey``). Returns the address's query."""
+    state = {"selectedColumns": list(COLUMNS), "searchFilter": "tags.kind = 'point'"}
+    c.set_experiment_tag(exp_id, f"mlflow.sharedViewState.{VIEW}", json.dumps(state))
+    c.set_experiment_tag(exp_id, "mlflow.experimentKind", "custom_model_development")
+    return f"?viewStateShareKey={VIEW}&workflowType=machine_learning"
 
 
 def _reachable(host: str) -> str:
