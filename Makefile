@@ -72,7 +72,7 @@ lab: setup  ## JupyterLab over notebooks/ on 127.0.0.1 (LAB_PORT=8888), no brows
 	$(if $(AS_ROOT),@echo "make lab: running as root (as in a container): JupyterLab starts with --allow-root")
 	$(VENV)/bin/jupyter lab --notebook-dir=notebooks --ip=127.0.0.1 --port=$(LAB_PORT) --no-browser $(AS_ROOT)
 
-lab-check: setup  ## open notebooks/explore.ipynb in headless Chromium (Selenium), run its first cells, print their output
+lab-check: setup  ## open notebooks/explore.ipynb in headless Chromium (Selenium), run every cell; fails where an output is hidden
 	$(PY) benchmarks/lab_browser.py
 
 ui: setup  ## the MLflow UI over mlruns/ on 127.0.0.1 (PORT=5000); prints where its login (credentials file) is

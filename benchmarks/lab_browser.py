@@ -1,17 +1,20 @@
 """JupyterLab as a researcher sees it: start `make lab`'s server (over a copy of notebooks/, a
 free port, a token), open notebooks/explore.ipynb in headless Chromium through Selenium and Debian's
-chromedriver, run its first code cells and read their output from the page.
+chromedriver, run its code cells and read what each shows on the page.
 
-    python benchmarks/lab_browser.py [--cells 2] [--timeout 900] [--screenshot lab.png]
+    python benchmarks/lab_browser.py [--cells N] [--timeout 900] [--screenshot lab.png]
 
 Prints each step, the kernel's state as the page shows it, and each cell's output; exits 1 if the
-kernel never connects or a cell shows an error, 2 where Chromium or chromedriver is missing.
+kernel never connects, a cell shows an error, a cell's outputs are hidden (JupyterLab shows 50 and
+folds the rest behind "Show more outputs"; a collapsed output area) or a figure cell (one that
+calls ``figures.`` or ``plt.``) shows no image; 2 where Chromium or chromedriver is missing.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import re
 import secrets
 import shutil
 import socket
@@ -71,17 +74,41 @@ const status = document.querySelector('.jp-NotebookPanel:not(.lm-mod-hidden) .jp
 return [el ? el.textContent : '', status ? (status.getAttribute('data-status') || status.title || '') : ''];
 """
 OUTPUTS = """
-const cells = [...document.querySelectorAll('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-CodeCell')];
-return cells.map(c => [c.querySelector('.jp-InputPrompt') ? c.querySelector('.jp-InputPrompt').textContent : '',
-                       [...c.querySelectorAll('.jp-OutputArea-output')].map(o => o.innerText).join('\\n'),
-                       c.querySelector('.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"]')
-                         ? 'stderr' : '',
-                       !!c.querySelector('.jp-RenderedText[data-mime-type="application/vnd.jupyter.error"]')]);
+const notebook = window.jupyterapp.shell.currentWidget.content;
+return notebook.widgets.filter(c => c.model.type === 'code').map(c => {
+  const n = c.node, prompt = n.querySelector('.jp-InputPrompt');
+  return {prompt: prompt ? prompt.textContent : '', source: c.model.sharedModel.getSource(),
+          text: [...n.querySelectorAll('.jp-OutputArea-output')].map(o => o.innerText).join('\\n'),
+          error: !!n.querySelector('.jp-RenderedText[data-mime-type="application/vnd.jupyter.error"]'),
+          outputs: c.model.outputs.length, trimmed: !!n.querySelector('.jp-TrimmedOutputs'),
+          hidden: !!c.outputHidden,
+          images: n.querySelectorAll('.jp-OutputArea-output img, .jp-OutputArea-output svg').length};
+});
 """
+SHOWN_AT_MOST = 50  # JupyterLab's maxNumberOutputs: the outputs past it wait behind "Show more outputs"
+FIGURE = re.compile(r"\b(figures|plt)\.")
+
+
+def problems(cell: dict) -> list[str]:
+    """What hides a code cell's result from a reader of the page: an error, outputs folded or
+    past what JupyterLab shows, a figure cell without an image."""
+    found = []
+    if cell["error"]:
+        found.append("shows an error")
+    if cell["trimmed"] or cell["outputs"] > SHOWN_AT_MOST:
+        found.append(f"has {cell['outputs']} outputs: JupyterLab shows {SHOWN_AT_MOST}, the rest behind "
+                     "'Show more outputs'")
+    if cell["hidden"] and cell["outputs"]:
+        found.append("has its outputs collapsed")
+    if FIGURE.search(cell["source"]) and not cell["images"]:
+        found.append("draws a figure but shows no image")
+    return found
+
+
 RUN_CELLS = """
 const app = window.jupyterapp, notebook = app.shell.currentWidget.content;
 const code = notebook.widgets.map((c, i) => [c.model.type, i]).filter(c => c[0] === 'code').map(c => c[1])
-  .slice(0, arguments[0]);
+  .slice(0, arguments[0] || undefined);
 for (const i of code) { notebook.activeCellIndex = i; app.commands.execute('notebook:run-cell'); }
 return code;
 """
@@ -133,21 +160,24 @@ def run(cells: int, timeout: float, screenshot: str | None, echo=print) -> int:
             echo(f"kernel: {driver.execute_script(STATUS_BAR)!r} after {time.time() - began:.0f} s")
             # run the first code cells as the Run menu does, through the page's own command registry
             ran = driver.execute_script(RUN_CELLS, cells)
-            echo(f"cells: running notebook cells {', '.join(str(i + 1) for i in ran)} (the first {cells} code cells)")
+            echo(f"cells: running notebook cells {', '.join(str(i + 1) for i in ran)} "
+                 f"({f'the first {cells} code cells' if cells else 'every code cell'})")
             # done when the last of them shows an execution count, not [*]
             try:
-                wait.until(lambda d: all("*" not in c[0] and c[0].strip() not in ("[ ]:", "")
-                                         for c in d.execute_script(OUTPUTS)[:cells]))
+                wait.until(lambda d: all("*" not in c["prompt"] and c["prompt"].strip() not in ("[ ]:", "")
+                                         for c in d.execute_script(OUTPUTS)[:len(ran)]))
                 failed = False
             except TimeoutException:
                 bar = driver.execute_script(STATUS_BAR)
                 echo(f"cells: not done after {timeout:.0f} s; the status bar reads {bar!r}")
                 failed = True
-            for i, (prompt, text, _, error) in enumerate(driver.execute_script(OUTPUTS)[:cells]):
-                shown = text.strip() or "(no output)"
-                echo(f"cell {i + 1} {prompt.strip()} {'ERROR ' if error else ''}output:\n  "
+            for i, cell in enumerate(driver.execute_script(OUTPUTS)[:len(ran)]):
+                shown = cell["text"].strip() or "(no text)"
+                found = problems(cell)
+                echo(f"cell {ran[i] + 1} {cell['prompt'].strip()} {cell['outputs']} outputs, {cell['images']} "
+                     f"images{': ' + '; '.join(found).upper() if found else ''}:\n  "
                      + "\n  ".join(shown.splitlines()[:20]))
-                failed |= bool(error)
+                failed |= bool(found)
             if screenshot:
                 driver.save_screenshot(screenshot)
                 echo(f"screenshot: {screenshot}")
@@ -155,7 +185,8 @@ def run(cells: int, timeout: float, screenshot: str | None, echo=print) -> int:
             if warnings:
                 echo("server log, websocket lines:\n" + "\n".join(warnings[-5:]))
             verdict = "FAILED" if failed else "ok"
-            echo(f"{verdict}: {cells} code cells ran in the browser in {time.time() - began:.0f} s")
+            echo(f"{verdict}: {len(ran)} code cells ran in the browser in {time.time() - began:.0f} s"
+                 + (", each showing its outputs" if not failed else ""))
             return 1 if failed else 0
         finally:
             if driver is not None:
@@ -169,12 +200,12 @@ def run(cells: int, timeout: float, screenshot: str | None, echo=print) -> int:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--cells", type=int, default=2, help="how many code cells to run from the top (2)")
+    p.add_argument("--cells", type=int, default=0, help="how many code cells to run from the top (default: all)")
     p.add_argument("--timeout", type=float, default=900, help="seconds to wait for the page, the kernel, the cells")
     p.add_argument("--screenshot", help="save a PNG of the page at the end")
     args = p.parse_args(argv)
-    if args.cells < 1:
-        p.error(f"--cells must be at least 1, got {args.cells}")
+    if args.cells < 0:
+        p.error(f"--cells must be 0 (all) or more, got {args.cells}")
     return run(args.cells, args.timeout, args.screenshot)
 
 

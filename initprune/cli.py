@@ -65,7 +65,8 @@ def parser() -> argparse.ArgumentParser:
                        allow_abbrev=False)
     s.add_argument("--profile", required=True,
                    help="a profile's name (notebooks/profiles/NAME.yaml; see: list) or a YAML file's path")
-    s.add_argument("--jobs", type=int, default=1, help="notebook executions in parallel (local; dask's local cluster)")
+    s.add_argument("--jobs", type=int, help="notebook executions in parallel (local; dask's local cluster; default 1; "
+                   "without it a dry run estimates for 1 and for every core)")
     s.add_argument("--dry-run", action="store_true", help="print the grid and what is finished; run nothing")
     s.add_argument("--executor", default="local", help="local (a process pool, the default), ray or dask")
     s.add_argument("--ray-address", help="a Ray cluster, HOST:6379 (default $RAY_ADDRESS, else a local instance)")
@@ -227,123 +228,16 @@ def cmd_sweep(args) -> int:
                            shared_fs=args.shared_fs, retries=args.retries, cpus=args.cpus, gpus=args.gpus)
 
 
-def _check_port(host: str, port: int) -> None:
-    """A port in 1-65535 that is free on ``host``: bound once and closed, before any address is printed."""
-    import errno
-    import socket
-
-    if not 1 <= port <= 65535:
-        raise InitpruneError(f"--port {port} is not a port; give a number in 1-65535")
-    try:
-        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
-    except (OSError, UnicodeError) as err:
-        raise InitpruneError(f"--host {host} is not an address of this machine ({err}); give one, "
-                             "e.g. 127.0.0.1 or 0.0.0.0") from None
-    with socket.socket(family, kind, proto) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server will: TIME_WAIT is free
-        try:
-            probe.bind(address)
-        except OSError as err:
-            if err.errno == errno.EADDRINUSE:
-                raise InitpruneError(f"port {port} on {host} is taken (another server is listening there); "
-                                     "pass --port with a free one (make ui PORT=...)") from None
-            raise InitpruneError(f"cannot listen on {host}:{port} ({err.strerror}); pass another --host or "
-                                 "--port") from None
-
-
 def cmd_ui(args) -> int:
-    """The MLflow UI over the store; its address is printed once the server answers, not before."""
-    import os
-    import subprocess
-    import time
-    import urllib.request
+    from .lab import serve
 
-    _check_port(args.host, args.port)
-    uri = store.default_uri()
-    _, exp_id = store.ensure_store(uri)
-    command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri, "--host", args.host,
-               "--port", str(args.port), "--workers", "1"]
-    root = store.artifact_root(uri)
-    if root:
-        command += ["--default-artifact-root", root]
-    env, said = _auth(args, Path(uri[len("sqlite:///"):]).parent if uri.startswith("sqlite:///") else None)
-    if not args.no_auth:
-        command += ["--app-name", "basic-auth"]
-    host = "127.0.0.1" if args.host in ("0.0.0.0", "::") else args.host
-    print(f"MLflow UI: starting on {args.host}:{args.port} ...", flush=True)
-    server = subprocess.Popen(command, env={**os.environ, **env})
-    try:
-        while server.poll() is None:
-            try:
-                with urllib.request.urlopen(f"http://{host}:{args.port}/health", timeout=2) as reply:
-                    if reply.status == 200:
-                        break
-            except OSError:
-                time.sleep(0.5)
-        else:
-            raise InitpruneError(f"the MLflow UI exited with status {server.returncode} before it answered (is port "
-                                 f"{args.port} taken? pass --port, or PORT=... to make ui)")
-        print(f"MLflow UI: compare runs at http://{host}:{args.port}/#/experiments/{exp_id}/runs (Ctrl-C stops it)",
-              flush=True)
-        print(said, flush=True)
-        return server.wait()
-    except KeyboardInterrupt:
-        print("MLflow UI stopped", flush=True)
-        return 0
-    finally:
-        if server.poll() is None:
-            server.terminate()
-            try:
-                server.wait(10)
-            except subprocess.TimeoutExpired:
-                server.kill()
+    return serve.ui(args.host, args.port, args.no_auth)
 
 
 def cmd_server(args) -> int:
-    """``mlflow server`` over the project's sqlite store, serving its artifacts to the workers."""
-    import os
+    from .lab import serve
 
-    _check_port(args.host, args.port)
-    if args.store is not None and not args.store.is_dir():
-        problem = "is a file" if args.store.exists() else "does not exist"
-        raise InitpruneError(f"--store {args.store} {problem}; give the folder of a store (its mlflow.db and "
-                             "artifacts/), or leave it out for mlruns/")
-    folder = (args.store or store.ROOT / "mlruns").resolve()
-    uri = f"sqlite:///{folder / 'mlflow.db'}"
-    folder.mkdir(exist_ok=True)
-    store.check_store(uri)  # a damaged database is named as the one given
-    try:
-        store.client(uri).search_experiments(max_results=1)  # create the database before the server's workers
-    except Exception as err:
-        problem = store.store_error(err, uri)
-        if problem is None:
-            raise
-        raise problem from None
-    env, said = _auth(args, folder)
-    print(f"MLflow tracking server at http://{args.host}:{args.port}: on every worker and the driver, "
-          f"export MLFLOW_TRACKING_URI=http://{args.host if args.host != '0.0.0.0' else 'THIS_HOST'}:{args.port}",
-          flush=True)
-    print(said, flush=True)
-    command = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", uri, "--serve-artifacts",
-               "--artifacts-destination", str(folder / "artifacts"), "--host", args.host, "--port", str(args.port),
-               "--workers", "2"]
-    if args.allowed_hosts:
-        command += ["--allowed-hosts", args.allowed_hosts]
-    if not args.no_auth:
-        command += ["--app-name", "basic-auth"]
-    os.environ.update(env)  # the password travels in the environment, never on the command line
-    os.execv(command[0], command)
-
-
-def _auth(args, folder: Path | None) -> tuple[dict, str]:
-    """The server's environment for MLflow's basic-auth app (its users beside the store in
-    ``folder``), and the line that says where the credentials are; with --no-auth, the line that
-    says who can write."""
-    from .lab import auth
-
-    if args.no_auth:
-        return {}, auth.off_line(args.host, args.port)
-    return auth.server_environment(folder or store.ROOT / "mlruns")
+    return serve.server(args.host, args.port, args.store, args.allowed_hosts, args.no_auth)
 
 
 def cmd_figures(args) -> int:

@@ -37,9 +37,8 @@ from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
-from tqdm.auto import tqdm
 
-from . import masks, optim, options, sparse, tasks
+from . import masks, optim, options, progress, sparse, tasks
 from .errors import DivergedError
 from .options import option
 
@@ -306,6 +305,7 @@ class Trainer:
         self.cost = Cost()
         self.seconds = 0.0  # measured time of the training steps and scoring passes that ``cost`` counts
         self.total_steps = epochs * self.steps_per_epoch  # the span of a learning-rate schedule
+        self.bar = progress.bar(epochs, "training", "epoch")  # one per run, over its epochs; None in a log
 
     def loss(self, outputs: Tensor, x: Tensor, y: Tensor) -> Tensor:
         """The task's loss of a batch's ``outputs`` (inputs ``x``, labels ``y``)."""
@@ -366,8 +366,6 @@ class Trainer:
             epoch, start = divmod(t.steps, self.steps_per_epoch)
             todo = min(n, self.steps_per_epoch - start)
             began = time.perf_counter()
-            bar = tqdm(total=todo, desc=f"epoch {epoch + 1}/{self.epochs}", leave=False,
-                       disable=None, unit="batch")
             for i, (x, y) in enumerate(self.train_batches.epoch(epoch, start)):
                 if i == todo:
                     break
@@ -381,8 +379,6 @@ class Trainer:
                     self.seconds += time.perf_counter() - stepped
                 t._loss[0] += loss
                 t._loss[1] += 1
-                bar.update()
-            bar.close()
             t.steps += todo
             n -= todo
             t.sync()
@@ -469,6 +465,10 @@ class Trainer:
             "seconds": t._seconds + time.perf_counter() - began,
         })
         t._loss, t._seconds = [0.0, 0], 0.0
+        if self.bar is not None and t.epoch > self.bar.n:  # the furthest trainee's epochs (K-starts trains several)
+            self.bar.update(t.epoch - self.bar.n)
+            if self.bar.n >= self.epochs:
+                progress.done(self.bar)
 
     @torch.no_grad()
     def record(self, model: nn.Module, split) -> Tensor | None:

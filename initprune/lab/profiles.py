@@ -281,19 +281,24 @@ def seconds_per_epoch() -> dict[str, tuple[float, str]]:
     return out
 
 
-def estimate(rows, jobs: int) -> str:
+def estimate(rows, jobs: int | list[int]) -> str:
     """How long the points left would train, from measured seconds per epoch of each cell and
-    the epochs each point trains in all (K-starts' candidates counted), spread over ``jobs``."""
+    the epochs each point trains in all (K-starts' candidates counted), spread over ``jobs`` (or
+    each of a list of ``--jobs``), never over more than the executions left."""
     left: dict[str, float] = {}
     counted = set()
+    executions = 0
     for ex, _, done, _ in rows:
+        fresh = 0
         for p in ex.points():
             key = (p.hash(), p.seed)
             if key in done or key in counted:
                 continue
             counted.add(key)
+            fresh += 1
             cell = f"{p.dataset}/{p.arch}"
             left[cell] = left.get(cell, 0.0) + p.pruner().trained_epochs(p.epochs)
+        executions += fresh > 0
     if not left:
         return "estimate: nothing left to train"
     rates = seconds_per_epoch()
@@ -301,8 +306,16 @@ def estimate(rows, jobs: int) -> str:
     parts = [f"{cell}: {epochs:,.0f} epochs" + (f" at {rates[cell][0]:.2f} s ({rates[cell][1]})" if cell in rates
                                                  else " at an unmeasured speed")
              for cell, epochs in sorted(left.items())]
-    total = sum(known.values()) / max(1, jobs)
-    head = (f"estimate: about {total / 60:.0f} min with --jobs {jobs}" if known else "estimate: unknown")
+    total = sum(known.values())
+    head = ("estimate: " + ", ".join(f"{_about(total / min(j, executions))} with --jobs {j}"
+                                     for j in ([jobs] if isinstance(jobs, int) else jobs)) if known
+            else "estimate: unknown")
     if known and len(known) < len(left):
         head += " for the measured cells"
     return f"{head} ({'; '.join(parts)})"
+
+
+def _about(seconds: float) -> str:
+    if seconds < 60:
+        return "under a minute"
+    return f"about {seconds / 60:.0f} min" if seconds < 5400 else f"about {seconds / 3600:.1f} h"

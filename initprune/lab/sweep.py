@@ -14,8 +14,9 @@ import sys
 import threading
 import time
 import uuid
+from pathlib import Path
 
-from .. import registry
+from .. import progress, registry
 from ..errors import InitpruneError
 from . import executors, runs, store
 from .executions import status
@@ -23,11 +24,12 @@ from .profiles import available, estimate, load_profile
 from .tasks import NOTEBOOKS, Task
 
 
-def sweep(profile: str, jobs: int = 1, dry_run: bool = False, executor: str = "local",
+def sweep(profile: str, jobs: int | None = None, dry_run: bool = False, executor: str = "local",
           ray_address: str | None = None, dask_scheduler: str | None = None, shared_fs: bool = False,
           retries: int = 3, cpus: float | None = None, gpus: float | None = None, echo=print,
           progress_to=None, every: float = 60.0, poll: float = 3.0) -> int:
     """Run a profile on an executor (local, ray, dask); returns the exit status (0: everything finished).
+    ``jobs``: executions at once (default 1; a dry run without it estimates for 1 and for every core).
 
     Progress goes to ``progress_to`` (stdout; stderr stays for errors): a bar over the sweep's points
     on a terminal, else a line every ``every`` seconds; the store is read for finished points every
@@ -42,12 +44,15 @@ def sweep(profile: str, jobs: int = 1, dry_run: bool = False, executor: str = "l
         _check_shared_store(uri, shared_fs)
     rows = status(executions)  # creates the store before any parallel writer starts
     if dry_run:
-        for ex, points, done, _ in rows:
-            echo(f"{len(points):4d} points, {len(done):4d} finished  {ex.label}")
+        labels = told_apart([r[0] for r in rows])
+        for (_, points, done, _), label in zip(rows, labels):
+            echo(f"{len(points):4d} points, {len(done):4d} finished  {label}")
         points, done = set().union(*(r[1] for r in rows)), set().union(*(r[2] for r in rows))
         echo(f"{len(points)} points in {len(rows)} executions, {len(done)} finished")
-        echo(estimate(rows, jobs))
+        # for the --jobs given, else for one and for as many as this machine has cores
+        echo(estimate(rows, [jobs] if jobs else sorted({1, os.cpu_count() or 1})))
         return 0
+    jobs = jobs or 1
     c, exp_id = store.ensure_store()
     if ray_address or dask_scheduler:
         _check_served_artifacts(c, exp_id, shared_fs)
@@ -76,7 +81,7 @@ def sweep(profile: str, jobs: int = 1, dry_run: bool = False, executor: str = "l
                                                    "retries": retries})
     outcomes = []
     progress = Progress({ex.cell: points - done for ex, points, done, _ in rows if ex in todo}, uri, sweep_id,
-                        progress_to, every, poll, f"sweep {profile}")
+                        progress_to, every, poll, f"sweep {Path(profile).stem}")
     try:
         for result in stream:
             if result.get("cell"):  # the executor gave this task up: what it left RUNNING is dead
@@ -98,6 +103,19 @@ def sweep(profile: str, jobs: int = 1, dry_run: bool = False, executor: str = "l
     echo(f"done: {len(outcomes) - len(failed)} executions finished, {len(failed)} failed, "
          f"{len(rows) - len(todo)} skipped, in {time.perf_counter() - began:.0f}s")
     return 1 if failed else 0
+
+
+def told_apart(executions) -> list[str]:
+    """Each execution's label, with the settings that tell it from another of the same label
+    (two "random fashion_mnist/lenet300" of 30 and 12 points: their epochs, sparsities or seeds)."""
+    labels = [ex.label for ex in executions]
+    out = []
+    for ex, label in zip(executions, labels):
+        same = [other for other, other_label in zip(executions, labels) if other_label == label]
+        differ = sorted({k for other in same for k in {*ex.params, *other.params}
+                         if repr(other.params.get(k)) != repr(ex.params.get(k))})
+        out.append(" ".join([label, *(f"{k}={ex.params.get(k)}" for k in differ)]))
+    return out
 
 
 def _duration(seconds: float) -> str:
@@ -129,7 +147,7 @@ class Progress:
         self.total, self.sweep_id = len(self.cell_of), sweep_id
         self.client, self.exp_id = store.ensure_store(uri)  # once: the thread reuses it
         self.stream = stream or sys.stdout
-        self.terminal = bool(getattr(self.stream, "isatty", lambda: False)())
+        self.terminal = progress.on_terminal(self.stream)
         self.every, self.poll = every, poll
         self.began = time.time()
         self.seconds: dict[tuple, float] = {}  # each finished point of this sweep: its measured seconds
@@ -137,12 +155,10 @@ class Progress:
         self.waits: dict[str, str] = {}  # execution run id: what it waits for, shown once each
         self.lock, self.stop = threading.Lock(), threading.Event()
         self.bar = None
-        if self.terminal:
-            from tqdm import tqdm  # plain tqdm: a bar on the terminal, never a notebook widget
-
-            self.bar = tqdm(total=self.total, desc=desc, unit="point", file=self.stream, dynamic_ncols=True,
-                            bar_format="{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} points, "
-                                       "{elapsed} elapsed{postfix}")
+        if self.terminal:  # plain tqdm, never a notebook widget; drawn on a terminal that says 0 columns too
+            self.bar = progress.terminal_bar(self.stream, total=self.total, desc=desc, unit="point",
+                                             bar_format="{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} points, "
+                                                        "{elapsed} elapsed{postfix}")
             self.bar.set_postfix_str(_about(None), refresh=True)
         self.thread = threading.Thread(target=self._watch, name="sweep-progress", daemon=True)
         self.thread.start()
@@ -237,7 +253,7 @@ class Progress:
 
 def _check_executor(executor, jobs, ray_address, dask_scheduler, retries, cpus, gpus) -> None:
     executors.EXECUTORS[executor]  # an unknown name lists the known ones
-    if jobs < 1:
+    if jobs is not None and jobs < 1:
         raise InitpruneError(f"--jobs must be at least 1, got {jobs}")
     if retries < 0:
         raise InitpruneError(f"--retries must be 0 or more, got {retries}")

@@ -210,28 +210,25 @@ REAL_POPEN = subprocess.Popen
 
 
 class FakeServer:
-    """MLflow's server recorded, not started; any other process (MLflow's imports run some) runs."""
-
-    returncode = None
+    """MLflow's server recorded, not started: a process that exits at once stands in for it (so
+    that its session can be ended as MLflow's would); any other process (MLflow's imports run
+    some) runs."""
 
     def __new__(cls, command, *args, **kwargs):
         if command[1:3] != ["-m", "mlflow"]:
             return REAL_POPEN(command, *args, **kwargs)
         return super().__new__(cls)
 
-    def __init__(self, command, env=None):
+    def __init__(self, command, env=None, **kwargs):
         started.append((command, env))
+        self.process = REAL_POPEN([sys.executable, "-c", "pass"], **kwargs)
+        self.pid = self.process.pid
 
     def poll(self):
-        return None
+        return self.process.poll()
 
     def wait(self, timeout=None):
-        return 0
-
-    def terminate(self):
-        pass
-
-    kill = terminate
+        return self.process.wait(timeout)
 
 
 started: list = []
@@ -255,21 +252,14 @@ def test_ui_and_server_start_mlflow_with_the_login_or_say_who_can_write(tmp_path
     monkeypatch.setenv("INITPRUNE_CREDENTIALS", str(tmp_path / "credentials"))
     for name in ("MLFLOW_AUTH_CONFIG_PATH", "MLFLOW_AUTH_ADMIN_USERNAME", "MLFLOW_AUTH_ADMIN_PASSWORD",
                  "MLFLOW_FLASK_SERVER_SECRET_KEY"):
-        monkeypatch.delenv(name, raising=False)  # `server` sets them before its exec: gone after the test
+        monkeypatch.delenv(name, raising=False)  # only MLflow's environment may have them
     monkeypatch.setattr(subprocess, "Popen", FakeServer)
     monkeypatch.setattr(urllib.request, "urlopen", lambda *a, **k: Healthy())
     started.clear()
     assert cli.main(["ui", "--port", str(free_port()), *flags]) == 0
     (command, env), = started
     ui_said = capsys.readouterr().out
-
-    def execv(path, argv):
-        started.append((argv, dict(os.environ)))
-        raise SystemExit(0)
-
-    monkeypatch.setattr(os, "execv", execv)
-    with pytest.raises(SystemExit):
-        cli.main(["server", "--store", str(tmp_path), "--port", str(free_port()), *flags])
+    assert cli.main(["server", "--store", str(tmp_path), "--port", str(free_port()), *flags]) == 0
     (server_command, server_env) = started[1]
     server_said = capsys.readouterr().out
     for said, argv, environ in ((ui_said, command, env), (server_said, server_command, server_env)):
@@ -283,5 +273,6 @@ def test_ui_and_server_start_mlflow_with_the_login_or_say_who_can_write(tmp_path
             assert f"password in {tmp_path / 'credentials'}" in said and password not in said
             assert password not in " ".join(argv)  # /proc/PID/cmdline is world-readable; the environment is not
             assert environ["MLFLOW_AUTH_ADMIN_PASSWORD"] == password
+            assert "MLFLOW_AUTH_ADMIN_PASSWORD" not in os.environ  # in MLflow's environment, not this process's
             assert stat.S_IMODE((tmp_path / auth.DATABASE).stat().st_mode) == 0o600
             assert stat.S_IMODE((tmp_path / auth.CONFIG).stat().st_mode) == 0o600
