@@ -26,6 +26,9 @@ BUILT_IN = [
     ("grasp", {"batches": 2}, 0.9),
     ("synflow", {"rounds": 5}, 0.9),
     ("posttrain", {"finetune_epochs": 1}, 0.9),
+    ("gradual_random", {"prune_epochs": 1}, 0.9),
+    ("gradual_magnitude", {"prune_epochs": 1}, 0.9),
+    ("kstarts_gradual_random", {"k": 2, "prune_epochs": 1}, 0.9),
 ]
 
 
