@@ -102,9 +102,13 @@ def runs_table(uri: str | None = None, echo=print):
     """Every FINISHED point of the store, one row per (config hash, seed): the oldest run of a
     point wins if two sweeps ever both finished it. A point whose result cannot be read is left
     out, named in one line (``echo``). The column ``version`` is the pruner version the point was
-    computed with (its run's param; part of its identity, not of its result JSON)."""
+    computed with (its run's param; part of its identity, not of its result JSON); ``origin`` is
+    where the point came from: the profile of the sweep whose execution ran it, or ``run`` (``python
+    -m initprune run``, by hand, a run with no execution above it)."""
     c, exp_id = store.ensure_store(uri)
-    results, versions, seen = [], [], set()
+    profiles = {r.info.run_id: r.data.tags.get("profile") or "?"
+                for r in _search_all(c, exp_id, "tags.kind = 'execution'")}
+    results, versions, origins, seen = [], [], [], set()
     for run in _search_all(c, exp_id, "tags.kind = 'point' and attributes.status = 'FINISHED'"):
         key = (run.data.tags.get("config_hash"), run.data.tags.get("seed"))
         if key not in seen:
@@ -115,5 +119,10 @@ def runs_table(uri: str | None = None, echo=print):
                 continue
             stored = run.data.params.get("version", "")
             versions.append(int(stored) if stored.isdigit() else None)
+            parent = run.data.tags.get("mlflow.parentRunId")
+            origins.append(profiles.get(parent, "?") if parent else BY_HAND)
             seen.add(key)
-    return to_table(results).assign(version=versions)
+    return to_table(results).assign(version=versions, origin=origins)
+
+
+BY_HAND = "run"  # the origin of a point ``python -m initprune run`` trained, outside any sweep
