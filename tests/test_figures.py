@@ -276,19 +276,23 @@ def test_learning_curves_show_every_method_of_a_panel_even_at_another_sparsity()
 
 
 def test_kstarts_candidates_keep_the_page_width_and_name_each_group_once(mixed):
-    """Two profiles (2 and 4 epochs), two sparsities, two variants of k, two seeds: 16 runs a
-    cell, drawn in groups of one profile and sparsity, each group's name once under it, never
-    colliding; the figure as wide as the page whatever the runs (it was a 4,497 px strip)."""
+    """Two profiles (2 and 4 epochs) and two variants of k, two sparsities, two seeds: 16 runs a
+    cell, drawn in groups of one profile and sparsity, each group's sparsity once under it (never
+    colliding), each profile a colour of the legend; the figure as wide as the page whatever the
+    runs (it was a 4,497 px strip)."""
     fig = figures.FIGURES["kstarts_candidates"](mixed)
     fig.canvas.draw()
     assert fig.get_figwidth() == figures.WIDTH
     renderer = fig.canvas.get_renderer()
     for ax in fig.axes:
-        texts = [t for t in ax.get_xticklabels() if t.get_text()]
-        boxes = [t.get_window_extent(renderer) for t in texts]
-        assert len(boxes) == 8 and all("(2 seeds)" in " ".join(t.get_text().split()) for t in texts)
+        texts = [t.get_text() for t in ax.get_xticklabels() if t.get_text()]
+        boxes = [t.get_window_extent(renderer) for t in ax.get_xticklabels() if t.get_text()]
+        assert texts == ["0.9\n(2)", "0.99\n(2)"] * 4
         assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1:])
         assert len(ax.collections) == 2 * 16  # every run's candidates and its winner
+    legend = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert legend == ["candidates [epochs=2, k=2]", "candidates [epochs=2, k=8]", "candidates [epochs=4, k=2]",
+                      "candidates [epochs=4, k=8]", "the winner of its run"]
     plt.close("all")
 
 

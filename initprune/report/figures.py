@@ -272,7 +272,8 @@ def _title(key, *more) -> str:
 def _note(fig):
     """The note and one legend for the whole figure, below the panels (no legend hides a curve,
     none is taller than the figure), each entry once: a name has one style in every panel. The
-    figure grows by the legend's rows, never in width."""
+    figure grows by the legend's rows and by a strip above the panels, never in width: the
+    strip holds the note at its right and leaves its left to a heading (``heading``)."""
     entries = {}
     for ax in fig.axes:
         for handle, text in zip(*ax.get_legend_handles_labels()):
@@ -280,8 +281,7 @@ def _note(fig):
                 entries.setdefault(text, handle)
         if ax.get_legend() is not None:
             ax.get_legend().remove()
-    note = 0.22  # inches: one line of the note under everything
-    grow = note
+    grow = STRIP
     if entries:
         longest = max(len(plain(t)) for t in entries)
         ncols = int(max(1, min(4, len(entries), WIDTH // (0.75 + 0.075 * longest))))
@@ -289,11 +289,20 @@ def _note(fig):
         grow += 0.12 + 0.21 * rows
         fig.legend(list(entries.values()), [plain(t) for t in entries], loc="outside lower center", ncols=ncols,
                    frameon=False)
-    height = fig.get_figheight()
-    fig.set_figheight(height + grow)
-    fig.get_layout_engine().set(rect=(0, note / (height + grow), 1, 1 - note / (height + grow)))
-    fig.text(0.995, 0.004, NOTE, ha="right", va="bottom", fontsize=SMALLEST, color="gray")
+    height = fig.get_figheight() + grow
+    fig.set_figheight(height)
+    fig.get_layout_engine().set(rect=(0, 0, 1, 1 - STRIP / height))
+    fig.text(0.995, 1 - 0.06 / height, NOTE, ha="right", va="top", fontsize=SMALLEST, color="gray")
     return fig
+
+
+STRIP = 0.3  # inches above the panels: the figure's heading and the note
+
+
+def heading(fig, text: str) -> None:
+    """The figure's heading, at the left of the strip above its panels (``_note`` keeps it free)."""
+    fig.text(0.005, 1 - 0.04 / fig.get_figheight(), plain(text), ha="left", va="top", fontsize=RC["figure.titlesize"],
+             fontweight="bold")
 
 
 def plain(text: str) -> str:
@@ -791,9 +800,10 @@ def families(table) -> list[tuple[str, str, object]]:
     return out
 
 
-def parts(name: str, table) -> list[tuple[str, str, object]]:
-    """The figures the report draws of ``name``: (a slug for its file, its title, its runs), a
-    figure per dataset and architecture and, where ``name`` is cut so, per family of methods."""
+def parts(name: str, table) -> list[tuple[str, str, str, object]]:
+    """The figures the report draws of ``name``: (a slug for its file, its title, its heading, its
+    runs), a figure per dataset and architecture and, where ``name`` is cut so, per family of
+    methods (the heading: the family's title; the panels name the cell)."""
     import re
 
     by = _PARTS.get(name, (BY_CELL,))
@@ -803,7 +813,7 @@ def parts(name: str, table) -> list[tuple[str, str, object]]:
         for fam, title, part in families(cell) if BY_FAMILY in by else [(None, "", cell)]:
             words = [*(key or ()), *([fam] if fam else [])]
             slug = "-".join(re.sub(r"[^A-Za-z0-9_.]+", "_", str(w)) for w in words)
-            out.append((slug, ", ".join(w for w in [key and f"{key[0]} / {key[1]}", title] if w), part))
+            out.append((slug, ", ".join(w for w in [key and f"{key[0]} / {key[1]}", title] if w), title, part))
     return out
 
 
@@ -830,7 +840,7 @@ def draw(name: str, table, out: Path) -> dict:
     its title, size in pixels, DPI and smallest type in points], "left_out": the one line that says
     why there is none, or None}. A part with nothing to draw is never written."""
     make, drawn, why = every()[name], [], None
-    for slug, title, part in parts(name, table) if len(table) else []:
+    for slug, title, head, part in parts(name, table) if len(table) else []:
         try:
             fig = make(part)
         except Empty as empty:
@@ -839,8 +849,8 @@ def draw(name: str, table, out: Path) -> dict:
         if not _drawn(fig):
             plt.close(fig)
             continue
-        if title:
-            fig.suptitle(plain(title), fontweight="bold")
+        if head:
+            heading(fig, head)
         stem = f"{name}-{slug}" if slug else name
         for ext in ("png", "pdf"):
             fig.savefig(out / f"{stem}.{ext}", dpi=DPI)

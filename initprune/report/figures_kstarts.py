@@ -16,36 +16,41 @@ from . import labels
 def kstarts_candidates(table):
     """Each K-starts candidate's fitness after the warm-up, the winner starred, per run: a row of
     panels per dataset and architecture, the runs side by side in groups of one profile and
-    sparsity (seeds in order), each group named once under it, so that a grid of any size keeps
-    the page's width."""
-    import textwrap
+    sparsity (seeds in order), each group's sparsity once under it and its profile a colour of
+    the legend, so that a grid of any size keeps the page's width."""
+    from matplotlib.lines import Line2D
 
     rows = F._profiled(table[(table["method"] == "kstarts") & (table["ablation"] == "none")])
     if rows.empty:
         raise F.Empty("no K-starts runs in this store")
     cells = F._cells(rows)
     named = labels.sparsities(rows["sparsity"])
+    suffixes = sorted(set(rows["suffix"]))
+    tint = {x: F.color("kstarts") if len(suffixes) == 1 else f"C{i % 10}" for i, x in enumerate(suffixes)}
     fig, panels = F._grid(cells, ["all"])
     for (key, _), ax in panels.items():
         part = F._cell(rows, key).sort_values(["suffix", "sparsity", "seed"])
-        groups = list(part.groupby(["suffix", "sparsity"], sort=False))
-        slots = sum(len(g) for _, g in groups) + len(groups) - 1  # a gap between groups
         ticks, names, x = [], [], 0
-        for (suffix, sparsity), group in groups:
+        for (suffix, sparsity), group in part.groupby(["suffix", "sparsity"], sort=False):
             for n, (_, row) in enumerate(group.iterrows()):
                 cands = row["extra"]["candidates"]
-                ax.scatter([x + n] * len(cands), [c["fitness"] for c in cands], color=F.color("kstarts"), alpha=0.5,
-                           s=14, label="candidate")
+                ax.scatter([x + n] * len(cands), [c["fitness"] for c in cands], color=tint[suffix], alpha=0.6, s=14)
                 win = cands[row["extra"]["winner"]]
-                ax.scatter([x + n], [win["fitness"]], color="tab:red", marker="*", s=70, label="winner", zorder=3)
-            chars = max(8, int(F.WIDTH * len(group) / max(1, slots) / (0.58 * F.RC["xtick.labelsize"] / 72)))
-            text = F._named(f"s={named[sparsity]}", suffix) + f" ({len(group)} seeds)"
+                ax.scatter([x + n], [win["fitness"]], marker="*", s=80, facecolor="gold", edgecolor="black",
+                           linewidth=0.6, zorder=3)
             ticks.append(x + (len(group) - 1) / 2)
-            names.append("\n".join(textwrap.wrap(F.plain(text), chars)))
+            names.append(f"{named[sparsity]}\n({len(group)})")
             x += len(group) + 1
         ax.set_xticks(ticks, names)
         ax.set_xlim(-1, x - 1)
-        F._label(ax, "", "fitness after warm-up", F._title(key, "every candidate's fitness, one column per run"))
+        F._label(ax, "sparsity (runs)", "fitness after warm-up",
+                 F._title(key, "every candidate's fitness, one column per run"))
+    ax = next(iter(panels.values()))
+    for suffix in suffixes:  # proxies: a colour per profile, the winner's star, each once
+        ax.add_line(Line2D([], [], color=tint[suffix], marker="o", ls="", alpha=0.6,
+                           label=F._named("candidates", suffix)))
+    ax.add_line(Line2D([], [], marker="*", markersize=10, markerfacecolor="gold", markeredgecolor="black", ls="",
+                       label="the winner of its run"))
     return F._note(fig)
 
 
