@@ -25,6 +25,7 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.ticker import MaxNLocator
 
 from .. import masks, pruners
 from ..errors import InitpruneError
@@ -314,11 +315,16 @@ def plain(text: str) -> str:
 def _fit(ax, text: str, size: float) -> str:
     """``text`` broken into lines as wide as the panel (its column of the figure) holds at
     ``size`` points: a long title or axis label never runs into the next panel's."""
+    columns = ax.get_subplotspec().get_gridspec().ncols if ax.get_subplotspec() is not None else 1
+    return wrapped(text, ax.figure.get_figwidth() / columns, size)
+
+
+def wrapped(text: str, inches: float, size: float) -> str:
+    """``text`` (from users: ``plain``) in lines no wider than ``inches`` at ``size`` points."""
     import textwrap
 
-    columns = ax.get_subplotspec().get_gridspec().ncols if ax.get_subplotspec() is not None else 1
-    chars = max(12, int(ax.figure.get_figwidth() / columns / (0.58 * size / 72)))
-    return "\n".join(textwrap.wrap(plain(text), chars)) if len(text) > chars else plain(text)
+    chars = max(8, int(inches / (0.58 * size / 72)))
+    return "\n".join(textwrap.wrap(plain(text), chars, break_on_hyphens=False)) or plain(text)
 
 
 def _label(ax, xlabel: str, ylabel: str, title: str) -> None:
@@ -499,6 +505,7 @@ def learning_curves(table, sparsity: float | None = None):
             style = _style(name, _configs(rows.iloc[:1])[0], every)
             ax.plot(epochs, curves.mean(0), label=shown, markersize=4, **style)
             ax.fill_between(epochs, curves.min(0), curves.max(0), alpha=0.15, color=style["color"])
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         _label(ax, "epoch", "test accuracy", ", ".join([title, f"s={named[float(at)]}" if at is not None else ""]))
     return _note(fig)
 
@@ -673,8 +680,7 @@ def ablation_loss(table):
                 ax.bar(np.arange(len(methods)) + i * width, bars["mean"], width, yerr=bars["std"].fillna(0),
                        capsize=2, label=kind, color=f"C{i % 10}")
         ax.set_xticks(np.arange(len(methods)) + 0.4 - width / 2)
-        ax.set_xticklabels([plain(m) for m in methods], rotation=20 if len(methods) > 4 else 0,
-                           ha="right" if len(methods) > 4 else "center")
+        ax.set_xticklabels([wrapped(m, WIDTH / max(1, len(methods)), RC["xtick.labelsize"]) for m in methods])
         ax.axhline(0, color="black", lw=0.8)
         against = "the rewind control" if reference == "rewind" else "the unablated run (no rewind control run)"
         _label(ax, "", "test accuracy lost", _title(key, f"lost against {against}"))

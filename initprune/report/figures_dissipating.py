@@ -6,6 +6,7 @@ relative movement). Found by ``initprune.report.figures`` through ``Dissipating.
 from __future__ import annotations
 
 import numpy as np
+from matplotlib.ticker import MaxNLocator
 
 from . import figures as F
 from . import labels
@@ -51,6 +52,7 @@ def dissipating_sparsity(table):
             epochs = [0] * (start > 0) + list(range(start, start + length))  # combined: at s_k from epoch 0
             style = F._style(name, config, every)
             ax.plot(epochs, curve[:1] * (start > 0) + curve, label=name, alpha=0.8, **style)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         F._label(ax, "epoch", "sparsity", F._title(key, f"sparsity per epoch at the target {target:g}"))
     return F._note(fig)
 
