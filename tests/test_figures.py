@@ -366,3 +366,40 @@ def test_combined_starts_at_its_kstarts_sparsity_never_dense():
     assert list(line.get_xdata()) == [0, 2, 3, 4, 5]
     assert list(line.get_ydata()) == pytest.approx([split, split, 0.3, 0.6, 0.9])
     plt.close("all")
+
+
+def test_a_run_made_by_hand_never_replaces_a_profiles_group_and_is_listed_with_its_origin():
+    """Issue 34: `run --method kstarts` (default k = 8) beside the demo's K-starts at k = 4 replaced
+    the demo's in the figures and the table (the group with default options won). The main
+    comparison holds the profiles' groups; the one made by hand is listed as such."""
+    demo = [result("kstarts", 0.98, seed, 0.70, options={"k": 4}, extra=KS) for seed in (0, 1)]
+    demo += [result("random", 0.98, seed, 0.60) for seed in (0, 1)]
+    hand = [result("kstarts", 0.98, 0, 0.20, extra=KS)]
+    table = results.to_table(demo + hand).assign(origin=["demo"] * len(demo) + ["run"])
+    acc = figures.accuracy_table(table).set_index("method")
+    assert acc.loc["kstarts", "s=0.98"] == "0.7000 ± 0.0000 (n=2)"
+    others = figures.store_groups(table)
+    assert others[["group", "origin", "runs", "seeds"]].values.tolist() == [
+        ["kstarts [k=8]", "run (by hand)", 1, "0"]]
+    handles = dict(zip(*reversed(figures.accuracy_vs_sparsity(table).axes[0].get_legend_handles_labels())))
+    assert list(handles["kstarts"].lines[0].get_ydata()) == [0.7]  # the errorbar's line
+    plt.close("all")
+
+
+def test_the_runs_table_says_where_each_point_came_from(tmp_path):
+    """A point of a sweep carries its execution's profile; one `run` made has no execution."""
+    from initprune import spec
+    from initprune.lab import runs, store
+    from initprune.result import RunResult
+
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    c, exp_id = store.ensure_store(uri)
+    parent = runs.start_parent(c, exp_id, "random", "digits", "mlp", "demo")
+    for seed, above in ((0, parent), (1, None)):
+        config = spec.RunSpec(method="random", epochs=1, sparsity=0.5, seed=seed)
+        run_id = runs.open_point(c, exp_id, above, config)
+        runs.log_point(c, run_id, config, RunResult.from_dict({**result("random", 0.5, seed, 0.5),
+                                                                 "config_hash": config.hash()}))
+        runs.finish_point(c, run_id, None)
+    table = results.runs_table(uri)
+    assert sorted(zip(table["seed"], table["origin"])) == [(0, "demo"), (1, "run")]
