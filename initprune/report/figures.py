@@ -10,8 +10,14 @@ Runs are grouped by their whole identity but the seed (``labels.identity``: data
 architecture, method label, and epochs, options, training settings, threads, device and pruner
 version), the rule the claims follow too. Runs of different identities are never averaged; where
 one label has several, each says how it differs ("random [epochs=2]", "random [threads=2]",
-"snip [v1]"). Every figure has a panel per dataset and architecture, named in its title, and one
-legend; text that comes from users is never mathtext (``plain``).
+"snip [v1]"). The main comparison holds the groups that profiles' sweeps ran (``_picked``; a run
+made by hand with ``run`` never replaces one, ``store_groups`` lists it).
+
+Every figure has a row of panels per dataset and architecture, each named in its title, and one
+legend below them; the report draws each figure apart per cell and, for the comparisons, per
+family of methods (``parts``), as wide as the page shows it (``WIDTH`` at ``DPI``, type from
+``SMALLEST`` points), and leaves out with one line one that has nothing to draw (``Empty``).
+Text that comes from users is never mathtext (``plain``).
 """
 
 from __future__ import annotations

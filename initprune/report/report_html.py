@@ -1,9 +1,11 @@
 """``figures/report.html``: the report as one self-contained page, for a browser or an e-mail.
 
 The verdict's summary comes first (what ``claims.md`` says before its first ``## `` heading),
-then every figure, embedded as a base64 PNG, with a sentence on what to look at, the accuracy
-table and the run's provenance: commit, the profiles in the store, seeds, machine and time.
-Nothing on the page is fetched from elsewhere.
+then every figure (a PNG per dataset and architecture, and per family of methods, embedded as
+base64, each at the width the page shows it) under a sentence on what to look at, or one line
+where it has nothing to draw; the accuracy table per cell; the groups of runs beside the main
+comparison and where they came from; and the provenance as a small table: commit, the profiles
+in the store, seeds, machine and time. Nothing on the page is fetched from elsewhere.
 """
 
 from __future__ import annotations
