@@ -403,3 +403,16 @@ def test_the_runs_table_says_where_each_point_came_from(tmp_path):
         runs.finish_point(c, run_id, None)
     table = results.runs_table(uri)
     assert sorted(zip(table["seed"], table["origin"])) == [(0, "demo"), (1, "run")]
+
+
+def test_a_label_run_in_both_regimes_is_two_rows_of_the_accuracy_table_never_one():
+    rows = [result("random", 0.9, seed, acc, options={"scope": scope}) for seed in (0, 1)
+            for scope, acc in (("layerwise", 0.6), ("erk", 0.8))] + [result("dense", 0.0, 0, 0.97)]
+    table = results.to_table(rows)
+    acc = figures.accuracy_table(table)
+    assert acc[["regime", "method", "s=0.9"]].values.tolist() == [
+        ["", "dense", ""], ["uniform", "random", "0.6000 ± 0.0000 (n=2)"], ["free", "random", "0.8000 ± 0.0000 (n=2)"]]
+    [(cell, page)] = figures.accuracy_cells(table)
+    assert cell == ("digits", "mlp") and page[["regime", "method", "n", "s=0.9"]].values.tolist() == [
+        ["both", "dense", "1", ""], ["uniform", "random", "2", "0.6000 ± 0.0000"],
+        ["free", "random", "2", "0.8000 ± 0.0000"]]

@@ -68,7 +68,7 @@ def test_the_accuracy_table_has_a_column_per_sparsity_of_its_cell_and_the_costs_
     accuracy = page.split("<h2>Accuracy</h2>", 1)[1].split("<h2>", 1)[0]
     [table] = re.findall(r"<table>.*?</table>", accuracy.split("<details>")[0], flags=re.S)
     head = re.findall(r"<th(?: class=\"num\")?>(.*?)</th>", table)
-    assert head == ["method", "n", "s=0", "s=0.9", "s=0.99"]
+    assert head == ["regime", "method", "n", "s=0", "s=0.9", "s=0.99"]
     assert '<td class="num">0.7100 ± 0.0000</td>' in table  # random at 0.9: n in its own column
     assert "<details><summary>effective sparsity and cost" in accuracy
 

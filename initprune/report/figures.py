@@ -540,35 +540,40 @@ def _cost(table, kind: str):
 
 
 def _accuracy_stats(table):
-    """Per (dataset, arch, method label, sparsity) of the main comparison: the mean, standard
-    deviation and count of the final test accuracy over seeds, and the mean effective sparsity
-    and training and inference cost (NaN where no run of it measured them)."""
+    """Per (dataset, arch, regime, method label, sparsity) of the main comparison: the mean,
+    standard deviation and count of the final test accuracy over seeds, and the mean effective
+    sparsity and training and inference cost (NaN where no run of it measured them). The regime
+    is "" for the references, which stand in both."""
     table = _default(table)
     effective = [float(v) if v is not None and v == v else math.nan
                  for v in (table["effective_sparsity"] if "effective_sparsity" in table else [None] * len(table))]
     table = table.assign(cost_training=_cost(table, "training"), cost_inference=_cost(table, "inference"),
-                         effective=effective)
-    groups = table.groupby(["dataset", "arch", "label", "sparsity"])
+                         effective=effective, regime=table["regime"].fillna(""))
+    groups = table.groupby(["dataset", "arch", "regime", "label", "sparsity"])
     stats = groups["test_accuracy"].agg(["mean", "std", "count"])
     return stats.join(groups[["cost_training", "cost_inference", "effective"]].mean())
 
 
 def _in_order(frame, column: str = "method"):
+    """Rows by dataset, arch, regime (the references first, then ``REGIMES``) and method label in
+    registry order."""
     order = {name: i for i, name in enumerate(_methods(frame, column))}
-    return frame.sort_values(["dataset", "arch", column], key=lambda col: col.map(order) if col.name == column
-                             else col)
+    regimes = {r: i for i, r in enumerate(("", *REGIMES))}
+    return frame.sort_values(["dataset", "arch", "regime", column], key=lambda col: col.map(order)
+                             if col.name == column else col.map(regimes) if col.name == "regime" else col)
 
 
 def accuracy_table(table):
     """Table 1 as data (accuracy_table.csv): mean ± std of final test accuracy (the mean alone for
-    one seed), per (dataset, arch, method label) and sparsity, each beside the mean effective
-    sparsity (removed or cut off from the input or the logits) and the mean training and inference
-    cost over seeds (FLOPs relative to dense); runs of different identities are different labels,
-    never one cell. The page shows it per cell, narrower (``accuracy_cells``, ``cost_cells``)."""
+    one seed), per (dataset, arch, regime, method label) and sparsity, each beside the mean
+    effective sparsity (removed or cut off from the input or the logits) and the mean training and
+    inference cost over seeds (FLOPs relative to dense); runs of different identities are
+    different rows, never one cell. The page shows it per cell, narrower (``accuracy_cells``,
+    ``cost_cells``)."""
     import pandas as pd
 
     if _default(table).empty:
-        return pd.DataFrame(columns=["dataset", "arch", "method"])
+        return pd.DataFrame(columns=["dataset", "arch", "regime", "method"])
     stats = _accuracy_stats(table)
     cells = stats.apply(lambda r: f"{r['mean']:.4f}" + (f" ± {r['std']:.4f}" if r["count"] > 1 else "")
                         + f" (n={int(r['count'])})", axis=1)  # one seed has no spread to show
@@ -586,11 +591,11 @@ def accuracy_table(table):
 
 
 def accuracy_cells(table) -> list[tuple[tuple[str, str], object]]:
-    """Table 1 as the page shows it: per dataset and architecture, one row per method label and
-    configuration, one column per sparsity run there ("s=0.9": mean ± std of the final test
-    accuracy), the seeds once in the column n where every sparsity of the row has as many (else
-    each cell says its own "(n=...)"). Narrow enough for the page: no empty column of another
-    cell, no cost beside each value (``cost_cells`` holds them)."""
+    """Table 1 as the page shows it: per dataset and architecture, one row per regime, method
+    label and configuration, one column per sparsity run there ("s=0.9": mean ± std of the final
+    test accuracy), the seeds once in the column n where every sparsity of the row has as many
+    (else each cell says its own "(n=...)"). Narrow enough for the page: no empty column of
+    another cell, no cost beside each value (``cost_cells`` holds them)."""
     import pandas as pd
 
     stats = _accuracy_stats(table)
@@ -598,24 +603,26 @@ def accuracy_cells(table) -> list[tuple[tuple[str, str], object]]:
     for (dataset, arch), part in stats.groupby(level=["dataset", "arch"], sort=True):
         part = part.droplevel(["dataset", "arch"])
         named = labels.sparsities(part.index.unique("sparsity"))
+        keys = _in_order(part.reset_index()[["regime", "label"]].drop_duplicates().assign(dataset="", arch=""),
+                         "label")
         rows = []
-        for method in _methods(part.reset_index(), "label"):
-            mine = part.loc[method]
+        for regime, method in zip(keys["regime"], keys["label"]):
+            mine = part.loc[(regime, method)]
             counts = set(mine["count"].astype(int))
-            row = {"method": method, "n": str(counts.pop()) if len(counts) == 1 else ""}
+            row = {"regime": regime or "both", "method": method, "n": str(counts.pop()) if len(counts) == 1 else ""}
             for s, r in mine.iterrows():
                 row[f"s={named[s]}"] = f"{r['mean']:.4f}" + (f" ± {r['std']:.4f}" if r["count"] > 1 else "") + \
                     ("" if row["n"] else f" (n={int(r['count'])})")
             rows.append(row)
-        columns = ["method", "n"] + [f"s={named[s]}" for s in sorted(named)]
+        columns = ["regime", "method", "n"] + [f"s={named[s]}" for s in sorted(named)]
         out.append(((dataset, arch), pd.DataFrame(rows, columns=columns).fillna("")))
     return out
 
 
 def cost_cells(table) -> list[tuple[tuple[str, str], object]]:
-    """Per dataset and architecture, one row per method label and sparsity: the mean effective
-    sparsity and the mean training and inference cost (FLOPs relative to dense) over seeds; "n/a"
-    where no run of it measured them (stored before they were counted)."""
+    """Per dataset and architecture, one row per regime, method label and sparsity: the mean
+    effective sparsity and the mean training and inference cost (FLOPs relative to dense) over
+    seeds; "n/a" where no run of it measured them (stored before they were counted)."""
     import pandas as pd
 
     stats = _accuracy_stats(table)
@@ -623,11 +630,11 @@ def cost_cells(table) -> list[tuple[tuple[str, str], object]]:
     for (dataset, arch), part in stats.groupby(level=["dataset", "arch"], sort=True):
         part = part.droplevel(["dataset", "arch"]).reset_index()
         named = labels.sparsities(part["sparsity"])
-        order = {name: i for i, name in enumerate(_methods(part, "label"))}
-        part = part.sort_values(["label", "sparsity"], key=lambda c: c.map(order) if c.name == "label" else c)
+        part = _in_order(part.assign(dataset="", arch=""), "label")
         show = lambda v, f: "n/a" if math.isnan(v) else format(v, f)  # noqa: E731
         out.append(((dataset, arch), pd.DataFrame({
-            "method": part["label"], "s": [named[s] for s in part["sparsity"]],
+            "regime": part["regime"].replace("", "both"), "method": part["label"],
+            "s": [named[s] for s in part["sparsity"]],
             "effective sparsity": [show(v, ".4f") for v in part["effective"]],
             "training cost": [show(v, ".3g") for v in part["cost_training"]],
             "inference cost": [show(v, ".3g") for v in part["cost_inference"]]})))
