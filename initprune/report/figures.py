@@ -743,19 +743,36 @@ def contributes(name: str, by: tuple[str, ...] = (BY_CELL,)):
     table into figures of their own, each as wide as the page: a figure per dataset and
     architecture (``BY_CELL``), and per family of methods (``BY_FAMILY``: the paper's, the
     controls, the baselines, each with the references). The figure is drawn in the report's
-    type sizes (``RC``)."""
+    type sizes (``RC``); where it has nothing to draw, the decorated function prints the one line
+    why and returns None, a notebook's cell shows that line (``figure`` raises ``Empty``)."""
     import functools
 
     def add(make):
         @functools.wraps(make)
-        def styled(*args, **kwargs):
-            with plt.rc_context(RC):
-                return make(*args, **kwargs)
+        def shown(*args, **kwargs):
+            """The figure, or where it has nothing to draw None, the one line why printed (a notebook's
+            cell shows that line, not a blank box)."""
+            try:
+                return figure(name, *args, **kwargs)
+            except Empty as empty:
+                print(f"{name}: left out, {empty}")
+                return None
 
-        _FIGURES[name], _PARTS[name] = styled, tuple(by)
-        return styled
+        _FIGURES[name], _PARTS[name], _DRAW[name] = shown, tuple(by), make
+        return shown
 
     return add
+
+
+_DRAW: dict = {}  # name: the function that draws it or raises Empty
+
+
+def figure(name: str, *args, **kwargs):
+    """Figure ``name`` of a table, in the report's type sizes (``RC``); ``Empty`` where it has
+    nothing to draw."""
+    every()
+    with plt.rc_context(RC):
+        return _DRAW[name](*args, **kwargs)
 
 
 accuracy_vs_sparsity = contributes("accuracy_vs_sparsity", (BY_CELL, BY_FAMILY))(accuracy_vs_sparsity)
@@ -858,10 +875,10 @@ def draw(name: str, table, out: Path) -> dict:
     """Every part of figure ``name`` (``parts``) as PNG and PDF in ``out``: {"figures": [per file
     its title, size in pixels, DPI and smallest type in points], "left_out": the one line that says
     why there is none, or None}. A part with nothing to draw is never written."""
-    make, drawn, why = every()[name], [], None
+    drawn, why = [], None
     for slug, title, head, part in parts(name, table) if len(table) else []:
         try:
-            fig = make(part)
+            fig = figure(name, part)
         except Empty as empty:
             why = why or str(empty)
             continue
