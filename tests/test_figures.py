@@ -421,3 +421,49 @@ def test_a_label_run_in_both_regimes_is_two_rows_of_the_accuracy_table_never_one
     assert cell == ("digits", "mlp") and page[["regime", "method", "n", "s=0.9"]].values.tolist() == [
         ["both", "dense", "1", ""], ["uniform", "random", "2", "0.6000 ± 0.0000"],
         ["free", "random", "2", "0.8000 ± 0.0000"]]
+
+
+def test_families_come_from_the_registry_a_control_beside_the_method_it_is_built_on():
+    """The report draws the paper's methods, the controls and the baselines apart, each with the
+    references; a control (here a plugin's, family "control", built on dissipating) comes with
+    dissipating under the same schedule only. A colour per label: a method's schedules are shades
+    of its hue, never one colour for two labels of a figure."""
+    from dataclasses import dataclass
+    from typing import ClassVar
+
+    from matplotlib.colors import to_hex
+
+    from initprune.pruners import Dissipating
+
+    @dataclass
+    class Control(Dissipating):
+        family: ClassVar[str] = "control"
+        color: ClassVar[str | None] = "tab:red"
+        figures: ClassVar[str | None] = None
+
+    with PRUNERS.scratch():
+        PRUNERS.register("gradual_test")(Control)
+        rows = [result("dense", 0.0, seed, 0.97) for seed in (0, 1)]
+        for s in (0.9, 0.99):
+            for seed in (0, 1):
+                rows += [result("random", s, seed, 0.6), result("snip", s, seed, 0.7),
+                         result("gradual_test", s, seed, 0.65, options={"schedule": "cubic"}, extra=DIS)]
+                rows += [result("dissipating", s, seed, 0.8 + 0.01 * i, options={"schedule": sched}, extra=DIS)
+                         for i, sched in enumerate(("linear", "geometric", "cubic"))]
+        table = results.to_table(rows)
+        cut = {fam: part for fam, _, part in figures.families(table)}
+        assert list(cut) == ["paper", "control", "baseline"]
+        assert sorted(set(cut["control"]["method"])) == ["dense", "dissipating", "gradual_test"]
+        assert {o.get("schedule") for o in cut["control"][cut["control"]["method"] == "dissipating"]["options"]} == \
+            {"cubic"}
+        assert sorted(set(cut["baseline"]["method"])) == ["dense", "snip"]
+        names = [slug for slug, *_ in figures.parts("accuracy_vs_sparsity", table)]
+        assert names == ["digits-mlp-paper", "digits-mlp-control", "digits-mlp-baseline"]
+        fig = figures.figure("accuracy_vs_sparsity", cut["paper"])
+        handles, texts = fig.axes[0].get_legend_handles_labels()
+        colours = {t: to_hex(h.lines[0].get_color()) if hasattr(h, "lines") else to_hex(h.get_color())
+                   for h, t in zip(handles, texts)}
+        assert len(set(colours.values())) == len(colours) == 5  # dense, random, three schedules
+        shades = [colours[f"dissipating ({s})"] for s in ("linear", "geometric", "cubic")]
+        assert shades == figures.shades(figures.color("dissipating"), 3)  # darkest first, declared order
+        plt.close("all")

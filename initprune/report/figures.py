@@ -731,7 +731,7 @@ def effective_vs_nominal(table):
 # ---- every figure, and the parts the report shows it in ------------------------------------------
 
 BY_CELL, BY_FAMILY = "cell", "family"
-FAMILY_TITLE = {"paper": "the paper's methods", "control": "the criterion controls",
+FAMILY_TITLE = {"paper": "the paper's methods", "control": "the criterion controls",  # in the report's order
                 "baseline": "the established baselines", "reference": "the references"}
 _FIGURES: dict = {}  # every figure by name, in the report's order: the generic ones, each method's own
 _PARTS: dict = {}  # name: how the report cuts its table (BY_CELL, BY_FAMILY)
@@ -809,7 +809,8 @@ def _ancestors(method: str) -> list[str]:
 
 def families(table) -> list[tuple[str, str, object]]:
     """The table cut by family of methods, from the registry: (family, title, its runs) for each
-    family present but the references, in the order the registry first names one of its methods;
+    family present but the references, in the order of ``FAMILY_TITLE`` (the paper's, the
+    controls, the baselines), then a plugin's own in the order the registry first names one;
     each part holds the references too (dense, post-training: the ceiling and the other side) and,
     beside a method built on another (a control on a paper method), that method under the same
     values of its line options (dissipating (cubic) beside gradual_random (cubic)). A table of
@@ -818,7 +819,9 @@ def families(table) -> list[tuple[str, str, object]]:
 
     table = table.reset_index(drop=True)
     of = table["method"].map(family)
-    present = sorted(set(of) - {"reference"}, key=lambda f: min(_order(m) for m in table["method"][of == f]))
+    known = list(FAMILY_TITLE)
+    present = sorted(set(of) - {"reference"}, key=lambda f: (known.index(f) if f in known else len(known),
+                                                             min(_order(m) for m in table["method"][of == f])))
     if not present:
         return [("reference", FAMILY_TITLE["reference"], table)]
     configs = _configs(table)
@@ -831,7 +834,8 @@ def families(table) -> list[tuple[str, str, object]]:
             for parent in _ancestors(method):
                 lines = _entry(parent).lines
                 held = {tuple(c.get(k) for k in lines) for c in mine}
-                keep |= (table["method"] == parent) & [tuple(c.get(k) for k in lines) in held for c in configs]
+                keep |= (table["method"] == parent) & np.array([tuple(c.get(k) for k in lines) in held
+                                                                for c in configs], dtype=bool)
         out.append((name, FAMILY_TITLE.get(name, f"family {name}"), pd.DataFrame(table[keep])))
     return out
 
