@@ -467,3 +467,21 @@ def test_families_come_from_the_registry_a_control_beside_the_method_it_is_built
         shades = [colours[f"dissipating ({s})"] for s in ("linear", "geometric", "cubic")]
         assert shades == figures.shades(figures.color("dissipating"), 3)  # darkest first, declared order
         plt.close("all")
+
+
+def test_a_figure_of_one_panel_never_averages_a_label_over_two_regimes():
+    late = {**DIS, "sparsity_per_epoch": [0.1, 0.2, 0.9]}
+    rows = [result("dissipating", 0.9, seed, 0.8, options={"scope": scope}, extra=extra) for seed in (0, 1)
+            for scope, extra in (("layerwise", DIS), ("global", late))]
+    rows += [result("random", 0.9, seed, acc, options={"scope": scope}) for seed in (0, 1)
+             for scope, acc in (("layerwise", 0.5), ("erk", 0.7))]
+    rows += [result("kstarts", 0.9, seed, 0.6, options={"k": k}, extra=KS) for seed in (0, 1) for k in (2, 8)]
+    table = results.to_table(rows)
+    ax = figures.figure("dissipating_sparsity", table).axes[0]
+    curves = {line.get_label(): list(line.get_ydata()) for line in ax.lines}
+    assert curves == {"dissipating (linear), uniform": [0.0, 0.3, 0.6, 0.9],
+                      "dissipating (linear), free": [0.0, 0.1, 0.2, 0.9]}
+    ax = figures.figure("kstarts_k_and_fitness", table).axes[0]
+    assert {line.get_label(): line.get_ydata()[0] for line in ax.lines if "random" in line.get_label()} == {
+        "random, uniform (k=1)": 0.5, "random, free (k=1)": 0.7}
+    plt.close("all")

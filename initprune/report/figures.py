@@ -218,6 +218,16 @@ def _default(table):
     return table.drop(columns="suffix")
 
 
+def regimed(table):
+    """The main comparison's runs (``_default``) with each label that stands in more than one
+    regime naming its own ("random, free"): for a figure that draws the regimes in one panel."""
+    if table.empty:
+        return table
+    several = table.groupby("label")["regime"].nunique() > 1
+    return table.assign(label=[f"{n}, {r}" if several.get(n, False) and isinstance(r, str) else n
+                               for n, r in zip(table["label"], table["regime"])])
+
+
 def store_groups(table):
     """Every group of runs (its whole identity but the seed; an ablation a group of its own) that
     the main comparison leaves out, one row each: its cell, its name (what tells it from the other

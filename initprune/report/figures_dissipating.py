@@ -30,7 +30,7 @@ def dissipating_sparsity(table):
     """Figure 4a: sparsity after each epoch at the highest target of each dataset and architecture,
     one line per method label and profile (mean over seeds). Combined holds K-starts' s_k from
     epoch 0 through its warm-up, then dissipates from there."""
-    rows = F._default(table[table["method"].isin(["dissipating", "combined"])])
+    rows = F.regimed(F._default(table[table["method"].isin(["dissipating", "combined"])]))
     if rows.empty:
         raise F.Empty("no dissipating or combined runs in this store")
     cells = F._cells(rows)

@@ -68,7 +68,7 @@ def kstarts_k_and_fitness(table):
     rows = F._profiled(rows, drop=("k", "fitness"))
     configs = F._configs(rows)
     rows = rows.assign(k=[int(c["k"]) for c in configs], fitness=[c["fitness"] for c in configs])
-    random = F._default(table[table["method"] == "random"])
+    random = F.regimed(F._default(table[table["method"] == "random"]))
     panels_of = {key: sorted(s for s, g in F._cell(rows, key).groupby("sparsity") if g["k"].nunique() > 1)
                  for key in F._cells(rows)}
     keys = [key for key in panels_of if panels_of[key]]
