@@ -247,4 +247,4 @@ def test_accuracy_vs_cost_plots_the_mean_over_seeds_on_a_log_axis(tmp_path):
     lines = {line.get_label(): line for line in ax.get_lines()}
     assert set(lines) == {"dense", "random"}  # magnitude has no cost to plot
     assert list(lines["random"].get_xdata()) == pytest.approx([0.11]) and list(lines["random"].get_ydata()) == [0.8]
-    assert (tmp_path / "accuracy_vs_cost.png") in figures.assemble(cost_table(), tmp_path)
+    assert (tmp_path / "accuracy_vs_cost-digits-mlp-paper.png") in figures.assemble(cost_table(), tmp_path)

@@ -64,11 +64,25 @@ def test_accuracy_vs_sparsity_draws_one_line_per_method_and_dense_as_the_ceiling
 
 
 def test_every_figure_renders_from_the_table_and_from_any_one_method_of_it(table):
-    for name, make in figures.FIGURES.items():
-        assert make(table).axes, name
+    """Every figure draws from the table (the sanity checks excepted: it has none) and, from a
+    store of one method, draws or says in one line why it has nothing to draw: never a blank box."""
+    for name in figures.FIGURES:
+        if name == "ablation_loss":
+            with pytest.raises(figures.Empty, match="no sanity-check runs in this store"):
+                figures.figure(name, table)
+        else:
+            assert figures._drawn(figures.figure(name, table)), name
         for method in table["method"].unique():  # a store holding one method only
-            assert make(table[table["method"] == method]).axes, (name, method)
+            try:
+                assert figures._drawn(figures.figure(name, table[table["method"] == method])), (name, method)
+            except figures.Empty as empty:
+                assert "in this store" in str(empty) and "\n" not in str(empty), (name, method)
         plt.close("all")
+
+
+def test_a_notebook_that_draws_a_figure_with_nothing_to_draw_gets_one_line(table, capsys):
+    assert figures.FIGURES["ablation_loss"](table) is None
+    assert capsys.readouterr().out == "ablation_loss: left out, no sanity-check runs in this store\n"
 
 
 def test_accuracy_table_has_mean_and_spread_and_one_row_per_schedule(table):
@@ -114,7 +128,7 @@ def test_accuracy_figure_stars_where_the_claim_is_better_with_confidence():
     ax = figures.accuracy_vs_sparsity(schedules_table()).axes[0]
     labels = ax.get_legend_handles_labels()[1]
     assert "dissipating (cubic)" in labels and "dissipating (linear)" in labels
-    assert any("claim better than every rival" in lab for lab in labels)
+    assert any("better than every rival" in lab for lab in labels)
     gold = list(matplotlib.colors.to_rgba("gold"))
     stars = [c for c in ax.collections if len(c.get_offsets()) and len(c.get_facecolor())
              and list(c.get_facecolor()[0]) == pytest.approx(gold)]
@@ -143,11 +157,25 @@ def test_fitness_vs_final_says_which_run_each_point_is(table):
 def test_assemble_writes_figures_tables_and_claims(table, tmp_path):
     written = figures.assemble(table, tmp_path)
     names = {p.name for p in written}
-    assert {"accuracy_vs_sparsity.png", "accuracy_vs_sparsity.pdf", "accuracy_table.csv", "accuracy_table.md",
-            "claims.md"} <= names
+    assert {"accuracy_vs_sparsity-digits-mlp-paper.png", "accuracy_vs_sparsity-digits-mlp-paper.pdf",
+            "accuracy_table.csv", "accuracy_table.md", "claims.md", "figures.json"} <= names
     assert all(p.stat().st_size > 0 for p in written)
+    shown = figures.manifest(tmp_path)
+    assert shown["ablation_loss"] == {"figures": [], "left_out": "no sanity-check runs in this store"}
+    assert not list(tmp_path.glob("ablation_loss*"))  # never a blank box
     empty = figures.assemble(results.to_table([]), tmp_path / "empty")
     assert "No runs to compare yet" in (tmp_path / "empty" / "claims.md").read_text() and empty
+    assert not list((tmp_path / "empty").glob("*.png"))
+    assert {e["left_out"] for e in figures.manifest(tmp_path / "empty").values()} == {
+        "no finished runs in this store yet (make demo)"}
+
+
+def test_a_second_assembly_removes_the_parts_it_does_not_draw_again(table, tmp_path):
+    figures.assemble(table, tmp_path)
+    assert (tmp_path / "kstarts_candidates-digits-mlp.png").exists()
+    figures.assemble(table[table["method"] != "kstarts"], tmp_path)
+    assert not (tmp_path / "kstarts_candidates-digits-mlp.png").exists()
+    assert figures.manifest(tmp_path)["kstarts_candidates"]["left_out"] == "no K-starts runs in this store"
 
 
 # ---- runs are grouped by what they were: two cells, two profiles (2 and 4 epochs) ----------------
@@ -238,7 +266,7 @@ def test_runs_at_other_epochs_are_never_averaged_and_say_how_they_differ(mixed):
     assert digits.loc["random [epochs=2]", "s=0.9"] == "0.6050 ± 0.0071 (n=2)"
     assert digits.loc["random [epochs=4]", "s=0.9"] == "0.7050 ± 0.0071 (n=2)"
     assert "random" not in digits.index and digits.loc["dense", "s=0"].endswith("(n=2)")
-    ax = titled(figures.learning_curves(mixed))["digits / mlp, sparsity 0.99"]
+    ax = titled(figures.learning_curves(mixed))["digits / mlp, s=0.99"]
     lengths = {line.get_label(): len(line.get_xdata()) for line in ax.lines}
     assert lengths["kstarts [epochs=2]"] == 2 and lengths["kstarts [epochs=4]"] == 4
     plt.close("all")
@@ -258,22 +286,43 @@ def test_learning_curves_show_every_method_of_a_panel_even_at_another_sparsity()
     plt.close("all")
 
 
-def test_kstarts_candidates_tick_labels_do_not_overlap(mixed):
+def test_kstarts_candidates_keep_the_page_width_and_name_each_group_once(mixed):
+    """Two profiles (2 and 4 epochs) and two variants of k, two sparsities, two seeds: 16 runs a
+    cell, drawn in groups of one profile and sparsity, each group's sparsity once under it (never
+    colliding), each profile a colour of the legend; the figure as wide as the page whatever the
+    runs (it was a 4,497 px strip)."""
     fig = figures.FIGURES["kstarts_candidates"](mixed)
     fig.canvas.draw()
+    assert fig.get_figwidth() == figures.WIDTH
     renderer = fig.canvas.get_renderer()
     for ax in fig.axes:
+        texts = [t.get_text() for t in ax.get_xticklabels() if t.get_text()]
         boxes = [t.get_window_extent(renderer) for t in ax.get_xticklabels() if t.get_text()]
-        assert len(boxes) > 8
+        assert texts == ["0.9\n(2)", "0.99\n(2)"] * 4
         assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1:])
+        assert len(ax.collections) == 2 * 16  # every run's candidates and its winner
+    legend = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert legend == ["candidates [epochs=2, k=2]", "candidates [epochs=2, k=8]", "candidates [epochs=4, k=2]",
+                      "candidates [epochs=4, k=8]", "the winner of its run"]
     plt.close("all")
 
 
-def test_accuracy_figure_has_a_row_per_allocation_regime():
+def test_accuracy_figure_has_a_column_per_allocation_regime():
     rows = [result("random", s, seed, 0.8, options={"scope": o}) for s in (0.9, 0.99) for seed in (0, 1)
             for o in ("layerwise", "global")] + [result("dense", 0.0, 0, 0.97)]
     titles = list(titled(figures.accuracy_vs_sparsity(results.to_table(rows))))
     assert len(titles) == 2 and "uniform" in titles[0] and "free" in titles[1]
+    plt.close("all")
+
+
+def test_a_cell_run_in_one_regime_has_no_empty_reversed_panel_in_the_other():
+    rows = [result("random", s, 0, 0.8, options={"scope": o}) for s in (0.9, 0.99) for o in ("layerwise", "erk")]
+    rows += [result("random", s, 0, 0.7, cell=("mnist1d", "cnn1d")) for s in (0.9, 0.99)]
+    fig = figures.accuracy_vs_sparsity(results.to_table(rows))
+    shown = [ax for ax in fig.axes if ax.axison]
+    assert len(shown) == 3 and all(ax.xaxis_inverted() for ax in shown)  # dense on the left
+    blank = [ax for ax in fig.axes if not ax.axison]
+    assert len(blank) == 1 and not blank[0].lines and not blank[0].get_title()
     plt.close("all")
 
 
@@ -312,3 +361,133 @@ def test_figures_py_names_no_method_and_repeats_no_default():
         module = pruners.PRUNERS[method].figures
         if module:
             assert any(f.__module__ == module for f in figures.FIGURES.values()), method
+
+
+# ---- figures legible at the page's width, never empty (issues 33, 34) -------------------------------
+
+
+def test_combined_starts_at_its_kstarts_sparsity_never_dense():
+    """Combined prunes to s_k at initialisation (K-starts), then trains its warm-up there: its curve
+    of sparsity per epoch starts at s_k at epoch 0, not at 0 (dense)."""
+    split = 1 - (1 - 0.9) ** 0.5
+    rows = [result("combined", 0.9, seed, 0.8, options={"warmup_epochs": 2},
+                   extra={"kstarts": KS, "dissipating": {**DIS, "start_sparsity": split}}) for seed in (0, 1)]
+    ax = figures.FIGURES["dissipating_sparsity"](results.to_table(rows)).axes[0]
+    [line] = [line for line in ax.lines if line.get_label().startswith("combined")]
+    assert list(line.get_xdata()) == [0, 2, 3, 4, 5]
+    assert list(line.get_ydata()) == pytest.approx([split, split, 0.3, 0.6, 0.9])
+    plt.close("all")
+
+
+def test_a_run_made_by_hand_never_replaces_a_profiles_group_and_is_listed_with_its_origin():
+    """Issue 34: `run --method kstarts` (default k = 8) beside the demo's K-starts at k = 4 replaced
+    the demo's in the figures and the table (the group with default options won). The main
+    comparison holds the profiles' groups; the one made by hand is listed as such."""
+    demo = [result("kstarts", 0.98, seed, 0.70, options={"k": 4}, extra=KS) for seed in (0, 1)]
+    demo += [result("random", 0.98, seed, 0.60) for seed in (0, 1)]
+    hand = [result("kstarts", 0.98, 0, 0.20, extra=KS)]
+    table = results.to_table(demo + hand).assign(origin=["demo"] * len(demo) + ["run"])
+    acc = figures.accuracy_table(table).set_index("method")
+    assert acc.loc["kstarts", "s=0.98"] == "0.7000 ± 0.0000 (n=2)"
+    others = figures.store_groups(table)
+    assert others[["group", "origin", "runs", "seeds"]].values.tolist() == [
+        ["kstarts [k=8]", "run (by hand)", 1, "0"]]
+    handles = dict(zip(*reversed(figures.accuracy_vs_sparsity(table).axes[0].get_legend_handles_labels())))
+    assert list(handles["kstarts"].lines[0].get_ydata()) == [0.7]  # the errorbar's line
+    plt.close("all")
+
+
+def test_the_runs_table_says_where_each_point_came_from(tmp_path):
+    """A point of a sweep carries its execution's profile; one `run` made has no execution."""
+    from initprune import spec
+    from initprune.lab import runs, store
+    from initprune.result import RunResult
+
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    c, exp_id = store.ensure_store(uri)
+    parent = runs.start_parent(c, exp_id, "random", "digits", "mlp", "demo")
+    for seed, above in ((0, parent), (1, None)):
+        config = spec.RunSpec(method="random", epochs=1, sparsity=0.5, seed=seed)
+        run_id = runs.open_point(c, exp_id, above, config)
+        runs.log_point(c, run_id, config, RunResult.from_dict({**result("random", 0.5, seed, 0.5),
+                                                                 "config_hash": config.hash()}))
+        runs.finish_point(c, run_id, None)
+    table = results.runs_table(uri)
+    assert sorted(zip(table["seed"], table["origin"])) == [(0, "demo"), (1, "run")]
+
+
+def test_a_label_run_in_both_regimes_is_two_rows_of_the_accuracy_table_never_one():
+    rows = [result("random", 0.9, seed, acc, options={"scope": scope}) for seed in (0, 1)
+            for scope, acc in (("layerwise", 0.6), ("erk", 0.8))] + [result("dense", 0.0, 0, 0.97)]
+    table = results.to_table(rows)
+    acc = figures.accuracy_table(table)
+    assert acc[["regime", "method", "s=0.9"]].values.tolist() == [
+        ["", "dense", ""], ["uniform", "random", "0.6000 ± 0.0000 (n=2)"], ["free", "random", "0.8000 ± 0.0000 (n=2)"]]
+    [(cell, page)] = figures.accuracy_cells(table)
+    assert cell == ("digits", "mlp") and page[["regime", "method", "n", "s=0.9"]].values.tolist() == [
+        ["both", "dense", "1", ""], ["uniform", "random", "2", "0.6000 ± 0.0000"],
+        ["free", "random", "2", "0.8000 ± 0.0000"]]
+
+
+def test_families_come_from_the_registry_a_control_beside_the_method_it_is_built_on():
+    """The report draws the paper's methods, the controls and the baselines apart, each with the
+    references; a control (here a plugin's, family "control", built on dissipating) comes with
+    dissipating under the same schedule only. A colour per label: a method's schedules are shades
+    of its hue, never one colour for two labels of a figure."""
+    from dataclasses import dataclass
+    from typing import ClassVar
+
+    from matplotlib.colors import to_hex
+
+    from initprune.pruners import Dissipating
+
+    @dataclass
+    class Control(Dissipating):
+        family: ClassVar[str] = "control"
+        color: ClassVar[str | None] = "tab:red"
+        figures: ClassVar[str | None] = None
+
+    with PRUNERS.scratch():
+        PRUNERS.register("gradual_test")(Control)
+        rows = [result("dense", 0.0, seed, 0.97) for seed in (0, 1)]
+        for s in (0.9, 0.99):
+            for seed in (0, 1):
+                rows += [result("random", s, seed, 0.6), result("snip", s, seed, 0.7),
+                         result("gradual_test", s, seed, 0.65, options={"schedule": "cubic"}, extra=DIS)]
+                rows += [result("dissipating", s, seed, 0.8 + 0.01 * i, options={"schedule": sched}, extra=DIS)
+                         for i, sched in enumerate(("linear", "geometric", "cubic"))]
+        table = results.to_table(rows)
+        cut = {fam: part for fam, _, part in figures.families(table)}
+        assert list(cut) == ["paper", "control", "baseline"]
+        assert sorted(set(cut["control"]["method"])) == ["dense", "dissipating", "gradual_test"]
+        assert {o.get("schedule") for o in cut["control"][cut["control"]["method"] == "dissipating"]["options"]} == \
+            {"cubic"}
+        assert sorted(set(cut["baseline"]["method"])) == ["dense", "snip"]
+        names = [slug for slug, *_ in figures.parts("accuracy_vs_sparsity", table)]
+        assert names == ["digits-mlp-paper", "digits-mlp-control", "digits-mlp-baseline"]
+        fig = figures.figure("accuracy_vs_sparsity", cut["paper"])
+        handles, texts = fig.axes[0].get_legend_handles_labels()
+        colours = {t: to_hex(h.lines[0].get_color()) if hasattr(h, "lines") else to_hex(h.get_color())
+                   for h, t in zip(handles, texts)}
+        assert len(set(colours.values())) == len(colours) == 5  # dense, random, three schedules
+        shades = [colours[f"dissipating ({s})"] for s in ("linear", "geometric", "cubic")]
+        assert shades == figures.shades(figures.color("dissipating"), 3)  # darkest first, declared order
+        plt.close("all")
+
+
+def test_a_figure_of_one_panel_never_averages_a_label_over_two_regimes():
+    late = {**DIS, "sparsity_per_epoch": [0.1, 0.2, 0.9]}
+    rows = [result("dissipating", 0.9, seed, 0.8, options={"scope": scope}, extra=extra) for seed in (0, 1)
+            for scope, extra in (("layerwise", DIS), ("global", late))]
+    rows += [result("random", 0.9, seed, acc, options={"scope": scope}) for seed in (0, 1)
+             for scope, acc in (("layerwise", 0.5), ("erk", 0.7))]
+    rows += [result("kstarts", 0.9, seed, 0.6, options={"k": k}, extra=KS) for seed in (0, 1) for k in (2, 8)]
+    table = results.to_table(rows)
+    ax = figures.figure("dissipating_sparsity", table).axes[0]
+    curves = {line.get_label(): list(line.get_ydata()) for line in ax.lines}
+    assert curves == {"dissipating (linear), uniform": [0.0, 0.3, 0.6, 0.9],
+                      "dissipating (linear), free": [0.0, 0.1, 0.2, 0.9]}
+    ax = figures.figure("kstarts_k_and_fitness", table).axes[0]
+    assert {line.get_label(): line.get_ydata()[0] for line in ax.lines if "random" in line.get_label()} == {
+        "random, uniform (k=1)": 0.5, "random, free (k=1)": 0.7}
+    plt.close("all")

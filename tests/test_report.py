@@ -22,23 +22,64 @@ CLAIMS = """# The paper's claims on our grid
 """
 
 
+def runs():
+    """Two seeds of random, K-starts and dense on digits / mlp at two sparsities: no sanity checks,
+    no analysis-mode runs, no E_d variants."""
+    from test_figures import KS, result
+
+    rows = [result("dense", 0.0, s, 0.97) for s in (0, 1)]
+    rows += [result(m, s, seed, 0.8 - 0.1 * s, extra=KS if m == "kstarts" else None)
+             for m in ("random", "kstarts") for s in (0.9, 0.99) for seed in (0, 1)]
+    return results.to_table(rows)
+
+
 @pytest.fixture(scope="module")
 def report(tmp_path_factory):
     out = tmp_path_factory.mktemp("figures")
-    table = results.to_table([])
-    figures.assemble(table, out)  # what `figures` writes before the page: every figure, with no runs yet
+    table = runs()
+    figures.assemble(table, out)  # what `figures` writes before the page
     (out / "claims.md").write_text(CLAIMS)
     return out, report_html.write(out, table)
 
 
-def test_the_page_holds_every_figure_as_an_embedded_image(report):
+def test_the_page_holds_every_figure_drawn_as_an_embedded_image_and_a_line_for_each_left_out(report):
     out, path = report
     page = path.read_text()
-    for name in figures.FIGURES:
-        found = re.search(rf'<figure id="{name}"><img alt="[^"]*" src="data:image/png;base64,([^"]+)"', page)
-        assert found, f"{name} is not embedded"
-        assert base64.b64decode(found.group(1)) == (out / f"{name}.png").read_bytes()
+    shown = figures.manifest(out)
+    assert set(shown) == set(figures.FIGURES)
+    for name, entry in shown.items():
+        for f in entry["figures"]:
+            stem = f["file"][:-len(".png")]
+            found = re.search(rf'<figure id="{stem}"><img alt="[^"]*" width="(\d+)" height="\d+" '
+                              rf'data-font-px="([\d.]+)" src="data:image/png;base64,([^"]+)"', page)
+            assert found, f"{stem} is not embedded"
+            assert base64.b64decode(found.group(3)) == (out / f["file"]).read_bytes()
+            assert int(found.group(1)) == figures.WIDTH * figures.DPI  # as wide as the page shows it
+            assert float(found.group(2)) == pytest.approx(figures.SMALLEST * figures.DPI / 72, abs=0.01)
+        if not entry["figures"]:
+            assert f'<p class="left-out" id="{name}">' in page and entry["left_out"] in page, name
+    assert "no K-starts runs at more than one k in this store" in page and "no sanity-check runs in this store" in page
+    assert page.count("<figure") == sum(len(e["figures"]) for e in shown.values()) >= 6
     assert not re.search(r'(src|href)="(?!data:)', page)  # nothing fetched from elsewhere
+
+
+def test_the_accuracy_table_has_a_column_per_sparsity_of_its_cell_and_the_costs_folded(report):
+    page = report[1].read_text()
+    accuracy = page.split("<h2>Accuracy</h2>", 1)[1].split("<h2>", 1)[0]
+    [table] = re.findall(r"<table>.*?</table>", accuracy.split("<details>")[0], flags=re.S)
+    head = re.findall(r"<th(?: class=\"num\")?>(.*?)</th>", table)
+    assert head == ["regime", "method", "n", "s=0", "s=0.9", "s=0.99"]
+    assert '<td class="num">0.7100 ± 0.0000</td>' in table  # random at 0.9: n in its own column
+    assert "<details><summary>effective sparsity and cost" in accuracy
+
+
+def test_provenance_is_a_small_table_never_a_python_dict():
+    facts = {"commit": "abc", "_sweeps": [{"profile": "demo", "commits": ["abc"], "started": "s", "ended": "e",
+                                           "wall_seconds": 12.5, "executions": {"FAILED": 1, "FINISHED": 24}}]}
+    page = "\n".join(report_html._provenance(facts))
+    assert "<tr><th>commit</th><td>abc</td></tr>" in page
+    assert "<td>1 failed, 24 finished</td>" in page and "{" not in page and "FINISHED" not in page
+    assert page.count("<table") == 2  # the sweeps' own table inside the provenance table
 
 
 def test_the_summary_comes_first_and_holds_only_what_precedes_the_first_section(report):

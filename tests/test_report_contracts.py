@@ -141,6 +141,8 @@ def test_a_dollar_in_an_option_value_renders_as_itself_in_every_figure():
     table = results.to_table(rows + [result("random", s, 0, 0.4) for s in (0.9, 0.99)])
     for make in figures.FIGURES.values():
         fig = make(table)
+        if fig is None:  # nothing of its kind in this table (no sanity checks): one line, no figure
+            continue
         fig.savefig(io.BytesIO(), format="png", dpi=30)  # drawn: mathtext would raise here
         plt.close(fig)
     fig = figures.accuracy_vs_sparsity(table)

@@ -106,10 +106,12 @@ def runs_table(uri: str | None = None, echo=print):
     computed with (its run's param; part of its identity, not of its result JSON); ``profile`` and
     ``tested_sparsities`` are those of the execution that ran it (its parent run's tags: the
     profile, and the sparsities of its cell that carry the verdict's tests, a list, or None where
-    it declared none or the point was run by hand)."""
+    it declared none or the point was run by hand); ``origin`` is where the point came from: the
+    profile of the sweep whose execution ran it, or ``run`` (``python -m initprune run``, by hand,
+    a run with no execution above it)."""
     c, exp_id = store.ensure_store(uri)
     executions = {r.info.run_id: r.data.tags for r in _search_all(c, exp_id, "tags.kind = 'execution'")}
-    results, versions, parents, seen = [], [], [], set()
+    results, versions, parents, origins, seen = [], [], [], [], set()
     for run in _search_all(c, exp_id, "tags.kind = 'point' and attributes.status = 'FINISHED'"):
         key = (run.data.tags.get("config_hash"), run.data.tags.get("seed"))
         if key not in seen:
@@ -120,10 +122,16 @@ def runs_table(uri: str | None = None, echo=print):
                 continue
             stored = run.data.params.get("version", "")
             versions.append(int(stored) if stored.isdigit() else None)
-            parents.append(executions.get(run.data.tags.get("mlflow.parentRunId"), {}))
+            parent = run.data.tags.get("mlflow.parentRunId")
+            parents.append(executions.get(parent, {}))
+            origins.append((executions.get(parent, {}).get("profile") or "?") if parent else BY_HAND)
             seen.add(key)
     return to_table(results).assign(version=versions, profile=[t.get("profile") for t in parents],
-                                    tested_sparsities=[tested(t.get("tested_sparsities")) for t in parents])
+                                    tested_sparsities=[tested(t.get("tested_sparsities")) for t in parents],
+                                    origin=origins)
+
+
+BY_HAND = "run"  # the origin of a point ``python -m initprune run`` trained, outside any sweep
 
 
 def tested(tag) -> list[float] | None:

@@ -14,26 +14,43 @@ from . import labels
 
 @F.contributes("kstarts_candidates")
 def kstarts_candidates(table):
-    """Each K-starts candidate's fitness after the warm-up, the winner marked, per run: one panel
-    per dataset and architecture, the runs ordered by profile, sparsity and seed."""
+    """Each K-starts candidate's fitness after the warm-up, the winner starred, per run: a row of
+    panels per dataset and architecture, the runs side by side in groups of one profile and
+    sparsity (seeds in order), each group's sparsity once under it and its profile a colour of
+    the legend, so that a grid of any size keeps the page's width."""
+    from matplotlib.lines import Line2D
+
     rows = F._profiled(table[(table["method"] == "kstarts") & (table["ablation"] == "none")])
+    if rows.empty:
+        raise F.Empty("no K-starts runs in this store")
     cells = F._cells(rows)
-    counts = [len(F._cell(rows, key)) for key in cells] or [1]
     named = labels.sparsities(rows["sparsity"])
-    fig, panels = F._grid(cells[:1] and ["all"], cells, width=max(5.0, 0.32 * max(counts) + 1.5), height=4.6)
-    for (_, key), ax in panels.items():
+    suffixes = sorted(set(rows["suffix"]))
+    tint = {x: F.color("kstarts") if len(suffixes) == 1 else f"C{i % 10}" for i, x in enumerate(suffixes)}
+    fig, panels = F._grid(cells, ["all"])
+    for (key, _), ax in panels.items():
         part = F._cell(rows, key).sort_values(["suffix", "sparsity", "seed"])
-        for n, (_, row) in enumerate(part.iterrows()):
-            cands = row["extra"]["candidates"]
-            ax.scatter([n] * len(cands), [c["fitness"] for c in cands], color=F.color("kstarts"), alpha=0.5, s=18,
-                       label="candidate")
-            win = cands[row["extra"]["winner"]]
-            ax.scatter([n], [win["fitness"]], color="tab:red", marker="*", s=90, label="winner")
-        ax.set_xticks(range(len(part)))
-        ticks = zip(part["sparsity"], part["seed"], part["suffix"])
-        ax.set_xticklabels([F.plain(F._named(f"s={named[s]} seed {d}", x)) for s, d, x in ticks], fontsize=7,
-                           rotation=90)
-        F._label(ax, "", "fitness after warm-up", F._title(key, "K-starts: every candidate's fitness"))
+        ticks, names, x = [], [], 0
+        for (suffix, sparsity), group in part.groupby(["suffix", "sparsity"], sort=False):
+            for n, (_, row) in enumerate(group.iterrows()):
+                cands = row["extra"]["candidates"]
+                ax.scatter([x + n] * len(cands), [c["fitness"] for c in cands], color=tint[suffix], alpha=0.6, s=14)
+                win = cands[row["extra"]["winner"]]
+                ax.scatter([x + n], [win["fitness"]], marker="*", s=80, facecolor="gold", edgecolor="black",
+                           linewidth=0.6, zorder=3)
+            ticks.append(x + (len(group) - 1) / 2)
+            names.append(f"{named[sparsity]}\n({len(group)})")
+            x += len(group) + 1
+        ax.set_xticks(ticks, names)
+        ax.set_xlim(-1, x - 1)
+        F._label(ax, "sparsity (runs)", "fitness after warm-up",
+                 F._title(key, "every candidate's fitness, one column per run"))
+    ax = next(iter(panels.values()))
+    for suffix in suffixes:  # proxies: a colour per profile, the winner's star, each once
+        ax.add_line(Line2D([], [], color=tint[suffix], marker="o", ls="", alpha=0.6,
+                           label=F._named("candidates", suffix)))
+    ax.add_line(Line2D([], [], marker="*", markersize=10, markerfacecolor="gold", markeredgecolor="black", ls="",
+                       label="the winner of its run"))
     return F._note(fig)
 
 
@@ -51,14 +68,16 @@ def kstarts_k_and_fitness(table):
     rows = F._profiled(rows, drop=("k", "fitness"))
     configs = F._configs(rows)
     rows = rows.assign(k=[int(c["k"]) for c in configs], fitness=[c["fitness"] for c in configs])
-    random = F._default(table[table["method"] == "random"])
+    random = F.regimed(F._default(table[table["method"] == "random"]))
     panels_of = {key: sorted(s for s, g in F._cell(rows, key).groupby("sparsity") if g["k"].nunique() > 1)
                  for key in F._cells(rows)}
     keys = [key for key in panels_of if panels_of[key]]
+    if not keys:
+        raise F.Empty("no K-starts runs at more than one k in this store")
     named = labels.sparsities(rows["sparsity"])
-    width = max([len(panels_of[k]) for k in keys] or [1])
+    width = max(len(panels_of[k]) for k in keys)
     profiles = sorted(set(rows["suffix"]))  # a marker per profile, the same in every panel
-    fig, panels = F._grid(keys, list(range(width)), width=5, height=3.8)
+    fig, panels = F._grid(keys, list(range(width)))
     for (key, j), ax in panels.items():
         if j >= len(panels_of[key]):
             ax.set_axis_off()
@@ -78,7 +97,7 @@ def kstarts_k_and_fitness(table):
             ax.axhline(group["test_accuracy"].mean(), color=F.color("random"), label=f"{name} (k=1)",
                        ls=(":", "-.", "--", (0, (1, 3)))[names.index(name) % 4])
         ax.set_xscale("log", base=2)
-        F._label(ax, "k (random starts)", "test accuracy", F._title(key, f"K-starts at sparsity {named[s]}"))
+        F._label(ax, "k (random starts)", "test accuracy", F._title(key, f"s={named[s]}"))
     return F._note(fig)
 
 
@@ -92,13 +111,15 @@ def kstarts_fitness_vs_final(table):
     rows = table[(table["method"] == "kstarts") & (table["ablation"] == "none")]
     rows = rows[np.array([bool(e.get("candidates")) and "final_test_accuracy" in e["candidates"][0]
                          for e in rows["extra"]], dtype=bool)]
+    if rows.empty:
+        raise F.Empty("no analysis-mode runs in this store")
     rows = F._profiled(rows)
     cells = F._cells(rows)
     sparsities = sorted(set(rows["sparsity"]))
     named = labels.sparsities(sparsities)
     seeds = sorted(set(rows["seed"]))
-    fig, panels = F._grid(cells[:1] and ["all"], cells, width=6, height=4.2)
-    for (_, key), ax in panels.items():
+    fig, panels = F._grid(cells, ["all"], height=3.6)
+    for (key, _), ax in panels.items():
         part = F._cell(rows, key).sort_values(["sparsity", "seed"])
         for _, row in part.iterrows():
             cands, winner = row["extra"]["candidates"], row["extra"]["winner"]
@@ -113,8 +134,8 @@ def kstarts_fitness_vs_final(table):
             values = [e["rank_correlation"] for e in group["extra"] if e.get("rank_correlation") is not None]
             if values:
                 rhos.append(F._named(f"mean Spearman rho {np.mean(values):.2f} over {len(values)} runs", suffix))
-        F._label(ax, "fitness rank (0 = least fit, 1 = fittest)", "final test accuracy",
-               F._title(key, "fitness rank after warm-up vs final accuracy") + "".join(f"\n{r}" for r in rhos))
+        F._label(ax, "fitness rank after the warm-up (0 = least fit, 1 = fittest)", "final test accuracy",
+                 F._title(key, "; ".join(rhos)))
     if len(rows):  # proxies: one entry per sparsity, per seed, and the winner's star, each once
         ax = next(iter(panels.values()))
         for i, s in enumerate(sparsities):

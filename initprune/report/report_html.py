@@ -2,10 +2,12 @@
 
 The verdict comes first, on one screen: the table of the cell that carries it (one row per primary
 contrast, one column per regime and tested sparsity, each entry its verdict word in colour and the
-effect), the replication cells folded below it, and the forest plot; then every figure, embedded as
-a base64 PNG, with a sentence on what to look at, the accuracy table, the verdict in full and the
-run's provenance: commit, the profiles in the store, seeds, machine and time. Nothing on the page
-is fetched from elsewhere.
+effect), the replication cells folded below it, and the forest plot; then every figure (a PNG per
+dataset and architecture, and per family of methods, embedded as base64, each at the width the
+page shows it) under a sentence on what to look at, or one line where it has nothing to draw; the
+accuracy table per cell; the groups of runs beside the main comparison and where they came from;
+the verdict in full; and the provenance as a small table: commit, the profiles in the store,
+seeds, machine and time. Nothing on the page is fetched from elsewhere.
 """
 
 from __future__ import annotations
@@ -19,39 +21,48 @@ import platform
 import re
 from pathlib import Path
 
-# what to look at in each figure (figures.FIGURES names them; one missing here gets its title only)
+# what to look at in each figure (figures.FIGURES names them; one missing here gets its title only),
+# said once above its parts (a figure per dataset and architecture, and per family of methods)
 CAPTIONS = {
-    "accuracy_vs_sparsity": "Test accuracy against density, mean and spread over seeds: look at where the curves "
-                            "part as density falls; a gold star marks a sparsity where a claimed method beats "
-                            "every rival with 95% confidence.",
-    "learning_curves": "Learning curves at the highest sparsity: a method that starts higher but ends level only "
-                       "trains faster, it does not prune better.",
-    "kstarts_candidates": "K-starts: every candidate's fitness after the warm-up and the one that went on; the "
-                          "chosen one should stand apart from the rest.",
-    "kstarts_k_and_fitness": "K-starts: accuracy against k and the fitness criterion; a claim of K-starts needs "
-                             "accuracy to rise with k.",
-    "kstarts_fitness_vs_final": "Fitness after the warm-up against each candidate's final accuracy: without a "
-                                "rising trend the fitness does not pick better masks.",
-    "dissipating_sparsity": "Dissipating gradients: sparsity per epoch, which should reach its target by the last "
-                            "pruning epoch E_d and stay there.",
-    "dissipating_schedules": "The dissipating schedules against random pruning at the same sparsities: the schedule "
+    "accuracy_vs_sparsity": "Where the curves part as density falls (to the right), and whether a method stays above "
+                            "random at the sparsities tested; the error bars are the spread over seeds, the dashed "
+                            "line dense. A gold star marks a sparsity where a claimed method beats every rival with "
+                            "95% confidence.",
+    "learning_curves": "Where each curve ends, not where it starts: a method that starts higher but ends level only "
+                       "trains faster, it does not prune better. The band spans the seeds.",
+    "ablation_loss": "Bars near zero for shuffle mean the method chose layer densities, not weights; a tall invert "
+                     "bar means its choice of weights matters. Losses are against the rewind control where it "
+                     "was run.",
+    "effective_vs_nominal": "Points below the dotted diagonal: kept weights that no path from input to logits uses "
+                            "(dead); a method far below it at high sparsity is sparser than it says.",
+    "accuracy_vs_cost": "Up and to the left is better: the same accuracy for less training. Methods that train "
+                        "candidates or prune late pay for it here.",
+    "kstarts_candidates": "Whether the starred winner stands apart from the other candidates of its run; a winner "
+                          "inside the cloud was picked by noise.",
+    "kstarts_k_and_fitness": "Whether accuracy rises with k (more random starts) above random's line (k = 1); a "
+                             "flat line means the choice among candidates buys nothing.",
+    "kstarts_fitness_vs_final": "A rising trend: fitter candidates after the warm-up end more accurate. Without "
+                                "it the fitness does not pick better masks.",
+    "dissipating_schedules": "How far apart the schedules are, against random at the same sparsities: the schedule "
                              "alone can decide the verdict.",
-    "dissipating_movement": "The relative movement of the kept weights at each pruning epoch: small movement means "
-                            "the mask is settled.",
-    "dissipating_prune_epochs": "Accuracy against the pruning epochs E_d: look for a plateau, the cheapest E_d that "
-                                "does as well as more.",
-    "ablation_loss": "Sanity checks: accuracy lost when a mask is shuffled within layers, its weights drawn anew or "
-                     "its choice inverted; a method that loses nothing to shuffling chose layer densities, not "
-                     "weights. Rewind is the control.",
+    "dissipating_sparsity": "Each curve should reach its target by the last pruning epoch E_d and stay there; "
+                            "combined starts at K-starts' s_k.",
+    "dissipating_movement": "How the histograms shift between pruning epochs: the pruned weights are the left tail; "
+                            "a tail that stops moving means the mask has settled.",
+    "dissipating_prune_epochs": "A plateau: the smallest E_d that does as well as more epochs of pruning.",
 }
 STYLE = """
 body { font-family: system-ui, sans-serif; max-width: 70rem; margin: 2rem auto; padding: 0 1rem; color: #222; }
 h1 { font-size: 1.6rem; } h2 { margin-top: 2.5rem; border-bottom: 1px solid #ccc; }
-figure { margin: 1.5rem 0; } figure img { max-width: 100%; border: 1px solid #eee; }
-figcaption { color: #444; margin-top: .4rem; }
-table { border-collapse: collapse; font-size: .85rem; margin: 1rem 0; }
-th, td { border: 1px solid #ccc; padding: .25rem .5rem; text-align: left; }
+h3 { margin: 2rem 0 .3rem; } p.look { color: #444; margin: 0 0 .6rem; max-width: 52rem; }
+figure { margin: .8rem 0 1.6rem; } figure img { display: block; max-width: 100%; height: auto; }
+figcaption { color: #555; font-size: .9rem; margin-top: .2rem; }
+p.left-out { color: #666; font-style: italic; margin: .3rem 0; }
+table { border-collapse: collapse; font-size: .85rem; margin: .6rem 0 1rem; }
+th, td { border: 1px solid #ccc; padding: .2rem .45rem; text-align: left; }
+td.num, th.num { text-align: right; white-space: nowrap; font-variant-numeric: tabular-nums; }
 th { background: #f3f3f3; } code { background: #f3f3f3; padding: 0 .2rem; }
+details { margin: .4rem 0 1rem; } summary { cursor: pointer; color: #3b6fb6; }
 .summary { background: #f7f9fc; border-left: 4px solid #3b6fb6; padding: .5rem 1rem; }
 table.verdict { font-size: .75rem; margin: .5rem 0; }
 table.verdict td, table.verdict th { white-space: nowrap; padding: .12rem .4rem; }
@@ -60,7 +71,7 @@ td.better { background: #c8ecd0; } td.better-within-margin { background: #e6f5e9
 td.worse { background: #f7c9c9; } td.worse-within-margin { background: #fbe7e7; }
 td.equivalent { background: #dde7f5; } td.inconclusive { color: #555; } td.too-few-seeds { color: #8a6d00; }
 td.no-runs { color: #999; font-style: italic; } details.replication { margin: .5rem 0; }
-dl.provenance dt { font-weight: bold; } dl.provenance dd { margin: 0 0 .5rem 1rem; }
+table.provenance th { width: 11rem; vertical-align: top; } table.provenance td { max-width: 52rem; }
 """
 
 
@@ -243,6 +254,11 @@ def sweeps(found) -> list[dict]:
     return sorted(out, key=lambda s: s["started"])
 
 
+def ended(executions: dict) -> str:
+    """How a sweep's executions ended, in words: "24 finished, 1 failed"."""
+    return ", ".join(f"{n} {status.lower()}" for status, n in executions.items()) or "no executions"
+
+
 def provenance(table, c=None, exp_id: str | None = None) -> dict:
     """Where the numbers come from: commit, profiles in the store, the sweeps that ran them, seeds,
     machine, time."""
@@ -267,16 +283,121 @@ def provenance(table, c=None, exp_id: str | None = None) -> dict:
         "machine": f"{platform.node()}: {platform.machine()}, {cores} CPU threads, {gpu}; Python "
                    f"{platform.python_version()}, torch {torch.__version__}",
         "sweeps": "; ".join(f"{w['profile']} at {', '.join(w['commits'])}: {w['started']} to {w['ended']}, "
-                            f"{w['wall_seconds']} s, executions {w['executions']}" for w in ran) or "none",
+                            f"{w['wall_seconds']} s, {ended(w['executions'])}" for w in ran) or "none",
         "written": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "_sweeps": ran,
     }
 
 
-def write(out: str | Path, table, c=None, exp_id: str | None = None) -> Path:
-    """Write ``report.html`` into ``out``, from what ``figures.assemble`` left there."""
+def _table(frame, numeric=(), cls: str = "") -> str:
+    """A DataFrame as an HTML table, every header and cell escaped: a label is shown as itself.
+    ``numeric``: the columns set right-aligned, on one line."""
+    def cell(tag, name, value):
+        align = ' class="num"' if name in numeric else ""
+        return f"<{tag}{align}>{html.escape(str(value), quote=False)}</{tag}>"
+
+    head = "".join(cell("th", c, c) for c in frame.columns)
+    rows = "".join("<tr>" + "".join(cell("td", c, v) for c, v in zip(frame.columns, row)) + "</tr>"
+                   for row in frame.itertuples(index=False))
+    attrs = f' class="{cls}"' if cls else ""
+    return f"<table{attrs}><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
+
+
+def _figures(out: Path) -> list[str]:
+    """Each figure under its title with what to look at, its parts (a figure per dataset and
+    architecture, and per family of methods) as embedded PNGs that carry their natural width and
+    smallest type in pixels (``data-font-px``, for the legibility test); a figure with nothing to
+    draw as one line saying why."""
     from . import figures
 
+    shown = figures.manifest(out)
+    parts = ["<h2>Figures</h2>"]
+    for name in figures.FIGURES:
+        entry = shown.get(name)
+        if entry is None:
+            continue
+        title = name.replace("_", " ")
+        if not entry["figures"]:
+            parts.append(f'<p class="left-out" id="{name}"><strong>{html.escape(title)}</strong>: left out, '
+                         f"{html.escape(entry['left_out'] or 'nothing to draw')}.</p>")
+            continue
+        parts.append(f'<h3 id="{name}">{html.escape(title)}</h3>')
+        if name in CAPTIONS:
+            parts.append(f'<p class="look">{html.escape(CAPTIONS[name])}</p>')
+        for f in entry["figures"]:
+            png = out / f["file"]
+            if not png.exists():
+                continue
+            font = f["smallest_pt"] * f["dpi"] / 72
+            parts.append(f'<figure id="{html.escape(Path(f["file"]).stem)}"><img alt="{html.escape(title)}, '
+                         f'{html.escape(f["title"])}" width="{f["width"]}" height="{f["height"]}" '
+                         f'data-font-px="{font:.2f}" src="{_image(png)}">'
+                         f"<figcaption>{html.escape(f['title'])}</figcaption></figure>")
+    return parts
+
+
+def _accuracy(table) -> list[str]:
+    """The accuracy table per dataset and architecture, the cost and effective sparsity folded
+    under each, and the groups of runs the main comparison leaves out."""
+    from . import figures
+
+    parts = ["<h2>Accuracy</h2>", "<p>Final test accuracy, mean ± standard deviation over seeds (n: how many; "
+             "one seed: no spread), one row per method and configuration, one column per sparsity "
+             "(accuracy_table.csv holds it all as data).</p>"]
+    cells = figures.accuracy_cells(table) if len(table) else []
+    if not cells:
+        parts.append("<p>No accuracy table yet.</p>")
+    costs = dict(figures.cost_cells(table)) if len(table) else {}
+    for (dataset, arch), frame in cells:
+        parts.append(f"<h3>{html.escape(f'{dataset} / {arch}')}</h3>")
+        parts.append(_table(frame, numeric=[c for c in frame.columns if c != "method"]))
+        if (dataset, arch) in costs:
+            cost = costs[(dataset, arch)]
+            parts.append("<details><summary>effective sparsity and cost (FLOPs relative to dense), "
+                         f"{html.escape(f'{dataset} / {arch}')}</summary>"
+                         f"{_table(cost, numeric=[c for c in cost.columns if c != 'method'])}</details>")
+    parts += _store(table)
+    return parts
+
+
+def _store(table) -> list[str]:
+    """The groups of runs in the store that the main figures and tables leave out, and where
+    each came from (a profile's sweep, or ``run`` by hand)."""
+    from . import figures
+
+    groups = figures.store_groups(table) if len(table) else None
+    parts = ["<h2>Runs in this store</h2>"]
+    if groups is None or groups.empty:
+        return parts + ["<p>Every group of runs in this store is in the figures and tables above.</p>"]
+    known = "origin" in table and (table["origin"].fillna("?") != "?").any()
+    parts.append("<p>Groups of runs (a whole identity but the seed) beside the main comparison: variants shown in "
+                 "their method's own figures, sanity checks in ablation loss, and runs made by hand with "
+                 "<code>run</code>, shown nowhere else. Origin: the profile whose sweep ran it"
+                 + ("" if known else " (unknown for these runs: the table does not say)") + ".</p>")
+    return parts + [_table(groups if known else groups.assign(origin="unknown"), numeric=["runs"])]
+
+
+def _provenance(facts: dict) -> list[str]:
+    """Where the numbers come from, as a small table; the sweeps as one of their own."""
+    rows = [(k, str(v)) for k, v in facts.items() if not k.startswith("_") and k != "sweeps"]
+    parts = ["<h2>Provenance</h2>", '<table class="provenance"><tbody>']
+    parts += [f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in rows]
+    ran = facts.get("_sweeps") or []
+    if ran:
+        import pandas as pd
+
+        frame = pd.DataFrame([{"profile": w["profile"], "commits": ", ".join(w["commits"]), "started": w["started"],
+                               "ended": w["ended"] or "running", "wall time": f"{w['wall_seconds']} s"
+                               if w["wall_seconds"] is not None else "", "executions": ended(w["executions"])}
+                              for w in ran])
+        parts.append(f"<tr><th>sweeps</th><td>{_table(frame, numeric=['wall time'])}</td></tr>")
+    else:
+        parts.append("<tr><th>sweeps</th><td>none</td></tr>")
+    return parts + ["</tbody></table>"]
+
+
+def write(out: str | Path, table, c=None, exp_id: str | None = None) -> Path:
+    """Write ``report.html`` into ``out``, from what ``figures.assemble`` left there."""
     out = Path(out)
     claims = (out / "claims.md").read_text() if (out / "claims.md").exists() else ""
     rows = json.loads((out / "claims.json").read_text()) if (out / "claims.json").exists() else None
@@ -290,28 +411,15 @@ def write(out: str | Path, table, c=None, exp_id: str | None = None) -> Path:
     parts = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
              "<title>initprune report: the paper's claims on our grid</title>", f"<style>{STYLE}</style></head><body>",
              "<h1>initprune report</h1>",
-             f'<section class="summary" id="summary">{top}</section>',
-             "<h2>Figures</h2>"]
-    for name in figures.FIGURES:
-        png = out / f"{name}.png"
-        if not png.exists():
-            continue
-        title = name.replace("_", " ")
-        caption = CAPTIONS.get(name, title)
-        parts.append(f'<figure id="{name}"><img alt="{html.escape(title)}" src="{_image(png)}">'
-                     f"<figcaption><strong>{html.escape(title)}.</strong> {html.escape(caption)}</figcaption></figure>")
-    accuracy = out / "accuracy_table.md"
-    parts += ["<h2>Accuracy</h2>", "<p>Final test accuracy, mean ± standard deviation over seeds (n: how many; "
-              "one seed: no spread), per dataset, architecture, method and sparsity.</p>",
-              markdown(accuracy.read_text()) if accuracy.exists() else "<p>No accuracy table yet.</p>"]
+             f'<section class="summary" id="summary">{top}</section>']
+    parts += _figures(out)
+    parts += _accuracy(table)
     if rest.strip():
         parts += ["<h2>The verdict in full</h2>", markdown(rest)]
-    parts += ["<h2>Provenance</h2>", '<dl class="provenance">']
     facts = provenance(table, c, exp_id)
-    parts += [f"<dt>{html.escape(k)}</dt><dd>{html.escape(str(v))}</dd>" for k, v in facts.items()
-              if not k.startswith("_")]
+    parts += _provenance(facts)
     (out / "provenance.json").write_text(json.dumps({k.lstrip("_"): v for k, v in facts.items()}, indent=1) + "\n")
-    parts += ["</dl>", "</body></html>"]
+    parts += ["</body></html>"]
     path = out / "report.html"
     path.write_text("\n".join(parts), encoding="utf-8")
     return path
