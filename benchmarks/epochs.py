@@ -10,6 +10,10 @@ of a longer run. Each E is tried in increasing order and the script stops at the
 passes (its 2E already trained is reused by a larger E); ``--all`` measures every E. One thread
 per run, ``--jobs`` runs at once. Prints a line per E; ``--out`` writes the accuracies as JSON,
 and the runs already in it (a run before) are read back, not trained again.
+
+benchmarks/epochs.json holds the measurement of 2026-12-06 (seeds 0-2, every E): dense 88.72% at
+6 epochs, 89.14% at 8, 89.23% at 10, 89.41% at 12, 89.50% at 16, 89.35% at 32; E = 8 (gap +0.35
+points; +0.69 at 6). About 3 s per epoch, one thread, two runs at once on a loaded 2-core machine.
 """
 
 from __future__ import annotations
