@@ -10,12 +10,12 @@ import json
 from dataclasses import dataclass, field
 
 from .. import pruners
-from ..spec import resolve_device
+from ..spec import SETTINGS, resolve_device
 from . import grid, results, store
 
 # the parameters every method notebook has beside its method's options
 COMMON = ("dataset", "arch", "sparsities", "seeds", "epochs", "data_root", "device", "log_to_mlflow",
-          "parent_run_id", "profile", "points")
+          "parent_run_id", "profile", "points", "training")
 
 
 @dataclass
@@ -40,13 +40,22 @@ class Execution:
     def options(self) -> dict:
         """The methods' options: what the profile set beside the notebook's parameters, over
         its ``options`` parameter. Each method takes those it declares."""
-        return {**(self.params.get("options") or {}), **{k: v for k, v in self.given.items() if k not in self.params}}
+        given = {k: v for k, v in self.given.items() if k not in self.params and k not in SETTINGS}
+        return {**(self.params.get("options") or {}), **given}
+
+    @property
+    def training(self) -> dict:
+        """The training settings the profile set (``compute: [dense, sparse]``), over its
+        ``training`` parameter; a list runs each value. The dataset's settings stand for the rest."""
+        return {**(self.params.get("training") or {}), **{k: v for k, v in self.given.items() if k in SETTINGS}}
 
     def parameters(self) -> dict:
-        """What papermill passes: the notebook's parameters the profile set, the options, and
-        the resolved specs of its points, so that the kernel runs them as they are."""
+        """What papermill passes: the notebook's parameters the profile set, the options, the
+        training settings, and the resolved specs of its points, so that the kernel runs them as
+        they are."""
         out = {k: v for k, v in self.given.items() if k in self.params}
         out = {**out, "options": self.options} if self.options else out
+        out = {**out, "training": self.training} if self.training else out
         return {**out, "points": [p.to_dict() for p in self.points()]}
 
     def resources(self, cpus: float | None = None, gpus: float | None = None) -> dict:
@@ -81,7 +90,7 @@ class Execution:
             method = self.methods if isinstance(self.params.get("method"), list) else self.notebook
             self._points = grid.expand(method, self.params["dataset"], self.params["arch"], self.params["sparsities"],
                                        self.params["seeds"], self.params["epochs"], self.options,
-                                       self.params.get("ablations", ("none",)), self.device)
+                                       self.params.get("ablations", ("none",)), self.device, self.training)
         return self._points
 
 

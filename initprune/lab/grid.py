@@ -21,10 +21,13 @@ MAX_POINTS = 100_000  # points in one execution: a grid beyond this is a slip, n
 
 
 def expand(method: str | list, dataset: str, arch: str, sparsities, seeds, epochs: int,
-           options: dict | None = None, ablations=("none",), device: str = "auto") -> list[RunSpec]:
+           options: dict | None = None, ablations=("none",), device: str = "auto",
+           training: dict | None = None) -> list[RunSpec]:
     """The points of one execution, each resolved once: every ablation x combination of
-    list-valued options x sparsity x seed. Several methods take each the options it declares
-    (None: its default); an option none of them declares is an error."""
+    list-valued options and training settings x sparsity x seed. Several methods take each the
+    options it declares (None: its default); an option none of them declares is an error. The
+    training settings (``train.Settings``: ``{"compute": ["dense", "sparse"]}``) override the
+    dataset's, for every method alike."""
     _check_grid(sparsities, seeds, epochs)
     methods = method if isinstance(method, list) else [method]
     takes = {m: pruners.option_names(m) for m in methods}
@@ -35,16 +38,17 @@ def expand(method: str | list, dataset: str, arch: str, sparsities, seeds, epoch
     if isinstance(method, list):  # one execution may run several methods (baselines, sanity)
         points = [p for m in method for p in expand(m, dataset, arch, sparsities, seeds, epochs,
                                                     {k: v for k, v in (options or {}).items() if k in takes[m]},
-                                                    ablations, device)]
+                                                    ablations, device, training)]
         _check_size(len(points), method, dataset, arch)
         return points
     data.DATASETS[dataset], models.MODELS[arch]  # unknown names fail here, listing the known ones
     options = {k: v for k, v in (options or {}).items() if v is not None}
-    keys = list(options)
-    values = [v if isinstance(v, list) else [v] for v in options.values()]
+    training = {k: v for k, v in (training or {}).items() if v is not None}
+    keys, settings = list(options), list(training)
+    values = [v if isinstance(v, list) else [v] for v in [*options.values(), *training.values()]]
     if not sparsities or not seeds or any(not v for v in values):
         raise InitpruneError(f"the grid of '{method}' on {dataset}/{arch} is empty; give at least one "
-                             "sparsity, one seed and one value per option")
+                             "sparsity, one seed and one value per option and training setting")
     if isinstance(ablations, str):
         ablations = [ablations]
     _check_size(len(ablations) * math.prod(map(len, values)) * len(sparsities) * len(seeds), method, dataset, arch)
@@ -52,10 +56,11 @@ def expand(method: str | list, dataset: str, arch: str, sparsities, seeds, epoch
     for ablation, combo, sparsity in itertools.product(ablations, itertools.product(*values), sparsities):
         # random pruning at sparsity 0 is the dense network: record it once, as dense
         dense = method == "random" and sparsity == 0
-        # bad options fail now, before anything trains
+        # bad options and settings fail now, before anything trains
         first = RunSpec(method="dense" if dense else method, dataset=dataset, arch=arch, sparsity=float(sparsity),
-                        epochs=int(epochs), seed=int(seeds[0]), options={} if dense else dict(zip(keys, combo)),
-                        ablation=ablation, device=device)
+                        epochs=int(epochs), seed=int(seeds[0]),
+                        options={} if dense else dict(zip(keys, combo[:len(keys)])),
+                        training=dict(zip(settings, combo[len(keys):])), ablation=ablation, device=device)
         points += [dataclasses.replace(first, seed=int(seed)) for seed in seeds]
     return points
 
@@ -82,13 +87,14 @@ def _check_grid(sparsities, seeds, epochs) -> None:
 def run_grid(method: str | list, dataset: str = "digits", arch: str = "mlp", sparsities=(0.9,), seeds=(0,),
             epochs: int = 20, options: dict | None = None, parent_run_id: str = "", profile: str = "",
             data_root: str | None = None, device: str = "auto", tracking: bool = True,
-            progress: bool = True, ablations=("none",), points=None) -> list[RunResult]:
+            progress: bool = True, ablations=("none",), points=None, training: dict | None = None) -> list[RunResult]:
     """Run every point of one execution, logging each as a child run; finished points are read
     back from the store instead of trained again. Returns the results, in grid order.
     ``points``: the execution's specs as the sweep resolved them (``RunSpec.to_dict``), which
-    then replace the grid of the other arguments: a sweep's kernel never expands it again."""
+    then replace the grid of the other arguments: a sweep's kernel never expands it again.
+    ``training``: training settings over the dataset's, a list running each value."""
     points = ([RunSpec(**p) for p in points] if points else
-              expand(method, dataset, arch, sparsities, seeds, epochs, options, ablations, device))
+              expand(method, dataset, arch, sparsities, seeds, epochs, options, ablations, device, training))
     for name in {p.device for p in points}:  # a device this worker lacks: refused before anything is opened
         api.resolve_device(name)
     if not tracking:

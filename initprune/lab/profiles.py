@@ -13,6 +13,7 @@ import yaml
 
 from .. import pruners
 from ..errors import InitpruneError
+from ..spec import SETTINGS
 from . import results, store
 from .executions import Execution
 from .tasks import NOTEBOOKS, load_papermill
@@ -171,10 +172,11 @@ def load_profile(name: str, gpus: float | None = None) -> list[Execution]:
         try:
             takes = {o for m in execution.methods for o in pruners.option_names(m)}
             _as_declared(execution)
-            for key in set(given) - set(defaults) - takes:
+            for key in set(given) - set(defaults) - takes - set(SETTINGS):
                 raise InitpruneError(
-                    f"'{key}' is neither a parameter of {entry['notebook']}.ipynb ({', '.join(defaults)}) nor an "
-                    f"option of {', '.join(execution.methods)} ({', '.join(sorted(takes)) or 'none'})")
+                    f"'{key}' is neither a parameter of {entry['notebook']}.ipynb ({', '.join(defaults)}), nor an "
+                    f"option of {', '.join(execution.methods)} ({', '.join(sorted(takes)) or 'none'}), nor a training "
+                    f"setting ({', '.join(SETTINGS)})")
             points = execution.points()  # unknown names, bad options, empty grids: fail before anything runs
         except InitpruneError as err:
             raise InitpruneError(f"{where}: {err}") from None
@@ -213,17 +215,23 @@ def _check_tested(name: str, executions: list[Execution]) -> None:
 
 
 def _as_declared(execution: Execution) -> None:
-    """The methods' options the profile set, each as its declared type: an integer given for a
-    float option (``temperature: 200``) is the float (200.0), as the run's spec holds it, so that
-    both spellings are one grid cell (``Execution.cell``) as they are one point."""
+    """The methods' options and the training settings the profile set, each as its declared type:
+    an integer given for a float option (``temperature: 200``, ``lr: 1``) is the float (200.0), as
+    the run's spec holds it, so that both spellings are one grid cell (``Execution.cell``) as they
+    are one point."""
+    from ..options import declared
+    from ..train import Settings
+
     floats = {o.name for m in execution.methods for o in pruners.PRUNERS[m].declared() if o.kind is float}
+    floats |= {o.name for o in declared(Settings) if o.kind is float}
     as_float = lambda v: float(v) if isinstance(v, int) and not isinstance(v, bool) else v  # noqa: E731
     held = lambda k, v: ([as_float(x) for x in v] if isinstance(v, list) else as_float(v)) if k in floats else v  # noqa: E731
     given = execution.given
     for key in set(given) & floats - set(execution.params):
         given[key] = held(key, given[key])
-    if isinstance(given.get("options"), dict):  # the notebooks' `options` parameter: the same options
-        given["options"] = execution.params["options"] = {k: held(k, v) for k, v in given["options"].items()}
+    for key in ("options", "training"):  # the notebooks' `options` and `training` parameters: the same
+        if isinstance(given.get(key), dict):
+            given[key] = execution.params[key] = {k: held(k, v) for k, v in given[key].items()}
 
 
 def available(executions: list[Execution]) -> tuple[list[Execution], list[str]]:
