@@ -48,7 +48,7 @@ data:  ## Fashion-MNIST offline: Debian's dataset-fashion-mnist via apt-get (as 
 	  echo "$(FASHION_HOW)"; \
 	fi
 
-demo: setup data  ## every method on offline digits and MNIST-1D, 3 seeds: sweep, MLflow, figures/ (a second run skips what is done)
+demo: setup data  ## every method on offline digits and MNIST-1D and a digits autoencoder, 3 seeds: sweep, MLflow, figures/ (a second run skips what is done)
 	$(PY) -m initprune sweep --profile demo --jobs $(JOBS)
 	$(PY) -m initprune figures
 
