@@ -94,5 +94,5 @@ def test_the_figures_notebook_shows_every_figure_the_library_writes():
     from initprune.report import figures
 
     source = "".join("".join(c["source"]) for c in cells(profiles.NOTEBOOKS / "figures.ipynb"))
-    shown = set(re.findall(r'show\("(\w+)"\)', source))
+    shown = set(re.findall(r'show\(folder, "(\w+)"\)', source))
     assert shown == set(figures.FIGURES)

@@ -310,7 +310,7 @@ def test_every_pruner_under_every_scope_prunes_the_autoencoder_of_digits(method,
     from initprune.spec import RunSpec
 
     sparsity = 0.0 if pruners.PRUNERS[method].fixed_sparsity is not None else 0.9
-    options = {**FAST.get(method, {}), **({"scope": scope} if scope else {}),
+    options = {**fast(method), **({"scope": scope} if scope else {}),
                **({"kstarts_scope": scope} if "kstarts_scope" in pruners.option_names(method) else {})}
     result = initprune.api.run(RunSpec(method=method, sparsity=sparsity, dataset="digits", arch="autoencoder",
                                        epochs=2, options=options, device="cpu"))

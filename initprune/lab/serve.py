@@ -66,9 +66,9 @@ def ui(host: str, port: int, no_auth: bool) -> int:
     if not no_auth:
         command += ["--app-name", "basic-auth"]
     address = f"http://{_reachable(host)}:{port}"
-    print(f"MLflow UI: starting on {host}:{port} ...", flush=True)
+    print(f"MLflow UI: starting on {host}:{port} ...", said, sep="\n", flush=True)  # the login: known before
     return serve("MLflow UI", command, env, address,
-                 [f"MLflow UI: compare runs at {address}/#/experiments/{exp_id}/runs{view} (Ctrl-C stops it)", said])
+                 [f"MLflow UI: compare runs at {address}/#/experiments/{exp_id}/runs{view} (Ctrl-C stops it)"])
 
 
 def server(host: str, port: int, folder: Path | None, allowed_hosts: str | None, no_auth: bool) -> int:
@@ -98,10 +98,10 @@ def server(host: str, port: int, folder: Path | None, allowed_hosts: str | None,
         command += ["--allowed-hosts", allowed_hosts]
     if not no_auth:
         command += ["--app-name", "basic-auth"]
-    print(f"MLflow tracking server: starting on {host}:{port} ...", flush=True)
+    print(f"MLflow tracking server: starting on {host}:{port} ...", said, sep="\n", flush=True)
     return serve("MLflow tracking server", command, env, f"http://{_reachable(host)}:{port}",
                  [f"MLflow tracking server at http://{host}:{port} (Ctrl-C stops it): on every worker and the driver, "
-                  f"export MLFLOW_TRACKING_URI=http://{host if host != '0.0.0.0' else 'THIS_HOST'}:{port}", said])
+                  f"export MLFLOW_TRACKING_URI=http://{host if host != '0.0.0.0' else 'THIS_HOST'}:{port}"])
 
 
 VIEW = "initprune"  # the runs table's view, an experiment tag: mlflow.sharedViewState.initprune

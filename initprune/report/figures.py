@@ -528,7 +528,7 @@ def learning_curves(table, sparsity: float | None = None):
 
 def layer_density(results: list[dict]):
     """Density of each layer's mask, one bar group per layer, one bar per run."""
-    fig, ax = plt.subplots(figsize=(7, 3.8))
+    fig, ax = plt.subplots(figsize=(WIDTH, 3.8), layout="constrained")  # _note sets the layout's rect
     layers = list(results[0]["layers"]) if results else []
     width = 0.8 / max(1, len(results))
     for i, r in enumerate(results):
@@ -956,6 +956,18 @@ def images(out: str | Path, name: str) -> list[Path]:
     """The PNG files of figure ``name`` in ``out``, as ``assemble`` wrote them (the notebook shows
     them; none where it was left out)."""
     return [Path(out) / f["file"] for f in manifest(out).get(name, {}).get("figures", [])]
+
+
+def show(out: str | Path, name: str) -> None:
+    """In a notebook: every part of figure ``name`` in ``out`` (one per dataset and architecture,
+    and per family of methods), or the line that says why it was left out."""
+    found = images(out, name)
+    if not found:
+        print(f"{name}: left out, {manifest(out)[name]['left_out']}")
+        return
+    from IPython.display import Image, display
+
+    display(*[Image(path) for path in found])
 
 
 def accuracy_markdown(table) -> str:
