@@ -86,7 +86,8 @@ def test_a_signal_to_ui_ends_mlflow_and_all_it_started_and_frees_the_port(tmp_pa
     started, sessions = [], {proc.pid}
     try:
         out = lines_of(proc)
-        wait_for(out, "MLflow authentication: off", 120)  # after the address; a loaded machine starts slowly
+        said = wait_for(out, "compare runs at", 120)  # once it answers; a loaded machine starts slowly
+        assert any("MLflow authentication: off" in line for line in said)  # said before it started
         started = descendants(proc.pid)
         sessions |= {s for s in map(session_of, started) if s is not None}
         assert started and answers(port)
