@@ -251,8 +251,8 @@ def bench_halving_agreement(seeds_: int = 10) -> dict:
     """Do halving and full pick the same candidate, and train as well? digits, s=0.95, 20 epochs."""
     rows = []
     for seed in range(seeds_):
-        full = initprune.run(initprune.RunConfig(method="kstarts", sparsity=0.95, epochs=20, seed=seed))
-        half = initprune.run(initprune.RunConfig(method="kstarts", sparsity=0.95, epochs=20, seed=seed,
+        full = initprune.run(initprune.RunSpec(method="kstarts", sparsity=0.95, epochs=20, seed=seed))
+        half = initprune.run(initprune.RunSpec(method="kstarts", sparsity=0.95, epochs=20, seed=seed,
                                                  options={"selection": "halving"}))
         rows.append((full["extra"]["winner"] == half["extra"]["winner"], full["test_accuracy"],
                      half["test_accuracy"]))

@@ -25,7 +25,7 @@ from .options import OptionError, like, option
 from .registry import Registry
 from .train import Settings, Trainee, Trainer
 
-# names a method's option cannot take: they are the run's own (fit, RunConfig, the command line,
+# names a method's option cannot take: they are the run's own (fit, RunSpec, the command line,
 # the notebooks' common parameters) or the training settings'
 RESERVED = {"method", "dataset", "arch", "sparsity", "epochs", "seed", "ablation", "options", "training",
             "model", "train", "val", "test", "device", "augment", "data_root", "out", "save_model",

@@ -27,6 +27,13 @@ from .train import Settings
 
 ABLATIONS = ("none", "shuffle", "reinit", "invert", "rewind")
 SETTINGS = tuple(o.name for o in declared(Settings))  # the training settings' names
+# A run's defaults, declared once: RunSpec's fields, the command line's ``run`` (cli.py), a grid
+# (lab/grid.py ``run_grid``) and the notebooks' parameters cells (tests/test_notebooks.py checks
+# them against it) read them. ``fit`` (api.py) trains FIT_EPOCHS by default, as documented since it
+# was first written; a run by name trains RUN["epochs"].
+RUN = {"method": "random", "dataset": "digits", "arch": "mlp", "sparsity": 0.9, "epochs": 20, "seed": 0,
+       "ablation": "none", "device": "auto"}
+FIT_EPOCHS = 10
 # how a spec's identity is formed: stored runs of another scheme are never served (store.migrate)
 SCHEME = "2"
 
@@ -106,19 +113,19 @@ class RunSpec:
     option of the method and ``training`` every training setting (the dataset's, overridden).
     Bad values fail here, before anything loads."""
 
-    method: str = "random"
-    dataset: str = "digits"
-    arch: str = "mlp"
-    sparsity: float = 0.9
-    epochs: int = 20
-    seed: int = 0
+    method: str = RUN["method"]
+    dataset: str = RUN["dataset"]
+    arch: str = RUN["arch"]
+    sparsity: float = RUN["sparsity"]
+    epochs: int = RUN["epochs"]
+    seed: int = RUN["seed"]
     options: dict = field(default_factory=dict)  # the method's options, docs/method.md's words
     training: dict = field(default_factory=dict)  # the training settings (train.Settings)
-    ablation: str = "none"  # shuffle, reinit, invert, rewind: the sanity checks
+    ablation: str = RUN["ablation"]  # shuffle, reinit, invert, rewind: the sanity checks
     # auto is resolved here, where the spec is made (resolve_device): a sweep's driver resolves
     # it against its workers before it makes its points, which travel resolved; the identity holds
     # the kind (cuda:1 is cuda), and no hash asks torch which devices this machine has
-    device: str = "auto"
+    device: str = RUN["device"]
     threads: int = 0  # torch threads; 0: default_threads()
 
     def __post_init__(self):
