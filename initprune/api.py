@@ -76,17 +76,17 @@ def resolve_device(device: str) -> torch.device:
     """The device to train on, on this machine: ``auto`` as it resolves it (spec.resolve_device).
     A CUDA device it does not have is refused in one line: a spec a sweep's driver resolved to
     cuda for GPU workers, given to a worker without one, trains nowhere else."""
-    name = _resolve_name(device)
-    if name.startswith("cuda"):
+    name = torch.device(_resolve_name(device))
+    if name.type == "cuda":
         count = torch.cuda.device_count() if torch.cuda.is_available() else 0
-        if (int(name[5:]) if ":" in name else 0) >= count:
+        if (name.index or 0) >= count:
             import socket
 
             has = f"has {count} CUDA device(s)" if count else "has no CUDA device"
             raise InitpruneError(f"device {name} asked for, but this machine ({socket.gethostname()}) {has}; use "
                                  "device cpu or auto, or in a sweep declare GPUs (--gpus-per-task, resources: gpus) "
                                  "only where its workers have them")
-    return torch.device(name)
+    return name
 
 
 def _check_split(name: str, split, dtype: torch.dtype):

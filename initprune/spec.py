@@ -47,20 +47,23 @@ def default_threads() -> int:
     return int(text)
 
 
+def check_device(device) -> str:
+    """A device name a run takes, checked without asking for the device: auto, cpu, cuda or
+    cuda:N (the one place a name is parsed); else one line saying which are."""
+    if isinstance(device, str) and (device in ("auto", "cpu", "cuda")
+                                    or (device.startswith("cuda:") and device[5:].isdigit())):
+        return device
+    raise InitpruneError(f"unknown device {device!r}; choose auto, cpu, cuda or cuda:N")
+
+
 def resolve_device(device: str, gpus: bool = False) -> str:
     """The device a point is made for: ``auto`` resolved where the point is made, cuda where its
     workers have GPUs (``gpus``: a sweep's executor declares them) or this machine has one, else
     cpu; any other name as given (``cuda:1``), checked. A sweep's driver resolves it, and its
     workers receive the resolved name: a driver without a GPU and workers with one agree."""
-    if device == "auto":
+    if check_device(device) == "auto":
         return "cuda" if gpus or torch.cuda.is_available() else "cpu"
-    if not isinstance(device, str) or (device not in ("cpu", "cuda") and not _cuda_index(device)):
-        raise InitpruneError(f"unknown device {device!r}; choose auto, cpu, cuda or cuda:N")
     return device
-
-
-def _cuda_index(device: str) -> bool:
-    return device.startswith("cuda:") and device[5:].isdigit()
 
 
 def device_kind(device: str) -> str:
