@@ -131,7 +131,8 @@ def test_every_parameters_cell_default_agrees_with_the_declared_defaults(path):
     from initprune.lab import executions
 
     (cell,) = [c for c in nbformat.read(path, as_version=4).cells if "parameters" in c.metadata.get("tags", [])]
-    given = {n.target.id: ast.literal_eval(n.value) for n in ast.parse(cell.source).body if isinstance(n, ast.AnnAssign)}
+    body = ast.parse(cell.source).body
+    given = {n.target.id: ast.literal_eval(n.value) for n in body if isinstance(n, ast.AnnAssign)}
     want = {**executions.QUICK, **executions.QUICK_OF.get(path.stem, {})}
     shared = set(given) & set(want)
     assert {k: given[k] for k in shared} == {k: want[k] for k in shared}
