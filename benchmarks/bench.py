@@ -30,7 +30,8 @@ import torch.nn.functional as F
 from torch.nn.utils import prune as torch_prune
 
 import initprune
-from initprune import masks, models, pruners, seeds, stack
+from initprune import masks, models, pruners, seeds
+from initprune import train as loop
 from initprune.data import Batches
 from initprune.train import Settings, Trainee, Trainer
 
@@ -42,7 +43,7 @@ TARGETS = {  # key: (comparison, bound) on the median per-round ratio; None: rep
     "epoch_vs_matmul_bound": ("<=", 1.3),
     "kstarts_halving_cost_vs_full": ("<=", 0.4),
     "kstarts_full_cost_vs_dense_epochs": ("<=", 8.0),
-    # the rule of initprune/stack.py: a cell stacks on a device only where its ratio is under 1
+    # the rule of initprune/stacking.py: a cell stacks on a device only where its ratio is under 1
     "seeds_stacked_vs_sequential": ("<=", 1.0),
     "seeds_stacked_vs_sequential_lenet300": None,
     "demo_seconds": None,  # an absolute time on a shared machine: reported, not a target
@@ -251,8 +252,8 @@ def bench_halving_agreement(seeds_: int = 10) -> dict:
     """Do halving and full pick the same candidate, and train as well? digits, s=0.95, 20 epochs."""
     rows = []
     for seed in range(seeds_):
-        full = initprune.run(initprune.RunConfig(method="kstarts", sparsity=0.95, epochs=20, seed=seed))
-        half = initprune.run(initprune.RunConfig(method="kstarts", sparsity=0.95, epochs=20, seed=seed,
+        full = initprune.run(initprune.RunSpec(method="kstarts", sparsity=0.95, epochs=20, seed=seed))
+        half = initprune.run(initprune.RunSpec(method="kstarts", sparsity=0.95, epochs=20, seed=seed,
                                                  options={"selection": "halving"}))
         rows.append((full["extra"]["winner"] == half["extra"]["winner"], full["test_accuracy"],
                      half["test_accuracy"]))
@@ -262,7 +263,7 @@ def bench_halving_agreement(seeds_: int = 10) -> dict:
             "seeds": seeds_}
 
 
-# ---- seeds that train together (initprune/stack.py) -----------------------------------------------
+# ---- seeds that train together (initprune/stacking.py) --------------------------------------------
 
 def seeds_epoch(arch: str, shape, n: int, batch: int, k: int, stacked: bool):
     """A function that trains k seeds of ``arch`` (90% random masks) for one epoch each, on
@@ -282,7 +283,7 @@ def seeds_epoch(arch: str, shape, n: int, batch: int, k: int, stacked: bool):
         torch.set_num_threads(1)
         try:
             if stacked:
-                stack.train(pairs, pairs[0][0].steps_per_epoch)
+                loop.train_stacked(pairs, pairs[0][0].steps_per_epoch)
             else:
                 for trainer, trainee in pairs:
                     trainer.run(trainee, 1)

@@ -4,7 +4,7 @@ K-starts, dissipating gradients and their combination (Haroon, arXiv 2209.02201)
 pruning and the established baselines, on one training harness.
 """
 
-from .api import Result, RunConfig, fit, load, run, save
+from .api import Result, fit, load, run, run_group, save
 from .data import DATASETS
 from .errors import DivergedError, InitpruneError
 from .models import MODELS
@@ -13,8 +13,8 @@ from .result import RunResult
 from .spec import RunSpec
 from .tasks import TASKS
 
-__all__ = ["fit", "run", "save", "load", "Result", "RunResult", "RunSpec", "RunConfig", "PRUNERS", "MODELS", "DATASETS",
-           "TASKS", "InitpruneError", "DivergedError"]
+__all__ = ["fit", "run", "run_group", "save", "load", "Result", "RunResult", "RunSpec", "PRUNERS", "MODELS",
+           "DATASETS", "TASKS", "InitpruneError", "DivergedError"]
 __version__ = "0.1.0"
 
 _APP = ("cli", "__main__")  # the command line: at the package's root beside the core

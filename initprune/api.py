@@ -14,17 +14,16 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from . import connectivity, masks, memory, models, pruners, seeds, tasks
+from . import connectivity, masks, memory, models, pruners, seeds, stacking, tasks
 from . import data as datasets
+from . import train as loop
 from .errors import InitpruneError
 from .options import OptionError
 from .result import RunResult
-from .spec import ABLATIONS, RunSpec, check_epochs, device_kind, make_pruner  # noqa: F401  moved: re-exported
+from .spec import ABLATIONS, FIT_EPOCHS, RUN, RunSpec, check_epochs, device_kind, make_pruner  # noqa: F401  moved: re-exported
 from .spec import SETTINGS as SPEC_SETTINGS
 from .spec import resolve_device as _resolve_name
 from .train import Settings, Trainee, Trainer
-
-RunConfig = RunSpec  # the name it had before it was resolved and frozen
 
 
 @dataclass
@@ -77,17 +76,17 @@ def resolve_device(device: str) -> torch.device:
     """The device to train on, on this machine: ``auto`` as it resolves it (spec.resolve_device).
     A CUDA device it does not have is refused in one line: a spec a sweep's driver resolved to
     cuda for GPU workers, given to a worker without one, trains nowhere else."""
-    name = _resolve_name(device)
-    if name.startswith("cuda"):
+    name = torch.device(_resolve_name(device))
+    if name.type == "cuda":
         count = torch.cuda.device_count() if torch.cuda.is_available() else 0
-        if (int(name[5:]) if ":" in name else 0) >= count:
+        if (name.index or 0) >= count:
             import socket
 
             has = f"has {count} CUDA device(s)" if count else "has no CUDA device"
             raise InitpruneError(f"device {name} asked for, but this machine ({socket.gethostname()}) {has}; use "
                                  "device cpu or auto, or in a sweep declare GPUs (--gpus-per-task, resources: gpus) "
                                  "only where its workers have them")
-    return torch.device(name)
+    return name
 
 
 def _check_split(name: str, split, dtype: torch.dtype):
@@ -140,9 +139,45 @@ def _first_batch(name: str, loader, dtype: torch.dtype):
 SETTINGS = SPEC_SETTINGS  # the options fit hands to Settings
 
 
-def fit(model: nn.Module, train, test, method: str = "random", sparsity: float = 0.9,
-        epochs: int = 10, seed: int = 0, *, val=None, device: str = "auto", augment=None,
-        ablation: str = "none", threads: int | None = None, task: str = "classification", target=None,
+@dataclass(frozen=True)
+class Setup:
+    """How one run trains, resolved once, before anything loads: ``fit``'s arguments or a
+    ``RunSpec``'s fields, checked (the pruner's options, the training settings, the epochs it
+    needs, the device this machine has), and what the data brings (``augment``, ``target``)."""
+
+    pruner: pruners.Pruner
+    settings: Settings
+    sparsity: float
+    epochs: int
+    seed: int
+    device: torch.device
+    ablation: str = "none"
+    task: tasks.Task = field(default_factory=lambda: tasks.get("classification"))
+    augment: object = None  # a map of (a batch, its generator) to the augmented batch
+    target: object = None  # a reconstruction's map of a batch of inputs to what it reproduces
+
+    @classmethod
+    def of(cls, method: str, sparsity: float, epochs: int, seed: int, device: str = "auto", ablation: str = "none",
+           task: str = "classification", augment=None, target=None, options: dict | None = None) -> Setup:
+        """``fit``'s arguments resolved; its ``**options`` are the method's and the training settings."""
+        options = options or {}
+        task = tasks.get(task)
+        settings = Settings(**{k: v for k, v in options.items() if k in SETTINGS})
+        pruner = make_pruner(method, sparsity, ablation, **{k: v for k, v in options.items() if k not in SETTINGS})
+        check_epochs(pruner, epochs)
+        return cls(pruner, settings, sparsity, epochs, seed, resolve_device(device), ablation, task, augment, target)
+
+    @classmethod
+    def of_spec(cls, spec: RunSpec, data: datasets.Data) -> Setup:
+        """A spec on its dataset (already resolved and checked where it was made)."""
+        return cls.of(spec.method, spec.sparsity, spec.epochs, spec.seed, spec.device, spec.ablation, task_of(spec),
+                      data.augment, data.target if data.unit is not None else None,
+                      {**spec.training, **spec.options})
+
+
+def fit(model: nn.Module, train, test, method: str = RUN["method"], sparsity: float = RUN["sparsity"],
+        epochs: int = FIT_EPOCHS, seed: int = RUN["seed"], *, val=None, device: str = RUN["device"], augment=None,
+        ablation: str = RUN["ablation"], threads: int | None = None, task: str = "classification", target=None,
         **options) -> Result:
     """Prune ``model`` with ``method`` at ``sparsity`` and train it for ``epochs`` in all.
 
@@ -162,93 +197,92 @@ def fit(model: nn.Module, train, test, method: str = "random", sparsity: float =
     inputs themselves by default; the splits are still (X, y) pairs, ``y`` not used).
     """
     with _threaded(threads):
-        return _fit(model, train, test, method, sparsity, epochs, seed, val, device, augment, ablation, options,
-                    task, target)
-
-
-def _fit(model, train, test, method, sparsity, epochs, seed, val, device, augment, ablation, options,
-         task="classification", target=None) -> Result:
-    pruned = _prune(model, train, test, method, sparsity, epochs, seed, val, device, augment, ablation, options,
-                    task, target)
-    pruned.trainer.run(pruned.trainee, epochs - pruned.trainee.epoch)
-    return _finish(pruned)
+        setup = Setup.of(method, sparsity, epochs, seed, device, ablation, task, augment, target, options)
+        pruned = _prune(model, train, val, test, setup)
+        pruned.trainer.run(pruned.trainee, pruned.epochs_left)
+        return _finish(pruned)
 
 
 @dataclass
 class Pruned:
-    """A run between its pruning and the training that follows (stack.py trains that for several seeds)."""
+    """A run between its pruning and the training that follows (``run_group`` trains that for
+    several seeds at once)."""
 
+    setup: Setup
     trainer: Trainer
     trainee: Trainee
     extra: dict
     test: object
-    sparsity: float
-    epochs: int
     began: float
     input_shape: tuple[int, ...]  # one input's, without the batch (connectivity.effective)
 
+    @property
+    def epochs_left(self) -> int:
+        return max(0, self.setup.epochs - self.trainee.epoch)
 
-def _prune(model, train, test, method, sparsity, epochs, seed, val, device, augment, ablation, options,
-           task="classification", target=None) -> Pruned:
+    @property
+    def steps_left(self) -> int:
+        """The steps ``trainer.run(trainee, epochs_left)`` trains."""
+        per = self.trainer.steps_per_epoch
+        return (self.trainee.steps // per + self.epochs_left) * per - self.trainee.steps if self.epochs_left else 0
+
+
+def _prune(model: nn.Module, train, val, test, setup: Setup) -> Pruned:
     """Everything a run does up to its final mask (and the ablation's fresh start)."""
     began = time.perf_counter()
-    task = tasks.get(task)
-    settings = Settings(**{k: v for k, v in options.items() if k in SETTINGS})
-    pruner = make_pruner(method, sparsity, ablation, **{k: v for k, v in options.items() if k not in SETTINGS})
-    check_epochs(pruner, epochs)
-    dev = resolve_device(device)
+    settings, dev, task, seed = setup.settings, setup.device, setup.task, setup.seed
     masks.prunable(model)  # a model with nothing to prune fails here
     dtype = _model_dtype(model)
     names = ("train", "val", "test")
     splits = [_check_split(n, s, dtype) for n, s in zip(names, (train, val, test))]
     firsts = {n: _first_batch(n, s, dtype) for n, s in zip(names, splits)
               if isinstance(s, torch.utils.data.DataLoader)}
-    memory.check(model, pruner, settings, splits, dev)  # before any copy of the model is made
+    memory.check(model, setup.pruner, settings, splits, dev)  # before any copy of the model is made
     model.to(dev)
     splits = [(s[0].to(dev), s[1].to(dev)) if isinstance(s, tuple) else s for s in splits]
-    classes, shape = _check_model(model, splits, firsts, dev, task, target)
+    classes, shape = _check_model(model, splits, firsts, dev, task, setup.target)
     splits = [datasets.CheckedLoader(s, n, dtype, classes) if isinstance(s, torch.utils.data.DataLoader) else s
               for n, s in zip(names, splits)]
     train, val, test = splits
     batches = (datasets.LoaderBatches(train, dev) if isinstance(train, datasets.CheckedLoader)
-               else datasets.Batches(*train, settings.batch_size, seed, augment))
-    trainer = Trainer(batches, val, test, settings, dev, epochs, task=task, target=target)
+               else datasets.Batches(*train, settings.batch_size, seed, setup.augment))
+    trainer = Trainer(batches, val, test, settings, dev, setup.epochs, task=task, target=setup.target)
+    ablation = setup.ablation
     theta0 = copy.deepcopy(model.state_dict()) if ablation != "none" else None
     trainee = Trainee(model, settings, masks.dense(model))
     ctx = pruners.Context(trainer, trainee, seeds.generator(seed, "masks"), invert=ablation == "invert")
-    extra = pruners.choose(pruner, ctx)  # the mask and report checked, the report JSON-safe
+    extra = pruners.choose(setup.pruner, ctx)  # the mask and report checked, the report JSON-safe
     if ablation != "none":
         trainee, extra["ablation"] = _ablate(trainee, settings, ablation, theta0, seed)
     trainee.final = True  # the training that follows keeps this mask (sparse compute may start)
-    return Pruned(trainer, trainee, extra, test, sparsity, epochs, began, shape)
+    return Pruned(setup, trainer, trainee, extra, test, began, shape)
 
 
 def _finish(p: Pruned) -> Result:
     """The result of a run whose training is done."""
-    trainer, trainee, test, sparsity, epochs, began = p.trainer, p.trainee, p.test, p.sparsity, p.epochs, p.began
-    extra = p.extra
+    trainer, trainee = p.trainer, p.trainee
     last = trainee.history[-1]
     task = trainer.task
-    records = trainer.record(trainee.model, test)  # as the history's metrics were computed
+    records = trainer.record(trainee.model, p.test)  # as the history's metrics were computed
     compute_layers = trainee.compute_layers or {n: "dense" for n in trainee.mask}
     trainee.densify()  # the model leaves as it came in: dense layers, the pruned weights zero
     reach = connectivity.effective(trainee.model, trainee.mask, p.input_shape)
     return Result(
         mask={n: m.cpu() for n, m in trainee.mask.items()},
-        sparsity_target=float(sparsity),
+        sparsity_target=float(p.setup.sparsity),
         sparsity_actual=masks.sparsity(trainee.mask),
         test_accuracy=last.get("test_accuracy"),
         val_accuracy=last.get("val_accuracy"),
         epochs=trainee.epoch,  # posttrain: its fine-tuning too
         history=trainee.history,
         layers=masks.layer_counts(trainee.mask),
-        extra=extra,
-        seconds=time.perf_counter() - began,
+        extra=p.extra,
+        seconds=time.perf_counter() - p.began,
         effective_sparsity=reach.sparsity,
         dead_classes=reach.dead_classes if task.logits else None,
         dead_outputs=reach.dead_classes,  # paths counts the last layer's units no path reaches
         **{task.record_field: None if records is None else task.encode(records)},
-        cost=trainer.cost.report(trainee.mask, epochs),
+        cost=trainer.cost.report(trainee.mask, p.setup.epochs),
         compute_layers=compute_layers,
         training_seconds=trainer.seconds,
         test_reconstruction_error=last.get("test_reconstruction_error"),
@@ -329,28 +363,102 @@ def run(config: RunSpec, data_root: str | Path | None = None, device: str | None
     """One run by name: the result JSON (README, "Command line"), written to ``out`` if given, then the
     model to ``save_model``. ``device`` replaces the spec's (and so its identity's device kind).
     ``record(result)`` (``grid.log_run``) logs it first and sets its ``run_id``; without it,
-    ``run_id`` is None."""
-    began = time.perf_counter()
+    ``run_id`` is None. A group of one of ``run_group``; its error raised."""
     if device is not None:
         config = dataclasses.replace(config, device=device)
     check_writable(out, "--out")  # a destination that cannot be written fails before training
     check_writable(save_model, "--save-model")
-    task = task_of(config)
-    data = datasets.load(config.dataset, data_root)
-    model = models.build(config.arch, data.input_shape, data.num_classes, config.seed)
-    fitted = fit(
-        model, train=data.train, val=data.val, test=data.test, method=config.method,
-        sparsity=config.sparsity, epochs=config.epochs, seed=config.seed, device=config.device,
-        augment=data.augment, ablation=config.ablation, threads=config.threads, task=task,
-        target=data.target if data.unit is not None else None, **config.training, **config.options,
-    )
-    result = _run_result(config, fitted, time.perf_counter() - began)
+
+    def then(result: RunResult, model: nn.Module, mask: masks.Mask) -> None:
+        try:
+            if record:
+                record(result)
+        finally:  # the outputs are written even if the store fails
+            _deliver(result, model, mask, out, save_model)
+
+    (outcome,) = run_group([config], data_root, then=then)
+    if isinstance(outcome, BaseException):
+        raise outcome
+    return outcome
+
+
+def run_group(specs: list[RunSpec], data_root: str | Path | None = None, *,
+              then=None) -> list[RunResult | BaseException]:
+    """Train a group of runs by name, specs that differ in the seed only (a single point is a group
+    of one), and return per spec its result, or the error that stopped it: one seed that fails
+    (a diverged loss, a model that does not fit) does not lose the others. Ctrl-C is raised.
+
+    Each seed is pruned as it is alone; the training that follows goes through
+    ``train.train_group``, which trains the seeds as one stacked model where that is bitwise
+    what each gets alone and every seed trains dense (initprune/stacking.py), else one by one.
+    Which seeds are grouped is ``plan``'s (``stacking.RULES``). ``then(result, model, mask)``,
+    called once a seed's result is made, hands over what the result does not hold (``run`` writes
+    its outputs there); its error is that seed's."""
+    if any(_seedless(s) != _seedless(specs[0]) for s in specs):
+        raise ValueError("a group's specs must differ in the seed only")
+    out: list[RunResult | BaseException | None] = [None] * len(specs)
+    began = time.perf_counter()
     try:
-        if record:
-            record(result)
-    finally:  # the outputs are written even if the store fails
-        _deliver(result, model, fitted.mask, out, save_model)
-    return result
+        data = datasets.load(specs[0].dataset, data_root) if specs else None
+    except Exception as err:  # every seed fails as it would alone
+        return [err] * len(specs)
+    seconds = [time.perf_counter() - began] * len(specs)
+    pruned: dict[int, Pruned] = {}
+    models_of: dict[int, nn.Module] = {}
+    with _threaded(specs[0].threads if specs else None):
+        for i, spec in enumerate(specs):
+            began = time.perf_counter()
+            try:
+                models_of[i] = models.build(spec.arch, data.input_shape, data.num_classes, spec.seed)
+                pruned[i] = _prune(models_of[i], data.train, data.val, data.test, Setup.of_spec(spec, data))
+            except Exception as err:  # this seed fails as it would alone
+                out[i] = err
+            seconds[i] += time.perf_counter() - began
+        left = {i: p.steps_left for i, p in pruned.items() if p.steps_left > 0}
+        # seeds that stand at the same step train together; any other alone
+        groups = [list(left)] if len(set(left.values())) == 1 else [[i] for i in left]
+        for group in groups:
+            began = time.perf_counter()
+            try:
+                errors = loop.train_group([(pruned[i].trainer, pruned[i].trainee) for i in group], left[group[0]])
+            except Exception as err:  # the group's training itself: each of its seeds fails
+                errors = [err] * len(group)
+            spent = (time.perf_counter() - began) / len(group)
+            for i, err in zip(group, errors):
+                seconds[i] += spent
+                if err is not None:
+                    out[i] = err
+                    del pruned[i]
+        for i, p in pruned.items():
+            began = time.perf_counter()
+            try:
+                fitted = _finish(p)
+                seconds[i] += time.perf_counter() - began
+                out[i] = _run_result(specs[i], fitted, seconds[i])
+                if then is not None:
+                    then(out[i], models_of[i], fitted.mask)
+            except Exception as err:
+                out[i] = err
+    return out
+
+
+def plan(points: list[RunSpec]) -> list[list[RunSpec]]:
+    """The points in order, cut into the groups ``run_group`` trains: neighbours that differ
+    only in the seed, of a cell whose rule stacks (``stacking.RULES``) on the device kind this
+    machine resolves them to, at most the rule's seeds per group; every other point a group of one."""
+    groups: list[list[RunSpec]] = []
+    for p in points:
+        last = groups[-1] if groups else None
+        most = stacking.seeds_per_stack(device_kind(p.device), p.dataset, p.arch, p.threads)
+        if last and len(last) < most and _seedless(last[0]) == _seedless(p):
+            last.append(p)
+        else:
+            groups.append([p])
+    return groups
+
+
+def _seedless(spec: RunSpec) -> str:
+    return json.dumps({k: v for k, v in spec.to_dict().items() if k != "seed"}, sort_keys=True, default=str)
 
 
 def task_of(config: RunSpec) -> str:
@@ -358,20 +466,18 @@ def task_of(config: RunSpec) -> str:
     return models.task_of(config.arch)
 
 
+_MEASURED = [f.name for f in dataclasses.fields(RunResult) if f.name in {g.name for g in dataclasses.fields(Result)}]
+
+
 def _run_result(config: RunSpec, fitted: Result, seconds: float) -> RunResult:
+    """``fit``'s result of a spec as the result JSON's record: what was measured, under the
+    same names, beside the spec's identity."""
     return RunResult(
-        method=config.method, dataset=config.dataset, arch=config.arch, seed=config.seed,
-        sparsity_target=fitted.sparsity_target, sparsity_actual=fitted.sparsity_actual,
-        test_accuracy=fitted.test_accuracy, val_accuracy=fitted.val_accuracy, epochs=fitted.epochs,
-        history=fitted.history, layers=fitted.layers, extra=fitted.extra, ablation=config.ablation,
-        options=config.options, training=config.training, variant=json.dumps(config.variant(), sort_keys=True),
-        config_hash=config.hash(), device=device_kind(config.device), threads=config.threads,
-        effective_sparsity=fitted.effective_sparsity, dead_classes=fitted.dead_classes, cost=fitted.cost,
-        test_correct=fitted.test_correct, seconds=seconds, compute_layers=fitted.compute_layers,
-        training_seconds=fitted.training_seconds, task=fitted.task, metric=fitted.metric,
-        higher_is_better=fitted.higher_is_better, test_reconstruction_error=fitted.test_reconstruction_error,
-        val_reconstruction_error=fitted.val_reconstruction_error, dead_outputs=fitted.dead_outputs,
-        test_squared_error=fitted.test_squared_error,
+        **{name: getattr(fitted, name) for name in _MEASURED if name != "seconds"},
+        method=config.method, dataset=config.dataset, arch=config.arch, seed=config.seed, ablation=config.ablation,
+        options=dict(config.options), training=dict(config.training),
+        variant=json.dumps(config.variant(), sort_keys=True), config_hash=config.hash(),
+        device=device_kind(config.device), threads=config.threads, seconds=seconds,
     )
 
 

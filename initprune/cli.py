@@ -15,7 +15,7 @@ from . import api, data, models, options, pruners
 from .errors import DivergedError, InitpruneError
 from .lab import grid, store
 from .options import OptionError
-from .spec import RunSpec
+from .spec import RUN, RunSpec
 from .train import Settings
 
 
@@ -34,7 +34,7 @@ def parser() -> argparse.ArgumentParser:
                 description="Pruning at initialization: K-starts, dissipating gradients and baselines.")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
     r = sub.add_parser("run", help="prune, train and evaluate one model", allow_abbrev=False)
-    default = {f.name: f.default for f in dataclasses.fields(RunSpec)}  # the run's defaults are RunSpec's
+    default = RUN  # the run's defaults, declared once (spec.py)
     r.add_argument("--method", required=True, help=f"one of: {', '.join(pruners.PRUNERS.names())}")
     r.add_argument("--dataset", default=default["dataset"],
                    help=f"one of: {', '.join(data.DATASETS.names())} (default: %(default)s)")

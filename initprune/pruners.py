@@ -25,12 +25,12 @@ from .options import OptionError, like, option
 from .registry import Registry
 from .train import Settings, Trainee, Trainer
 
-# names a method's option cannot take: they are the run's own (fit, RunConfig, the command line,
-# the notebooks' common parameters) or the training settings'
+# names a method's option cannot take: they are the run's own (fit's parameters, RunSpec's fields,
+# the command line's ``run`` flags) or the training settings'; the notebooks' parameters are the
+# lab's to keep clear (lab/executions.py, ``check_options``)
 RESERVED = {"method", "dataset", "arch", "sparsity", "epochs", "seed", "ablation", "options", "training",
             "model", "train", "val", "test", "device", "augment", "data_root", "out", "save_model",
-            "tracking_uri", "no_tracking", "command", "sparsities", "seeds", "ablations", "log_to_mlflow",
-            "parent_run_id", "profile", "threads", "points", "task", "target",
+            "tracking_uri", "no_tracking", "command", "threads", "task", "target",
             *(f.name for f in dataclasses.fields(Settings))}
 
 
@@ -316,8 +316,7 @@ class KStarts(Pruner):
         if self.selection == "full":
             extra = (self.k - 1) * self.warmup_epochs
         else:
-            rounds = max(1, math.ceil(math.log2(self.k)))
-            ends = [self.warmup_epochs * (2 ** (r + 1) - 1) / (2**rounds - 1) for r in range(rounds)]
+            ends = self._halving(self.warmup_epochs)
             alive, spent, before = self.k, 0.0, 0.0
             for end in ends:
                 spent += alive * (end - before)
@@ -330,6 +329,12 @@ class KStarts(Pruner):
     @property
     def candidates(self) -> int:
         return self.k  # all built before the warm-up; with analysis, all kept to the end
+
+    def _halving(self, warmup: float) -> list[float]:
+        """Successive halving's round ends over a warm-up of ``warmup`` (epochs or steps): slices
+        t0, 2 t0, 4 t0, ... summing to it, one round per halving of the k candidates."""
+        rounds = max(1, math.ceil(math.log2(self.k)))
+        return [warmup * (2 ** (r + 1) - 1) / (2**rounds - 1) for r in range(rounds)]
 
     def prune(self, ctx: Context) -> dict:
         base = ctx.trainee
@@ -344,9 +349,8 @@ class KStarts(Pruner):
         alive = list(range(self.k))
         if self.selection == "full":
             ends = [budget]
-        else:  # successive halving: slices t0, 2 t0, 4 t0, ... summing to the warm-up
-            rounds = max(1, math.ceil(math.log2(self.k)))
-            ends = [round(budget * (2 ** (r + 1) - 1) / (2**rounds - 1)) for r in range(rounds)]
+        else:
+            ends = [round(end) for end in self._halving(budget)]
         for end in ends:
             ctx.trainer.together([candidates[i] for i in alive], end - candidates[alive[0]].steps,
                                  [sinks[i] for i in alive])

@@ -27,6 +27,13 @@ from .train import Settings
 
 ABLATIONS = ("none", "shuffle", "reinit", "invert", "rewind")
 SETTINGS = tuple(o.name for o in declared(Settings))  # the training settings' names
+# A run's defaults, declared once: RunSpec's fields, the command line's ``run`` (cli.py), a grid
+# (lab/grid.py ``run_grid``) and the notebooks' parameters cells (tests/test_notebooks.py checks
+# them against it) read them. ``fit`` (api.py) trains FIT_EPOCHS by default, as documented since it
+# was first written; a run by name trains RUN["epochs"].
+RUN = {"method": "random", "dataset": "digits", "arch": "mlp", "sparsity": 0.9, "epochs": 20, "seed": 0,
+       "ablation": "none", "device": "auto"}
+FIT_EPOCHS = 10
 # how a spec's identity is formed: stored runs of another scheme are never served (store.migrate)
 SCHEME = "2"
 
@@ -40,20 +47,23 @@ def default_threads() -> int:
     return int(text)
 
 
+def check_device(device) -> str:
+    """A device name a run takes, checked without asking for the device: auto, cpu, cuda or
+    cuda:N (the one place a name is parsed); else one line saying which are."""
+    if isinstance(device, str) and (device in ("auto", "cpu", "cuda")
+                                    or (device.startswith("cuda:") and device[5:].isdigit())):
+        return device
+    raise InitpruneError(f"unknown device {device!r}; choose auto, cpu, cuda or cuda:N")
+
+
 def resolve_device(device: str, gpus: bool = False) -> str:
     """The device a point is made for: ``auto`` resolved where the point is made, cuda where its
     workers have GPUs (``gpus``: a sweep's executor declares them) or this machine has one, else
     cpu; any other name as given (``cuda:1``), checked. A sweep's driver resolves it, and its
     workers receive the resolved name: a driver without a GPU and workers with one agree."""
-    if device == "auto":
+    if check_device(device) == "auto":
         return "cuda" if gpus or torch.cuda.is_available() else "cpu"
-    if not isinstance(device, str) or (device not in ("cpu", "cuda") and not _cuda_index(device)):
-        raise InitpruneError(f"unknown device {device!r}; choose auto, cpu, cuda or cuda:N")
     return device
-
-
-def _cuda_index(device: str) -> bool:
-    return device.startswith("cuda:") and device[5:].isdigit()
 
 
 def device_kind(device: str) -> str:
@@ -106,19 +116,19 @@ class RunSpec:
     option of the method and ``training`` every training setting (the dataset's, overridden).
     Bad values fail here, before anything loads."""
 
-    method: str = "random"
-    dataset: str = "digits"
-    arch: str = "mlp"
-    sparsity: float = 0.9
-    epochs: int = 20
-    seed: int = 0
+    method: str = RUN["method"]
+    dataset: str = RUN["dataset"]
+    arch: str = RUN["arch"]
+    sparsity: float = RUN["sparsity"]
+    epochs: int = RUN["epochs"]
+    seed: int = RUN["seed"]
     options: dict = field(default_factory=dict)  # the method's options, docs/method.md's words
     training: dict = field(default_factory=dict)  # the training settings (train.Settings)
-    ablation: str = "none"  # shuffle, reinit, invert, rewind: the sanity checks
+    ablation: str = RUN["ablation"]  # shuffle, reinit, invert, rewind: the sanity checks
     # auto is resolved here, where the spec is made (resolve_device): a sweep's driver resolves
     # it against its workers before it makes its points, which travel resolved; the identity holds
     # the kind (cuda:1 is cuda), and no hash asks torch which devices this machine has
-    device: str = "auto"
+    device: str = RUN["device"]
     threads: int = 0  # torch threads; 0: default_threads()
 
     def __post_init__(self):

@@ -1,4 +1,4 @@
-"""One training loop for every method.
+"""One training loop for every method and every run (``_train``).
 
 A ``Trainee`` is one line of training: a model, its optimizer, its mask and its history. The
 ``Trainer`` holds what all trainees of a run share (data, optimizer settings, seed, device) and
@@ -24,6 +24,10 @@ Compute (``Settings.compute``): once a trainee's mask is final (``Trainee.final`
 candidates from the start, every run's trainee once its pruner has chosen), each Linear that
 ``sparse.plan`` picks trains on its kept weights only (initprune/sparse.py); ``Trainee.densify``
 writes the values back and restores the dense layers when training is over.
+
+Stacking: the loop trains one trainee, or several as one stacked model (initprune/stacking.py):
+the seeds of a point (``train_group``, bitwise as alone, only where every seed trains dense) and
+K-starts' candidates (``Trainer.together``).
 """
 
 from __future__ import annotations
@@ -38,7 +42,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from . import masks, optim, options, progress, sparse, tasks
+from . import masks, optim, options, progress, sparse, stacking, tasks
 from .errors import DivergedError
 from .options import option
 
@@ -101,7 +105,8 @@ class Cost:
     training step costs 3x the forward (forward and backward) for each of its inputs, at the
     trainee's density at that step; evaluation is not counted. ``training`` is the sum over the
     run relative to one dense training of the same epochs and batches; ``inference`` is one
-    forward of the final network relative to dense."""
+    forward of the final network relative to dense; ``training_flops`` and ``dense_epoch_flops``
+    are absolute (``report``)."""
 
     def __init__(self):
         self.positions: dict[str, int] | None = None  # output positions per prunable weight
@@ -143,13 +148,18 @@ class Cost:
             self.spent += passes * inputs * self.forward(kept)
 
     def report(self, mask: masks.Mask, epochs: int) -> dict[str, float]:
-        """{"training", "inference"} relative to dense; the reference: 3x the dense forward of
-        every input of epochs 0 .. ``epochs`` - 1."""
+        """{"training", "inference"} relative to dense, the reference: 3x the dense forward of every
+        input of epochs 0 .. ``epochs`` - 1; and absolute: ``training_flops`` (what was counted)
+        and ``dense_epoch_flops`` (3x the dense forward of every input of one epoch, the first),
+        so that the report divides by a dense training of any number of epochs (docs/method.md,
+        "Cost")."""
         full = {n: m.numel() for n, m in mask.items()}
         dense = self.forward(full)
         inputs = sum(v for (e, _), v in self.batches.items() if e < epochs)
+        epoch = sum(v for (e, _), v in self.batches.items() if e == 0)
         return {"training": self.spent / max(1, 3 * inputs * dense),
-                "inference": self.forward({n: int(m.sum()) for n, m in mask.items()}) / max(1, dense)}
+                "inference": self.forward({n: int(m.sum()) for n, m in mask.items()}) / max(1, dense),
+                "training_flops": self.spent, "dense_epoch_flops": 3 * epoch * dense}
 
 
 class Trainee:
@@ -163,7 +173,8 @@ class Trainee:
     ``final``: the mask will not change again in this run (what sparse compute waits for);
     ``sparse`` the layers computing on their kept weights now, by weight name (their dense weights
     in ``weights`` hold the kept values after every ``Trainer.advance``); ``compute_layers`` what
-    each layer computes with once the mask is final, "sparse" or "dense" (None before)."""
+    each layer computes with once the mask is final, "sparse" or "dense" (None before);
+    ``keeps_all`` whether the mask keeps every weight."""
 
     def __init__(self, model: nn.Module, settings: Settings, mask: masks.Mask, final: bool = False):
         self.model = model
@@ -190,7 +201,8 @@ class Trainee:
         self.densify()
         self.mask = {n: m.to(self.weights[n].device) for n, m in mask.items()}
         self.kept = {n: int(m.sum()) for n, m in self.mask.items()}  # what a step costs (Cost)
-        self._dense = all(k == m.numel() for k, m in zip(self.kept.values(), self.mask.values()))
+        self.keeps_all = all(k == m.numel() for k, m in zip(self.kept.values(), self.mask.values()))
+        self._dense = self.keeps_all
         self.prunable = list(self.weights.values())
         self.mask_values = [self.mask[n].to(w.dtype) for n, w in self.weights.items()]
         for w in self.prunable:  # a layer the forward never uses still gets a (zero) gradient to mask
@@ -361,35 +373,12 @@ class Trainer:
     def advance(self, t: Trainee, n: int, grad_sink: list[Tensor] | None = None,
                 on_epoch_end: Callable[[Trainee], None] | None = None) -> None:
         """Train ``t`` for ``n`` more steps; ``grad_sink`` (one tensor per prunable weight) accumulates Σ|∂L/∂θ|."""
-        t.model.train()
-        while n > 0:
-            epoch, start = divmod(t.steps, self.steps_per_epoch)
-            todo = min(n, self.steps_per_epoch - start)
-            began = time.perf_counter()
-            for i, (x, y) in enumerate(self.train_batches.epoch(epoch, start)):
-                if i == todo:
-                    break
-                self._count(t, epoch, start + i, x)  # measures the dense layers on the first step
-                if i == 0:
-                    self.prepare(t)
-                self.settings.schedule(t.optimizer, t.steps + i, self.total_steps)
-                stepped = time.perf_counter()
-                loss = self._step(t, x, y, grad_sink)
-                if not self.cost.paused:
-                    self.seconds += time.perf_counter() - stepped
-                t._loss[0] += loss
-                t._loss[1] += 1
-            t.steps += todo
-            n -= todo
-            t.sync()
-            t._seconds += time.perf_counter() - began
-            if t.steps % self.steps_per_epoch == 0:
-                self._end_epoch(t, on_epoch_end)
+        _train([(self, t)], n, [grad_sink], on_epoch_end)
 
     def together(self, trainees: list[Trainee], n: int, sinks: list[list[Tensor]],
                  stacked: bool | None = None) -> None:
         """Train trainees that stand at the same step ``n`` steps each, with the same batches:
-        as one stacked model (torch.func.vmap), or one by one.
+        as one stacked model (``stacking.Vmapped``), or one by one.
 
         ``stacked=None`` stacks on CUDA, where one launch for k models pays; on this project's
         2-core CPU the stack measured no faster (9.1 dense epochs for k=8 either way, plus a
@@ -402,31 +391,7 @@ class Trainer:
             for t, sink in zip(trainees, sinks):
                 self.advance(t, n, sink)
             return
-        stack = _Stack(trainees, self.settings, sinks, self.loss)
-        for t in trainees:
-            t.model.train()
-        while n > 0:
-            epoch, start = divmod(trainees[0].steps, self.steps_per_epoch)
-            todo = min(n, self.steps_per_epoch - start)
-            began = time.perf_counter()
-            for i, (x, y) in enumerate(self.train_batches.epoch(epoch, start)):
-                if i == todo:
-                    break
-                for t in trainees:
-                    self._count(t, epoch, start + i, x)
-                self.settings.schedule(stack.optimizer, trainees[0].steps + i, self.total_steps)
-                stepped = time.perf_counter()
-                stack.step(x, y)
-                if not self.cost.paused:
-                    self.seconds += time.perf_counter() - stepped
-            stack.write_back()
-            for t in trainees:
-                t.steps += todo
-                t._seconds += (time.perf_counter() - began) / len(trainees)
-            n -= todo
-            if trainees[0].steps % self.steps_per_epoch == 0:
-                for t in trainees:
-                    self._end_epoch(t, None)
+        _train([(self, t) for t in trainees], n, sinks, stack=stacking.Vmapped)
 
     def _step(self, t: Trainee, x: Tensor, y: Tensor, grad_sink) -> Tensor:
         params = t.optimizer.params
@@ -500,69 +465,97 @@ def _eval_batches(split, batch_size, device):
             yield x.to(device), y.to(device)
 
 
-class _Stack:
-    """k trainees of one architecture as one model whose parameters are stacked along a first
-    axis of size k: one forward and backward for all, exactly their separate updates (every
-    optimizer here is elementwise, and each loss depends on its own parameters only)."""
-
-    def __init__(self, trainees: list[Trainee], settings: Settings, sinks: list[list[Tensor]], loss):
-        from torch.func import functional_call, vmap
-
-        self.trainees, self.sinks, self.k = trainees, sinks, len(trainees)
-        skeleton = trainees[0].model
-        self.names = [n for n, _ in skeleton.named_parameters()]
-        own = [dict(t.model.named_parameters()) for t in trainees]
-        self.params = {n: torch.stack([o[n].detach() for o in own]).requires_grad_(True) for n in self.names}
-        self.w = [self.params[n] for n in trainees[0].weights]  # (k, *shape) per prunable weight
-        self.m = [torch.stack(ms) for ms in zip(*(t.mask_values for t in trainees))]
-        self.sink = [torch.stack(s) for s in zip(*sinks)] if sinks[0] is not None else None
-        self.optimizer = settings.make(list(self.params.values()))
-        for n in self.names:  # carry optimizer state over (successive halving's later rounds)
-            states = [t.optimizer.state.get(o[n]) for t, o in zip(trainees, own)]
-            if all(states):
-                self.optimizer.state[self.params[n]] = {
-                    key: torch.stack([st[key] for st in states]) if _shaped_like(v, own[0][n]) else v
-                    for key, v in states[0].items()}
-        self.loss = torch.zeros(self.k, device=self.w[0].device)
-        self.count = 0
-        self.losses = vmap(lambda p, x, y: loss(functional_call(skeleton, p, (x,)), x, y),
-                           in_dims=(0, None, None))
-
-    def step(self, x: Tensor, y: Tensor) -> None:
-        self.optimizer.zero_grad(set_to_none=False)
-        losses = self.losses(self.params, x, y)  # (k,)
-        losses.sum().backward()
-        grads = [w.grad for w in self.w]
-        torch._foreach_mul_(grads, self.m)
-        if self.sink is not None:
-            torch._foreach_add_(self.sink, torch._foreach_abs(grads))
-        self.optimizer.step()
-        with torch.no_grad():
-            torch._foreach_mul_(self.w, self.m)
-        self.loss += losses.detach()
-        self.count += 1
-
-    @torch.no_grad()
-    def write_back(self) -> None:
-        """Weights, optimizer state, gradient sums and losses back into each trainee."""
-        for i, t in enumerate(self.trainees):
-            own = dict(t.model.named_parameters())
-            for n in self.names:
-                own[n].copy_(self.params[n][i])
-                state = self.optimizer.state.get(self.params[n])
-                if state:  # per-parameter entries are stacked; scalars (Adam's step) are shared
-                    t.optimizer.state[own[n]] = {
-                        key: v[i].clone() if _shaped_like(v, self.params[n]) else
-                        (v.clone() if torch.is_tensor(v) else v) for key, v in state.items()}
-            if self.sink is not None:
-                for mine, stacked in zip(self.sinks[i], self.sink):
-                    mine.copy_(stacked[i])
-            t._loss[0] += self.loss[i]
-            t._loss[1] += self.count
-        self.loss.zero_()
-        self.count = 0
+def train_group(pairs: list[tuple[Trainer, Trainee]], steps: int) -> list[BaseException | None]:
+    """Train each (trainer, trainee) pair ``steps`` more steps: the seeds of one point, each on
+    its own trainer (api.run_group). As one stack (``train_stacked``) where there are several,
+    every one trains dense and the model is ``stacking.stackable``; else one by one. Returns,
+    per pair, the error that stopped it (a diverged loss), None if it trained to the end."""
+    if len(pairs) > 1 and stacking.stackable(pairs[0][1].model) and all(tr.trains_dense(t) for tr, t in pairs):
+        return train_stacked(pairs, steps)
+    return [_train([pair], steps, keep_going=True)[0] for pair in pairs]
 
 
-def _shaped_like(value, param: Tensor) -> bool:
-    """An optimizer state entry shaped like its parameter (momentum, Adam's moments)."""
-    return torch.is_tensor(value) and value.shape == param.shape
+def train_stacked(pairs: list[tuple[Trainer, Trainee]], steps: int) -> list[BaseException | None]:
+    """``train_group``'s pairs as one ``stacking.Stack``: bitwise what each gets alone; a seed
+    whose loss diverges leaves the stack and the others go on."""
+    return _train(pairs, steps, stack=stacking.Stack, keep_going=True)
+
+
+def _train(pairs: list[tuple[Trainer, Trainee]], n: int, sinks: list | None = None,
+           on_epoch_end: Callable[[Trainee], None] | None = None, stack=None,
+           keep_going: bool = False) -> list[BaseException | None]:
+    """The training loop, the one every run goes through: ``n`` more steps of each (trainer,
+    trainee) pair, all standing at the same step, each on its own trainer's batches (pairs of one
+    trainer share them), counted (``Cost``), timed and, at each epoch's end, evaluated and
+    recorded by its own trainer (pruning in ``on_epoch_end`` first). Alone (one pair), or as one
+    stacked model (``stack``: a class of initprune/stacking.py). ``sinks``: per pair, a list of
+    tensors accumulating Σ|∂L/∂θ|, or None. ``keep_going``: a pair whose loss diverges stops and
+    the others go on, its error returned in its place; else the error is raised."""
+    errors: list[BaseException | None] = [None] * len(pairs)
+    sinks = sinks or [None] * len(pairs)
+    if n <= 0 or not pairs:
+        return errors
+    if len({t.steps for _, t in pairs}) > 1:
+        raise ValueError("the trainees trained together must stand at the same step")
+    first = pairs[0][0]
+    per_epoch, live = first.steps_per_epoch, list(range(len(pairs)))
+    for _, t in pairs:
+        t.model.train()
+
+    def stacked():
+        return stack([pairs[i][1] for i in live], first.settings, [sinks[i] for i in live], first.loss)
+
+    together = stacked() if stack is not None else None
+    while n > 0 and live:
+        now = pairs[live[0]][1].steps
+        epoch, start = divmod(now, per_epoch)
+        todo = min(n, per_epoch - start)
+        began = time.perf_counter()
+        sources = {id(pairs[i][0]): pairs[i][0] for i in live}
+        for s, drawn in enumerate(zip(*(tr.train_batches.epoch(epoch, start) for tr in sources.values()))):
+            if s == todo:
+                break
+            batch = dict(zip(sources, drawn))
+            xs = [batch[id(pairs[i][0])] for i in live]
+            for i, (x, _) in zip(live, xs):
+                trainer, t = pairs[i]
+                trainer._count(t, epoch, start + s, x)  # measures the dense layers on the first step
+                if s == 0:
+                    trainer.prepare(t)
+            if together is None:
+                (trainer, t), (x, y) = pairs[live[0]], xs[0]
+                trainer.settings.schedule(t.optimizer, now + s, trainer.total_steps)
+                stepped = time.perf_counter()
+                losses = [trainer._step(t, x, y, sinks[live[0]])]
+            else:
+                first.settings.schedule(together.optimizer, now + s, first.total_steps)
+                stepped = time.perf_counter()
+                losses = together.step([x for x, _ in xs], [y for _, y in xs])
+            spent = (time.perf_counter() - stepped) / len(live)
+            for i, loss in zip(live, losses):
+                trainer, t = pairs[i]
+                if not trainer.cost.paused:
+                    trainer.seconds += spent
+                t._loss[0] += loss
+                t._loss[1] += 1
+        n -= todo
+        if together is not None:
+            together.write_back()
+        spent = (time.perf_counter() - began) / len(live)
+        for i in live:
+            t = pairs[i][1]
+            t.steps += todo
+            t.sync()
+            t._seconds += spent
+        if (now + todo) % per_epoch == 0:
+            for i in list(live):
+                try:
+                    pairs[i][0]._end_epoch(pairs[i][1], on_epoch_end)
+                except DivergedError as err:  # as it would alone: this one fails, the others go on
+                    if not keep_going:
+                        raise
+                    errors[i] = err
+                    live.remove(i)
+            if together is not None and live and n > 0 and len(live) < together.k:
+                together = stacked()
+    return errors

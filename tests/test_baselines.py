@@ -123,8 +123,8 @@ def test_a_frozen_layer_is_scored_and_stays_frozen(method):
 
 def test_snip_has_a_new_identity_since_its_estimator_changed():
     assert pruners.Snip.version == 2 and pruners.Grasp.version == 1
-    assert api.RunConfig(method="snip").identity()["version"] == 2
-    assert api.RunConfig(method="grasp").identity()["version"] == 1
+    assert api.RunSpec(method="snip").identity()["version"] == 2
+    assert api.RunSpec(method="grasp").identity()["version"] == 1
 
 
 def test_grasp_uses_the_hessian_gradient_product():

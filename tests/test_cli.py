@@ -122,13 +122,13 @@ def test_list_names_everything(capsys):
 
 
 def test_config_hash_is_the_resolved_configuration_without_the_seed():
-    base = api.RunConfig(method="kstarts")
-    assert base.hash() == api.RunConfig(method="kstarts", seed=5, options={"k": 8}).hash()  # k=8 is what it resolves to
-    assert base.hash() != api.RunConfig(method="kstarts", options={"k": 4}).hash()
+    base = api.RunSpec(method="kstarts")
+    assert base.hash() == api.RunSpec(method="kstarts", seed=5, options={"k": 8}).hash()  # k=8 is what it resolves to
+    assert base.hash() != api.RunSpec(method="kstarts", options={"k": 4}).hash()
     assert base.identity()["options"]["k"] == 8 and base.identity()["training"]["lr"] == 0.1
     # pinned: a change here silently orphans every recorded run (identity scheme 2, issue 18)
     # (on cpu: device auto is cuda on a machine with a GPU, another identity)
-    assert api.RunConfig(method="kstarts", sparsity=0.95, options={"k": 4}, device="cpu").hash() == "6776fe1b587d"
+    assert api.RunSpec(method="kstarts", sparsity=0.95, options={"k": 4}, device="cpu").hash() == "6776fe1b587d"
 
 
 def _store_runs(uri):

@@ -54,7 +54,28 @@ def weighted(mask, positions):
 
 def test_dense_costs_exactly_one():
     result = fit(mlp(), "dense", 0.0)
-    assert result.cost == {"training": 1.0, "inference": 1.0}
+    relative = {k: v for k, v in result.cost.items() if k in ("training", "inference")}
+    assert relative == {"training": 1.0, "inference": 1.0}
+    assert result.cost["training_flops"] == 2 * result.cost["dense_epoch_flops"]  # 2 dense epochs
+
+
+DENSE_EPOCH = 3 * 96 * (8 * 12 + 12 * 6 + 6 * 3)  # mlp on toy_data's 96 inputs: forward and backward, by hand
+
+
+def test_each_result_stores_its_absolute_training_flops_and_one_dense_epochs():
+    """What the report divides by the cell's reference epochs (docs/method.md, "Cost"): random
+    trained twice the epochs costs twice the FLOPs, while its cost relative to its own epochs
+    stays; one dense epoch is the model's and data's, whatever the method."""
+    short, long = fit(mlp(), "random", 0.9, epochs=2), fit(mlp(), "random", 0.9, epochs=4)
+    assert long.cost["training_flops"] == 2 * short.cost["training_flops"]
+    assert long.cost["training"] == short.cost["training"]
+    assert short.cost["training"] == short.cost["training_flops"] / (2 * DENSE_EPOCH)
+    assert 0.09 * 2 * DENSE_EPOCH < short.cost["training_flops"] < 0.12 * 2 * DENSE_EPOCH
+    for method, sparsity, options in [("dense", 0.0, {}), ("random", 0.9, {}), ("kstarts", 0.9, {"k": 3}),
+                                      ("dissipating", 0.9, {"prune_epochs": 1}), ("snip", 0.9, {})]:
+        assert fit(mlp(), method, sparsity, epochs=3, **options).cost["dense_epoch_flops"] == DENSE_EPOCH, method
+    kstarts = fit(mlp(), "kstarts", 0.9, epochs=3, k=3)
+    assert kstarts.cost["training_flops"] > fit(mlp(), "random", 0.9, epochs=3).cost["training_flops"]
 
 
 @pytest.mark.parametrize("make,positions", [(mlp, None), (conv, Conv.POSITIONS)])
@@ -124,8 +145,8 @@ def test_posttrain_counts_its_dense_epochs_and_its_finetuning():
 def test_cost_in_the_report_and_the_runs_metrics(monkeypatch):
     from initprune.lab import runs
 
-    report = api.run(api.RunConfig(method="random", dataset="digits", sparsity=0.9, epochs=1), device="cpu")
-    assert set(report["cost"]) == {"training", "inference"}
+    report = api.run(api.RunSpec(method="random", dataset="digits", sparsity=0.9, epochs=1), device="cpu")
+    assert set(report["cost"]) == {"training", "inference", "training_flops", "dense_epoch_flops"}
     cost = report["cost"]
     assert cost["training"] == pytest.approx(cost["inference"]) and cost["training"] < 0.11
 
@@ -138,7 +159,7 @@ def test_cost_in_the_report_and_the_runs_metrics(monkeypatch):
         def log_dict(self, *a):
             pass
 
-    runs.log_point(Client(), "x", api.RunConfig(method="random", sparsity=0.9, epochs=1), report)
+    runs.log_point(Client(), "x", api.RunSpec(method="random", sparsity=0.9, epochs=1), report)
     values = {m.key: m.value for m in logged}
     assert values["cost.training"] == report["cost"]["training"]
     assert values["cost.inference"] == report["cost"]["inference"]

@@ -96,3 +96,44 @@ def test_the_figures_notebook_shows_every_figure_the_library_writes():
     source = "".join("".join(c["source"]) for c in cells(profiles.NOTEBOOKS / "figures.ipynb"))
     shown = set(re.findall(r'show\(folder, "(\w+)"\)', source))
     assert shown == set(figures.FIGURES)
+
+
+def test_the_run_defaults_are_declared_once_and_every_reader_agrees():
+    """spec.RUN: RunSpec's fields, the command line's ``run`` and a grid read them; ``fit`` trains
+    spec.FIT_EPOCHS (its documented 10) beside the run's 20."""
+    import dataclasses
+    import inspect
+
+    from initprune import api, cli, spec
+    from initprune.lab import grid
+
+    fields = {f.name: f.default for f in dataclasses.fields(spec.RunSpec)}
+    assert {k: fields[k] for k in spec.RUN} == spec.RUN
+    run = cli.parser().parse_args(["run", "--method", "random"])
+    assert {k: getattr(run, k) for k in spec.RUN if k != "method"} == {k: v for k, v in spec.RUN.items()
+                                                                       if k != "method"}
+    fit = {k: p.default for k, p in inspect.signature(api.fit).parameters.items()}
+    assert fit["epochs"] == spec.FIT_EPOCHS == 10 and spec.RUN["epochs"] == 20
+    assert {k: fit[k] for k in ("method", "sparsity", "seed", "device", "ablation")} == {
+        k: spec.RUN[k] for k in ("method", "sparsity", "seed", "device", "ablation")}
+    run_grid = {k: p.default for k, p in inspect.signature(grid.run_grid).parameters.items()}
+    assert (run_grid["dataset"], run_grid["arch"], run_grid["epochs"], run_grid["device"]) == (
+        spec.RUN["dataset"], spec.RUN["arch"], spec.RUN["epochs"], spec.RUN["device"])
+    assert (list(run_grid["sparsities"]), list(run_grid["seeds"])) == ([spec.RUN["sparsity"]], [spec.RUN["seed"]])
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_every_parameters_cell_default_agrees_with_the_declared_defaults(path):
+    """Each notebook's parameters cell, read with nbformat (not run): every name it shares with
+    the quick setting (executions.QUICK, from spec.RUN) has that value."""
+    import nbformat
+
+    from initprune.lab import executions
+
+    (cell,) = [c for c in nbformat.read(path, as_version=4).cells if "parameters" in c.metadata.get("tags", [])]
+    body = ast.parse(cell.source).body
+    given = {n.target.id: ast.literal_eval(n.value) for n in body if isinstance(n, ast.AnnAssign)}
+    want = {**executions.QUICK, **executions.QUICK_OF.get(path.stem, {})}
+    shared = set(given) & set(want)
+    assert {k: given[k] for k in shared} == {k: want[k] for k in shared}
+    assert shared or path.stem == "figures"  # every notebook that trains shares some

@@ -105,7 +105,7 @@ def test_entry_points_bring_the_plugin_to_fit_and_run(plugged, tmp_path):
     assert result.extra == {"steps": 2} and result.sparsity_actual == pytest.approx(0.5, abs=0.02)
     with pytest.raises(InitpruneError, match=r"^my_option must be an integer of at least 1, got 0$"):
         initprune.fit(model, blobs.train, blobs.test, method="mine", sparsity=0.5, epochs=1, my_option=0)
-    inverted = api.run(api.RunConfig(method="mine", dataset="blobs", arch="tiny", sparsity=0.5, epochs=1,
+    inverted = api.run(api.RunSpec(method="mine", dataset="blobs", arch="tiny", sparsity=0.5, epochs=1,
                                      ablation="invert"), device="cpu")
     assert inverted["ablation"] == "invert" and 0 <= inverted["test_accuracy"] <= 1
     torch.testing.assert_close(torch.tensor(inverted["sparsity_actual"]), torch.tensor(0.5), atol=0.02, rtol=0)

@@ -15,7 +15,8 @@ import pytest
 import torch
 from torch import nn
 
-from initprune import api, masks, sparse, stack
+from initprune import api, masks, sparse
+from initprune import train as loop
 from initprune.data import Batches
 from initprune.spec import RunSpec
 from initprune.train import Settings, Trainee, Trainer
@@ -163,10 +164,10 @@ def test_the_model_leaves_training_dense_with_its_pruned_weights_zero(tmp_path):
 
 def test_a_group_of_seeds_stacks_only_when_every_seed_trains_dense(monkeypatch):
     stacked = []
-    monkeypatch.setattr(stack, "train", lambda pairs, steps: stacked.append(len(pairs)) or [None] * len(pairs))
+    monkeypatch.setattr(loop, "train_stacked", lambda pairs, steps: stacked.append(len(pairs)) or [None] * len(pairs))
     configs = [RunSpec(method="random", sparsity=0.9, epochs=2, seed=s, training={"compute": "sparse"})
                for s in (0, 1)]
-    out = stack.run_group(configs)
+    out = api.run_group(configs)
     assert stacked == [] and all(set(r.compute_layers.values()) == {"sparse"} for r in out)
 
 

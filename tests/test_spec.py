@@ -242,7 +242,18 @@ def test_every_grid_notebook_has_the_common_parameters_and_they_are_reserved():
         params = profiles.notebook_parameters(name)
         assert set(executions.COMMON) <= set(params), name
         assert set(params) - set(executions.COMMON) <= {"options", "method", "ablations"}, name
-    assert set(executions.COMMON) <= pruners.RESERVED
+    from initprune.errors import InitpruneError
+
+    # the notebooks' words are the lab's to keep clear: a method whose option takes one is refused there
+    space = {}
+    exec("from dataclasses import dataclass\nfrom initprune.options import option\n"
+         "from initprune.pruners import Pruner\n@dataclass\nclass Odd(Pruner):\n    'A test method.'\n"
+         "    seeds: int = option(1, 'a count')\n", space)
+    with pruners.PRUNERS.scratch():
+        pruners.PRUNERS.register("odd")(space["Odd"])  # the core has nothing against it
+        with pytest.raises(InitpruneError, match=r"option\(s\) seeds have the name of one of the notebooks' param"):
+            executions.check_options(["random", "odd"])
+    executions.check_options(pruners.PRUNERS.names())  # no registered method's option takes one
 
 
 def test_a_sweep_hands_its_kernels_the_resolved_specs():
@@ -398,6 +409,31 @@ def test_a_worker_without_a_gpu_refuses_a_cuda_spec_in_one_line(store, monkeypat
     assert "\n" not in text and "cuda" in text and "no CUDA device" in text and "--gpus-per-task" in text
     c, exp_id = ensure_store()
     assert not c.search_runs([exp_id], "tags.kind = 'point'")  # nothing opened, nothing FAILED
+
+
+def test_no_field_or_mapping_of_a_spec_can_be_changed_in_place(monkeypatch):
+    """Every field refuses assignment and deletion, and its mappings every way a dict changes."""
+    monkeypatch.setenv("INITPRUNE_THREADS", "1")
+    s = RunSpec(method="kstarts", sparsity=0.9, epochs=3, options={"k": 3}, device="cpu")
+    h = s.hash()
+    for f in dataclasses.fields(RunSpec):
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            setattr(s, f.name, getattr(s, f.name))
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            delattr(s, f.name)
+    for mapping in (s.options, s.training):
+        key = next(iter(mapping))
+
+        def merged(m=mapping):
+            m |= {}
+
+        for change in (lambda m=mapping, k=key: m.__setitem__(k, 1), lambda m=mapping, k=key: m.__delitem__(k),
+                       merged, lambda m=mapping: m.update({}), lambda m=mapping: m.clear(),
+                       lambda m=mapping, k=key: m.pop(k), lambda m=mapping: m.popitem(),
+                       lambda m=mapping: m.setdefault("x", 1)):
+            with pytest.raises(TypeError, match="cannot change"):
+                change()
+    assert s.hash() == h == RunSpec(**s.to_dict()).hash()
 
 
 def test_a_spec_cannot_change_and_still_travels(monkeypatch):

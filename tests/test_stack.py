@@ -1,4 +1,4 @@
-"""Seeds that train together (initprune/stack.py): a stacked seed's result is bitwise the one it
+"""Seeds that train together (initprune/stacking.py, train.train_group): a stacked seed's result is bitwise the one it
 gets alone, and each point of a stack is still claimed, logged and resumed alone."""
 
 import dataclasses
@@ -6,8 +6,9 @@ import dataclasses
 import pytest
 import torch
 
-from initprune import api, masks, models, pruners, stack
+from initprune import api, masks, models, pruners, stacking
 from initprune import data as datasets
+from initprune import train as loop
 from initprune.errors import DivergedError
 from initprune.spec import RunSpec
 from initprune.train import Settings, Trainee, Trainer
@@ -46,8 +47,7 @@ def specs(method, options, sparsity, seeds=(0, 1, 2), ablation="none", **trainin
 
 def pruned(config: RunSpec, data):
     model = models.build(config.arch, data.input_shape, data.num_classes, config.seed)
-    return api._prune(model, data.train, data.test, config.method, config.sparsity, config.epochs, config.seed,
-                      data.val, config.device, data.augment, config.ablation, {**config.training, **config.options})
+    return api._prune(model, data.train, data.val, data.test, api.Setup.of_spec(config, data))
 
 
 def same(a: api.Pruned, b: api.Pruned) -> None:
@@ -68,11 +68,11 @@ def alone_and_stacked(configs):
     with api._threaded(1):
         alone = [pruned(c, data) for c in configs]
         for p in alone:
-            p.trainer.run(p.trainee, p.epochs - p.trainee.epoch)
+            p.trainer.run(p.trainee, p.epochs_left)
         group = [pruned(c, data) for c in configs]
-        left = {stack._steps_left(p) for p in group}
+        left = {p.steps_left for p in group}
         assert len(left) == 1
-        errors = stack.train([(p.trainer, p.trainee) for p in group], left.pop())
+        errors = loop.train_stacked([(p.trainer, p.trainee) for p in group], left.pop())
     assert errors == [None] * len(configs)
     return alone, group
 
@@ -104,7 +104,7 @@ def test_every_optimizer_stacked_is_bitwise_alone(training):
 
 def test_run_group_gives_each_seed_the_result_it_gets_alone():
     configs = specs("kstarts", {"k": 2}, 0.9, seeds=(3, 4))
-    group = stack.run_group(configs)
+    group = api.run_group(configs)
     for config, b in zip(configs, group):
         a = api.run(config)
         keep = lambda r: {k: v for k, v in r.to_dict().items() if k not in ("seconds", "training_seconds", "history")}  # noqa: E731
@@ -124,8 +124,8 @@ def test_a_seed_that_diverges_fails_alone_and_the_others_train_on():
                     model[0].weight[0, 0] = float("nan")
             trainer = Trainer(datasets.Batches(x, y, 16, seed), (x, y), (x, y), settings, "cpu", 3)
             out.append((trainer, Trainee(model, settings, masks.dense(model))))
-    assert stack.stackable(pairs[0][1].model)
-    errors = stack.train(pairs, 3 * 4)
+    assert stacking.stackable(pairs[0][1].model)
+    errors = loop.train_stacked(pairs, 3 * 4)
     assert errors[0] is None and errors[2] is None and isinstance(errors[1], DivergedError)
     for seed in (0, 2):
         trainer, t = alone[seed]
@@ -136,24 +136,24 @@ def test_a_seed_that_diverges_fails_alone_and_the_others_train_on():
 
 
 def test_what_stacks_is_a_committed_rule_per_device_and_cell():
-    assert stack.seeds_per_stack("cpu", "digits", "mlp", 1) == 8
-    assert stack.seeds_per_stack("cpu", "mnist", "lenet300", 1) == 1  # measured slower stacked
-    assert stack.seeds_per_stack("cpu", "digits", "mlp", 2) == 1  # measured at 1 thread only
-    assert stack.seeds_per_stack("cuda", "digits", "mlp", 1) == 1
+    assert stacking.seeds_per_stack("cpu", "digits", "mlp", 1) == 8
+    assert stacking.seeds_per_stack("cpu", "mnist", "lenet300", 1) == 1  # measured slower stacked
+    assert stacking.seeds_per_stack("cpu", "digits", "mlp", 2) == 1  # measured at 1 thread only
+    assert stacking.seeds_per_stack("cuda", "digits", "mlp", 1) == 1
     shape = (1, 28, 28)
-    assert stack.stackable(models.build("lenet300", shape, 10, 0))
-    assert not stack.stackable(models.build("lenet5", shape, 10, 0))  # a conv
-    assert not stack.stackable(models.build("resnet20", (3, 32, 32), 10, 0))  # batch norm: one by one
-    assert not stack.stackable(linear_chain(8, 6, 3))  # torch's bmm takes a loop of its own on small products
-    for (_, dataset, arch) in stack.RULES:
+    assert stacking.stackable(models.build("lenet300", shape, 10, 0))
+    assert not stacking.stackable(models.build("lenet5", shape, 10, 0))  # a conv
+    assert not stacking.stackable(models.build("resnet20", (3, 32, 32), 10, 0))  # batch norm: one by one
+    assert not stacking.stackable(linear_chain(8, 6, 3))  # torch's bmm takes a loop of its own on small products
+    for (_, dataset, arch) in stacking.RULES:
         data = datasets.DATASETS[dataset]
-        assert stack.stackable(models.build(arch, data.shape, data.classes, 0))
+        assert stacking.stackable(models.build(arch, data.shape, data.classes, 0))
 
 
 def test_plan_groups_neighbouring_seeds_of_one_point_at_most_the_rule_s_count():
     points = specs("random", {}, 0.9, seeds=tuple(range(10))) + specs("random", {}, 0.5, seeds=(0, 1))
     points += [dataclasses.replace(points[0], arch="lenet5", dataset="mnist")]
-    plan = stack.plan(points)
+    plan = api.plan(points)
     assert [[p.seed for p in g] for g in plan] == [list(range(8)), [8, 9], [0, 1], [0]]
     assert [g[0].sparsity for g in plan] == [0.9, 0.9, 0.5, 0.9]
 
@@ -183,10 +183,10 @@ def grid_of(seeds):
 
 @pytest.fixture
 def stacks(monkeypatch):
-    """The seeds of every stack that trains, in order."""
-    seen, run_group = [], stack.run_group
-    monkeypatch.setattr(stack, "run_group", lambda configs, data_root=None: (
-        seen.append([c.seed for c in configs]), run_group(configs, data_root))[1])
+    """The seeds of every group of several that trains (a stack), in order."""
+    seen, run_group = [], api.run_group
+    monkeypatch.setattr(api, "run_group", lambda configs, data_root=None, **kw: (
+        len(configs) > 1 and seen.append([c.seed for c in configs]), run_group(configs, data_root, **kw))[1])
     return seen
 
 
@@ -220,13 +220,13 @@ def test_a_stack_that_fails_leaves_its_points_unfinished_and_the_next_run_trains
     def boom(pairs, steps):
         raise error("the stack broke")
 
-    train = stack.train
-    monkeypatch.setattr(stack, "train", boom)
+    train = loop.train_stacked
+    monkeypatch.setattr(loop, "train_stacked", boom)
     with pytest.raises(error):
         grid_of([0, 1])
     assert sorted(r.info.status for r in points(store)) == [status, status]
     assert all("the stack broke" in r.data.tags["error"] for r in points(store))
-    monkeypatch.setattr(stack, "train", train)
+    monkeypatch.setattr(loop, "train_stacked", train)
     out = grid_of([0, 1])
     assert stacks == [[0, 1], [0, 1]]
     assert {r.info.run_id for r in points(store, "FINISHED")} == {r.run_id for r in out}

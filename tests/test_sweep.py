@@ -223,7 +223,7 @@ def test_a_point_another_execution_finishes_between_two_looks_is_read_back_not_t
     monkeypatch.setattr(grid.results, "load_result", lambda run: {"run_id": run.info.run_id})
     monkeypatch.setattr(grid, "run_point", lambda *a: pytest.fail("trained a point that had FINISHED"))
     client = SimpleNamespace(delete_run=deleted.append)
-    assert grid._train_or_reuse(client, "0", "parent", api.RunConfig(), None) == {"run_id": "theirs"}
+    assert grid._train_or_reuse(client, "0", "parent", api.RunSpec(), None) == {"run_id": "theirs"}
     assert deleted == ["ours"]
 
 
@@ -240,7 +240,7 @@ def test_a_point_opened_after_its_execution_was_given_up_is_killed_not_trained(m
                              set_terminated=lambda run_id, status: ended.update({run_id: status}))
     monkeypatch.setattr(api, "run", lambda *a, **k: pytest.fail("trained a point of a given-up execution"))
     with pytest.raises(grid.runs.Superseded):
-        grid.run_point(client, "ours", "parent", api.RunConfig(), None)
+        grid.run_point(client, "ours", "parent", api.RunSpec(), None)
     assert ended == {"ours": "KILLED"}
 
 

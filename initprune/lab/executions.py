@@ -10,12 +10,32 @@ import json
 from dataclasses import dataclass, field
 
 from .. import pruners
-from ..spec import SETTINGS, resolve_device
+from ..errors import InitpruneError
+from ..spec import RUN, SETTINGS, resolve_device
 from . import grid, results, store
 
 # the parameters every method notebook has beside its method's options
 COMMON = ("dataset", "arch", "sparsities", "seeds", "epochs", "data_root", "device", "log_to_mlflow",
           "parent_run_id", "profile", "points", "training")
+# the quick offline setting of the notebooks' parameters cells (a profile sets its own): the run's
+# defaults (spec.RUN) on fewer epochs; combined trains one past its 4 of warm-up and pruning, and
+# explore compares five methods in one look. tests/test_notebooks.py checks every cell against it.
+QUICK = {"dataset": RUN["dataset"], "arch": RUN["arch"], "device": RUN["device"], "seed": RUN["seed"],
+         "seeds": [RUN["seed"]], "epochs": 5}
+QUICK_OF = {"combined": {"epochs": 6}, "explore": {"epochs": 8, "sparsity": 0.95}}
+# what else a notebook's parameters cell may name (baselines.ipynb and sanity.ipynb)
+NOTEBOOK = (*COMMON, "options", "method", "ablations")
+
+
+def check_options(methods: list[str]) -> None:
+    """No method option may take a notebook parameter's name: a profile's key would set the
+    parameter, never the option (the run's own names the core refuses: pruners.RESERVED)."""
+    for method in methods:
+        taken = sorted(set(NOTEBOOK) & set(pruners.option_names(method)))
+        if taken:
+            cls = pruners.PRUNERS[method]
+            raise InitpruneError(f"method '{method}' ({cls.__module__}): option(s) {', '.join(taken)} have the name of "
+                                 "one of the notebooks' parameters; rename them")
 
 
 @dataclass
@@ -87,6 +107,7 @@ class Execution:
         """The execution's points, resolved once (the profile check, the status and the task
         share them)."""
         if self._points is None:
+            check_options(self.methods)
             method = self.methods if isinstance(self.params.get("method"), list) else self.notebook
             self._points = grid.expand(method, self.params["dataset"], self.params["arch"], self.params["sparsities"],
                                        self.params["seeds"], self.params["epochs"], self.options,

@@ -10,7 +10,7 @@ import itertools
 import math
 import time
 
-from .. import api, data, models, pruners, stack
+from .. import api, data, models, pruners
 from ..errors import InitpruneError
 from ..options import OptionError
 from ..result import RunResult
@@ -98,7 +98,7 @@ def run_grid(method: str | list, dataset: str = "digits", arch: str = "mlp", spa
     for name in {p.device for p in points}:  # a device this worker lacks: refused before anything is opened
         api.resolve_device(name)
     if not tracking:
-        return [r for group in stack.plan(points) for r in stack.run_all(group, data_root)]
+        return [_raised(r) for group in api.plan(points) for r in api.run_group(group, data_root)]
     c, exp_id = store.ensure_store()
     own_parent = not parent_run_id
     if own_parent:
@@ -110,7 +110,7 @@ def run_grid(method: str | list, dataset: str = "digits", arch: str = "mlp", spa
         quiet = None if progress else True  # None: a bar only on a terminal
         bar = tqdm(total=len(points), desc=f"{method} {dataset}/{arch}", disable=quiet)
         one = lambda config: _train_or_reuse(c, exp_id, parent_run_id, config, data_root)  # noqa: E731
-        for group in stack.plan(points):  # seeds that train together (stack.RULES), else one by one
+        for group in api.plan(points):  # seeds that train together (stacking.RULES), else one by one
             out += group_points.run_points(c, exp_id, parent_run_id, group, data_root, one)
             bar.update(len(group))
         bar.close()
@@ -193,7 +193,7 @@ def run_point(c, run_id, parent_run_id, config: RunSpec, data_root) -> RunResult
             runs.check_execution(c, parent_run_id)
             faults.inject_failure(config)
             faults.pause("training")
-            result = api.run(config, data_root=data_root)
+            result = _raised(api.run_group([config], data_root)[0])
             result.run_id = run_id
             runs.log_point(c, run_id, config, result)
             runs.finish_point(c, run_id, parent_run_id)
@@ -201,3 +201,10 @@ def run_point(c, run_id, parent_run_id, config: RunSpec, data_root) -> RunResult
     except BaseException as err:  # recorded, never FINISHED: the next sweep retries the point
         runs.fail_point(c, run_id, err)
         raise
+
+
+def _raised(outcome):
+    """A result of ``api.run_group``, or its error raised."""
+    if isinstance(outcome, BaseException):
+        raise outcome
+    return outcome

@@ -1,4 +1,4 @@
-"""The points of one stack (``stack.plan``) claimed, trained and logged: each point still its own
+"""The points of one group (``api.plan``) claimed, trained and logged: each point still its own
 child run, claimed, logged, FINISHED or FAILED alone, as ``grid.run_point`` does one point.
 
 A point already FINISHED is read back and one another execution holds is awaited, both as alone
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from .. import stack
+from .. import api
 from ..result import RunResult
 from ..spec import RunSpec
 from . import faults, runs
@@ -43,7 +43,7 @@ def run_points(c, exp_id, parent_run_id, configs: list[RunSpec], data_root,
                     runs.fail_point(c, run_id, err)
                     failed[i] = err
             faults.pause("training")
-            outcome = stack.run_group([configs[i] for i in ready], data_root) if ready else []
+            outcome = api.run_group([configs[i] for i in ready], data_root) if ready else []
             for i, result in zip(ready, outcome):
                 if isinstance(result, BaseException):  # this seed failed as it would alone
                     runs.fail_point(c, claimed[i], result)

@@ -69,12 +69,13 @@ def _profile_path(name: str) -> Path | None:
 
 
 def _check_device(where: str, device) -> None:
-    """A device name a run takes (api.resolve_device), checked without asking for the device."""
-    import re
+    """A device name a run takes (spec.check_device), checked without asking for the device."""
+    from ..spec import check_device
 
-    if isinstance(device, str) and (device in ("auto", "cpu", "cuda") or re.fullmatch(r"cuda:\d+", device)):
-        return
-    raise InitpruneError(f"{where}: unknown device {device!r}; choose auto, cpu, cuda or cuda:N")
+    try:
+        check_device(device)
+    except InitpruneError as err:
+        raise InitpruneError(f"{where}: {err}") from None
 
 
 def _check_runs(where: str, execution: Execution, points: list) -> None:

@@ -318,7 +318,7 @@ def test_numpy_and_torch_numbers_in_a_report_are_logged_and_written_as_python_nu
         PRUNERS.register("numpy")(Numpy)
         MODELS.register("flat")(lambda shape, classes: nn.Sequential(nn.Linear(8, 6), nn.ReLU(), nn.Linear(6, 3)))
         data.dataset("blobs", classes=3, shape=(8,), training=initprune.train.Settings(batch_size=16))(blobs())
-        report = api.run(api.RunConfig(method="numpy", dataset="blobs", arch="flat", sparsity=0.5, epochs=1),
+        report = api.run(api.RunSpec(method="numpy", dataset="blobs", arch="flat", sparsity=0.5, epochs=1),
                          device="cpu", out=tmp_path / "out.json",
                          record=lambda r: logged.append(json.dumps(r.to_dict())))
     expected = {"f": 0.5, "i": 3, "t": 2.0, "a": [0, 1], "nested": [{"n": 1.5}]}

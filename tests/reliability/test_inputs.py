@@ -83,9 +83,9 @@ def test_config_hashes_are_pinned():
     # identity scheme 2 (issue 18): the whole resolved configuration; scheme 1 gave 44136fa355b3,
     # 914d27d2ae55 and d5298f6354cb (SNIP's version 2; d36468c9ad75 before issue 11). On cpu, what
     # device auto is on a machine without a GPU (on one with a GPU, auto is cuda: other identities)
-    assert api.RunConfig(device="cpu").hash() == "44a9a88014ac"
-    assert api.RunConfig(method="combined", sparsity=0.99, options={"k": 16}, device="cpu").hash() == "146f9cab6491"
-    assert api.RunConfig(method="snip", ablation="shuffle", device="cpu").hash() == "b9ffd5bf622d"
+    assert api.RunSpec(device="cpu").hash() == "44a9a88014ac"
+    assert api.RunSpec(method="combined", sparsity=0.99, options={"k": 16}, device="cpu").hash() == "146f9cab6491"
+    assert api.RunSpec(method="snip", ablation="shuffle", device="cpu").hash() == "b9ffd5bf622d"
 
 
 def test_a_diverging_run_stops_and_is_failed_with_its_epoch(tmp_path, monkeypatch):
@@ -94,7 +94,7 @@ def test_a_diverging_run_stops_and_is_failed_with_its_epoch(tmp_path, monkeypatc
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     c, exp_id = store.ensure_store(uri)
-    diverging = api.RunConfig(sparsity=0.5, epochs=2, training={"lr": 1e12})
+    diverging = api.RunSpec(sparsity=0.5, epochs=2, training={"lr": 1e12})
     with pytest.raises(initprune.DivergedError):
         grid.run_point(c, runs.open_point(c, exp_id, "", diverging), "", diverging, None)
     (run,) = c.search_runs([exp_id], "tags.kind = 'point'")

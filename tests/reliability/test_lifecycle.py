@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 from clusters import ctrl_c_as_in_a_terminal, descendants
 
-from initprune.api import RunConfig
 from initprune.lab import grid, runs
 from initprune.lab.store import ensure_store
+from initprune.spec import RunSpec
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -37,7 +37,7 @@ def initprune(*args, uri, timeout=120, env=None):
                           timeout=timeout)
 
 
-POINT = RunConfig(method="random", dataset="digits", arch="mlp", sparsity=0.5, epochs=1, seed=0)
+POINT = RunSpec(method="random", dataset="digits", arch="mlp", sparsity=0.5, epochs=1, seed=0)
 
 
 # 1. a dead run's pid, reused by another process
@@ -155,7 +155,7 @@ def test_a_finished_point_without_its_result_counts_as_not_finished(store, tmp_p
     lost, kept = first[0]["run_id"], first[1]["run_id"]
     (Path(urlparse(c.get_run(lost).info.artifact_uri).path) / "result.json").unlink()
     # and a run whose status was edited to FINISHED before it logged anything
-    edited_point = RunConfig(method="random", dataset="digits", arch="mlp", sparsity=0.9, epochs=1, seed=0)
+    edited_point = RunSpec(method="random", dataset="digits", arch="mlp", sparsity=0.9, epochs=1, seed=0)
     edited = runs.open_point(c, exp_id, None, edited_point)
     c.set_terminated(edited, "FINISHED")
     capsys.readouterr()
