@@ -10,8 +10,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 
-from initprune.data import REPO_ROOT
 from initprune.lab import results
+from initprune.lab.root import root
 from initprune.report import assembly, claims, findings, forest, raw, report_html
 
 matplotlib.use("Agg")
@@ -230,8 +230,8 @@ def test_raw_data_missing_or_cut_is_a_clear_error(tmp_path):
 
 
 def test_the_readmes_findings_block_is_what_results_offline_claims_json_gives():
-    rows = json.loads((REPO_ROOT / "results" / "offline" / "claims.json").read_text())
-    assert findings.current(REPO_ROOT / "README.md") == findings.block(rows)
+    rows = json.loads((root() / "results" / "offline" / "claims.json").read_text())
+    assert findings.current(root() / "README.md") == findings.block(rows)
 
 
 def test_the_findings_block_of_new_rows_is_the_carriers_glance(verdict_rows, tmp_path):

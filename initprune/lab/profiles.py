@@ -14,7 +14,7 @@ import yaml
 from .. import pruners
 from ..errors import InitpruneError
 from ..spec import SETTINGS
-from . import results, store
+from . import results, root, store
 from .executions import Execution
 from .tasks import NOTEBOOKS, load_papermill
 
@@ -282,7 +282,7 @@ def seconds_per_epoch() -> dict[str, tuple[float, str]]:
         if value is not None and run.data.params.get("threads", "1") == "1":
             seen.setdefault(f"{run.data.tags.get('dataset')}/{run.data.tags.get('arch')}", []).append(value)
     out = {cell: (statistics.median(v), f"{len(v)} finished points") for cell, v in seen.items()}
-    bench = store.ROOT / "benchmarks" / "latest.json"
+    bench = root.root() / "benchmarks" / "latest.json"
     measured = json.loads(bench.read_text()).get("seconds_per_epoch", {}) if bench.exists() else {}
     for cell, seconds in measured.items():
         out.setdefault(cell, (float(seconds), "benchmarks/latest.json"))

@@ -13,17 +13,16 @@ import dataclasses
 import json
 import os
 import socket
-import subprocess
 import threading
 import time
 from pathlib import Path
 
 from .. import pruners, spec
-from ..data import REPO_ROOT
 from ..errors import InitpruneError
 from ..result import RunResult
 from ..spec import RunSpec
 from . import faults
+from .root import git_commit  # noqa: F401  (the report reads it here)
 
 # the spec's own fields logged as MLflow params (options and training settings are added by prefix)
 PARAMS = tuple(f.name for f in dataclasses.fields(RunSpec) if f.name not in ("options", "training"))
@@ -50,15 +49,6 @@ _heard: dict[str, tuple[str | None, float]] = {}  # run id: (its heartbeat, when
 
 class Superseded(InitpruneError):
     """A point whose execution was given up while it ran: KILLED, never FINISHED."""
-
-
-def git_commit() -> str:
-    try:
-        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT, capture_output=True,
-                             text=True, timeout=10)
-        return out.stdout.strip() or "unknown"
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
 
 
 def finished(c, exp_id: str, config: RunSpec):

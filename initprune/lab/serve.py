@@ -24,7 +24,7 @@ import urllib.request
 from pathlib import Path
 
 from ..errors import InitpruneError
-from . import store
+from . import root, store
 
 GRACE = 10.0  # seconds MLflow has to stop after SIGTERM, before SIGKILL
 
@@ -79,7 +79,7 @@ def server(host: str, port: int, folder: Path | None, allowed_hosts: str | None,
         problem = "is a file" if folder.exists() else "does not exist"
         raise InitpruneError(f"--store {folder} {problem}; give the folder of a store (its mlflow.db and "
                              "artifacts/), or leave it out for mlruns/")
-    folder = (folder or store.ROOT / "mlruns").resolve()
+    folder = (folder or root.root() / "mlruns").resolve()
     uri = f"sqlite:///{folder / 'mlflow.db'}"
     folder.mkdir(exist_ok=True)
     store.check_store(uri)  # a damaged database is named as the one given
@@ -133,7 +133,7 @@ def _auth(host: str, port: int, no_auth: bool, folder: Path | None) -> tuple[dic
 
     if no_auth:
         return {}, auth.off_line(host, port)
-    return auth.server_environment(folder or store.ROOT / "mlruns")
+    return auth.server_environment(folder or root.root() / "mlruns")
 
 
 class Stopped(BaseException):
@@ -188,7 +188,7 @@ def serve(name: str, command: list[str], env: dict, address: str, ready: list[st
 def end(child: subprocess.Popen, grace: float = GRACE) -> None:
     """End ``child``'s session (it leads it: started with a session of its own) and whatever it
     started elsewhere: SIGTERM, then SIGKILL to what is left after ``grace`` seconds."""
-    others = [p for p in _descendants(child.pid) if _session(p) != child.pid]  # e.g. MLflow's jobs, in their own
+    others = [p for p in descendants(child.pid) if _session(p) != child.pid]  # e.g. MLflow's jobs, in their own
     _signal(child.pid, others, signal.SIGTERM)
     deadline = time.monotonic() + grace
     while time.monotonic() < deadline and _alive(child, others):
@@ -233,7 +233,7 @@ def _session(pid: int) -> int | None:
     return int(fields[3]) if fields else None
 
 
-def _descendants(pid: int) -> list[int]:
+def descendants(pid: int) -> list[int]:
     """Every live process under ``pid`` (Linux's /proc; elsewhere none: the session does)."""
     children: dict[int, list[int]] = {}
     for entry in Path("/proc").glob("[0-9]*"):

@@ -1,7 +1,7 @@
 """The MLflow store: where it is, checking that it can be used, creating it once.
 
-The store is ``sqlite:///<repo>/mlruns/mlflow.db`` with artifacts in ``<repo>/mlruns/artifacts``,
-resolved from the repository root; ``MLFLOW_TRACKING_URI`` overrides it.
+The store is ``sqlite:///<root>/mlruns/mlflow.db`` with artifacts in ``<root>/mlruns/artifacts``,
+in the lab's root (``root.py``); ``MLFLOW_TRACKING_URI`` overrides it.
 """
 
 from __future__ import annotations
@@ -15,13 +15,14 @@ import os
 import re
 from pathlib import Path
 
-from .. import data
 from ..errors import InitpruneError
 from ..spec import SCHEME
-from . import auth
+from . import auth, root
 
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-ROOT = data.REPO_ROOT
+# the lab's root as the report reads it at import (its findings, figures/ and README); the lab
+# itself asks ``root.root()`` when it needs the folder, which outside a clone says so in one line
+ROOT = root.find() or Path(__file__).resolve().parents[2]
 
 
 def experiment() -> str:
@@ -31,7 +32,8 @@ def experiment() -> str:
 
 
 def default_uri() -> str:
-    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{ROOT / 'mlruns' / 'mlflow.db'}"
+    """``$MLFLOW_TRACKING_URI``, else the sqlite store in the lab root's ``mlruns/``."""
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{root.root() / 'mlruns' / 'mlflow.db'}"
 
 
 def artifact_root(uri: str) -> str | None:
@@ -149,7 +151,11 @@ def _damaged(db, problem: str) -> InitpruneError:
 def store_error(err, uri: str | None = None) -> InitpruneError | None:
     """A full disk or a damaged database, from wherever it surfaced, as one line that names the
     store and what to do; None for any other error."""
-    uri = uri or default_uri()
+    if not uri:
+        try:
+            uri = default_uri()
+        except InitpruneError:  # no store to name outside a clone: the error is someone else's
+            uri = ""
     where = uri[len("sqlite:///"):] if uri.startswith("sqlite:///") else uri
     text = str(err)
     filename = getattr(err, "filename", None)  # a file the store writes, not any file at all

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from .. import progress, registry
 from ..errors import InitpruneError
-from . import executors, runs, store
+from . import executors, root, runs, store
 from .executions import status
 from .profiles import available, estimate, load_profile
 from .tasks import NOTEBOOKS, Task
@@ -36,6 +36,7 @@ def sweep(profile: str, jobs: int | None = None, dry_run: bool = False, executor
     ``poll`` seconds."""
     ray_address = ray_address or (os.environ.get("RAY_ADDRESS") if executor == "ray" else None)
     _check_executor(executor, jobs, ray_address, dask_scheduler, retries, cpus, gpus)
+    root.root()  # a sweep runs the notebooks of a clone: outside one, that is its one-line error
     executions, missing = available(load_profile(profile, gpus))  # device auto: resolved against the GPUs asked
     for line in missing:
         echo(line)

@@ -15,13 +15,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..data import REPO_ROOT
 from . import faults, kernel, runs, store
 
 if TYPE_CHECKING:
     from .executions import Execution
 
-NOTEBOOKS = REPO_ROOT / "notebooks"
+NOTEBOOKS = store.ROOT / "notebooks"  # the notebooks a sweep sends (read in the driver, which has the clone)
 KERNEL = {"progress_bar": False, "extra_arguments": kernel.ARGUMENTS}  # a kernel of its own, started as a kept one
 
 
