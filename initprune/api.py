@@ -447,3 +447,20 @@ def compare(methods, sparsity: float = 0.9, epochs: int = 10, seed: int = 0, **c
     fixed = {m: pruners.PRUNERS[m].fixed_sparsity for m in methods}
     return [run(RunSpec(method=m, sparsity=sparsity if fixed[m] is None else fixed[m], epochs=epochs, seed=seed,
                         **config)) for m in methods]
+
+
+def run_group(specs: list[RunSpec], data_root: str | Path | None = None) -> list[RunResult | BaseException]:
+    """``run`` of each spec, a group trained together where ``stack`` stacks it (specs that differ
+    only in the seed, on a machine whose rule stacks them), else one by one. Returns per spec its
+    result, or the error that stopped it alone (the others go on); Ctrl-C is raised."""
+    from . import stack
+
+    if len(specs) > 1 and len(stack.plan(specs)) == 1:
+        return stack.run_group(specs, data_root)
+    out: list[RunResult | BaseException] = []
+    for spec in specs:
+        try:
+            out.append(run(spec, data_root=data_root))
+        except Exception as err:
+            out.append(err)
+    return out

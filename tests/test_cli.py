@@ -175,7 +175,7 @@ def test_two_runs_of_one_point_are_both_kept_and_counted_once(tmp_path, monkeypa
 
 def test_a_run_that_cannot_be_logged_keeps_its_result_and_one_that_fails_leaves_nothing(tmp_path, monkeypatch,
                                                                                         capsys):
-    from initprune.lab import runs
+    from initprune.lab.points import Points
 
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
@@ -183,7 +183,7 @@ def test_a_run_that_cannot_be_logged_keeps_its_result_and_one_that_fails_leaves_
     def full(*args, **kwargs):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(runs, "log_point", full)
+    monkeypatch.setattr(Points, "log", full)
     out = tmp_path / "r.json"
     assert cli.main(["run", "--method", "random", "--epochs", "1", "--out", str(out)]) == 1
     captured = capsys.readouterr()
@@ -238,6 +238,7 @@ def test_the_dry_run_tells_executions_apart_and_estimates_for_the_jobs_it_will_u
 
 def test_an_estimate_divides_over_jobs_but_never_over_more_executions_than_are_left(monkeypatch):
     from initprune.lab import profiles
+    from initprune.lab.executions import Status
 
     class Ex:
         def __init__(self, *points):
@@ -259,7 +260,7 @@ def test_an_estimate_divides_over_jobs_but_never_over_more_executions_than_are_l
             return type("P", (), {"trained_epochs": staticmethod(lambda epochs: epochs)})()
 
     monkeypatch.setattr(profiles, "seconds_per_epoch", lambda: {"digits/mlp": (1.0, "measured")})
-    rows = [(Ex(Point("a")), set(), set(), set()), (Ex(Point("b")), set(), set(), set())]
+    rows = [Status(Ex(Point("a")), set(), set(), False), Status(Ex(Point("b")), set(), set(), False)]
     said = profiles.estimate(rows, [1, 2, 8])  # 1,200 s of training in two executions
     assert said.startswith("estimate: about 20 min with --jobs 1, about 10 min with --jobs 2, "
                            "about 10 min with --jobs 8 ("), said

@@ -14,8 +14,9 @@ import yaml
 from .. import pruners
 from ..errors import InitpruneError
 from ..spec import SETTINGS
-from . import results, root, store
+from . import root
 from .executions import Execution
+from .points import Points
 from .tasks import NOTEBOOKS, load_papermill
 
 PROFILES = NOTEBOOKS / "profiles"
@@ -275,9 +276,8 @@ def seconds_per_epoch() -> dict[str, tuple[float, str]]:
     "seconds_per_epoch", one thread per point as a sweep trains them)."""
     import statistics
 
-    c, exp_id = store.ensure_store()
     seen: dict[str, list[float]] = {}
-    for run in results._search_all(c, exp_id, "tags.kind = 'point' and attributes.status = 'FINISHED'"):
+    for run in Points.open().finished_runs():
         value = run.data.metrics.get("epoch_seconds")
         if value is not None and run.data.params.get("threads", "1") == "1":
             seen.setdefault(f"{run.data.tags.get('dataset')}/{run.data.tags.get('arch')}", []).append(value)
@@ -296,11 +296,11 @@ def estimate(rows, jobs: int | list[int]) -> str:
     left: dict[str, float] = {}
     counted = set()
     executions = 0
-    for ex, _, done, _ in rows:
+    for row in rows:
         fresh = 0
-        for p in ex.points():
+        for p in row.execution.points():
             key = (p.hash(), p.seed)
-            if key in done or key in counted:
+            if key in row.finished or key in counted:
                 continue
             counted.add(key)
             fresh += 1

@@ -115,7 +115,9 @@ def runs_view(c, exp_id: str) -> str:
     experiment without runs of that kind in its GenAI mode). MLflow keeps a table's columns in the
     browser, except for a shared view: an experiment tag ``mlflow.sharedViewState.KEY`` that the
     address names (``viewStateShareKey``). Returns the address's query."""
-    state = {"selectedColumns": list(COLUMNS), "searchFilter": "tags.kind = 'point'"}
+    from .points import POINT, where
+
+    state = {"selectedColumns": list(COLUMNS), "searchFilter": where(kind=POINT)}
     c.set_experiment_tag(exp_id, f"mlflow.sharedViewState.{VIEW}", json.dumps(state))
     c.set_experiment_tag(exp_id, "mlflow.experimentKind", "custom_model_development")
     return f"?viewStateShareKey={VIEW}&workflowType=machine_learning"

@@ -272,12 +272,14 @@ def migrate(c, exp_id: str) -> int:
     and never served or shown: each such point is trained again once. Recorded on the experiment:
     ``initprune.retired``, counted from the store, then ``initprune.identity``, last, so that a
     migration cut short is done again, not taken as done. Returns how many it retired."""
-    older = [r.info.run_id for r in _every(c, exp_id, "tags.kind = 'point'")
+    from .points import LEGACY, POINT, where
+
+    older = [r.info.run_id for r in _every(c, exp_id, where(kind=POINT))
              if (_scheme(r.data.tags.get("identity")) or 0) < int(SCHEME)]  # not one of a newer scheme
     for run_id in older:
         c.set_tag(run_id, "legacy_kind", "point")
-        c.set_tag(run_id, "kind", "legacy-point")
-    retired = sum(1 for _ in _every(c, exp_id, "tags.kind = 'legacy-point'"))
+        c.set_tag(run_id, "kind", LEGACY)
+    retired = sum(1 for _ in _every(c, exp_id, where(kind=LEGACY)))
     c.set_experiment_tag(exp_id, "initprune.retired", str(retired))
     c.set_experiment_tag(exp_id, IDENTITY_TAG, SCHEME)
     if older:
