@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from initprune import api, cli
+from initprune.errors import InitpruneError
 
 
 def run_cli(*args):
@@ -281,3 +282,32 @@ def test_a_bad_method_name_is_answered_within_a_second_of_python_starting():
     assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
     assert "unknown method 'nope'" in proc.stderr
     assert answered < startup + 1.0, (answered, startup)
+
+
+def test_the_lab_finds_its_root_around_the_working_directory_and_says_in_one_line_when_outside_a_clone(
+        tmp_path, monkeypatch):
+    """From a wheel (the package in site-packages, no clone around it), the lab's root is the clone
+    the command runs in, found from any folder inside it; outside one, one line says how to fix it,
+    and the sweep and the default store say so too instead of writing into site-packages."""
+    from initprune.lab import root, store
+
+    monkeypatch.delenv(root.ENV, raising=False)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.setattr(root, "__file__", str(tmp_path / "site-packages" / "initprune" / "lab" / "root.py"))
+    clone = tmp_path / "clone"
+    for folder in ("notebooks/profiles", "initprune"):
+        (clone / folder).mkdir(parents=True)
+    (clone / "pyproject.toml").touch()
+    monkeypatch.chdir(clone / "notebooks" / "profiles")
+    assert root.root() == clone
+    assert store.default_uri() == f"sqlite:///{clone / 'mlruns' / 'mlflow.db'}"
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(InitpruneError, match=f"not inside a clone of initprune.*set {root.ENV}") as err:
+        store.default_uri()
+    assert "\n" not in str(err.value)
+    assert cli.main(["sweep", "--profile", "smoke", "--dry-run"]) == 2
+    monkeypatch.setenv(root.ENV, str(tmp_path))
+    with pytest.raises(InitpruneError, match=f"{root.ENV}={tmp_path} is not a clone"):
+        root.root()
+    monkeypatch.setenv(root.ENV, str(clone))
+    assert root.root() == clone

@@ -178,6 +178,7 @@ def test_a_migration_interrupted_half_way_is_finished_by_the_next_look_and_count
     short (here after 10 of 14 points) leaves the store to be migrated again, not marked done, and
     the next one retires the rest and counts all 14."""
     from initprune.lab import store as lab_store
+    from initprune.lab.points import Points
 
     uri = _old_store(tmp_path, monkeypatch, "store-before-issue-18.tar.gz")
     c = lab_store.client(uri)
@@ -195,7 +196,7 @@ def test_a_migration_interrupted_half_way_is_finished_by_the_next_look_and_count
             c.set_tag(run_id, key, value)
 
     with pytest.raises(KeyboardInterrupt):
-        lab_store.migrate(Cut(), exp_id)
+        Points(Cut(), exp_id).migrate()
     assert len(set(tagged)) == 10
     assert lab_store.IDENTITY_TAG not in c.get_experiment(exp_id).tags  # not marked migrated
     ensure_store(uri)
@@ -203,7 +204,7 @@ def test_a_migration_interrupted_half_way_is_finished_by_the_next_look_and_count
     tags = c.get_experiment(exp_id).tags
     assert tags["initprune.retired"] == "14" and tags[lab_store.IDENTITY_TAG] == lab_store.SCHEME
     assert len(runs(uri, "legacy-point")) == 14 and not runs(uri, "point")
-    assert lab_store.migrate(c, exp_id) == 0 and c.get_experiment(exp_id).tags["initprune.retired"] == "14"
+    assert Points(c, exp_id).migrate() == 0 and c.get_experiment(exp_id).tags["initprune.retired"] == "14"
 
 
 def test_a_point_another_execution_finishes_between_two_looks_is_read_back_not_trained_again(monkeypatch):

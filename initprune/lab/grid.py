@@ -201,21 +201,21 @@ def _raised(outcome: list) -> list[RunResult]:
     return outcome
 
 
-def log_run(config: RunSpec, report: RunResult, uri: str | None = None) -> None:
+def log_run(config: RunSpec, result: RunResult, uri: str | None = None) -> None:
     """A run made outside any sweep (``python -m initprune run``), logged once it has trained, like
     a sweep's point: a run of its own with the same params, metrics, tags and ``result.json``
-    (``report["run_id"]`` set), FINISHED, so that a later sweep reuses it. A run that fails to
+    (``result["run_id"]`` set), FINISHED, so that a later sweep reuses it. A run that fails to
     train leaves nothing in the store; one that cannot be logged is an OutputError that carries
     the result, so that it is not lost."""
     points = run_id = None
     try:
         points = Points.open(uri)
-        began = int((time.time() - report.seconds) * 1000)
+        began = int((time.time() - result.seconds) * 1000)
         run_id = points.open_point(config, None, start_time=began)
-        points.record(run_id, config, report, None)
+        points.record(run_id, config, result, None)
     except Exception as err:
         if run_id is not None:
             with contextlib.suppress(Exception):
                 points.fail(run_id, err)
         problem = store.store_error(err, uri) or (str(err).strip().splitlines() or [type(err).__name__])[0]
-        raise api.OutputError(f"the run finished but could not be logged to MLflow: {problem}", report) from None
+        raise api.OutputError(f"the run finished but could not be logged to MLflow: {problem}", result) from None

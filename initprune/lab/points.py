@@ -325,6 +325,28 @@ class Points:
         """The executions of a sweep that run now."""
         return self.search(where("RUNNING", kind=EXECUTION, sweep=sweep), most=1000)
 
+    def migrate(self) -> int:
+        """Once per store: retire the points stored under an older identity scheme, which hashed only
+        the values that differed from the defaults of its day and recorded neither the device nor the
+        torch threads a point ran with (the threads change its numbers). They cannot be re-keyed
+        exactly, so they are kept, tagged ``kind = legacy-point`` (their old kind in ``legacy_kind``),
+        and never served or shown: each such point is trained again once. Recorded on the experiment:
+        ``initprune.retired``, counted from the store, then ``initprune.identity``, last, so that a
+        migration cut short is done again, not taken as done. Returns how many it retired."""
+        c, scheme = self.client, int(spec.SCHEME)
+        older = [r.info.run_id for r in self.every(where(kind=POINT))
+                 if (store.scheme_of(r.data.tags.get("identity")) or 0) < scheme]  # not one of a newer scheme
+        for run_id in older:
+            c.set_tag(run_id, "legacy_kind", POINT)
+            c.set_tag(run_id, "kind", LEGACY)
+        retired = sum(1 for _ in self.every(where(kind=LEGACY)))
+        c.set_experiment_tag(self.exp_id, "initprune.retired", str(retired))
+        c.set_experiment_tag(self.exp_id, store.IDENTITY_TAG, spec.SCHEME)
+        if older:
+            print(f"initprune: {len(older)} point(s) of this store were stored under an older run identity; they "
+                  "are kept (tag kind = legacy-point) and will be trained again once", flush=True)
+        return len(older)
+
     # ---- executions: the parent runs -----------------------------------------------------------
 
     def start_parent(self, notebook, dataset: str, arch: str, profile: str, **tags) -> str:

@@ -25,6 +25,7 @@ from pathlib import Path
 
 from ..errors import InitpruneError
 from . import root, store
+from .points import POINT, Points, where
 
 GRACE = 10.0  # seconds MLflow has to stop after SIGTERM, before SIGKILL
 
@@ -54,13 +55,13 @@ def ui(host: str, port: int, no_auth: bool) -> int:
     """The MLflow UI over the default store, until Ctrl-C, SIGTERM or SIGHUP."""
     check_port(host, port)
     uri = store.default_uri()
-    c, exp_id = store.ensure_store(uri)
-    view = runs_view(c, exp_id)
+    runs = Points.open(uri)
+    view = runs_view(runs)
     command = ["-m", "mlflow", "ui", "--backend-store-uri", uri, "--host", host, "--port", str(port),
                "--workers", "1"]
-    root = store.artifact_root(uri)
-    if root:
-        command += ["--default-artifact-root", root]
+    artifacts = store.artifact_root(uri)
+    if artifacts:
+        command += ["--default-artifact-root", artifacts]
     env, said = _auth(host, port, no_auth, Path(uri[len("sqlite:///"):]).parent if uri.startswith("sqlite:///")
                       else None)
     if not no_auth:
@@ -68,7 +69,7 @@ def ui(host: str, port: int, no_auth: bool) -> int:
     address = f"http://{_reachable(host)}:{port}"
     print(f"MLflow UI: starting on {host}:{port} ...", said, sep="\n", flush=True)  # the login: known before
     return serve("MLflow UI", command, env, address,
-                 [f"MLflow UI: compare runs at {address}/#/experiments/{exp_id}/runs{view} (Ctrl-C stops it)"])
+                 [f"MLflow UI: compare runs at {address}/#/experiments/{runs.exp_id}/runs{view} (Ctrl-C stops it)"])
 
 
 def server(host: str, port: int, folder: Path | None, allowed_hosts: str | None, no_auth: bool) -> int:
@@ -109,17 +110,15 @@ COLUMNS = ("tags.`method`", "tags.`dataset`", "tags.`arch`", "params.`sparsity`"
            "metrics.`test_accuracy`", "metrics.`sparsity_actual`", "metrics.`effective_sparsity`", "metrics.`seconds`")
 
 
-def runs_view(c, exp_id: str) -> str:
+def runs_view(runs: Points) -> str:
     """The runs table as the UI opens it from the printed address: the points, with their method,
     cell, sparsity and test accuracy as columns, in MLflow's model-training mode (3.x opens an
     experiment without runs of that kind in its GenAI mode). MLflow keeps a table's columns in the
     browser, except for a shared view: an experiment tag ``mlflow.sharedViewState.KEY`` that the
     address names (``viewStateShareKey``). Returns the address's query."""
-    from .points import POINT, where
-
     state = {"selectedColumns": list(COLUMNS), "searchFilter": where(kind=POINT)}
-    c.set_experiment_tag(exp_id, f"mlflow.sharedViewState.{VIEW}", json.dumps(state))
-    c.set_experiment_tag(exp_id, "mlflow.experimentKind", "custom_model_development")
+    runs.client.set_experiment_tag(runs.exp_id, f"mlflow.sharedViewState.{VIEW}", json.dumps(state))
+    runs.client.set_experiment_tag(runs.exp_id, "mlflow.experimentKind", "custom_model_development")
     return f"?viewStateShareKey={VIEW}&workflowType=machine_learning"
 
 

@@ -231,58 +231,25 @@ def _open(uri: str) -> tuple[object, str]:
             exp_id = c.get_experiment_by_name(name).experiment_id
     else:
         exp_id = exp.experiment_id
-        scheme = _scheme(exp.tags.get(IDENTITY_TAG))
+        scheme = scheme_of(exp.tags.get(IDENTITY_TAG))
         if scheme is None or scheme > int(SCHEME):  # a newer initprune's: not this one's to retire
             where = uri[len("sqlite:///"):] if uri.startswith("sqlite:///") else uri
             raise InitpruneError(f"experiment '{name}' of the MLflow store {where} is kept under run identity scheme "
                                  f"{exp.tags[IDENTITY_TAG]}, newer than this initprune's ({SCHEME}); upgrade initprune "
                                  "to use it, or set INITPRUNE_EXPERIMENT or MLFLOW_TRACKING_URI to another store")
         if scheme < int(SCHEME):
-            migrate(c, exp_id)
+            from .points import Points
+
+            Points(c, exp_id).migrate()
     return c, exp_id
 
 
 IDENTITY_TAG = "initprune.identity"
 
 
-def _scheme(tag: str | None) -> int | None:
+def scheme_of(tag: str | None) -> int | None:
     """An identity scheme tag as a number (schemes compare as numbers, "10" after "2"): 0 where
     there is none (the first scheme wrote none), None where it is not a number."""
     if tag is None:
         return 0
     return int(tag) if tag.isdigit() else None
-
-
-def _every(c, exp_id: str, query: str):
-    """Every run that matches, page after page."""
-    token = None
-    while True:
-        page = c.search_runs([exp_id], query, max_results=1000, page_token=token)
-        yield from page
-        token = page.token
-        if not token:
-            return
-
-
-def migrate(c, exp_id: str) -> int:
-    """Once per store: retire the points stored under an older identity scheme, which hashed only
-    the values that differed from the defaults of its day and recorded neither the device nor the
-    torch threads a point ran with (the threads change its numbers). They cannot be re-keyed
-    exactly, so they are kept, tagged ``kind = legacy-point`` (their old kind in ``legacy_kind``),
-    and never served or shown: each such point is trained again once. Recorded on the experiment:
-    ``initprune.retired``, counted from the store, then ``initprune.identity``, last, so that a
-    migration cut short is done again, not taken as done. Returns how many it retired."""
-    from .points import LEGACY, POINT, where
-
-    older = [r.info.run_id for r in _every(c, exp_id, where(kind=POINT))
-             if (_scheme(r.data.tags.get("identity")) or 0) < int(SCHEME)]  # not one of a newer scheme
-    for run_id in older:
-        c.set_tag(run_id, "legacy_kind", "point")
-        c.set_tag(run_id, "kind", LEGACY)
-    retired = sum(1 for _ in _every(c, exp_id, where(kind=LEGACY)))
-    c.set_experiment_tag(exp_id, "initprune.retired", str(retired))
-    c.set_experiment_tag(exp_id, IDENTITY_TAG, SCHEME)
-    if older:
-        print(f"initprune: {len(older)} point(s) of this store were stored under an older run identity; they are "
-              "kept (tag kind = legacy-point) and will be trained again once", flush=True)
-    return len(older)
