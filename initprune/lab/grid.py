@@ -117,7 +117,7 @@ def run_grid(method: str | list, dataset: str = "digits", arch: str = "mlp", spa
         status = "FINISHED"
     finally:
         if own_parent:
-            runs.client.set_terminated(parent_run_id, status)
+            runs.end(parent_run_id, status)
     return out
 
 
