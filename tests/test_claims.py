@@ -349,11 +349,11 @@ def test_a_bad_tested_sparsities_declaration_is_one_clear_line(tmp_path, given, 
 
 def test_the_runs_table_carries_each_points_executions_declaration(tmp_path):
     from initprune import spec
-    from initprune.lab.points import Points
+    from initprune.lab import store
     from initprune.result import RunResult
 
     uri = f"sqlite:///{tmp_path}/mlflow.db"
-    runs = Points.open(uri)
+    runs = store.points(uri)
     declared_run, _ = runs.start_attempt("random", "digits", "mlp", "offline", "cell1", "sweep1",
                                          tested_sparsities="[0.5, 0.9]")
     plain_run, _ = runs.start_attempt("random", "digits", "mlp", "demo", "cell2", "sweep1")

@@ -400,11 +400,11 @@ def test_a_run_made_by_hand_never_replaces_a_profiles_group_and_is_listed_with_i
 def test_the_runs_table_says_where_each_point_came_from(tmp_path):
     """A point of a sweep carries its execution's profile; one `run` made has no execution."""
     from initprune import spec
-    from initprune.lab.points import Points
+    from initprune.lab import store
     from initprune.result import RunResult
 
     uri = f"sqlite:///{tmp_path}/mlflow.db"
-    runs = Points.open(uri)
+    runs = store.points(uri)
     parent = runs.start_parent("random", "digits", "mlp", "demo")
     for seed, above in ((0, parent), (1, None)):
         config = spec.RunSpec(method="random", epochs=1, sparsity=0.5, seed=seed)

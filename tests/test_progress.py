@@ -6,8 +6,7 @@ import time
 
 import pytest
 
-from initprune.lab import sweep
-from initprune.lab.points import Points
+from initprune.lab import store, sweep
 
 
 class Terminal(io.StringIO):
@@ -18,7 +17,7 @@ class Terminal(io.StringIO):
 def trained_in_the_store(tasks, jobs=1):
     """An executor whose tasks log their points to the store as a notebook would, without a kernel:
     the progress sees only the store, as with every executor."""
-    runs = Points.open()
+    runs = store.points()
     for task in tasks:
         ex = task.execution
         run_id, _ = runs.start_attempt(ex.notebook, ex.params["dataset"], ex.params["arch"],

@@ -101,11 +101,11 @@ def test_a_plugin_the_registry_does_not_know_at_two_versions_is_two_groups():
 
 def test_the_runs_table_carries_each_points_pruner_version(tmp_path, monkeypatch):
     from initprune import spec
-    from initprune.lab.points import Points
+    from initprune.lab import store
     from initprune.result import RunResult
 
     uri = f"sqlite:///{tmp_path}/mlflow.db"
-    runs = Points.open(uri)
+    runs = store.points(uri)
     for version in (1, 2):
         monkeypatch.setattr(pruners.PRUNERS["random"], "version", version)
         config = spec.RunSpec(method="random", epochs=1, sparsity=0.5)

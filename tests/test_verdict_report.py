@@ -179,11 +179,11 @@ def same(a, b, where="") -> None:
 
 def test_claims_json_is_recomputed_from_runs_csv_and_per_example_npz_alone(tmp_path):
     from initprune import spec
-    from initprune.lab.points import Points
+    from initprune.lab import store
     from initprune.result import RunResult
 
     uri = f"sqlite:///{tmp_path}/mlflow.db"
-    lab_runs = Points.open(uri)
+    lab_runs = store.points(uri)
     parent, _ = lab_runs.start_attempt("random", "digits", "mlp", "p", "cell", "sweep",
                                        tested_sparsities="[0.5, 0.9]")
     rng = np.random.default_rng(3)

@@ -11,8 +11,7 @@ from dataclasses import dataclass, field
 
 from .. import pruners
 from ..spec import SETTINGS, resolve_device
-from . import grid
-from .points import Points
+from . import grid, store
 
 # the parameters every method notebook has beside its method's options
 COMMON = ("dataset", "arch", "sparsities", "seeds", "epochs", "data_root", "device", "log_to_mlflow",
@@ -117,7 +116,7 @@ class Status:
 
 def status(executions: list[Execution]) -> list[Status]:
     """Each execution's ``Status``, from one look at the store."""
-    runs = Points.open()
+    runs = store.points()
     finished, stored = runs.finished_keys(), runs.finished_cells()
     rows = []
     for ex in executions:

@@ -100,7 +100,7 @@ def run_grid(method: str | list, dataset: str = "digits", arch: str = "mlp", spa
         api.resolve_device(name)
     if not tracking:
         return [r for group in stack.plan(points) for r in _raised(api.run_group(group, data_root))]
-    runs = Points.open()
+    runs = store.points()
     own_parent = not parent_run_id
     if own_parent:
         parent_run_id = runs.start_parent(method, dataset, arch, profile or "notebook")
@@ -209,7 +209,7 @@ def log_run(config: RunSpec, result: RunResult, uri: str | None = None) -> None:
     the result, so that it is not lost."""
     points = run_id = None
     try:
-        points = Points.open(uri)
+        points = store.points(uri)
         began = int((time.time() - result.seconds) * 1000)
         run_id = points.open_point(config, None, start_time=began)
         points.record(run_id, config, result, None)

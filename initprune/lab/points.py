@@ -25,12 +25,13 @@ from ..errors import InitpruneError
 from ..result import RunResult
 from ..spec import RunSpec
 from ..tasks import TASKS
-from . import faults, store
+from . import faults
 from .root import git_commit
 
 # the schema: a run's ``kind`` tag, and the tags a search names by a Python word
 POINT, EXECUTION, LEGACY = "point", "execution", "legacy-point"
 TAGS = {"parent": "mlflow.parentRunId"}  # every other word is the tag's own name
+IDENTITY_TAG = "initprune.identity"  # the experiment's: the run identity scheme its points are kept under
 
 # the spec's own fields logged as MLflow params (options and training settings are added by prefix)
 PARAMS = tuple(f.name for f in dataclasses.fields(RunSpec) if f.name not in ("options", "training"))
@@ -83,15 +84,10 @@ class Claim:
 
 
 class Points:
-    """The lab's runs in one experiment of one store (``Points.open``)."""
+    """The lab's runs in one experiment of one store (``store.points`` opens it)."""
 
     def __init__(self, client, exp_id: str):
         self.client, self.exp_id = client, exp_id
-
-    @classmethod
-    def open(cls, uri: str | None = None) -> Points:
-        """The store at ``uri`` (default: ``store.default_uri``), checked and created once."""
-        return cls(*store.ensure_store(uri))
 
     def search(self, query: str, most: int = 5000) -> list:
         return self.client.search_runs([self.exp_id], query, max_results=most)
@@ -335,13 +331,13 @@ class Points:
         migration cut short is done again, not taken as done. Returns how many it retired."""
         c, scheme = self.client, int(spec.SCHEME)
         older = [r.info.run_id for r in self.every(where(kind=POINT))
-                 if (store.scheme_of(r.data.tags.get("identity")) or 0) < scheme]  # not one of a newer scheme
+                 if (scheme_of(r.data.tags.get("identity")) or 0) < scheme]  # not one of a newer scheme
         for run_id in older:
             c.set_tag(run_id, "legacy_kind", POINT)
             c.set_tag(run_id, "kind", LEGACY)
         retired = sum(1 for _ in self.every(where(kind=LEGACY)))
         c.set_experiment_tag(self.exp_id, "initprune.retired", str(retired))
-        c.set_experiment_tag(self.exp_id, store.IDENTITY_TAG, spec.SCHEME)
+        c.set_experiment_tag(self.exp_id, IDENTITY_TAG, spec.SCHEME)
         if older:
             print(f"initprune: {len(older)} point(s) of this store were stored under an older run identity; they "
                   "are kept (tag kind = legacy-point) and will be trained again once", flush=True)
@@ -403,6 +399,14 @@ class Points:
             if run.info.status == "RUNNING":
                 self.client.set_terminated(run.info.run_id, "KILLED")
         return len(stale)
+
+
+def scheme_of(tag: str | None) -> int | None:
+    """An identity scheme tag as a number (schemes compare as numbers, "10" after "2"): 0 where
+    there is none (the first scheme wrote none), None where it is not a number."""
+    if tag is None:
+        return 0
+    return int(tag) if tag.isdigit() else None
 
 
 def key(run) -> tuple[str, int]:

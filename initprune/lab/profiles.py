@@ -14,9 +14,8 @@ import yaml
 from .. import pruners
 from ..errors import InitpruneError
 from ..spec import SETTINGS
-from . import root
+from . import root, store
 from .executions import Execution
-from .points import Points
 from .tasks import NOTEBOOKS, load_papermill
 
 PROFILES = NOTEBOOKS / "profiles"
@@ -277,7 +276,7 @@ def seconds_per_epoch() -> dict[str, tuple[float, str]]:
     import statistics
 
     seen: dict[str, list[float]] = {}
-    for run in Points.open().finished_runs():
+    for run in store.points().finished_runs():
         value = run.data.metrics.get("epoch_seconds")
         if value is not None and run.data.params.get("threads", "1") == "1":
             seen.setdefault(f"{run.data.tags.get('dataset')}/{run.data.tags.get('arch')}", []).append(value)

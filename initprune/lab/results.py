@@ -8,6 +8,7 @@ import json
 
 from ..errors import InitpruneError
 from ..result import RunResult
+from . import store
 from .points import TAGS, Points, Unreadable
 
 
@@ -43,14 +44,14 @@ def runs_table(uri: str | None = None, echo=print):
     it declared none or the point was run by hand); ``origin`` is where the point came from: the
     profile of the sweep whose execution ran it, or ``run`` (``python -m initprune run``, by hand,
     a run with no execution above it)."""
-    store = Points.open(uri)
-    executions = store.executions()
+    runs = store.points(uri)
+    executions = runs.executions()
     results, versions, parents, origins, seen = [], [], [], [], set()
-    for run in store.finished_runs():
+    for run in runs.finished_runs():
         key = (run.data.tags.get("config_hash"), run.data.tags.get("seed"))
         if key not in seen:
             try:
-                results.append(store.load(run))
+                results.append(runs.load(run))
             except Unreadable as err:
                 echo(f"left out: {err}; a sweep of its profile trains it again")
                 continue

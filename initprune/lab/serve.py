@@ -55,7 +55,7 @@ def ui(host: str, port: int, no_auth: bool) -> int:
     """The MLflow UI over the default store, until Ctrl-C, SIGTERM or SIGHUP."""
     check_port(host, port)
     uri = store.default_uri()
-    runs = Points.open(uri)
+    runs = store.points(uri)
     view = runs_view(runs)
     command = ["-m", "mlflow", "ui", "--backend-store-uri", uri, "--host", host, "--port", str(port),
                "--workers", "1"]

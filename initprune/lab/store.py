@@ -18,6 +18,7 @@ from pathlib import Path
 from ..errors import InitpruneError
 from ..spec import SCHEME
 from . import auth, root
+from .points import IDENTITY_TAG, Points, scheme_of
 
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 # the lab's root as the report reads it at import (its findings, figures/ and README); the lab
@@ -238,18 +239,10 @@ def _open(uri: str) -> tuple[object, str]:
                                  f"{exp.tags[IDENTITY_TAG]}, newer than this initprune's ({SCHEME}); upgrade initprune "
                                  "to use it, or set INITPRUNE_EXPERIMENT or MLFLOW_TRACKING_URI to another store")
         if scheme < int(SCHEME):
-            from .points import Points
-
             Points(c, exp_id).migrate()
     return c, exp_id
 
 
-IDENTITY_TAG = "initprune.identity"
-
-
-def scheme_of(tag: str | None) -> int | None:
-    """An identity scheme tag as a number (schemes compare as numbers, "10" after "2"): 0 where
-    there is none (the first scheme wrote none), None where it is not a number."""
-    if tag is None:
-        return 0
-    return int(tag) if tag.isdigit() else None
+def points(uri: str | None = None) -> Points:
+    """The point store at ``uri`` (default: ``default_uri``), checked, created once and migrated."""
+    return Points(*ensure_store(uri))

@@ -55,7 +55,7 @@ def sweep(profile: str, jobs: int | None = None, dry_run: bool = False, executor
         echo(estimate(rows, [jobs] if jobs else sorted({1, os.cpu_count() or 1})))
         return 0
     jobs = jobs or 1
-    runs = Points.open()
+    runs = store.points()
     if ray_address or dask_scheduler:
         _check_served_artifacts(runs, shared_fs)
     reaped = runs.reap()  # runs that a killed sweep left RUNNING on this host
@@ -146,7 +146,7 @@ class Progress:
         self.cell_of = {point: cell for cell, points in left.items() for point in points}
         self.left_by_cell = {cell: len(points) for cell, points in left.items()}
         self.total, self.sweep_id = len(self.cell_of), sweep_id
-        self.runs = Points.open(uri)  # once: the thread reuses it
+        self.runs = store.points(uri)  # once: the thread reuses it
         self.stream = stream or sys.stdout
         self.terminal = progress.on_terminal(self.stream)
         self.every, self.poll = every, poll

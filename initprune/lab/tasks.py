@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from . import faults, kernel, store
-from .points import Points
 
 if TYPE_CHECKING:
     from .executions import Execution
@@ -76,7 +75,7 @@ def run_task(task: Task, keep_kernel: bool = False) -> dict:
                                                        os.environ.get("PYTHONPATH")]))}
     ex, p = task.execution, task.execution.params
     with _environ(env):  # the notebook's kernel inherits it
-        runs = Points.open()
+        runs = store.points()
         declared = {} if ex.tested is None else {"tested_sparsities": json.dumps(list(ex.tested))}
         run_id, attempt = runs.start_attempt(ex.notebook, p["dataset"], p["arch"], task.profile, ex.cell,
                                              task.sweep, **declared)
