@@ -548,8 +548,10 @@ def load(path: str | Path) -> dict:
     return torch.load(path, weights_only=True, map_location="cpu")
 
 
-def compare(methods, sparsity: float = 0.9, epochs: int = 10, seed: int = 0, **config) -> list[RunResult]:
+def compare(methods, sparsity: float = RUN["sparsity"], epochs: int = FIT_EPOCHS, seed: int = RUN["seed"],
+            **config) -> list[RunResult]:
     """One run per method on the same data and seed (dense at sparsity 0), untracked."""
     fixed = {m: pruners.PRUNERS[m].fixed_sparsity for m in methods}
     return [run(RunSpec(method=m, sparsity=sparsity if fixed[m] is None else fixed[m], epochs=epochs, seed=seed,
                         **config)) for m in methods]
+

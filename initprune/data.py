@@ -30,7 +30,6 @@ from .registry import Registry
 from .train import Settings
 
 DATASETS: Registry = Registry("dataset")
-REPO_ROOT = Path(__file__).resolve().parent.parent
 SPLIT_SEED = 20220906  # fixes the train/validation split of every dataset, independent of runs
 
 
@@ -108,7 +107,8 @@ def dataset(name: str, *, classes: int, shape: tuple[int, ...], training: Settin
 
 
 def default_root() -> Path:
-    return Path(os.environ.get("INITPRUNE_DATA") or REPO_ROOT / "data")
+    """``$INITPRUNE_DATA``, else ``data/`` beside the package (a clone's, where it runs from one)."""
+    return Path(os.environ.get("INITPRUNE_DATA") or Path(__file__).resolve().parents[1] / "data")
 
 
 def load(name: str, root: str | Path | None = None) -> Data:

@@ -14,6 +14,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+from initprune.lab.serve import descendants  # noqa: F401  (the tests walk processes as serve does)
+
 BIN = Path(sys.executable).parent
 HOST = "127.0.0.1"
 # the test plugin (tests/plugins), importable on every worker as a user's own package would be installed there
@@ -163,20 +165,3 @@ def one_line_error(proc, *words, status=2) -> str:
     for word in words:
         assert word in lines[0], lines[0]
     return lines[0]
-
-
-def descendants(pid: int) -> list[int]:
-    """Every process under ``pid`` (the notebook kernels start their own sessions, not their own parents)."""
-    children = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
-    out, todo = [], [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            out.append(child)
-            todo.append(child)
-    return out

@@ -349,20 +349,20 @@ def test_a_bad_tested_sparsities_declaration_is_one_clear_line(tmp_path, given, 
 
 def test_the_runs_table_carries_each_points_executions_declaration(tmp_path):
     from initprune import spec
-    from initprune.lab import runs, store
+    from initprune.lab import store
     from initprune.result import RunResult
 
     uri = f"sqlite:///{tmp_path}/mlflow.db"
-    c, exp_id = store.ensure_store(uri)
-    declared_run, _ = runs.start_attempt(c, exp_id, "random", "digits", "mlp", "offline", "cell1", "sweep1",
+    runs = store.points(uri)
+    declared_run, _ = runs.start_attempt("random", "digits", "mlp", "offline", "cell1", "sweep1",
                                          tested_sparsities="[0.5, 0.9]")
-    plain_run, _ = runs.start_attempt(c, exp_id, "random", "digits", "mlp", "demo", "cell2", "sweep1")
+    plain_run, _ = runs.start_attempt("random", "digits", "mlp", "demo", "cell2", "sweep1")
     for seed, parent in ((0, declared_run), (1, plain_run), (2, None)):  # seed 2: run by hand
         config = spec.RunSpec(method="random", epochs=1, sparsity=0.5, seed=seed)
-        run_id = runs.open_point(c, exp_id, parent, config)
-        runs.log_point(c, run_id, config, RunResult.from_dict({**run("random", seed, 0.5, 0.5),
+        run_id = runs.open_point(config, parent)
+        runs.log(run_id, config, RunResult.from_dict({**run("random", seed, 0.5, 0.5),
                                                                 "config_hash": config.hash()}))
-        runs.finish_point(c, run_id, parent)
+        runs.finish(run_id, parent)
     table = results.runs_table(uri).sort_values("seed")
     assert list(table["tested_sparsities"]) == [[0.5, 0.9], None, None]
     assert list(table["profile"].fillna("by hand")) == ["offline", "demo", "by hand"]

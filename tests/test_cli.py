@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from initprune import api, cli
+from initprune.errors import InitpruneError
 
 
 def run_cli(*args):
@@ -175,7 +176,7 @@ def test_two_runs_of_one_point_are_both_kept_and_counted_once(tmp_path, monkeypa
 
 def test_a_run_that_cannot_be_logged_keeps_its_result_and_one_that_fails_leaves_nothing(tmp_path, monkeypatch,
                                                                                         capsys):
-    from initprune.lab import runs
+    from initprune.lab.points import Points
 
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
@@ -183,7 +184,7 @@ def test_a_run_that_cannot_be_logged_keeps_its_result_and_one_that_fails_leaves_
     def full(*args, **kwargs):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(runs, "log_point", full)
+    monkeypatch.setattr(Points, "log", full)
     out = tmp_path / "r.json"
     assert cli.main(["run", "--method", "random", "--epochs", "1", "--out", str(out)]) == 1
     captured = capsys.readouterr()
@@ -238,6 +239,7 @@ def test_the_dry_run_tells_executions_apart_and_estimates_for_the_jobs_it_will_u
 
 def test_an_estimate_divides_over_jobs_but_never_over_more_executions_than_are_left(monkeypatch):
     from initprune.lab import profiles
+    from initprune.lab.executions import Status
 
     class Ex:
         def __init__(self, *points):
@@ -259,7 +261,7 @@ def test_an_estimate_divides_over_jobs_but_never_over_more_executions_than_are_l
             return type("P", (), {"trained_epochs": staticmethod(lambda epochs: epochs)})()
 
     monkeypatch.setattr(profiles, "seconds_per_epoch", lambda: {"digits/mlp": (1.0, "measured")})
-    rows = [(Ex(Point("a")), set(), set(), set()), (Ex(Point("b")), set(), set(), set())]
+    rows = [Status(Ex(Point("a")), set(), set(), False), Status(Ex(Point("b")), set(), set(), False)]
     said = profiles.estimate(rows, [1, 2, 8])  # 1,200 s of training in two executions
     assert said.startswith("estimate: about 20 min with --jobs 1, about 10 min with --jobs 2, "
                            "about 10 min with --jobs 8 ("), said
@@ -280,3 +282,32 @@ def test_a_bad_method_name_is_answered_within_a_second_of_python_starting():
     assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
     assert "unknown method 'nope'" in proc.stderr
     assert answered < startup + 1.0, (answered, startup)
+
+
+def test_the_lab_finds_its_root_around_the_working_directory_and_says_in_one_line_when_outside_a_clone(
+        tmp_path, monkeypatch):
+    """From a wheel (the package in site-packages, no clone around it), the lab's root is the clone
+    the command runs in, found from any folder inside it; outside one, one line says how to fix it,
+    and the sweep and the default store say so too instead of writing into site-packages."""
+    from initprune.lab import root, store
+
+    monkeypatch.delenv(root.ENV, raising=False)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.setattr(root, "__file__", str(tmp_path / "site-packages" / "initprune" / "lab" / "root.py"))
+    clone = tmp_path / "clone"
+    for folder in ("notebooks/profiles", "initprune"):
+        (clone / folder).mkdir(parents=True)
+    (clone / "pyproject.toml").touch()
+    monkeypatch.chdir(clone / "notebooks" / "profiles")
+    assert root.root() == clone
+    assert store.default_uri() == f"sqlite:///{clone / 'mlruns' / 'mlflow.db'}"
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(InitpruneError, match=f"not inside a clone of initprune.*set {root.ENV}") as err:
+        store.default_uri()
+    assert "\n" not in str(err.value)
+    assert cli.main(["sweep", "--profile", "smoke", "--dry-run"]) == 2
+    monkeypatch.setenv(root.ENV, str(tmp_path))
+    with pytest.raises(InitpruneError, match=f"{root.ENV}={tmp_path} is not a clone"):
+        root.root()
+    monkeypatch.setenv(root.ENV, str(clone))
+    assert root.root() == clone

@@ -143,7 +143,7 @@ def test_posttrain_counts_its_dense_epochs_and_its_finetuning():
 
 
 def test_cost_in_the_report_and_the_runs_metrics(monkeypatch):
-    from initprune.lab import runs
+    from initprune.lab.points import Points
 
     report = api.run(api.RunSpec(method="random", dataset="digits", sparsity=0.9, epochs=1), device="cpu")
     assert set(report["cost"]) == {"training", "inference", "training_flops", "dense_epoch_flops"}
@@ -159,7 +159,7 @@ def test_cost_in_the_report_and_the_runs_metrics(monkeypatch):
         def log_dict(self, *a):
             pass
 
-    runs.log_point(Client(), "x", api.RunSpec(method="random", sparsity=0.9, epochs=1), report)
+    Points(Client(), "0").log("x", api.RunSpec(method="random", sparsity=0.9, epochs=1), report)
     values = {m.key: m.value for m in logged}
     assert values["cost.training"] == report["cost"]["training"]
     assert values["cost.inference"] == report["cost"]["inference"]

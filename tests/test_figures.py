@@ -400,18 +400,18 @@ def test_a_run_made_by_hand_never_replaces_a_profiles_group_and_is_listed_with_i
 def test_the_runs_table_says_where_each_point_came_from(tmp_path):
     """A point of a sweep carries its execution's profile; one `run` made has no execution."""
     from initprune import spec
-    from initprune.lab import runs, store
+    from initprune.lab import store
     from initprune.result import RunResult
 
     uri = f"sqlite:///{tmp_path}/mlflow.db"
-    c, exp_id = store.ensure_store(uri)
-    parent = runs.start_parent(c, exp_id, "random", "digits", "mlp", "demo")
+    runs = store.points(uri)
+    parent = runs.start_parent("random", "digits", "mlp", "demo")
     for seed, above in ((0, parent), (1, None)):
         config = spec.RunSpec(method="random", epochs=1, sparsity=0.5, seed=seed)
-        run_id = runs.open_point(c, exp_id, above, config)
-        runs.log_point(c, run_id, config, RunResult.from_dict({**result("random", 0.5, seed, 0.5),
+        run_id = runs.open_point(config, above)
+        runs.log(run_id, config, RunResult.from_dict({**result("random", 0.5, seed, 0.5),
                                                                  "config_hash": config.hash()}))
-        runs.finish_point(c, run_id, None)
+        runs.finish(run_id, None)
     table = results.runs_table(uri)
     assert sorted(zip(table["seed"], table["origin"])) == [(0, "demo"), (1, "run")]
 

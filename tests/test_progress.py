@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from initprune.lab import runs, store, sweep
+from initprune.lab import store, sweep
 
 
 class Terminal(io.StringIO):
@@ -17,16 +17,16 @@ class Terminal(io.StringIO):
 def trained_in_the_store(tasks, jobs=1):
     """An executor whose tasks log their points to the store as a notebook would, without a kernel:
     the progress sees only the store, as with every executor."""
-    c, exp_id = store.ensure_store()
+    runs = store.points()
     for task in tasks:
         ex = task.execution
-        run_id, _ = runs.start_attempt(c, exp_id, ex.notebook, ex.params["dataset"], ex.params["arch"],
+        run_id, _ = runs.start_attempt(ex.notebook, ex.params["dataset"], ex.params["arch"],
                                        task.profile, ex.cell, task.sweep)
         for point in ex.points():
-            point_run = runs.open_point(c, exp_id, run_id, point)
+            point_run = runs.open_point(point, run_id)
             time.sleep(0.4)
-            runs.finish_point(c, point_run, run_id)
-        c.set_terminated(run_id, "FINISHED")
+            runs.finish(point_run, run_id)
+        runs.end(run_id, "FINISHED")
         yield {"label": ex.label, "error": None, "seconds": 0.8, "run_id": run_id, "attempt": 1}
 
 

@@ -101,18 +101,18 @@ def test_a_plugin_the_registry_does_not_know_at_two_versions_is_two_groups():
 
 def test_the_runs_table_carries_each_points_pruner_version(tmp_path, monkeypatch):
     from initprune import spec
-    from initprune.lab import runs, store
+    from initprune.lab import store
     from initprune.result import RunResult
 
     uri = f"sqlite:///{tmp_path}/mlflow.db"
-    c, exp_id = store.ensure_store(uri)
+    runs = store.points(uri)
     for version in (1, 2):
         monkeypatch.setattr(pruners.PRUNERS["random"], "version", version)
         config = spec.RunSpec(method="random", epochs=1, sparsity=0.5)
-        run_id = runs.open_point(c, exp_id, None, config)
+        run_id = runs.open_point(config, None)
         values = {**result("random", 0.5, 0, 0.5 + 0.1 * version), "config_hash": config.hash()}
-        runs.log_point(c, run_id, config, RunResult.from_dict(values))
-        runs.finish_point(c, run_id, None)
+        runs.log(run_id, config, RunResult.from_dict(values))
+        runs.finish(run_id, None)
     table = results.runs_table(uri)
     assert sorted(zip(table["version"], table["test_accuracy"])) == [(1, 0.6), (2, 0.7)]
 

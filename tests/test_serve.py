@@ -117,6 +117,7 @@ def test_the_ui_opens_on_the_points_with_columns_a_logged_point_has(tmp_path, mo
 
     from initprune import api
     from initprune.lab import grid, serve, store
+    from initprune.lab.points import Points
     from initprune.spec import RunSpec
 
     uri = f"sqlite:///{tmp_path}/mlflow.db"
@@ -124,7 +125,7 @@ def test_the_ui_opens_on_the_points_with_columns_a_logged_point_has(tmp_path, mo
     config = RunSpec(method="random", dataset="digits", arch="mlp", sparsity=0.5, epochs=1, seed=0)
     result = api.run(config, record=lambda report: grid.log_run(config, report, uri))
     c, exp_id = store.ensure_store(uri)
-    query = serve.runs_view(c, exp_id)
+    query = serve.runs_view(Points(c, exp_id))
     assert query == "?viewStateShareKey=initprune&workflowType=machine_learning"
     tags = c.get_experiment(exp_id).tags
     assert tags["mlflow.experimentKind"] == "custom_model_development"

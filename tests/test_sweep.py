@@ -148,14 +148,14 @@ def test_a_store_of_the_old_identity_is_kept_and_each_point_trained_again_once(t
 def test_a_store_of_a_newer_identity_scheme_is_refused_in_one_line_and_left_as_it_is(store, capsys):
     """A store that a newer initprune wrote (its scheme a number above ours, "12" against "2": not
     compared as text) is not this version's to retire: even a dry run is refused, nothing rewritten."""
-    from initprune.lab import runs as lab_runs
     from initprune.lab import store as lab_store
+    from initprune.lab.points import Points
     from initprune.spec import SCHEME
 
     c, exp_id = ensure_store(store)
     newer = "1" + SCHEME  # numerically above ours, below it as text
     c.set_experiment_tag(exp_id, lab_store.IDENTITY_TAG, newer)
-    point = lab_runs.open_point(c, exp_id, None, grid.expand("random", "digits", "mlp", [0.5], [0], 1)[0])
+    point = Points(c, exp_id).open_point(grid.expand("random", "digits", "mlp", [0.5], [0], 1)[0])
     c.set_tag(point, "identity", newer)
     c.set_terminated(point, "FINISHED")
     capsys.readouterr()
@@ -178,6 +178,7 @@ def test_a_migration_interrupted_half_way_is_finished_by_the_next_look_and_count
     short (here after 10 of 14 points) leaves the store to be migrated again, not marked done, and
     the next one retires the rest and counts all 14."""
     from initprune.lab import store as lab_store
+    from initprune.lab.points import Points
 
     uri = _old_store(tmp_path, monkeypatch, "store-before-issue-18.tar.gz")
     c = lab_store.client(uri)
@@ -195,7 +196,7 @@ def test_a_migration_interrupted_half_way_is_finished_by_the_next_look_and_count
             c.set_tag(run_id, key, value)
 
     with pytest.raises(KeyboardInterrupt):
-        lab_store.migrate(Cut(), exp_id)
+        Points(Cut(), exp_id).migrate()
     assert len(set(tagged)) == 10
     assert lab_store.IDENTITY_TAG not in c.get_experiment(exp_id).tags  # not marked migrated
     ensure_store(uri)
@@ -203,7 +204,7 @@ def test_a_migration_interrupted_half_way_is_finished_by_the_next_look_and_count
     tags = c.get_experiment(exp_id).tags
     assert tags["initprune.retired"] == "14" and tags[lab_store.IDENTITY_TAG] == lab_store.SCHEME
     assert len(runs(uri, "legacy-point")) == 14 and not runs(uri, "point")
-    assert lab_store.migrate(c, exp_id) == 0 and c.get_experiment(exp_id).tags["initprune.retired"] == "14"
+    assert Points(c, exp_id).migrate() == 0 and c.get_experiment(exp_id).tags["initprune.retired"] == "14"
 
 
 def test_a_point_another_execution_finishes_between_two_looks_is_read_back_not_trained_again(monkeypatch):
@@ -212,18 +213,18 @@ def test_a_point_another_execution_finishes_between_two_looks_is_read_back_not_t
     from types import SimpleNamespace
 
     from initprune import api
-    from initprune.lab import runs
+    from initprune.lab.points import Points
 
     done = SimpleNamespace(info=SimpleNamespace(run_id="theirs"))
     looks = iter([None, done, done])
     deleted = []
-    monkeypatch.setattr(runs, "finished", lambda c, exp_id, config: next(looks))
-    monkeypatch.setattr(runs, "holder", lambda c, exp_id, config, own=None: None)
-    monkeypatch.setattr(runs, "open_point", lambda c, exp_id, parent, config: "ours")
-    monkeypatch.setattr(grid.results, "load_result", lambda run: {"run_id": run.info.run_id})
-    monkeypatch.setattr(grid, "run_point", lambda *a: pytest.fail("trained a point that had FINISHED"))
+    monkeypatch.setattr(Points, "finished", lambda self, config: next(looks))
+    monkeypatch.setattr(Points, "holder", lambda self, config, own=None: None)
+    monkeypatch.setattr(Points, "open_point", lambda self, config, parent: "ours")
+    monkeypatch.setattr(Points, "load", staticmethod(lambda run: {"run_id": run.info.run_id}))
+    monkeypatch.setattr(grid, "train", lambda *a: pytest.fail("trained a point that had FINISHED"))
     client = SimpleNamespace(delete_run=deleted.append)
-    assert grid._train_or_reuse(client, "0", "parent", api.RunSpec(), None) == {"run_id": "theirs"}
+    assert grid.run_points(Points(client, "0"), "parent", [api.RunSpec()], None) == [{"run_id": "theirs"}]
     assert deleted == ["ours"]
 
 
@@ -233,14 +234,15 @@ def test_a_point_opened_after_its_execution_was_given_up_is_killed_not_trained(m
     from types import SimpleNamespace
 
     from initprune import api
+    from initprune.lab.points import Points, Superseded
 
     ended = {}
     client = SimpleNamespace(get_run=lambda run_id: SimpleNamespace(info=SimpleNamespace(status="KILLED")),
                              set_tag=lambda *a: None,
                              set_terminated=lambda run_id, status: ended.update({run_id: status}))
-    monkeypatch.setattr(api, "run", lambda *a, **k: pytest.fail("trained a point of a given-up execution"))
-    with pytest.raises(grid.runs.Superseded):
-        grid.run_point(client, "ours", "parent", api.RunSpec(), None)
+    monkeypatch.setattr(api, "run_group", lambda *a, **k: pytest.fail("trained a point of a given-up execution"))
+    with pytest.raises(Superseded):
+        grid.train(Points(client, "0"), "parent", [api.RunSpec()], ["ours"], None)
     assert ended == {"ours": "KILLED"}
 
 

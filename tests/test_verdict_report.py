@@ -10,8 +10,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 
-from initprune.data import REPO_ROOT
 from initprune.lab import results
+from initprune.lab.root import root
 from initprune.report import assembly, claims, findings, forest, raw, report_html
 
 matplotlib.use("Agg")
@@ -179,13 +179,12 @@ def same(a, b, where="") -> None:
 
 def test_claims_json_is_recomputed_from_runs_csv_and_per_example_npz_alone(tmp_path):
     from initprune import spec
-    from initprune.lab import runs as lab_runs
     from initprune.lab import store
     from initprune.result import RunResult
 
     uri = f"sqlite:///{tmp_path}/mlflow.db"
-    c, exp_id = store.ensure_store(uri)
-    parent, _ = lab_runs.start_attempt(c, exp_id, "random", "digits", "mlp", "p", "cell", "sweep",
+    lab_runs = store.points(uri)
+    parent, _ = lab_runs.start_attempt("random", "digits", "mlp", "p", "cell", "sweep",
                                        tested_sparsities="[0.5, 0.9]")
     rng = np.random.default_rng(3)
     for method, lift in (("random", 0.0), ("kstarts", 0.05), ("snip", 0.02)):
@@ -200,9 +199,9 @@ def test_claims_json_is_recomputed_from_runs_csv_and_per_example_npz_alone(tmp_p
                                               "config_hash": config.hash(), "effective_sparsity": s + 0.001,
                                               "test_correct": "".join("1" if b else "0" for b in bits),
                                               "extra": KSTARTS if method == "kstarts" else {}})
-                run_id = lab_runs.open_point(c, exp_id, parent, config)
-                lab_runs.log_point(c, run_id, config, result)
-                lab_runs.finish_point(c, run_id, parent)
+                run_id = lab_runs.open_point(config, parent)
+                lab_runs.log(run_id, config, result)
+                lab_runs.finish(run_id, parent)
     table = results.runs_table(uri)
     expected = json.loads(json.dumps(claims.verdicts(table)))
     assert {r["role"] for r in expected} == {"test", "mean", "descriptive"} and any(
@@ -230,8 +229,8 @@ def test_raw_data_missing_or_cut_is_a_clear_error(tmp_path):
 
 
 def test_the_readmes_findings_block_is_what_results_offline_claims_json_gives():
-    rows = json.loads((REPO_ROOT / "results" / "offline" / "claims.json").read_text())
-    assert findings.current(REPO_ROOT / "README.md") == findings.block(rows)
+    rows = json.loads((root() / "results" / "offline" / "claims.json").read_text())
+    assert findings.current(root() / "README.md") == findings.block(rows)
 
 
 def test_the_findings_block_of_new_rows_is_the_carriers_glance(verdict_rows, tmp_path):

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from .. import pruners
 from ..errors import InitpruneError
 from ..spec import RUN, SETTINGS, resolve_device
-from . import grid, results, store
+from . import grid, store
 
 # the parameters every method notebook has beside its method's options
 COMMON = ("dataset", "arch", "sparsities", "seeds", "epochs", "data_root", "device", "log_to_mlflow",
@@ -115,14 +115,32 @@ class Execution:
         return self._points
 
 
-def status(executions: list[Execution]) -> list[tuple[Execution, set, set, bool]]:
-    """For each execution: its points and those already FINISHED, as (config hash, seed) keys (a
-    point listed twice trains once, and counts once), and whether its notebook ran to the end and
-    was stored. Only then is an execution done."""
-    c, exp_id = store.ensure_store()
-    finished, stored = results.finished_points(c, exp_id), results.finished_cells(c, exp_id)
+@dataclass
+class Status:
+    """Where an execution stands in the store: its points and those already FINISHED, as (config
+    hash, seed) keys (a point listed twice trains once, and counts once), and whether its notebook
+    ran to the end and was stored. Only then is it done."""
+
+    execution: Execution
+    points: set
+    finished: set
+    stored: bool
+
+    @property
+    def done(self) -> bool:
+        return self.finished == self.points and self.stored
+
+    @property
+    def left(self) -> set:
+        return self.points - self.finished
+
+
+def status(executions: list[Execution]) -> list[Status]:
+    """Each execution's ``Status``, from one look at the store."""
+    runs = store.points()
+    finished, stored = runs.finished_keys(), runs.finished_cells()
     rows = []
     for ex in executions:
         points = {(p.hash(), p.seed) for p in ex.points()}
-        rows.append((ex, points, points & finished, ex.cell in stored))
+        rows.append(Status(ex, points, points & finished, ex.cell in stored))
     return rows

@@ -15,7 +15,8 @@ from ..errors import InitpruneError
 from ..options import OptionError
 from ..result import RunResult
 from ..spec import RunSpec
-from . import faults, group_points, results, runs, store
+from . import faults, store
+from .points import Points
 
 MAX_POINTS = 100_000  # points in one execution: a grid beyond this is a slip, not a plan
 
@@ -98,113 +99,123 @@ def run_grid(method: str | list, dataset: str = "digits", arch: str = "mlp", spa
     for name in {p.device for p in points}:  # a device this worker lacks: refused before anything is opened
         api.resolve_device(name)
     if not tracking:
-        return [_raised(r) for group in api.plan(points) for r in api.run_group(group, data_root)]
-    c, exp_id = store.ensure_store()
+        return [r for group in api.plan(points) for r in _raised(api.run_group(group, data_root))]
+    runs = store.points()
     own_parent = not parent_run_id
     if own_parent:
-        parent_run_id = runs.start_parent(c, exp_id, method, dataset, arch, profile or "notebook")
+        parent_run_id = runs.start_parent(method, dataset, arch, profile or "notebook")
     out, status = [], "FAILED"
     try:
         from tqdm.auto import tqdm
 
         quiet = None if progress else True  # None: a bar only on a terminal
         bar = tqdm(total=len(points), desc=f"{method} {dataset}/{arch}", disable=quiet)
-        one = lambda config: _train_or_reuse(c, exp_id, parent_run_id, config, data_root)  # noqa: E731
         for group in api.plan(points):  # seeds that train together (stacking.RULES), else one by one
-            out += group_points.run_points(c, exp_id, parent_run_id, group, data_root, one)
+            out += run_points(runs, parent_run_id, group, data_root)
             bar.update(len(group))
         bar.close()
         status = "FINISHED"
     finally:
         if own_parent:
-            c.set_terminated(parent_run_id, status)
+            runs.end(parent_run_id, status)
     return out
 
 
-def _train_or_reuse(c, exp_id, parent_run_id, config: RunSpec, data_root, poll: float = 2.0) -> RunResult:
-    """A point's result: read back if it is FINISHED; awaited if another execution is training it
-    (two executions of a sweep may share a point, two sweeps a store); else trained here, under a
-    run that claims it. While it waits, its execution's run says for what (tag ``waiting``), which
-    the sweep shows: what a kernel prints is seen by no one until its notebook is stored."""
-    waited = None  # the run it waits for
-    try:
-        while True:
-            done = runs.finished(c, exp_id, config)
-            if done is not None:
-                try:
-                    return results.load_result(done)
-                except results.Unreadable as err:  # not finished after all: FAILED, so that it is trained again
-                    print(f"{err}: training it again", flush=True)
-                    c.set_tag(done.info.run_id, "error", str(err)[:500])
-                    c.set_terminated(done.info.run_id, "FAILED")
+def run_points(runs: Points, parent: str | None, configs: list[RunSpec], data_root,
+               poll: float = 2.0) -> list[RunResult]:
+    """Each point's result, in order (a point alone is a group of one): read back where it is
+    FINISHED; awaited where another execution trains it (two executions of a sweep may share a
+    point, two sweeps a store); the rest claimed here and trained together (``train``). The first
+    error of a point is raised once the others this execution claimed are recorded."""
+    done: dict[int, RunResult] = {}
+    with runs.waiting(parent) as say:
+        waited = None  # the run it waits for
+        while len(done) < len(configs):
+            claimed, held = {}, None
+            for i, config in enumerate(configs):
+                if i in done:
                     continue
-            holder = runs.holder(c, exp_id, config)
-            if holder is None:
-                run_id = runs.open_point(c, exp_id, parent_run_id, config)
-                if runs.holder(c, exp_id, config, run_id) is None:
-                    # the run another execution held may have FINISHED since the first look: with ours
-                    # open, one that finishes from now on was seen RUNNING above, so this look is final
-                    if runs.finished(c, exp_id, config) is None:
-                        return run_point(c, run_id, parent_run_id, config, data_root)
-                c.delete_run(run_id)  # another execution claimed it first, or finished it meanwhile
-                continue
-            if holder.info.run_id != waited:
-                waited = holder.info.run_id
-                line = (f"waiting for {config.method} s={config.sparsity} seed={config.seed}: run {waited} on "
+                claim = runs.claim(config, parent)
+                if claim.result is not None:
+                    done[i] = claim.result
+                elif claim.run_id is not None:
+                    claimed[i] = claim.run_id
+                else:
+                    held = held or (config, claim.holder)
+            if claimed:
+                done.update(zip(claimed, train(runs, parent, [configs[i] for i in claimed],
+                                               list(claimed.values()), data_root)))
+            elif held:
+                config, holder = held
+                if holder.info.run_id != waited:
+                    waited = holder.info.run_id
+                    say(f"waiting for {config.method} s={config.sparsity} seed={config.seed}: run {waited} on "
                         f"{holder.data.tags.get('host')} is training it")
-                print(line, flush=True)
-                if parent_run_id:
-                    c.set_tag(parent_run_id, "waiting", line)
-            time.sleep(poll)
-    finally:
-        if waited and parent_run_id:
-            with contextlib.suppress(Exception):  # the wait is over, however it ended
-                c.delete_tag(parent_run_id, "waiting")
+                time.sleep(poll)
+    return [done[i] for i in range(len(configs))]
 
 
-def log_run(config: RunSpec, report: RunResult, uri: str | None = None) -> None:
-    """A run made outside any sweep (``python -m initprune run``), logged once it has trained, like
-    a sweep's point: a run of its own with the same params, metrics, tags and ``result.json``
-    (``report["run_id"]`` set), FINISHED, so that a later sweep reuses it. A run that fails to
-    train leaves nothing in the store; one that cannot be logged is an OutputError that carries
-    the result, so that it is not lost."""
-    c = run_id = None
-    try:
-        c, exp_id = store.ensure_store(uri)
-        began = int((time.time() - report.seconds) * 1000)
-        run_id = report.run_id = runs.open_point(c, exp_id, None, config, start_time=began)
-        runs.log_point(c, run_id, config, report)
-        runs.finish_point(c, run_id, None)
-    except Exception as err:
-        if run_id is not None:
-            with contextlib.suppress(Exception):
-                runs.fail_point(c, run_id, err)
-        problem = store.store_error(err, uri) or (str(err).strip().splitlines() or [type(err).__name__])[0]
-        raise api.OutputError(f"the run finished but could not be logged to MLflow: {problem}", report) from None
-
-
-def run_point(c, run_id, parent_run_id, config: RunSpec, data_root) -> RunResult:
-    """Train one point under its open run (``runs.open_point``), log it and mark it FINISHED;
-    on any error the run is marked FAILED (KILLED on Ctrl-C or when superseded) and the error raised."""
+def train(runs: Points, parent: str | None, configs: list[RunSpec], run_ids: list[str], data_root) -> list[RunResult]:
+    """Train the points this execution claimed (``Points.claim``: ``run_ids``, RUNNING) with one
+    ``api.run_group`` and record each, FINISHED or FAILED alone: a seed that fails (a diverged
+    loss) is FAILED and the others recorded, then its error raised. An error of the group, or
+    Ctrl-C, marks every point not yet FINISHED as FAILED (KILLED) and is raised: a sweep killed
+    in the middle loses nothing already FINISHED and trains the rest next time."""
+    outcome: dict[int, RunResult | BaseException] = {}
     try:
         # a point opened after its sweep gave the execution up (a Dask task cannot be stopped) is
         # KILLED here, not left RUNNING: the sweep's clean-up had already passed
-        with runs.beating(c, [run_id]):
-            runs.check_execution(c, parent_run_id)
-            faults.inject_failure(config)
+        with runs.beating(run_ids):  # a sweep on another host sees them held
+            runs.check_execution(parent)
+            ready = []
+            for i, config in enumerate(configs):
+                try:
+                    faults.inject_failure(config)
+                    ready.append(i)
+                except Exception as err:
+                    outcome[i] = err
+                    runs.fail(run_ids[i], err)
             faults.pause("training")
-            result = _raised(api.run_group([config], data_root)[0])
-            result.run_id = run_id
-            runs.log_point(c, run_id, config, result)
-            runs.finish_point(c, run_id, parent_run_id)
-        return result
-    except BaseException as err:  # recorded, never FINISHED: the next sweep retries the point
-        runs.fail_point(c, run_id, err)
+            for i, result in zip(ready, api.run_group([configs[i] for i in ready], data_root) if ready else []):
+                try:
+                    if isinstance(result, BaseException):  # this seed failed as it would alone
+                        raise result
+                    runs.record(run_ids[i], configs[i], result, parent)
+                    outcome[i] = result
+                except Exception as err:
+                    outcome[i] = err
+                    runs.fail(run_ids[i], err)
+    except BaseException as err:  # the group itself, or Ctrl-C: what is not FINISHED is not counted
+        for i, run_id in enumerate(run_ids):
+            if i not in outcome:
+                runs.fail(run_id, err)
         raise
+    return _raised([outcome[i] for i in range(len(configs))])
 
 
-def _raised(outcome):
-    """A result of ``api.run_group``, or its error raised."""
-    if isinstance(outcome, BaseException):
-        raise outcome
+def _raised(outcome: list) -> list[RunResult]:
+    """The results of a group, or the first error among them raised."""
+    for r in outcome:
+        if isinstance(r, BaseException):
+            raise r
     return outcome
+
+
+def log_run(config: RunSpec, result: RunResult, uri: str | None = None) -> None:
+    """A run made outside any sweep (``python -m initprune run``), logged once it has trained, like
+    a sweep's point: a run of its own with the same params, metrics, tags and ``result.json``
+    (``result["run_id"]`` set), FINISHED, so that a later sweep reuses it. A run that fails to
+    train leaves nothing in the store; one that cannot be logged is an OutputError that carries
+    the result, so that it is not lost."""
+    points = run_id = None
+    try:
+        points = store.points(uri)
+        began = int((time.time() - result.seconds) * 1000)
+        run_id = points.open_point(config, None, start_time=began)
+        points.record(run_id, config, result, None)
+    except Exception as err:
+        if run_id is not None:
+            with contextlib.suppress(Exception):
+                points.fail(run_id, err)
+        problem = store.store_error(err, uri) or (str(err).strip().splitlines() or [type(err).__name__])[0]
+        raise api.OutputError(f"the run finished but could not be logged to MLflow: {problem}", result) from None

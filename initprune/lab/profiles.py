@@ -14,16 +14,16 @@ import yaml
 from .. import pruners
 from ..errors import InitpruneError
 from ..spec import SETTINGS
-from . import results, store
+from . import root, store
 from .executions import Execution
 from .tasks import NOTEBOOKS, load_papermill
 
 PROFILES = NOTEBOOKS / "profiles"
 PROFILE_KEYS = ("description", "defaults", "resources", "executions")
 RESOURCES = ("cpus", "gpus")  # what one execution asks of a cluster (Ray, Dask); the local pool ignores it
-# the sparsities of its (dataset, arch) cell that carry the verdict's tests (docs/method.md, "The
+# the sparsities of its (dataset, arch) pair that carry the verdict's tests (docs/method.md, "The
 # verdict"), declared per execution or in defaults before the profile runs; the rest are descriptive.
-# Not part of the cell's identity: the sweep records it on the execution's run, the report reads it
+# Not part of the grid cell's identity: the sweep records it on the execution's run, the report reads it
 TESTED = "tested_sparsities"
 
 
@@ -189,7 +189,7 @@ def load_profile(name: str, gpus: float | None = None) -> list[Execution]:
 
 def _tested(where: str, value) -> tuple[float, ...] | None:
     """An execution's ``tested_sparsities``: None where it declares none, else distinct numbers in
-    (0, 1) (an empty list: its cell is descriptive only)."""
+    (0, 1) (an empty list: its (dataset, arch) pair is descriptive only)."""
     if value is None:
         return None
     if not isinstance(value, list) or any(isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v < 1
@@ -202,17 +202,17 @@ def _tested(where: str, value) -> tuple[float, ...] | None:
 
 
 def _check_tested(name: str, executions: list[Execution]) -> None:
-    """Each declared tested sparsity is one that an execution of the profile runs in that cell."""
+    """Each declared tested sparsity is one that an execution of the profile runs on that (dataset, arch) pair."""
     run: dict = {}
     for ex in executions:
         run.setdefault((ex.params["dataset"], ex.params["arch"]), set()).update(map(float, ex.params["sparsities"]))
     for i, ex in enumerate(executions):
-        cell = (ex.params["dataset"], ex.params["arch"])
-        missing = [s for s in ex.tested or () if s not in run[cell]]
+        pair = (ex.params["dataset"], ex.params["arch"])
+        missing = [s for s in ex.tested or () if s not in run[pair]]
         if missing:
             raise InitpruneError(f"profile {name}, execution {i + 1}: tested sparsity {missing[0]:g} is run by no "
-                                 f"execution of {cell[0]}/{cell[1]} in this profile; declare sparsities it runs "
-                                 f"({', '.join(f'{s:g}' for s in sorted(run[cell]))})")
+                                 f"execution of {pair[0]}/{pair[1]} in this profile; declare sparsities it runs "
+                                 f"({', '.join(f'{s:g}' for s in sorted(run[pair]))})")
 
 
 def _as_declared(execution: Execution) -> None:
@@ -272,49 +272,48 @@ def _resources(where: str, spec) -> dict:
 
 def seconds_per_epoch() -> dict[str, tuple[float, str]]:
     """{"dataset/arch": (seconds, where from)}: the median of the last epoch's seconds of the
-    store's finished points of each cell, else the measurement in benchmarks/latest.json (
+    store's finished points of each (dataset, arch) pair, else the measurement in benchmarks/latest.json (
     "seconds_per_epoch", one thread per point as a sweep trains them)."""
     import statistics
 
-    c, exp_id = store.ensure_store()
     seen: dict[str, list[float]] = {}
-    for run in results._search_all(c, exp_id, "tags.kind = 'point' and attributes.status = 'FINISHED'"):
+    for run in store.points().finished_runs():
         value = run.data.metrics.get("epoch_seconds")
         if value is not None and run.data.params.get("threads", "1") == "1":
             seen.setdefault(f"{run.data.tags.get('dataset')}/{run.data.tags.get('arch')}", []).append(value)
-    out = {cell: (statistics.median(v), f"{len(v)} finished points") for cell, v in seen.items()}
-    bench = store.ROOT / "benchmarks" / "latest.json"
+    out = {pair: (statistics.median(v), f"{len(v)} finished points") for pair, v in seen.items()}
+    bench = root.root() / "benchmarks" / "latest.json"
     measured = json.loads(bench.read_text()).get("seconds_per_epoch", {}) if bench.exists() else {}
-    for cell, seconds in measured.items():
-        out.setdefault(cell, (float(seconds), "benchmarks/latest.json"))
+    for pair, seconds in measured.items():
+        out.setdefault(pair, (float(seconds), "benchmarks/latest.json"))
     return out
 
 
 def estimate(rows, jobs: int | list[int]) -> str:
-    """How long the points left would train, from measured seconds per epoch of each cell and
+    """How long the points left would train, from measured seconds per epoch of each (dataset, arch) pair and
     the epochs each point trains in all (K-starts' candidates counted), spread over ``jobs`` (or
     each of a list of ``--jobs``), never over more than the executions left."""
     left: dict[str, float] = {}
     counted = set()
     executions = 0
-    for ex, _, done, _ in rows:
+    for row in rows:
         fresh = 0
-        for p in ex.points():
+        for p in row.execution.points():
             key = (p.hash(), p.seed)
-            if key in done or key in counted:
+            if key in row.finished or key in counted:
                 continue
             counted.add(key)
             fresh += 1
-            cell = f"{p.dataset}/{p.arch}"
-            left[cell] = left.get(cell, 0.0) + p.pruner().trained_epochs(p.epochs)
+            pair = f"{p.dataset}/{p.arch}"
+            left[pair] = left.get(pair, 0.0) + p.pruner().trained_epochs(p.epochs)
         executions += fresh > 0
     if not left:
         return "estimate: nothing left to train"
     rates = seconds_per_epoch()
-    known = {cell: epochs * rates[cell][0] for cell, epochs in left.items() if cell in rates}
-    parts = [f"{cell}: {epochs:,.0f} epochs" + (f" at {rates[cell][0]:.2f} s ({rates[cell][1]})" if cell in rates
+    known = {pair: epochs * rates[pair][0] for pair, epochs in left.items() if pair in rates}
+    parts = [f"{pair}: {epochs:,.0f} epochs" + (f" at {rates[pair][0]:.2f} s ({rates[pair][1]})" if pair in rates
                                                  else " at an unmeasured speed")
-             for cell, epochs in sorted(left.items())]
+             for pair, epochs in sorted(left.items())]
     total = sum(known.values())
     head = ("estimate: " + ", ".join(f"{_about(total / min(j, executions))} with --jobs {j}"
                                      for j in ([jobs] if isinstance(jobs, int) else jobs)) if known

@@ -24,7 +24,8 @@ import urllib.request
 from pathlib import Path
 
 from ..errors import InitpruneError
-from . import store
+from . import root, store
+from .points import POINT, Points, where
 
 GRACE = 10.0  # seconds MLflow has to stop after SIGTERM, before SIGKILL
 
@@ -54,13 +55,13 @@ def ui(host: str, port: int, no_auth: bool) -> int:
     """The MLflow UI over the default store, until Ctrl-C, SIGTERM or SIGHUP."""
     check_port(host, port)
     uri = store.default_uri()
-    c, exp_id = store.ensure_store(uri)
-    view = runs_view(c, exp_id)
+    runs = store.points(uri)
+    view = runs_view(runs)
     command = ["-m", "mlflow", "ui", "--backend-store-uri", uri, "--host", host, "--port", str(port),
                "--workers", "1"]
-    root = store.artifact_root(uri)
-    if root:
-        command += ["--default-artifact-root", root]
+    artifacts = store.artifact_root(uri)
+    if artifacts:
+        command += ["--default-artifact-root", artifacts]
     env, said = _auth(host, port, no_auth, Path(uri[len("sqlite:///"):]).parent if uri.startswith("sqlite:///")
                       else None)
     if not no_auth:
@@ -68,7 +69,7 @@ def ui(host: str, port: int, no_auth: bool) -> int:
     address = f"http://{_reachable(host)}:{port}"
     print(f"MLflow UI: starting on {host}:{port} ...", said, sep="\n", flush=True)  # the login: known before
     return serve("MLflow UI", command, env, address,
-                 [f"MLflow UI: compare runs at {address}/#/experiments/{exp_id}/runs{view} (Ctrl-C stops it)"])
+                 [f"MLflow UI: compare runs at {address}/#/experiments/{runs.exp_id}/runs{view} (Ctrl-C stops it)"])
 
 
 def server(host: str, port: int, folder: Path | None, allowed_hosts: str | None, no_auth: bool) -> int:
@@ -79,7 +80,7 @@ def server(host: str, port: int, folder: Path | None, allowed_hosts: str | None,
         problem = "is a file" if folder.exists() else "does not exist"
         raise InitpruneError(f"--store {folder} {problem}; give the folder of a store (its mlflow.db and "
                              "artifacts/), or leave it out for mlruns/")
-    folder = (folder or store.ROOT / "mlruns").resolve()
+    folder = (folder or root.root() / "mlruns").resolve()
     uri = f"sqlite:///{folder / 'mlflow.db'}"
     folder.mkdir(exist_ok=True)
     store.check_store(uri)  # a damaged database is named as the one given
@@ -109,15 +110,15 @@ COLUMNS = ("tags.`method`", "tags.`dataset`", "tags.`arch`", "params.`sparsity`"
            "metrics.`test_accuracy`", "metrics.`sparsity_actual`", "metrics.`effective_sparsity`", "metrics.`seconds`")
 
 
-def runs_view(c, exp_id: str) -> str:
+def runs_view(runs: Points) -> str:
     """The runs table as the UI opens it from the printed address: the points, with their method,
     cell, sparsity and test accuracy as columns, in MLflow's model-training mode (3.x opens an
     experiment without runs of that kind in its GenAI mode). MLflow keeps a table's columns in the
     browser, except for a shared view: an experiment tag ``mlflow.sharedViewState.KEY`` that the
     address names (``viewStateShareKey``). Returns the address's query."""
-    state = {"selectedColumns": list(COLUMNS), "searchFilter": "tags.kind = 'point'"}
-    c.set_experiment_tag(exp_id, f"mlflow.sharedViewState.{VIEW}", json.dumps(state))
-    c.set_experiment_tag(exp_id, "mlflow.experimentKind", "custom_model_development")
+    state = {"selectedColumns": list(COLUMNS), "searchFilter": where(kind=POINT)}
+    runs.client.set_experiment_tag(runs.exp_id, f"mlflow.sharedViewState.{VIEW}", json.dumps(state))
+    runs.client.set_experiment_tag(runs.exp_id, "mlflow.experimentKind", "custom_model_development")
     return f"?viewStateShareKey={VIEW}&workflowType=machine_learning"
 
 
@@ -133,7 +134,7 @@ def _auth(host: str, port: int, no_auth: bool, folder: Path | None) -> tuple[dic
 
     if no_auth:
         return {}, auth.off_line(host, port)
-    return auth.server_environment(folder or store.ROOT / "mlruns")
+    return auth.server_environment(folder or root.root() / "mlruns")
 
 
 class Stopped(BaseException):
@@ -188,7 +189,7 @@ def serve(name: str, command: list[str], env: dict, address: str, ready: list[st
 def end(child: subprocess.Popen, grace: float = GRACE) -> None:
     """End ``child``'s session (it leads it: started with a session of its own) and whatever it
     started elsewhere: SIGTERM, then SIGKILL to what is left after ``grace`` seconds."""
-    others = [p for p in _descendants(child.pid) if _session(p) != child.pid]  # e.g. MLflow's jobs, in their own
+    others = [p for p in descendants(child.pid) if _session(p) != child.pid]  # e.g. MLflow's jobs, in their own
     _signal(child.pid, others, signal.SIGTERM)
     deadline = time.monotonic() + grace
     while time.monotonic() < deadline and _alive(child, others):
@@ -233,7 +234,7 @@ def _session(pid: int) -> int | None:
     return int(fields[3]) if fields else None
 
 
-def _descendants(pid: int) -> list[int]:
+def descendants(pid: int) -> list[int]:
     """Every live process under ``pid`` (Linux's /proc; elsewhere none: the session does)."""
     children: dict[int, list[int]] = {}
     for entry in Path("/proc").glob("[0-9]*"):

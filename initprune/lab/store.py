@@ -1,7 +1,7 @@
 """The MLflow store: where it is, checking that it can be used, creating it once.
 
-The store is ``sqlite:///<repo>/mlruns/mlflow.db`` with artifacts in ``<repo>/mlruns/artifacts``,
-resolved from the repository root; ``MLFLOW_TRACKING_URI`` overrides it.
+The store is ``sqlite:///<root>/mlruns/mlflow.db`` with artifacts in ``<root>/mlruns/artifacts``,
+in the lab's root (``root.py``); ``MLFLOW_TRACKING_URI`` overrides it.
 """
 
 from __future__ import annotations
@@ -15,13 +15,15 @@ import os
 import re
 from pathlib import Path
 
-from .. import data
 from ..errors import InitpruneError
 from ..spec import SCHEME
-from . import auth
+from . import auth, root
+from .points import IDENTITY_TAG, Points, scheme_of
 
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-ROOT = data.REPO_ROOT
+# the lab's root as the report reads it at import (its findings, figures/ and README); the lab
+# itself asks ``root.root()`` when it needs the folder, which outside a clone says so in one line
+ROOT = root.find() or Path(__file__).resolve().parents[2]
 
 
 def experiment() -> str:
@@ -31,7 +33,8 @@ def experiment() -> str:
 
 
 def default_uri() -> str:
-    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{ROOT / 'mlruns' / 'mlflow.db'}"
+    """``$MLFLOW_TRACKING_URI``, else the sqlite store in the lab root's ``mlruns/``."""
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{root.root() / 'mlruns' / 'mlflow.db'}"
 
 
 def artifact_root(uri: str) -> str | None:
@@ -149,7 +152,11 @@ def _damaged(db, problem: str) -> InitpruneError:
 def store_error(err, uri: str | None = None) -> InitpruneError | None:
     """A full disk or a damaged database, from wherever it surfaced, as one line that names the
     store and what to do; None for any other error."""
-    uri = uri or default_uri()
+    if not uri:
+        try:
+            uri = default_uri()
+        except InitpruneError:  # no store to name outside a clone: the error is someone else's
+            uri = ""
     where = uri[len("sqlite:///"):] if uri.startswith("sqlite:///") else uri
     text = str(err)
     filename = getattr(err, "filename", None)  # a file the store writes, not any file at all
@@ -225,56 +232,17 @@ def _open(uri: str) -> tuple[object, str]:
             exp_id = c.get_experiment_by_name(name).experiment_id
     else:
         exp_id = exp.experiment_id
-        scheme = _scheme(exp.tags.get(IDENTITY_TAG))
+        scheme = scheme_of(exp.tags.get(IDENTITY_TAG))
         if scheme is None or scheme > int(SCHEME):  # a newer initprune's: not this one's to retire
             where = uri[len("sqlite:///"):] if uri.startswith("sqlite:///") else uri
             raise InitpruneError(f"experiment '{name}' of the MLflow store {where} is kept under run identity scheme "
                                  f"{exp.tags[IDENTITY_TAG]}, newer than this initprune's ({SCHEME}); upgrade initprune "
                                  "to use it, or set INITPRUNE_EXPERIMENT or MLFLOW_TRACKING_URI to another store")
         if scheme < int(SCHEME):
-            migrate(c, exp_id)
+            Points(c, exp_id).migrate()
     return c, exp_id
 
 
-IDENTITY_TAG = "initprune.identity"
-
-
-def _scheme(tag: str | None) -> int | None:
-    """An identity scheme tag as a number (schemes compare as numbers, "10" after "2"): 0 where
-    there is none (the first scheme wrote none), None where it is not a number."""
-    if tag is None:
-        return 0
-    return int(tag) if tag.isdigit() else None
-
-
-def _every(c, exp_id: str, query: str):
-    """Every run that matches, page after page."""
-    token = None
-    while True:
-        page = c.search_runs([exp_id], query, max_results=1000, page_token=token)
-        yield from page
-        token = page.token
-        if not token:
-            return
-
-
-def migrate(c, exp_id: str) -> int:
-    """Once per store: retire the points stored under an older identity scheme, which hashed only
-    the values that differed from the defaults of its day and recorded neither the device nor the
-    torch threads a point ran with (the threads change its numbers). They cannot be re-keyed
-    exactly, so they are kept, tagged ``kind = legacy-point`` (their old kind in ``legacy_kind``),
-    and never served or shown: each such point is trained again once. Recorded on the experiment:
-    ``initprune.retired``, counted from the store, then ``initprune.identity``, last, so that a
-    migration cut short is done again, not taken as done. Returns how many it retired."""
-    older = [r.info.run_id for r in _every(c, exp_id, "tags.kind = 'point'")
-             if (_scheme(r.data.tags.get("identity")) or 0) < int(SCHEME)]  # not one of a newer scheme
-    for run_id in older:
-        c.set_tag(run_id, "legacy_kind", "point")
-        c.set_tag(run_id, "kind", "legacy-point")
-    retired = sum(1 for _ in _every(c, exp_id, "tags.kind = 'legacy-point'"))
-    c.set_experiment_tag(exp_id, "initprune.retired", str(retired))
-    c.set_experiment_tag(exp_id, IDENTITY_TAG, SCHEME)
-    if older:
-        print(f"initprune: {len(older)} point(s) of this store were stored under an older run identity; they are "
-              "kept (tag kind = legacy-point) and will be trained again once", flush=True)
-    return len(older)
+def points(uri: str | None = None) -> Points:
+    """The point store at ``uri`` (default: ``default_uri``), checked, created once and migrated."""
+    return Points(*ensure_store(uri))

@@ -18,8 +18,9 @@ from pathlib import Path
 
 from .. import progress, registry
 from ..errors import InitpruneError
-from . import executors, runs, store
+from . import executors, points, root, store
 from .executions import status
+from .points import Points
 from .profiles import available, estimate, load_profile
 from .tasks import NOTEBOOKS, Task
 
@@ -36,6 +37,7 @@ def sweep(profile: str, jobs: int | None = None, dry_run: bool = False, executor
     ``poll`` seconds."""
     ray_address = ray_address or (os.environ.get("RAY_ADDRESS") if executor == "ray" else None)
     _check_executor(executor, jobs, ray_address, dask_scheduler, retries, cpus, gpus)
+    root.root()  # a sweep runs the notebooks of a clone: outside one, that is its one-line error
     executions, missing = available(load_profile(profile, gpus))  # device auto: resolved against the GPUs asked
     for line in missing:
         echo(line)
@@ -44,24 +46,23 @@ def sweep(profile: str, jobs: int | None = None, dry_run: bool = False, executor
         _check_shared_store(uri, shared_fs)
     rows = status(executions)  # creates the store before any parallel writer starts
     if dry_run:
-        labels = told_apart([r[0] for r in rows])
-        for (_, points, done, _), label in zip(rows, labels):
-            echo(f"{len(points):4d} points, {len(done):4d} finished  {label}")
-        points, done = set().union(*(r[1] for r in rows)), set().union(*(r[2] for r in rows))
+        labels = told_apart([r.execution for r in rows])
+        for r, label in zip(rows, labels):
+            echo(f"{len(r.points):4d} points, {len(r.finished):4d} finished  {label}")
+        points, done = set().union(*(r.points for r in rows)), set().union(*(r.finished for r in rows))
         echo(f"{len(points)} points in {len(rows)} executions, {len(done)} finished")
         # for the --jobs given, else for one and for as many as this machine has cores
         echo(estimate(rows, [jobs] if jobs else sorted({1, os.cpu_count() or 1})))
         return 0
     jobs = jobs or 1
-    c, exp_id = store.ensure_store()
+    runs = store.points()
     if ray_address or dask_scheduler:
-        _check_served_artifacts(c, exp_id, shared_fs)
-    reaped = runs.reap(c, exp_id)  # runs that a killed sweep left RUNNING on this host
+        _check_served_artifacts(runs, shared_fs)
+    reaped = runs.reap()  # runs that a killed sweep left RUNNING on this host
     if reaped:
         echo(f"marked {reaped} run(s) KILLED that an interrupted sweep had left RUNNING")
     # longest first (points left x epochs), so that no long execution starts last and runs alone
-    todo = [ex for ex, points, done, stored in sorted(rows, key=lambda r: -len(r[1] - r[2]) * r[0].params["epochs"])
-            if done != points or not stored]
+    todo = [r.execution for r in sorted(rows, key=lambda r: -len(r.left) * r.execution.params["epochs"]) if not r.done]
     echo(f"profile {profile}: {len(rows)} executions, {len(rows) - len(todo)} already finished, {len(todo)} to run"
          + ("" if executor == "local" else f" on {executor} ({ray_address or dask_scheduler or 'a local cluster'})"))
     if not todo:
@@ -80,18 +81,18 @@ def sweep(profile: str, jobs: int | None = None, dry_run: bool = False, executor
     stream = executors.EXECUTORS[executor](tasks, {"jobs": jobs, "address": ray_address, "scheduler": dask_scheduler,
                                                    "retries": retries})
     outcomes = []
-    progress = Progress({ex.cell: points - done for ex, points, done, _ in rows if ex in todo}, uri, sweep_id,
+    progress = Progress({r.execution.cell: r.left for r in rows if r.execution in todo}, uri, sweep_id,
                         progress_to, every, poll, f"sweep {Path(profile).stem}")
     try:
         for result in stream:
             if result.get("cell"):  # the executor gave this task up: what it left RUNNING is dead
-                runs.end_sweep(c, exp_id, sweep_id, result["cell"])
+                runs.end_sweep(sweep_id, result["cell"])
             outcomes.append(result)
             progress.execution(result)
     finally:
         stream.close()  # cancels what has not finished (Ctrl-C, an error)
         progress.close()
-        killed = runs.end_sweep(c, exp_id, sweep_id)  # nothing of this sweep stays RUNNING
+        killed = runs.end_sweep(sweep_id)  # nothing of this sweep stays RUNNING
     failed = [r for r in outcomes if r["error"]]
     for r in failed:
         echo(f"FAILED {r['label']}: {r['error']}")
@@ -145,7 +146,7 @@ class Progress:
         self.cell_of = {point: cell for cell, points in left.items() for point in points}
         self.left_by_cell = {cell: len(points) for cell, points in left.items()}
         self.total, self.sweep_id = len(self.cell_of), sweep_id
-        self.client, self.exp_id = store.ensure_store(uri)  # once: the thread reuses it
+        self.runs = store.points(uri)  # once: the thread reuses it
         self.stream = stream or sys.stdout
         self.terminal = progress.on_terminal(self.stream)
         self.every, self.poll = every, poll
@@ -186,22 +187,12 @@ class Progress:
     def update(self) -> None:
         """Read the store once: this sweep's FINISHED points, how many executions run now, and a
         line for each that began to wait for a point another sweep trains (tag ``waiting``)."""
-        c, exp_id = self.client, self.exp_id
-        since = int(self.began * 1000) - 1000
         found = {}
-        token = None
-        while True:
-            page = c.search_runs([exp_id], f"tags.kind = 'point' and attributes.status = 'FINISHED' "
-                                           f"and attributes.start_time >= {since}", max_results=1000, page_token=token)
-            for r in page:
-                point = (r.data.tags.get("config_hash"), int(r.data.tags.get("seed", -1)))
-                if point in self.cell_of and r.info.end_time:
-                    found.setdefault(point, (r.info.end_time - r.info.start_time) / 1000)
-            token = page.token
-            if not token:
-                break
-        running = c.search_runs([exp_id], f"tags.kind = 'execution' and tags.sweep = '{self.sweep_id}' "
-                                          "and attributes.status = 'RUNNING'", max_results=1000)
+        for r in self.runs.finished_runs(since=int(self.began * 1000) - 1000):
+            point = points.key(r)
+            if point in self.cell_of and r.info.end_time:
+                found.setdefault(point, (r.info.end_time - r.info.start_time) / 1000)
+        running = self.runs.running(self.sweep_id)
         waits = {r.info.run_id: r.data.tags["waiting"] for r in running if r.data.tags.get("waiting")}
         for run_id, line in waits.items():
             if self.waits.get(run_id) != line:
@@ -278,8 +269,8 @@ def _check_shared_store(uri: str, shared_fs: bool) -> None:
             "MLFLOW_TRACKING_URI=http://THIS_HOST:5000, or pass --shared-fs if every worker sees this path")
 
 
-def _check_served_artifacts(c, exp_id: str, shared_fs: bool) -> None:
-    location = c.get_experiment(exp_id).artifact_location
+def _check_served_artifacts(runs: Points, shared_fs: bool) -> None:
+    location = runs.client.get_experiment(runs.exp_id).artifact_location
     if location.startswith("file:") and not shared_fs:
         raise InitpruneError(
             f"experiment '{store.experiment()}' keeps its artifacts at {location}, which workers on other "

@@ -15,13 +15,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..data import REPO_ROOT
-from . import faults, kernel, runs, store
+from . import faults, kernel, store
 
 if TYPE_CHECKING:
     from .executions import Execution
 
-NOTEBOOKS = REPO_ROOT / "notebooks"
+NOTEBOOKS = store.ROOT / "notebooks"  # the notebooks a sweep sends (read in the driver, which has the clone)
 KERNEL = {"progress_bar": False, "extra_arguments": kernel.ARGUMENTS}  # a kernel of its own, started as a kept one
 
 
@@ -76,10 +75,10 @@ def run_task(task: Task, keep_kernel: bool = False) -> dict:
                                                        os.environ.get("PYTHONPATH")]))}
     ex, p = task.execution, task.execution.params
     with _environ(env):  # the notebook's kernel inherits it
-        c, exp_id = store.ensure_store()
+        runs = store.points()
         declared = {} if ex.tested is None else {"tested_sparsities": json.dumps(list(ex.tested))}
-        run_id, attempt = runs.start_attempt(c, exp_id, ex.notebook, p["dataset"], p["arch"], task.profile,
-                                             ex.cell, task.sweep, **declared)
+        run_id, attempt = runs.start_attempt(ex.notebook, p["dataset"], p["arch"], task.profile, ex.cell,
+                                             task.sweep, **declared)
         with tempfile.TemporaryDirectory() as tmp:
             source, output = Path(tmp) / "source.ipynb", Path(tmp) / f"{ex.notebook}.ipynb"
             source.write_text(task.notebook)
@@ -95,7 +94,7 @@ def run_task(task: Task, keep_kernel: bool = False) -> dict:
             except KeyboardInterrupt:  # Ctrl-C: this execution and what it was training are KILLED
                 _abandon_cells()
                 _drop_kernel(keep_kernel, now=True)
-                runs.reap(c, exp_id, run_id)
+                runs.reap(run_id)
                 raise
             except Exception as err:  # the notebook failed: keep its output, mark the run FAILED
                 _drop_kernel(keep_kernel)
@@ -103,11 +102,10 @@ def run_task(task: Task, keep_kernel: bool = False) -> dict:
             faults.pause("notebook")
             try:
                 if output.exists():
-                    c.log_artifact(run_id, str(output))
+                    runs.client.log_artifact(run_id, str(output))
             except OSError as err:  # a full disk, say: the execution does not count without its notebook
                 error = error or f"its notebook could not be stored: {err}"
-            if c.get_run(run_id).info.status == "RUNNING":  # not if the driver gave this attempt up
-                c.set_terminated(run_id, "FAILED" if error else "FINISHED")
+            runs.end(run_id, "FAILED" if error else "FINISHED")  # not if the driver gave this attempt up
     return {"label": ex.label, "error": error, "seconds": time.perf_counter() - began, "run_id": run_id,
             "attempt": attempt, "host": socket.gethostname()}
 

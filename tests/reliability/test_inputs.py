@@ -14,7 +14,8 @@ from torch import nn
 import initprune
 from initprune import api, masks
 from initprune.errors import InitpruneError
-from initprune.lab import grid, runs, store
+from initprune.lab import grid, store
+from initprune.lab.points import Points
 
 from toys import toy_data, toy_model
 
@@ -96,7 +97,7 @@ def test_a_diverging_run_stops_and_is_failed_with_its_epoch(tmp_path, monkeypatc
     c, exp_id = store.ensure_store(uri)
     diverging = api.RunSpec(sparsity=0.5, epochs=2, training={"lr": 1e12})
     with pytest.raises(initprune.DivergedError):
-        grid.run_point(c, runs.open_point(c, exp_id, "", diverging), "", diverging, None)
+        grid.train(Points(c, exp_id), "", [diverging], [Points(c, exp_id).open_point(diverging, "")], None)
     (run,) = c.search_runs([exp_id], "tags.kind = 'point'")
     assert run.info.status == "FAILED" and "epoch 1" in run.data.tags["error"]
 

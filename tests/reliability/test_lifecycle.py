@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 from clusters import ctrl_c_as_in_a_terminal, descendants
 
-from initprune.lab import grid, runs
+from initprune.lab import grid, points
+from initprune.lab.points import Points
 from initprune.lab.store import ensure_store
 from initprune.spec import RunSpec
 
@@ -48,15 +49,15 @@ def test_a_running_point_whose_pid_another_process_now_has_is_dead_and_not_waite
     try:
         # the runs a sweep killed with -9 left RUNNING, recorded when the dead process started
         dead = {"pid": str(other.pid), "started": "1"}
-        parent = runs.start_parent(c, exp_id, "random", "digits", "mlp", "test", **dead)
-        point = runs.open_point(c, exp_id, parent, POINT)
+        parent = Points(c, exp_id).start_parent("random", "digits", "mlp", "test", **dead)
+        point = Points(c, exp_id).open_point(POINT, parent)
         for run_id in (parent, point):
             c.set_tag(run_id, "pid", dead["pid"])
             c.set_tag(run_id, "started", dead["started"])
-        assert runs.holder(c, exp_id, POINT) is None
-        assert not runs._alive(c.get_run(point).data.tags)
-        assert runs._alive(runs._owner())  # this process, as it recorded itself, is alive
-        assert runs._alive({"pid": str(other.pid)})  # recorded without a start time: the pid alone
+        assert Points(c, exp_id).holder(POINT) is None
+        assert not points._alive(c.get_run(point).data.tags)
+        assert points._alive(points._owner())  # this process, as it recorded itself, is alive
+        assert points._alive({"pid": str(other.pid)})  # recorded without a start time: the pid alone
 
         out = []
         training = threading.Thread(target=lambda: out.append(grid.run_grid(
@@ -64,7 +65,7 @@ def test_a_running_point_whose_pid_another_process_now_has_is_dead_and_not_waite
         training.start()
         training.join(60)
         assert out and out[0][0]["run_id"] != point, "the sweep waited on a dead run"
-        assert runs.reap(c, exp_id) == 2  # what a sweep does first: the dead runs are marked KILLED
+        assert Points(c, exp_id).reap() == 2  # what a sweep does first: the dead runs are marked KILLED
         assert {c.get_run(r).info.status for r in (parent, point)} == {"KILLED"}
         assert other.poll() is None  # the live process is left alone
     finally:
@@ -156,7 +157,7 @@ def test_a_finished_point_without_its_result_counts_as_not_finished(store, tmp_p
     (Path(urlparse(c.get_run(lost).info.artifact_uri).path) / "result.json").unlink()
     # and a run whose status was edited to FINISHED before it logged anything
     edited_point = RunSpec(method="random", dataset="digits", arch="mlp", sparsity=0.9, epochs=1, seed=0)
-    edited = runs.open_point(c, exp_id, None, edited_point)
+    edited = Points(c, exp_id).open_point(edited_point, None)
     c.set_terminated(edited, "FINISHED")
     capsys.readouterr()
 
@@ -170,8 +171,8 @@ def test_a_finished_point_without_its_result_counts_as_not_finished(store, tmp_p
 
     profile = tmp_path / "three.yaml"
     profile.write_text("executions:\n  - {notebook: random, sparsities: [0.5, 0.7, 0.9], seeds: [0], epochs: 1}\n")
-    (_, points, done, _), = executions.status(profiles.load_profile(str(profile)))
-    assert len(points) == 3 and len(done) == 1  # its execution runs again on a resume
+    (row,) = executions.status(profiles.load_profile(str(profile)))
+    assert len(row.points) == 3 and len(row.finished) == 1  # its execution runs again on a resume
 
     again = grid.run_grid("random", "digits", "mlp", [0.5, 0.7, 0.9], [0], 1, progress=False, device="cpu")
     said = capsys.readouterr().out
@@ -310,18 +311,18 @@ def test_server_refuses_a_store_that_is_missing_a_file_or_damaged_naming_it(stor
 
 def held_elsewhere(c, exp_id, config=POINT) -> tuple[str, str]:
     """An execution and the point it holds, RUNNING, as a sweep on host "elsewhere" left them."""
-    parent = runs.start_parent(c, exp_id, "random", "digits", "mlp", "test")
-    point = runs.open_point(c, exp_id, parent, config)
+    parent = Points(c, exp_id).start_parent("random", "digits", "mlp", "test")
+    point = Points(c, exp_id).open_point(config, parent)
     for run_id in (parent, point):
         c.set_tag(run_id, "host", "elsewhere")
     return parent, point
 
 
 def test_a_point_whose_holder_on_another_host_missed_three_heartbeats_is_taken_over(store, monkeypatch):
-    monkeypatch.setattr(runs, "HEARTBEAT", 0.2)
+    monkeypatch.setattr(points, "HEARTBEAT", 0.2)
     c, exp_id = ensure_store(store)
     _, point = held_elsewhere(c, exp_id)  # its sweep died: nothing refreshes its heartbeat
-    assert runs.holder(c, exp_id, POINT).info.run_id == point  # not yet: three beats are missed first
+    assert Points(c, exp_id).holder(POINT).info.run_id == point  # not yet: three beats are missed first
     out = []
     began = time.perf_counter()
     training = threading.Thread(target=lambda: out.append(grid.run_grid(
@@ -329,7 +330,7 @@ def test_a_point_whose_holder_on_another_host_missed_three_heartbeats_is_taken_o
     training.start()
     training.join(60)
     assert out, "the point held by a dead sweep on another host was waited for without end"
-    assert time.perf_counter() - began >= 3 * runs.HEARTBEAT
+    assert time.perf_counter() - began >= 3 * points.HEARTBEAT
     taken = c.get_run(point)
     assert taken.info.status == "FAILED" and "abandoned" in taken.data.tags["error"], taken.data.tags
     assert "elsewhere" in taken.data.tags["error"]
@@ -337,35 +338,35 @@ def test_a_point_whose_holder_on_another_host_missed_three_heartbeats_is_taken_o
 
 
 def test_a_point_whose_holder_on_another_host_beats_is_waited_for(store, monkeypatch):
-    monkeypatch.setattr(runs, "HEARTBEAT", 0.1)
+    monkeypatch.setattr(points, "HEARTBEAT", 0.1)
     c, exp_id = ensure_store(store)
     _, point = held_elsewhere(c, exp_id)
-    with runs.beating(c, [point]):  # the live sweep over there, as its heartbeat shows it
-        deadline = time.time() + 10 * runs.HEARTBEAT
+    with Points(c, exp_id).beating([point]):  # the live sweep over there, as its heartbeat shows it
+        deadline = time.time() + 10 * points.HEARTBEAT
         while time.time() < deadline:
-            assert runs.holder(c, exp_id, POINT).info.run_id == point
-            time.sleep(runs.HEARTBEAT / 2)
+            assert Points(c, exp_id).holder(POINT).info.run_id == point
+            time.sleep(points.HEARTBEAT / 2)
     assert c.get_run(point).info.status == "RUNNING"
 
 
 def test_the_heartbeat_advances_while_a_point_trains_and_stops_after(store, monkeypatch):
     from initprune import api
 
-    monkeypatch.setattr(runs, "HEARTBEAT", 0.1)
+    monkeypatch.setattr(points, "HEARTBEAT", 0.1)
     c, exp_id = ensure_store(store)
-    parent = runs.start_parent(c, exp_id, "random", "digits", "mlp", "test")
-    point = runs.open_point(c, exp_id, parent, POINT)
+    parent = Points(c, exp_id).start_parent("random", "digits", "mlp", "test")
+    point = Points(c, exp_id).open_point(POINT, parent)
     heard = []
 
-    def train(config, data_root=None):  # what the point's run shows while it trains
+    def train(configs, data_root=None):  # what the point's run shows while it trains
         for _ in range(4):
             heard.append(int(c.get_run(point).data.tags["heartbeat"]))
             time.sleep(0.3)
         raise RuntimeError("stop here")
 
-    monkeypatch.setattr(api, "run", train)
+    monkeypatch.setattr(api, "run_group", train)
     with pytest.raises(RuntimeError, match="stop here"):
-        grid.run_point(c, point, parent, POINT, None)
+        grid.train(Points(c, exp_id), parent, [POINT], [point], None)
     assert heard == sorted(heard) and len(set(heard)) == 4, heard
     last = c.get_run(point).data.tags["heartbeat"]
     time.sleep(0.5)

@@ -23,6 +23,7 @@ from clusters import ctrl_c_as_in_a_terminal, free_port, one_line_error
 from initprune.errors import InitpruneError
 from initprune.lab import results, store, sweep
 from initprune.lab.grid import run_grid
+from initprune.lab.points import Points
 
 REPO = Path(__file__).resolve().parents[2]
 UNREACHABLE = "http://127.0.0.1:9"  # the discard port: nothing listens there
@@ -62,7 +63,7 @@ def check_store(db: Path, finished_points: int) -> list:
     c, exp_id = store.ensure_store(uri)
     for kind, status, run_id in found:
         if status == "FINISHED" and kind == "point":
-            assert "test_accuracy" in results.load_result(c.get_run(run_id))
+            assert "test_accuracy" in Points.load(c.get_run(run_id))
         if status == "FINISHED" and kind == "execution":
             assert c.list_artifacts(run_id), "a FINISHED execution without its notebook"
     assert len(results.runs_table(uri)) == finished_points

@@ -18,6 +18,7 @@ import pytest
 from clusters import ctrl_c_as_in_a_terminal, descendants
 
 from initprune.lab import profiles, results
+from initprune.lab.points import Points
 from initprune.lab.store import ensure_store
 
 PROFILE = str(Path(__file__).resolve().parents[1] / "profiles" / "three.yaml")
@@ -57,7 +58,7 @@ def check_store(uri):
     finished = [r for r in points if r.info.status == "FINISHED"]
     for r in finished:  # a FINISHED point has everything a figure needs
         assert "test_accuracy" in r.data.metrics and "sparsity_actual" in r.data.metrics
-        assert results.load_result(r)["test_accuracy"] == pytest.approx(r.data.metrics["test_accuracy"])
+        assert Points.load(r)["test_accuracy"] == pytest.approx(r.data.metrics["test_accuracy"])
     for r in runs:
         if r.data.tags.get("kind") == "execution" and r.info.status == "FINISHED":
             assert c.list_artifacts(r.info.run_id), "a FINISHED execution without its notebook"
