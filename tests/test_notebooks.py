@@ -73,8 +73,8 @@ def test_a_bad_profile_is_one_clear_error(tmp_path, text, message):
 
 
 def test_unknown_profile_lists_the_known_ones():
-    with pytest.raises(InitpruneError,
-                       match="unknown profile 'nope'; choose one of: demo, offline, paper, seconds, smoke"):
+    with pytest.raises(InitpruneError, match="unknown profile 'nope'; choose one of: "
+                                             "demo, offline, offline-controls, paper, seconds, smoke"):
         profiles.load_profile("nope")
 
 
