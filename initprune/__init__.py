@@ -4,18 +4,36 @@ K-starts, dissipating gradients and their combination (Haroon, arXiv 2209.02201)
 pruning and the established baselines, on one training harness.
 """
 
-from .api import Result, fit, load, run, run_group, save
-from .data import DATASETS
+from typing import TYPE_CHECKING
+
 from .errors import DivergedError, InitpruneError
-from .models import MODELS
-from .pruners import PRUNERS
-from .result import RunResult
-from .spec import RunSpec
-from .tasks import TASKS
+
+# the rest is imported where it is first used (initprune.fit, initprune.PRUNERS): torch takes
+# seconds, and `python -m initprune run` checks its names before it (__main__.py)
+_FROM = {"fit": "api", "run": "api", "save": "api", "load": "api", "Result": "api", "run_group": "api",
+         "RunResult": "result", "RunSpec": "spec", "PRUNERS": "pruners", "MODELS": "models", "DATASETS": "data",
+         "TASKS": "tasks"}
+if TYPE_CHECKING:
+    from .api import Result, fit, load, run, run_group, save
+    from .data import DATASETS
+    from .models import MODELS
+    from .pruners import PRUNERS
+    from .result import RunResult
+    from .spec import RunSpec
+    from .tasks import TASKS
 
 __all__ = ["fit", "run", "run_group", "save", "load", "Result", "RunResult", "RunSpec", "PRUNERS", "MODELS",
            "DATASETS", "TASKS", "InitpruneError", "DivergedError"]
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str):
+    if name not in _FROM:
+        raise AttributeError(f"module 'initprune' has no attribute '{name}'")
+    import importlib
+
+    # not kept here: what a notebook's use of initprune changes nothing a kept kernel compares (lab/kernel.py)
+    return getattr(importlib.import_module(f"{__name__}.{_FROM[name]}"), name)
 
 _APP = ("cli", "__main__")  # the command line: at the package's root beside the core
 

@@ -23,6 +23,17 @@ GROUPS = ("initprune.pruners", "initprune.models", "initprune.datasets", "initpr
 _plugins_loaded = False
 _plugin_roots: list[str] = []  # where the INITPRUNE_PLUGINS modules were found
 
+# initprune's own entries, by registry, in the order they are registered: what the command line
+# checks a name against before it imports torch (``run --method nope`` answers at once). A registry
+# refuses an entry of initprune's own that is not declared here.
+BUILT_IN = {
+    "method": ("dense", "random", "kstarts", "dissipating", "combined", "gradual_random", "gradual_magnitude",
+               "kstarts_gradual_random", "magnitude", "snip", "grasp", "synflow", "posttrain"),
+    "dataset": ("digits", "mnist1d", "mnist", "fashion_mnist", "mnist5k", "cifar10"),
+    "architecture": ("mlp", "lenet300", "lenet5", "conv6", "cnn1d", "resnet20", "autoencoder"),
+    "task": ("classification", "reconstruction"),
+}
+
 
 def _origin(entry) -> tuple[str, str]:
     """Who declared an entry: (module, qualified name) of the class or function, or of a
@@ -48,6 +59,10 @@ class Registry(Generic[T]):
             if old is not None and _origin(old) != _origin(entry):
                 raise InitpruneError(f"{self.kind} '{name}' is registered twice: by {_origin(old)[0]} and by "
                                      f"{_origin(entry)[0]}; rename one of them")
+            own = BUILT_IN.get(self.kind)
+            if own is not None and name not in own and _origin(entry)[0].startswith("initprune."):
+                raise InitpruneError(f"{self.kind} '{name}' of initprune's own is not declared in "
+                                     f"initprune.registry.BUILT_IN['{self.kind}']; add it there")
             if self.check is not None:
                 self.check(name, entry)
             self._entries[name] = entry
@@ -60,9 +75,7 @@ class Registry(Generic[T]):
         try:
             return self._entries[name]
         except KeyError:
-            raise InitpruneError(
-                f"unknown {self.kind} '{name}'; choose one of: {', '.join(self.names())}"
-            ) from None
+            raise InitpruneError(_unknown(self.kind, name, self.names())) from None
 
     def __contains__(self, name: str) -> bool:
         load_plugins()
@@ -83,6 +96,23 @@ class Registry(Generic[T]):
             self._entries.update(saved)
 
 
+def unknown(kind: str, name: str) -> str | None:
+    """Without importing anything: the error for a name that is none of initprune's own ``kind``s
+    where no plugin is declared, as the registry says it once loaded; None when the name is
+    built in, or may be a plugin's (entry points and INITPRUNE_PLUGINS name modules, not the
+    entries they register: only loading them tells)."""
+    if name in BUILT_IN[kind] or os.environ.get("INITPRUNE_PLUGINS", "").strip():
+        return None
+    declared = entry_points()
+    if any(declared.select(group=group) for group in GROUPS):
+        return None
+    return _unknown(kind, name, BUILT_IN[kind])
+
+
+def _unknown(kind: str, name: str, names) -> str:
+    return f"unknown {kind} '{name}'; choose one of: {', '.join(names)}"
+
+
 def plugins() -> list[tuple[str, Callable[[], object]]]:
     """(what to call it in an error, how to import it) for every plugin, entry points first."""
     declared = entry_points()  # one scan of the installed packages
@@ -100,8 +130,8 @@ def load_plugins(again: bool = False) -> None:
     if _plugins_loaded and not again:
         return
     # a plugin that looks an entry up while it is imported must not recurse. The built-ins are
-    # registered first (the package's __init__ imports them before any lookup can happen), so a
-    # clash names the plugin
+    # registered first (by their registry's module, as it is imported: before any lookup in it, and
+    # before a plugin can register there), so a clash names the plugin
     _plugins_loaded = True
 
     for where, load in plugins():

@@ -58,10 +58,7 @@ def test_the_next_notebook_sees_nothing_of_the_last_but_its_imports(tmp_path):
     assert second[2] == f"0 True {backend}"  # its figures closed and its backend undone; its imports kept
 
 
-FRESH = "import os, torch\nprint(os.getpid(), torch.get_num_threads(), "  # the pid, then a fresh kernel's values
-
-
-@pytest.mark.parametrize("change, observe, fresh", [
+CHANGES = [  # (what a notebook changes, what shows it, what a fresh kernel shows: None for its own number)
     ("torch.set_default_dtype(torch.float64)", "torch.nn.Linear(2, 2).weight.dtype", "torch.float32"),
     ("torch.set_grad_enabled(False)", "torch.nn.Linear(2, 2)(torch.ones(2)).requires_grad", "True"),
     ("torch.nn.functional.relu = lambda x, inplace=False: x", "torch.nn.functional.relu(torch.tensor(-1.0)).item()",
@@ -69,13 +66,21 @@ FRESH = "import os, torch\nprint(os.getpid(), torch.get_num_threads(), "  # the 
     ("torch.set_num_threads(torch.get_num_threads() + 1)", "torch.get_num_threads()", None),
     ("import initprune.api\ninitprune.api.resolve_device = lambda device: torch.device('cpu')",
      "__import__('initprune.api').api.resolve_device.__module__", "initprune.api"),
-], ids=["dtype", "grad", "functional", "threads", "initprune"])
-def test_a_notebook_that_changes_torch_leaves_the_kernel_to_no_one(tmp_path, change, observe, fresh):
-    """Issue 29: a notebook ending in float64 made the next train in float64 under a float32 identity."""
-    before = run(tmp_path, tmp_path, f"{FRESH}{observe})", change)[0].split(maxsplit=2)
-    after = run(tmp_path, tmp_path, f"{FRESH}{observe})")[0].split(maxsplit=2)
-    assert after[2] == before[2] == (fresh or before[1])  # as the first notebook found it
-    assert after[0] != before[0]  # in a new kernel
+]
+# the pid, then every observation
+LOOK = f"import os, torch\nprint(os.getpid(), {', '.join(observe for _, observe, _ in CHANGES)})"
+
+
+def test_a_notebook_that_changes_torch_leaves_the_kernel_to_no_one(tmp_path):
+    """Issue 29: a notebook ending in float64 made the next train in float64 under a float32 identity.
+    Each change in a notebook of its own, one after the other (a kernel for each, not two)."""
+    seen = [run(tmp_path, tmp_path, LOOK, change)[0].split() for change, _, _ in CHANGES]
+    seen.append(run(tmp_path, tmp_path, LOOK)[0].split())
+    first = seen[0][1:]
+    assert first == [fresh or first[i] for i, (_, _, fresh) in enumerate(CHANGES)]  # a fresh kernel's values
+    for (change, _, _), before, after in zip(CHANGES, seen, seen[1:]):
+        assert after[1:] == first, change  # as the first notebook found them
+        assert after[0] != before[0], f"{change} left the kernel to the next notebook"  # a new kernel
 
 
 @pytest.fixture
@@ -116,9 +121,10 @@ def fresh():
      "torch.manual_seed = was"),
     ("import initprune.pruners\nwas = initprune.pruners.PRUNERS\ninitprune.pruners.PRUNERS = object()",
      "initprune.pruners.PRUNERS = was"),
+    ("import initprune\ninitprune.fit = print", "del initprune.fit"),  # an export served on first use
 ], ids=["dtype", "device", "grad", "inference", "anomaly", "deterministic", "warn-only", "threads", "matmul",
         "cudnn-benchmark", "cudnn-deterministic", "cudnn-tf32", "matmul-tf32", "autocast", "autocast-dtype",
-        "nn.init", "wrapped", "initprune"])
+        "nn.init", "wrapped", "initprune", "initprune-export"])
 def test_every_part_of_a_fresh_torch_is_compared(fresh, change, undo):
     import functools
 

@@ -174,3 +174,18 @@ def test_the_same_declaration_may_register_again_but_another_may_not_take_its_na
         with pytest.raises(InitpruneError, match="method 'snip' is registered twice"):
             PRUNERS.register("snip")(cls)
     assert "twice" not in PRUNERS.names()
+
+
+def test_the_built_in_names_are_declared_as_the_command_line_reads_them():
+    """registry.BUILT_IN: what `python -m initprune run` checks a name against before torch is
+    imported; each registry's own entries, in order, and nothing of initprune's undeclared."""
+    from initprune.tasks import TASKS
+
+    for reg in (PRUNERS, DATASETS, MODELS, TASKS):
+        own = [n for n, entry in reg._entries.items() if registry._origin(entry)[0].startswith("initprune.")]
+        assert own == list(registry.BUILT_IN[reg.kind]), reg.kind
+    cls = _declare("undeclared", 'k: int = option(3, "starts")')
+    cls.__module__ = "initprune.pruners"  # one added to initprune and not to BUILT_IN
+    with PRUNERS.scratch(), pytest.raises(InitpruneError, match=r"method 'undeclared' of initprune's own is not "
+                                          r"declared in initprune.registry.BUILT_IN\['method'\]; add it there"):
+        PRUNERS.register("undeclared")(cls)

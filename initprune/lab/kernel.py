@@ -157,6 +157,8 @@ def changed():
         if sys.modules.get(name) is not module:
             out.append(f"module {name} replaced")
         out += [f"{name}.{a}" for a, v in was.items() if not same(vars(module).get(a, missing), v, home)]
+        # a package's exports served on first use (initprune._FROM) are never kept on it: one there was assigned
+        out += [f"{name}.{a} assigned" for a in getattr(module, "_FROM", ()) if a in vars(module) and a not in was]
     return out
 
 
