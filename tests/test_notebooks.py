@@ -95,4 +95,4 @@ def test_the_figures_notebook_shows_every_figure_the_library_writes():
 
     source = "".join("".join(c["source"]) for c in cells(profiles.NOTEBOOKS / "figures.ipynb"))
     shown = set(re.findall(r'show\(folder, "(\w+)"\)', source))
-    assert shown == set(figures.FIGURES)
+    assert shown == set(figures.every())
