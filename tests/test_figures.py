@@ -507,3 +507,17 @@ def test_a_figure_of_one_panel_never_averages_a_label_over_two_regimes():
     assert {line.get_label(): line.get_ydata()[0] for line in ax.lines if "random" in line.get_label()} == {
         "random, uniform (k=1)": 0.5, "random, free (k=1)": 0.7}
     plt.close("all")
+
+
+def test_the_quartile_and_seconds_figures_are_left_out_in_one_line_where_no_run_has_them(table, tmp_path):
+    """A store whose runs report no kept fraction per |θ0| quartile and measured no training
+    seconds: both figures are one line on the page, never a file drawn empty."""
+    bare = table.assign(training_seconds=None, extra=[{} for _ in range(len(table))])
+    shown = {name: figures.draw(name, bare, tmp_path) for name in ("kept_by_quartile", "training_seconds")}
+    assert shown == {
+        "kept_by_quartile": {"figures": [], "left_out": "no run in this store reports its kept fraction per |θ0| "
+                                                        "quartile"},
+        "training_seconds": {"figures": [], "left_out": "no run in this store measured its training seconds"}}
+    assert not list(tmp_path.iterdir())
+    drawn = figures.draw("kept_by_quartile", table, tmp_path)  # the dissipating runs report theirs
+    assert [f["file"] for f in drawn["figures"]] == ["kept_by_quartile-digits-mlp.png"]
