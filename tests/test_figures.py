@@ -520,4 +520,4 @@ def test_the_quartile_and_seconds_figures_are_left_out_in_one_line_where_no_run_
         "training_seconds": {"figures": [], "left_out": "no run in this store measured its training seconds"}}
     assert not list(tmp_path.iterdir())
     drawn = figures.draw("kept_by_quartile", table, tmp_path)  # the dissipating runs report theirs
-    assert [f["file"] for f in drawn["figures"]] == ["kept_by_quartile-digits-mlp.png"]
+    assert [f["file"] for f in drawn["figures"]] == ["kept_by_quartile-digits-mlp-paper.png"]

@@ -814,10 +814,7 @@ accuracy_vs_cost = contributes(
 def every() -> dict:
     """Every figure by name, in the report's order: those of every method, then each registered
     method's own (attached to its entry, a plugin's too), in registry order. The report's own
-    modules of figures import this one and register on import: they are imported here, on the
-    first call."""
-    from . import figures_controls, figures_dissipating, figures_kstarts, figures_seconds  # noqa: F401
-
+    modules of figures import this one and register on import (the package imports them)."""
     found = dict(_REPORT)
     for method in pruners.PRUNERS.names():
         for shown in pruners.PRUNERS.attached(method, "figures"):

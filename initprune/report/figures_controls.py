@@ -69,7 +69,7 @@ def _mean(fractions: list[list]) -> list:
 
 @F.contributes("kept_by_quartile", "Which weights each criterion keeps, by their size at initialisation: a "
                "criterion blind to |θ0| (gradual random) keeps every quartile alike; relative movement keeps mostly "
-               "the weights that started near zero, magnitude the large ones.")
+               "the weights that started near zero, magnitude the large ones.", (F.BY_CELL, F.BY_FAMILY))
 def quartiles(table):
     """The kept fraction per |θ0| quartile of the final mask (weighted over the layers), mean over
     seeds, one bar per method label of the main comparison that reports it, at the highest

@@ -138,7 +138,7 @@ def _draw(axes: dict, kept: list[dict], where: str = "") -> None:
 
 @F.contributes("training_seconds", "Claim 1 in seconds: what each method really costs to train, its warm-up and "
                "dense pruning epochs included, under dense compute (masked dense weights) and sparse compute (the kept "
-               "weights only) side by side; the last panel divides the two.")
+               "weights only) side by side; the last panel divides the two.", (F.BY_CELL, F.BY_FAMILY))
 def seconds(table):
     """Training seconds against density of the main comparison's runs that measured them, a row
     of panels per dataset and architecture (``_draw``), at the page's width; each label is its
