@@ -68,6 +68,32 @@ class Context:
     invert: bool = False  # the invert ablation: keep what the method would remove (its worst choices)
 
 
+@dataclass(frozen=True)
+class Role:
+    """A contrast of the verdict (docs/method.md, "The verdict"), declared by a method of the
+    registry: ``method`` (a label per the values of its line options) against ``rival``, over the
+    tested sparsities of each cell and regime. ``claim``: the paper's claim it tests (a primary
+    contrast; the claim's contrasts are one family, said by ``text``); "" a secondary family of
+    its own per label of ``method``. ``same``: the rival under the same values of the method's
+    line options (combined (cubic) against dissipating (cubic)). ``variant``: the method under
+    these option values, against itself at their defaults (movement: absolute against relative).
+    ``matched``: the rival trained as long as the method spends in all (``trained_epochs``)."""
+
+    method: str
+    rival: str
+    claim: str = ""
+    text: str = ""
+    same: bool = False
+    variant: tuple[tuple[str, object], ...] = ()
+    matched: bool = False
+
+
+def roles() -> list[Role]:
+    """Every contrast the registered methods declare (a plugin's included), in registry order:
+    each method's own (``Pruner.roles``: declared on its class, never inherited from a parent)."""
+    return [r for m in PRUNERS.names() for r in vars(PRUNERS[m]).get("roles", ())]
+
+
 SCOPES = masks.SCOPES
 AT_LEAST_1 = dict(check=lambda v: v >= 1, must="an integer of at least 1")
 
@@ -92,9 +118,13 @@ class Pruner:
     # options whose every value is a method of its own in figures, tables and claims, never the
     # best of them picked after the fact (dissipating's schedule)
     lines: ClassVar[tuple[str, ...]] = ()
-    # the module of its own figures (report layer; imported by initprune.report.figures, which its
-    # functions join through figures.contributes): the figures of what the method reports
-    figures: ClassVar[str | None] = None
+    # the contrasts the verdict draws that this method declares (``Role``; its own, never
+    # inherited: ``roles``); its figures are attached to its entry by the report layer
+    # (``PRUNERS.attach("figures", name)``, as initprune.report.figures.contributes does)
+    roles: ClassVar[tuple[Role, ...]] = ()
+    # its allocation in the free regime, where it places weights at random: {scope option: value};
+    # every scope option not named ranks globally
+    free: ClassVar[dict[str, str]] = {}
 
     def __post_init__(self):
         if not isinstance(self.sparsity, (int, float)) or not 0 <= self.sparsity < 1:
@@ -271,6 +301,7 @@ class Random(Pruner):
 
     family: ClassVar[str] = "paper"
     color: ClassVar[str | None] = "tab:gray"
+    free: ClassVar[dict[str, str]] = {"scope": "erk"}
     scope: str = option("layerwise", "layerwise: every layer at the sparsity; erk: ERK counts per layer; "
                         "global: one uniform draw over all weights", choices=SCOPES)
 
@@ -294,7 +325,10 @@ class KStarts(Pruner):
     family: ClassVar[str] = "paper"
     color: ClassVar[str | None] = "tab:blue"
     invertible: ClassVar[bool] = True
-    figures: ClassVar[str | None] = "initprune.report.figures_kstarts"
+    free: ClassVar[dict[str, str]] = {"scope": "erk"}
+    roles: ClassVar[tuple[Role, ...]] = (
+        Role("kstarts", "random", claim="2", text="K-starts picks better masks than random"),
+        Role("kstarts", "random", text="random at K-starts' cost", matched=True))  # claim 2, equal training cost
 
     k: int = option(8, "random masks, each trained for the warm-up", **AT_LEAST_1)
     fitness: str = option("both", "how the fittest is judged", choices=FITNESS)
@@ -453,7 +487,10 @@ class Dissipating(Pruner):
     color: ClassVar[str | None] = "tab:orange"
     lines: ClassVar[tuple[str, ...]] = ("schedule",)
     invertible: ClassVar[bool] = True
-    figures: ClassVar[str | None] = "initprune.report.figures_dissipating"
+    roles: ClassVar[tuple[Role, ...]] = (
+        *(Role("dissipating", rival, claim="3", text="dissipating gradients preserves accuracy best")
+          for rival in ("random", "kstarts")),
+        Role("dissipating", "dissipating", variant=(("movement", "absolute"),)))  # the criterion's reading
 
     prune_epochs: int = option(3, "E_d: the epochs over which the sparsity rises to the target", **AT_LEAST_1)
     schedule: str = option("linear", "how the sparsity rises over the pruning epochs", choices=SCHEDULES)
@@ -586,6 +623,10 @@ class Combined(Pruner):
     color: ClassVar[str | None] = "tab:green"
     lines: ClassVar[tuple[str, ...]] = ("schedule",)
     invertible: ClassVar[bool] = True
+    free: ClassVar[dict[str, str]] = {"kstarts_scope": "erk", "scope": "global"}
+    roles: ClassVar[tuple[Role, ...]] = tuple(
+        Role("combined", rival, claim="4", text="the combination beats each of them and random", same=same)
+        for rival, same in (("kstarts", False), ("dissipating", True), ("random", False)))
     # the stage after K-starts, given the options of its own this method declares; its report is
     # filed under its registered name ("dissipating")
     stage: ClassVar[type[Dissipating]] = Dissipating
@@ -668,7 +709,7 @@ class GradualRandom(Dissipating):
     family: ClassVar[str] = "control"
     color: ClassVar[str | None] = "tab:red"
     invertible: ClassVar[bool] = False  # the worst random choice is a random choice
-    figures: ClassVar[str | None] = None
+    roles: ClassVar[tuple[Role, ...]] = (Role("dissipating", "gradual_random", same=True),)  # the criterion alone
 
     tau: float | None = fixed(Dissipating, "tau")
     eps: float = fixed(Dissipating, "eps")  # the movement histograms' only
@@ -688,7 +729,7 @@ class GradualMagnitude(Dissipating):
     family: ClassVar[str] = "control"
     color: ClassVar[str | None] = "darkgoldenrod"
     invertible: ClassVar[bool] = True  # inverted: the largest |θ_e| go
-    figures: ClassVar[str | None] = None
+    roles: ClassVar[tuple[Role, ...]] = (Role("dissipating", "gradual_magnitude", same=True),)
 
     tau: float | None = fixed(Dissipating, "tau")
     eps: float = fixed(Dissipating, "eps")
@@ -708,6 +749,7 @@ class KStartsGradualRandom(Combined):
     color: ClassVar[str | None] = "teal"
     invertible: ClassVar[bool] = False  # its second stage has nothing to invert
     stage: ClassVar[type[Dissipating]] = GradualRandom
+    roles: ClassVar[tuple[Role, ...]] = (Role("combined", "kstarts_gradual_random", same=True),)
 
     tau: float | None = fixed(Combined, "tau")
     movement: str = fixed(Combined, "movement")

@@ -49,6 +49,7 @@ class Registry(Generic[T]):
     def __init__(self, kind: str, check: Callable[[str, T], None] | None = None):
         self.kind, self.check = kind, check
         self._entries: dict[str, T] = {}
+        self._attached: dict[str, dict[str, list]] = {}  # name: {what: [functions]}
 
     def register(self, name: str) -> Callable[[T], T]:
         """Add an entry under ``name``. A name another declaration has is an error naming both
@@ -85,15 +86,41 @@ class Registry(Generic[T]):
         load_plugins()
         return list(self._entries)
 
+    def attach(self, what: str, *names: str) -> Callable:
+        """Add the decorated function to the entries ``names`` under ``what``: how a layer above this
+        registry's (the report's figures of a method) adds to an entry whose module may not import
+        it. The entries must be registered; the same function attached again replaces itself."""
+
+        def add(function):
+            for name in names:
+                if name not in self._entries:
+                    raise InitpruneError(f"{what} {getattr(function, '__name__', function)!s}: no {self.kind} "
+                                         f"'{name}' to attach it to; register the {self.kind} first, or "
+                                         f"choose one of: {', '.join(self._entries)}")
+                mine = self._attached.setdefault(name, {}).setdefault(what, [])
+                mine[:] = [f for f in mine if _origin(f) != _origin(function)] + [function]
+            return function
+
+        return add
+
+    def attached(self, name: str, what: str) -> list:
+        """The functions attached to entry ``name`` under ``what``, in the order they were."""
+        load_plugins()
+        return list(self._attached.get(name, {}).get(what, []))
+
     @contextlib.contextmanager
     def scratch(self):
-        """Entries registered inside are forgotten after (trying a pruner out in a notebook, tests)."""
+        """Entries registered (and functions attached) inside are forgotten after (trying a pruner
+        out in a notebook, tests)."""
         saved = dict(self._entries)
+        attached = {n: {w: list(fs) for w, fs in kinds.items()} for n, kinds in self._attached.items()}
         try:
             yield self
         finally:
             self._entries.clear()
             self._entries.update(saved)
+            self._attached.clear()
+            self._attached.update(attached)
 
 
 def unknown(kind: str, name: str) -> str | None:

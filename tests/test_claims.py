@@ -366,3 +366,61 @@ def test_the_runs_table_carries_each_points_executions_declaration(tmp_path):
     table = results.runs_table(uri).sort_values("seed")
     assert list(table["tested_sparsities"]) == [[0.5, 0.9], None, None]
     assert list(table["profile"].fillna("by hand")) == ["offline", "demo", "by hand"]
+
+
+# ---- claim roles through the registry (issues 30 and 33: the criterion controls) --------------------
+
+
+def test_the_criterion_controls_are_secondary_families_declared_by_their_methods():
+    """Each control is judged against the method variant it shares a schedule with (gradual random
+    and gradual magnitude against dissipating under the same schedule, K-starts then gradual random
+    against combined), and the absolute movement against the relative one: one secondary family
+    each over the tested sparsities, from the roles the methods declare (``Pruner.roles``)."""
+    rows = []
+    for seed in range(8):
+        for s in (0.5, 0.9):
+            rows += [run("dissipating", seed, s, 0.80, options={"schedule": "cubic"}),
+                     run("dissipating", seed, s, 0.70, options={"schedule": "cubic", "movement": "absolute"}),
+                     run("gradual_random", seed, s, 0.75, options={"schedule": "cubic"}),
+                     run("gradual_magnitude", seed, s, 0.80, options={"schedule": "cubic"}),
+                     run("combined", seed, s, 0.82, options={"schedule": "cubic"}),
+                     run("kstarts_gradual_random", seed, s, 0.78, options={"schedule": "cubic"})]
+    found = claims.verdicts(declared(rows))
+    tests = [r for r in found if r["kind"] == "secondary" and r["role"] == "test"]
+    families = {(r["method"], r["rival"]): r for r in tests}
+    assert set(families) == {("dissipating (cubic)", "gradual_random (cubic)"),
+                             ("dissipating (cubic)", "gradual_magnitude (cubic)"),
+                             ("combined (cubic)", "kstarts_gradual_random (cubic)"),
+                             ("dissipating (cubic) [movement=absolute]", "dissipating (cubic)")}
+    assert all(r["family"] == 2 for r in tests)  # one rival against one method variant over 2 sparsities
+    assert families[("dissipating (cubic)", "gradual_random (cubic)")]["verdict"] == "better"
+    assert families[("dissipating (cubic) [movement=absolute]", "dissipating (cubic)")]["verdict"] == "worse"
+    assert families[("dissipating (cubic)", "gradual_magnitude (cubic)")]["verdict"] == "equivalent"
+    assert not any(r["method"].endswith("[movement=absolute]") for r in found if r["kind"] == "primary")
+
+
+def test_a_method_declares_its_roles_and_the_verdict_takes_them_without_a_name_in_claims():
+    """A plugin's method that declares a role against random (``Pruner.roles``) gets its secondary
+    family; the roles a class declares are its own, never inherited by a subclass."""
+    from dataclasses import dataclass
+    from typing import ClassVar
+
+    from initprune.pruners import PRUNERS, Random, Role
+
+    with PRUNERS.scratch():
+        @dataclass
+        class Mine(Random):
+            family: ClassVar[str] = "control"
+            roles: ClassVar[tuple[Role, ...]] = (Role("mine", "random", text="mine against random"),)
+
+        @dataclass
+        class Child(Mine):
+            family: ClassVar[str] = "control"
+
+        PRUNERS.register("mine")(Mine)
+        PRUNERS.register("mine_child")(Child)
+        rows = [run(m, seed, s, acc) for seed in range(8) for s in (0.5, 0.9)
+                for m, acc in (("mine", 0.8), ("random", 0.7), ("mine_child", 0.8))]
+        found = [r for r in claims.verdicts(declared(rows)) if r["role"] == "test" and r["kind"] == "secondary"]
+    assert {(r["method"], r["rival"], r["text"]) for r in found} == {("mine", "random", "mine against random")}
+    assert {r["verdict"] for r in found} == {"better"}

@@ -102,3 +102,15 @@ def test_the_readme_says_who_can_write_to_server_and_ui_in_each_mode(monkeypatch
     where = auth.credentials_path().relative_to(tmp_path)  # the file the code really uses
     assert f"~/{where}" == "~/.config/initprune/mlflow-credentials" and f"~/{where}" in part
     assert "0600" in part and "INITPRUNE_CREDENTIALS" in part and auth.USER in part and auth.PASSWORD in part
+
+
+def test_the_readme_lists_exactly_the_declared_figures_in_the_reports_order():
+    """Figure names are declared once (``figures.contributes``); the README's list between its
+    markers names each of them, in the order report.html shows them, and no other."""
+    import re
+
+    from initprune.report import figures
+
+    text = (ROOT / "README.md").read_text()
+    block = text[text.index("<!-- figures:begin -->"):text.index("<!-- figures:end -->")]
+    assert re.findall(r"`(\w+)`", block) == list(figures.every())

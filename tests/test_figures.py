@@ -9,7 +9,7 @@ import pytest
 
 from initprune.lab import results
 from initprune.pruners import PRUNERS
-from initprune.report import claims, figures
+from initprune.report import assembly, claims, figures
 
 matplotlib.use("Agg")
 
@@ -24,6 +24,7 @@ def result(method, sparsity, seed, acc, options=None, variant="{}", extra=None, 
             "cost": {"training": 1 - 0.9 * sparsity, "inference": 1 - sparsity},
             "layers": {"0.weight": {"numel": 100, "kept": round(100 * (1 - sparsity))}},
             "extra": extra or {}, "options": options or {}, "variant": variant, "run_id": f"{method}{sparsity}{seed}",
+            "training_seconds": 0.1 * epochs * (1 - 0.5 * sparsity),
             **({"training": training} if training is not None else {})}
 
 
@@ -31,7 +32,8 @@ KS = {"candidates": [{"index": 0, "fitness": 0.5, "epochs": 1.0, "final_test_acc
                      {"index": 1, "fitness": 0.9, "epochs": 1.0, "final_test_accuracy": 0.8}],
       "winner": 1, "extra_cost_epochs": 1.0, "rank_correlation": 1.0}
 DIS = {"sparsity_per_epoch": [0.3, 0.6, 0.9], "start_sparsity": 0.0, "target_reached_epoch": 3,
-       "movement_histograms": [{"log10_min": -8.0, "log10_max": 2.0, "counts": [1] * 40}] * 3}
+       "movement_histograms": [{"log10_min": -8.0, "log10_max": 2.0, "counts": [1] * 40}] * 3,
+       "kept_by_quartile": {"weighted": [0.2, 0.1, 0.05, 0.0], "layers": {}}}
 
 
 @pytest.fixture
@@ -66,7 +68,7 @@ def test_accuracy_vs_sparsity_draws_one_line_per_method_and_dense_as_the_ceiling
 def test_every_figure_renders_from_the_table_and_from_any_one_method_of_it(table):
     """Every figure draws from the table (the sanity checks excepted: it has none) and, from a
     store of one method, draws or says in one line why it has nothing to draw: never a blank box."""
-    for name in figures.FIGURES:
+    for name in figures.every():
         if name == "ablation_loss":
             with pytest.raises(figures.Empty, match="no sanity-check runs in this store"):
                 figures.figure(name, table)
@@ -81,7 +83,7 @@ def test_every_figure_renders_from_the_table_and_from_any_one_method_of_it(table
 
 
 def test_a_notebook_that_draws_a_figure_with_nothing_to_draw_gets_one_line(table, capsys):
-    assert figures.FIGURES["ablation_loss"](table) is None
+    assert figures.every()["ablation_loss"](table) is None
     assert capsys.readouterr().out == "ablation_loss: left out, no sanity-check runs in this store\n"
 
 
@@ -93,11 +95,11 @@ def test_accuracy_table_has_mean_and_spread_and_one_row_per_schedule(table):
 
 
 def test_claims_md_is_written_from_the_declared_verdict(table):
-    text = figures.claims_markdown(table)  # figures hands the table to claims
+    text = claims.claims_markdown(table)
     assert "## Primary families" in text and "not the paper's numbers" in text
     # two seeds: no primary family can reach p < 0.05: too few seeds, or equivalent, whatever the numbers
     assert "- claim 2: kstarts vs random, digits/mlp, uniform, s=0.9: +2.00 points" in text
-    assert "too few seeds" in {r["verdict"] for r in figures.verdicts(table)} <= {None, "too few seeds", "equivalent"}
+    assert "too few seeds" in {r["verdict"] for r in claims.verdicts(table)} <= {None, "too few seeds", "equivalent"}
 
 
 def schedules_table():
@@ -115,12 +117,12 @@ def schedules_table():
 
 
 def test_each_schedule_is_judged_apart_never_the_best_picked():
-    rows = {(r["method"], r["rival"]): r for r in figures.verdicts(schedules_table())
+    rows = {(r["method"], r["rival"]): r for r in claims.verdicts(schedules_table())
             if r["kind"] == "primary" and r["role"] == "test"}
     cubic, linear = rows[("dissipating (cubic)", "random")], rows[("dissipating (linear)", "random")]
     assert (cubic["verdict"], linear["verdict"]) == ("better", "worse")
     assert rows[("dissipating (geometric)", "random")]["verdict"] is None  # not run: counts at p = 1
-    assert claims.starred(figures.verdicts(schedules_table())) == {
+    assert claims.starred(claims.verdicts(schedules_table())) == {
         ("digits", "mlp", "uniform"): {"dissipating (cubic)": {0.9, 0.98}}}
 
 
@@ -148,14 +150,17 @@ def test_a_method_the_figures_never_heard_of_gets_a_style_and_a_verdict(table):
 
 
 def test_fitness_vs_final_says_which_run_each_point_is(table):
-    ax = figures.FIGURES["kstarts_fitness_vs_final"](table).axes[0]
+    ax = figures.every()["kstarts_fitness_vs_final"](table).axes[0]
     labels = ax.get_legend_handles_labels()[1]
     assert {"s=0.9", "s=0.99", "seed 0", "seed 1", "winner (starred)"} <= set(labels)  # colour, marker, star
     plt.close("all")
 
 
 def test_assemble_writes_figures_tables_and_claims(table, tmp_path):
-    written = figures.assemble(table, tmp_path)
+    """The one entry point of a table's report (``assembly.assemble``): the figures and tables, then
+    the verdict, each file written once."""
+    written = assembly.assemble(table, tmp_path)
+    assert len(written) == len(set(written))
     names = {p.name for p in written}
     assert {"accuracy_vs_sparsity-digits-mlp-paper.png", "accuracy_vs_sparsity-digits-mlp-paper.pdf",
             "accuracy_table.csv", "accuracy_table.md", "claims.md", "figures.json"} <= names
@@ -163,7 +168,7 @@ def test_assemble_writes_figures_tables_and_claims(table, tmp_path):
     shown = figures.manifest(tmp_path)
     assert shown["ablation_loss"] == {"figures": [], "left_out": "no sanity-check runs in this store"}
     assert not list(tmp_path.glob("ablation_loss*"))  # never a blank box
-    empty = figures.assemble(results.to_table([]), tmp_path / "empty")
+    empty = assembly.assemble(results.to_table([]), tmp_path / "empty")
     assert "No runs to compare yet" in (tmp_path / "empty" / "claims.md").read_text() and empty
     assert not list((tmp_path / "empty").glob("*.png"))
     assert {e["left_out"] for e in figures.manifest(tmp_path / "empty").values()} == {
@@ -175,7 +180,7 @@ def test_a_second_assembly_removes_the_parts_it_does_not_draw_again(table, tmp_p
     assert (tmp_path / "kstarts_candidates-digits-mlp.png").exists()
     figures.assemble(table[table["method"] != "kstarts"], tmp_path)
     assert not (tmp_path / "kstarts_candidates-digits-mlp.png").exists()
-    assert figures.manifest(tmp_path)["kstarts_candidates"]["left_out"] == "no K-starts runs in this store"
+    assert figures.manifest(tmp_path)["kstarts_candidates"]["left_out"] == "no kstarts runs in this store"
 
 
 # ---- runs are grouped by what they were: two cells, two profiles (2 and 4 epochs) ----------------
@@ -236,9 +241,9 @@ def titled(fig):
     return {ax.get_title(): ax for ax in fig.axes if ax.get_title()}
 
 
-@pytest.mark.parametrize("name", list(figures.FIGURES))
+@pytest.mark.parametrize("name", list(figures.every()))
 def test_a_cells_panel_shows_what_that_cell_alone_and_the_figure_has_one_legend(mixed, name):
-    make = figures.FIGURES[name]
+    make = figures.every()[name]
     fig = make(mixed)
     assert all(ax.get_legend() is None for ax in fig.axes)  # one legend for the figure, each entry once
     assert len(fig.legends) == 1, name
@@ -291,7 +296,7 @@ def test_kstarts_candidates_keep_the_page_width_and_name_each_group_once(mixed):
     cell, drawn in groups of one profile and sparsity, each group's sparsity once under it (never
     colliding), each profile a colour of the legend; the figure as wide as the page whatever the
     runs (it was a 4,497 px strip)."""
-    fig = figures.FIGURES["kstarts_candidates"](mixed)
+    fig = figures.every()["kstarts_candidates"](mixed)
     fig.canvas.draw()
     assert fig.get_figwidth() == figures.WIDTH
     renderer = fig.canvas.get_renderer()
@@ -336,31 +341,42 @@ def test_a_table_concatenated_by_hand_keeps_each_runs_label():
     assert acc.loc["random [epochs=4]", "s=0.9"] == "0.7000 ± 0.0000 (n=2)"
 
 
-def test_figures_py_names_no_method_and_repeats_no_default():
-    """A method's own figures live in the module its pruner names (``Pruner.figures``); the
-    generic figures find what they need through the registry, never by a method's name or a copy
-    of an option's default (which would go stale when the declaration changes)."""
+def test_the_report_names_no_method_and_repeats_no_default():
+    """A method's own figures are attached to its registry entry (``figures.contributes(of=...)``)
+    and its claim roles declared with it (``Pruner.roles``, ``Pruner.free``); no module of the
+    report names a method but in that declaration (``OF``, ``BESIDE``), nor repeats an option's
+    default (which would go stale when the declaration changes)."""
     import ast
 
     from initprune import pruners
 
-    tree = ast.parse(Path(figures.__file__).read_text())
-    docstrings = {id(n.body[0].value) for n in ast.walk(tree)
-                  if isinstance(n, (ast.Module, ast.FunctionDef, ast.ClassDef)) and n.body
-                  and isinstance(n.body[0], ast.Expr) and isinstance(n.body[0].value, ast.Constant)}
     names = set(pruners.PRUNERS.names())
-    literals = {n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str)
-                and id(n) not in docstrings}
-    assert not literals & names, sorted(literals & names)
     declared = {o.name for m in names for o in pruners.PRUNERS[m].declared()}
-    defaulted = [n.args[0].value for n in ast.walk(tree) if isinstance(n, ast.Call)
-                 and isinstance(n.func, ast.Attribute) and n.func.attr == "get" and len(n.args) == 2
-                 and isinstance(n.args[0], ast.Constant) and n.args[0].value in declared]
-    assert not defaulted, defaulted
-    for method in names:  # every method's own figures module exists and contributes
-        module = pruners.PRUNERS[method].figures
-        if module:
-            assert any(f.__module__ == module for f in figures.FIGURES.values()), method
+    for path in sorted(Path(figures.__file__).parent.glob("*.py")):
+        tree = ast.parse(path.read_text())
+        skip = {id(n.body[0].value) for n in ast.walk(tree)  # docstrings
+                if isinstance(n, (ast.Module, ast.FunctionDef, ast.ClassDef)) and n.body
+                and isinstance(n.body[0], ast.Expr) and isinstance(n.body[0].value, ast.Constant)}
+        skip |= {id(c) for n in ast.walk(tree) if isinstance(n, ast.Assign)  # the registry's declaration
+                 and any(isinstance(t, ast.Tuple) and {getattr(e, "id", None) for e in t.elts} == {"OF", "BESIDE"}
+                         for t in n.targets) for c in ast.walk(n.value)}
+        literals = {n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str)
+                    and id(n) not in skip}
+        assert not literals & names, (path.name, sorted(literals & names))
+        private = [f"{n.value.id}.{n.attr}" for n in ast.walk(tree) if isinstance(n, ast.Attribute)
+                   and isinstance(n.value, ast.Name) and n.value.id in {"F", "figures", "claims", "common", "labels"}
+                   and n.attr.startswith("_")]
+        assert not private, (path.name, private)  # no module reaches into another's private names
+        if path.name == "figures.py":
+            defaulted = [n.args[0].value for n in ast.walk(tree) if isinstance(n, ast.Call)
+                         and isinstance(n.func, ast.Attribute) and n.func.attr == "get" and len(n.args) == 2
+                         and isinstance(n.args[0], ast.Constant) and n.args[0].value in declared]
+            assert not defaulted, defaulted
+    every = figures.every()
+    for method in names:  # a method's attached figures are the report's, in its entry
+        for shown in PRUNERS.attached(method, "figures"):
+            assert every[shown.figure.name] is shown and method in shown.figure.of
+    assert {f.figure.name for f in PRUNERS.attached("kstarts", "figures")} >= {"kstarts_candidates"}
 
 
 # ---- figures legible at the page's width, never empty (issues 33, 34) -------------------------------
@@ -372,7 +388,7 @@ def test_combined_starts_at_its_kstarts_sparsity_never_dense():
     split = 1 - (1 - 0.9) ** 0.5
     rows = [result("combined", 0.9, seed, 0.8, options={"warmup_epochs": 2},
                    extra={"kstarts": KS, "dissipating": {**DIS, "start_sparsity": split}}) for seed in (0, 1)]
-    ax = figures.FIGURES["dissipating_sparsity"](results.to_table(rows)).axes[0]
+    ax = figures.every()["dissipating_sparsity"](results.to_table(rows)).axes[0]
     [line] = [line for line in ax.lines if line.get_label().startswith("combined")]
     assert list(line.get_xdata()) == [0, 2, 3, 4, 5]
     assert list(line.get_ydata()) == pytest.approx([split, split, 0.3, 0.6, 0.9])
@@ -491,3 +507,17 @@ def test_a_figure_of_one_panel_never_averages_a_label_over_two_regimes():
     assert {line.get_label(): line.get_ydata()[0] for line in ax.lines if "random" in line.get_label()} == {
         "random, uniform (k=1)": 0.5, "random, free (k=1)": 0.7}
     plt.close("all")
+
+
+def test_the_quartile_and_seconds_figures_are_left_out_in_one_line_where_no_run_has_them(table, tmp_path):
+    """A store whose runs report no kept fraction per |θ0| quartile and measured no training
+    seconds: both figures are one line on the page, never a file drawn empty."""
+    bare = table.assign(training_seconds=None, extra=[{} for _ in range(len(table))])
+    shown = {name: figures.draw(name, bare, tmp_path) for name in ("kept_by_quartile", "training_seconds")}
+    assert shown == {
+        "kept_by_quartile": {"figures": [], "left_out": "no run in this store reports its kept fraction per |θ0| "
+                                                        "quartile"},
+        "training_seconds": {"figures": [], "left_out": "no run in this store measured its training seconds"}}
+    assert not list(tmp_path.iterdir())
+    drawn = figures.draw("kept_by_quartile", table, tmp_path)  # the dissipating runs report theirs
+    assert [f["file"] for f in drawn["figures"]] == ["kept_by_quartile-digits-mlp-paper.png"]

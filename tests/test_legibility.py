@@ -15,7 +15,7 @@ import matplotlib
 import pytest
 
 from initprune.lab import results
-from initprune.report import figures, report_html
+from initprune.report import assembly, figures, report_html
 
 matplotlib.use("Agg")
 
@@ -70,7 +70,7 @@ def demo_like():
 def page(tmp_path_factory):
     out = tmp_path_factory.mktemp("legible")
     table = demo_like()
-    figures.assemble(table, out)
+    assembly.assemble(table, out)
     return out, report_html.write(out, table)
 
 
@@ -131,7 +131,7 @@ def test_every_figure_is_as_wide_as_the_page_with_a_legend_of_about_ten_at_most(
     the page's width nor a legend of more than 10 entries (11 with the gold star's); its smallest
     type is 7 pt, about 14.6 px where the page shows it at its natural width."""
     table = demo_like()
-    for name in figures.FIGURES:
+    for name in figures.every():
         for slug, _, _, part in figures.parts(name, table):
             try:
                 fig = figures.figure(name, part)

@@ -20,6 +20,7 @@ from initprune.errors import InitpruneError
 from initprune.lab import results, sweep
 from initprune.models import MODELS
 from initprune.pruners import PRUNERS
+from initprune.report import claims as claims_module
 from initprune.report import figures
 
 PLUGINS = Path(__file__).resolve().parent / "plugins"
@@ -135,7 +136,7 @@ def test_a_profile_runs_the_plugin_through_a_notebook_into_mlflow_and_the_figure
 
     fig = figures.accuracy_vs_sparsity(table)
     assert "mine" in [t.get_text() for legend in fig.legends for t in legend.get_texts()]
-    claims = figures.claims_markdown(table)
+    claims = claims_module.claims_markdown(table)
     assert "| blobs / tiny | uniform | kstarts vs mine |" in claims  # no tested sparsities declared: descriptive
     # a second sweep finds everything finished: nothing retrains
     lines.clear()

@@ -46,7 +46,7 @@ def test_the_page_holds_every_figure_drawn_as_an_embedded_image_and_a_line_for_e
     out, path = report
     page = path.read_text()
     shown = figures.manifest(out)
-    assert set(shown) == set(figures.FIGURES)
+    assert set(shown) == set(figures.every())
     for name, entry in shown.items():
         for f in entry["figures"]:
             stem = f["file"][:-len(".png")]
@@ -58,7 +58,7 @@ def test_the_page_holds_every_figure_drawn_as_an_embedded_image_and_a_line_for_e
             assert float(found.group(2)) == pytest.approx(figures.SMALLEST * figures.DPI / 72, abs=0.01)
         if not entry["figures"]:
             assert f'<p class="left-out" id="{name}">' in page and entry["left_out"] in page, name
-    assert "no K-starts runs at more than one k in this store" in page and "no sanity-check runs in this store" in page
+    assert "no kstarts runs at more than one k in this store" in page and "no sanity-check runs in this store" in page
     assert page.count("<figure") == sum(len(e["figures"]) for e in shown.values()) >= 6
     assert not re.search(r'(src|href)="(?!data:)', page)  # nothing fetched from elsewhere
 

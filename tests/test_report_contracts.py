@@ -139,7 +139,7 @@ def test_a_dollar_in_an_option_value_renders_as_itself_in_every_figure():
     rows = [result("mine", s, seed, 0.5, options={"data": data}) for s in (0.9, 0.99) for seed in (0, 1)
             for data in ("$HOME/data_$", "plain")]
     table = results.to_table(rows + [result("random", s, 0, 0.4) for s in (0.9, 0.99)])
-    for make in figures.FIGURES.values():
+    for make in figures.every().values():
         fig = make(table)
         if fig is None:  # nothing of its kind in this table (no sanity checks): one line, no figure
             continue

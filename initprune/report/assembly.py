@@ -33,8 +33,7 @@ def make_figures(out: str | Path | None = None, run_id: str = "", uri: str | Non
     $INITPRUNE_FIGURES) and log them to a figures run."""
     out = Path(out) if out else figures_dir()
     table = results.runs_table(uri)
-    written = figures.assemble(table, out)
-    written = list(dict.fromkeys(written + verdict(table, out)))  # claims.md and .json: written once more, the same
+    written = assemble(table, out)
     c, exp_id = store.ensure_store(uri)
     written.append(report_html.write(out, table, c, exp_id))  # the page of it all, logged with the rest
     written.append(out / "provenance.json")  # written beside it: the commit, machine and sweeps behind it
@@ -47,6 +46,12 @@ def make_figures(out: str | Path | None = None, run_id: str = "", uri: str | Non
     if own:
         c.set_terminated(run_id, "FINISHED")
     return written
+
+
+def assemble(table, out: str | Path) -> list[Path]:
+    """The report's files of a runs table in ``out``, each written once: the figures and the
+    accuracy table (``figures.assemble``), then the verdict (``verdict``)."""
+    return figures.assemble(table, out) + verdict(table, out)
 
 
 def verdict(table, out: str | Path, echo=print) -> list[Path]:

@@ -22,7 +22,6 @@ the tested sparsities (``stats.summary``) and its rows at the sparsities not tes
 
 from __future__ import annotations
 
-import itertools
 import json
 import math
 
@@ -30,109 +29,69 @@ import numpy as np
 
 from .. import data, pruners
 from ..errors import InitpruneError
-from . import labels, stats
+from . import common, labels, stats
+from .common import REGIMES, UNIFORM, declared_labels, label, regime, resolved  # noqa: F401  (claims.UNIFORM: the figures')
 
-REGIMES = ("uniform", "free")
-UNIFORM = "layerwise"
-# the free regime's allocation of the methods that place weights at random (or start from
-# random masks); every other scope option of every other method ranks globally
-FREE = {"random": {"scope": "erk"}, "kstarts": {"scope": "erk"},
-        "combined": {"kstarts_scope": "erk", "scope": "global"}}
-FREE_RANKED = "global"
-
-# (claim, what the paper says, method, rivals): a rival in a tuple (rival, True) is taken under
-# the same values of the method's line options (combined (cubic) vs dissipating (cubic))
-PRIMARY = [
-    ("2", "K-starts picks better masks than random", "kstarts", [("random", False)]),
-    ("3", "dissipating gradients preserves accuracy best", "dissipating", [("random", False), ("kstarts", False)]),
-    ("4", "the combination beats each of them and random", "combined",
-     [("kstarts", False), ("dissipating", True), ("random", False)]),
-]
+PRIMARY = "primary"  # a role with a claim of the paper; every other role is a secondary family of its own
 
 
-def _entry(method: str):
-    return pruners.PRUNERS[method] if method in pruners.PRUNERS else None
+def roles() -> list[pruners.Role]:
+    """Every contrast the registry's methods declare (``pruners.roles``: claims 2-4 by the paper's
+    methods, the criterion controls, claim 2 at equal cost, the movement variant)."""
+    return pruners.roles()
 
 
-def _lines(method: str) -> tuple[str, ...]:
-    entry = _entry(method)
-    return entry.lines if entry is not None else ()
-
-
-def _defaults(method: str) -> dict:
-    entry = _entry(method)
-    return {} if entry is None else {o.name: o.default for o in entry.declared()}
-
-
-def resolved(method: str, options: dict | None) -> dict:
-    """The method's options as the run held them: the registry's defaults, then the run's own."""
-    return {**_defaults(method), **(options if isinstance(options, dict) else {})}
-
-
-label = pruners.label  # "dissipating (cubic)"
-
-
-def _scope_keys(method: str, values: dict) -> set[str]:
-    return {"scope"} | {k for k in values if k.endswith("_scope")} | set(FREE.get(method, {}))
-
-
-def regime(method: str, options: dict | None) -> str | None:
-    """"uniform", "free", or None for an allocation that is neither (random with global scope)."""
-    values = resolved(method, options)
-    keys = _scope_keys(method, values)
-    held = {k: values.get(k, UNIFORM) for k in keys}  # an option the method lacks: layerwise
-    if all(v == UNIFORM for v in held.values()):
-        return "uniform"
-    if held == {k: FREE.get(method, {}).get(k, FREE_RANKED) for k in keys}:
-        return "free"
-    return None
+def _variants(method: str) -> dict[str, str]:
+    """{its other options as ``_rest`` writes them: what its label adds} for each variant of
+    ``method`` a role declares ("movement=absolute"): a label of its own, not a run set aside."""
+    return {json.dumps(dict(r.variant), sort_keys=True, default=str): ", ".join(f"{k}={v}" for k, v in r.variant)
+            for r in roles() if r.method == method and r.variant}
 
 
 def _rest(method: str, values: dict) -> str:
     """The options that are neither line nor scope options and differ from the defaults."""
-    skip = set(_lines(method)) | _scope_keys(method, values)
-    defaults = _defaults(method)
-    return json.dumps({k: v for k, v in values.items() if k not in skip and (k not in defaults or v != defaults[k])},
+    skip = set(common.lines(method)) | common.scope_keys(method, values)
+    held = common.defaults(method)
+    return json.dumps({k: v for k, v in values.items() if k not in skip and (k not in held or v != held[k])},
                       sort_keys=True, default=str)
-
-
-def declared_labels(method: str) -> list[str]:
-    """Every label of a method: one per combination of the values its line options take."""
-    entry = _entry(method)
-    if entry is None:
-        return [method]
-    declared = {o.name: o for o in entry.declared()}
-    keys = [k for k in entry.lines if k in declared]
-    if any(not declared[k].choices for k in keys):
-        raise InitpruneError(f"method '{method}': a line option ({', '.join(keys)}) must declare its choices")
-    return [label(method, dict(zip(keys, combo))) for combo in itertools.product(*(declared[k].choices for k in keys))]
 
 
 def primary_families() -> list[tuple[str, str, list[tuple[str, str]]]]:
     """(claim, text, [(method label, rival label)]): the declared primary contrasts of one cell
-    and regime, each claim a family (claim 2: 1 contrast, 3: 6, 4: 9)."""
+    and regime, each claim a family (claim 2: 1 contrast, 3: 6, 4: 9), from the registry's roles."""
+    found: dict = {}
+    for r in (r for r in roles() if r.claim):
+        text, pairs = found.setdefault(r.claim, (r.text, []))
+        for name in declared_labels(r.method):
+            pairs.append((name, label(r.rival, common.values_of(r.method, name) if r.same else {})))
+    return [(claim, text, _by_label(pairs)) for claim, (text, pairs) in found.items()]
+
+
+def _by_label(pairs: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """The pairs of a claim grouped by method label, in the order each label came first."""
+    order = list(dict.fromkeys(m for m, _ in pairs))
+    return sorted(pairs, key=lambda p: order.index(p[0]))
+
+
+def secondary_pairs(here) -> list[tuple[str, str, str]]:
+    """(method label, rival label, the family's text) of every secondary role the registry
+    declares (the criterion controls against the method variant they share a schedule with, a
+    variant against its method) whose two labels have runs in ``here``; claim 2 at equal cost
+    is ``_matched_families``'."""
     out = []
-    for number, text, method, rivals in PRIMARY:
-        entry = _entry(method)
-        keys = entry.lines if entry is not None else ()
-        pairs = []
-        for name in declared_labels(method):
-            values = _values_of(method, name, keys)
-            for rival, same in rivals:
-                pairs.append((name, label(rival, values) if same else label(rival, {})))
-        out.append((number, text, pairs))
+    for r in (r for r in roles() if not r.claim and not r.matched):
+        for name in declared_labels(r.method):
+            if r.variant:
+                method, rival = labels.named(name, _variants(r.method)[_variant_key(r)]), name
+            else:
+                method, rival = name, label(r.rival, common.values_of(r.method, name) if r.same else {})
+            if method in here and rival in here:
+                out.append((method, rival, r.text or f"{method} against {rival}"))
     return out
 
 
-def _values_of(method: str, name: str, keys) -> dict:
-    entry = _entry(method)
-    if entry is None or not keys:
-        return {}
-    declared = {o.name: o for o in entry.declared()}
-    for combo in itertools.product(*(declared[k].choices for k in keys)):
-        if label(method, dict(zip(keys, combo))) == name:
-            return dict(zip(keys, combo))
-    return {}
+def _variant_key(r: pruners.Role) -> str:
+    return json.dumps(dict(r.variant), sort_keys=True, default=str)
 
 
 def rivals() -> list[str]:
@@ -170,7 +129,8 @@ def _prepare(table):
     """The unablated runs with their label, regime, training setting and other options; per (cell,
     setting, regime, label) the runs with the default other options, else the option set that
     covers the most runs. A label says the pruner version where it is not today's ("snip [v1]"):
-    a group of its own, as in the figures (``labels``). With it, per (cell, setting, regime) the
+    a group of its own, as in the figures (``labels``), and so does a variant a role declares
+    ("dissipating (cubic) [movement=absolute]"). With it, per (cell, setting, regime) the
     tested sparsities its runs' executions declared (their union; None where none declared any)."""
     import pandas as pd
 
@@ -182,9 +142,12 @@ def _prepare(table):
                                                                          "threads", "device")))]
     versions = [labels.suffixes([{"version": labels.version(m, v)}])[0]
                 for m, v in zip(table["method"], _column(table, "version"))]
-    table = table.assign(label=[labels.named(label(m, v), s) for m, v, s in zip(table["method"], values, versions)],
+    rests = [_rest(m, v) for m, v in zip(table["method"], values)]
+    variants = [_variants(m).get(r, "") for m, r in zip(table["method"], rests)]  # a label of its own
+    table = table.assign(label=[labels.named(label(m, v), ", ".join(filter(None, (x, s))))
+                                for m, v, x, s in zip(table["method"], values, variants, versions)],
                          regime=[regime(m, v) for m, v in zip(table["method"], values)],
-                         rest=[_rest(m, v) for m, v in zip(table["method"], values)],
+                         rest=["{}" if x else r for r, x in zip(rests, variants)],
                          setting=[canonical(s) for s in settings])
     table = table[table["regime"].notna()]
     tested: dict = {}
@@ -291,9 +254,6 @@ def _where(picked) -> dict:
     return out
 
 
-MATCHED = "random at K-starts' cost"
-
-
 def matched_epochs(method: str, options: dict, epochs: int) -> int | None:
     """The epochs random trains for the training K-starts (or a method like it) spends on
     ``epochs``: its run's epochs plus every candidate's warm-up beyond the winner's
@@ -307,20 +267,21 @@ def matched_epochs(method: str, options: dict, epochs: int) -> int | None:
 
 
 def _matched_families(picked, d: str, a: str, g: str, reg: str) -> list:
-    """Claim 2's compute-matched rival (secondary): K-starts against random trained for as many
-    epochs as K-starts spends in all, same cell, training settings and regime."""
+    """Claim 2's compute-matched rival (secondary; the roles with ``matched``): the method against
+    its rival trained for as many epochs as the method spends in all, same cell, training
+    settings and regime."""
     out = []
     base = json.loads(g)
-    for (d2, a2, g2, r2, name), runs in picked.items():
-        if (d2, a2, g2, r2) != (d, a, g, reg) or _base(name) != "kstarts" or base.get("epochs") is None:
-            continue
-        options = resolved("kstarts", runs["options"].iloc[0])
-        epochs = matched_epochs("kstarts", options, base["epochs"])
-        if epochs is None:
-            continue
-        rival = picked.get((d, a, canonical({**base, "epochs": epochs}), reg, "random"))
-        if rival is not None:
-            out.append((name, f"{MATCHED} ({epochs} epochs)", runs, rival))
+    for r in (r for r in roles() if r.matched):
+        for (d2, a2, g2, r2, name), runs in picked.items():
+            if (d2, a2, g2, r2) != (d, a, g, reg) or _base(name) != r.method or base.get("epochs") is None:
+                continue
+            epochs = matched_epochs(r.method, resolved(r.method, runs["options"].iloc[0]), base["epochs"])
+            if epochs is None:
+                continue
+            rival = picked.get((d, a, canonical({**base, "epochs": epochs}), reg, label(r.rival, {})))
+            if rival is not None:
+                out.append((name, f"{r.text or r.rival} ({epochs} epochs)", runs, rival))
     return out
 
 
@@ -410,6 +371,9 @@ def verdicts(table) -> list[dict]:
                 for m in (p for p in paper if p in here):
                     families.append(("secondary", against, f"{m} against {against}",
                                      [(m, against, here[m], here[against])], f"{name}, {reg}, {m} vs {against}"))
+        for m, against, text in secondary_pairs(here):
+            families.append(("secondary", against, text, [(m, against, here[m], here[against])],
+                             f"{name}, {reg}, {m} vs {against}"))
         for m, rival, runs, rival_runs in _matched_families(picked, dataset, arch, g, reg):
             families.append(("secondary", rival, f"{m} against random trained as long as it spends in all "
                              "(claim 2, compute-matched)", [(m, rival, _runs(runs), _runs(rival_runs))],

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import importlib
 import json
 import math
 from pathlib import Path
@@ -36,8 +35,7 @@ from matplotlib.ticker import MaxNLocator
 from .. import masks, pruners
 from ..errors import InitpruneError
 from ..lab.results import BY_HAND
-from . import claims, labels
-from .claims import claims_markdown, verdicts
+from . import claims, common, labels
 
 NOTE = "initprune, on our grid (docs/method.md), not the paper's numbers"
 FAMILY_STYLE = {"paper": "-", "baseline": ":", "reference": "--"}
@@ -57,12 +55,6 @@ class Empty(Exception):
     in its place ("no analysis-mode runs in this store"); nothing is written."""
 
 
-def _entry(method: str):
-    """The method's registry entry; None for one the registry does not know (a plugin that is
-    not installed any more): it still gets a line, in a style of its own."""
-    return pruners.PRUNERS[method] if method in pruners.PRUNERS else None
-
-
 # colours for methods that declare none (a plugin's, one the registry no longer knows), after
 # those the registered methods declare are taken out
 PALETTE = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown", "tab:pink", "tab:gray",
@@ -73,7 +65,7 @@ PALETTE = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:
 def color(method: str) -> str:
     """The method's declared colour, else one no registered method declares: registered methods
     in registry order, others by a hash of their name."""
-    entry = _entry(method)
+    entry = common.entry(method)  # None: a method the registry no longer knows gets a style of its own
     if entry is not None and entry.color:
         return entry.color
     names = pruners.PRUNERS.names()
@@ -101,23 +93,12 @@ def shades(base: str, n: int) -> list[str]:
 
 def _dense(method: str) -> bool:
     """A method that keeps every weight (the dense ceiling), drawn as a line across the panel."""
-    entry = _entry(method)
+    entry = common.entry(method)
     return entry is not None and entry.fixed_sparsity == 0
 
 
-def family(method: str) -> str:
-    entry = _entry(method)
-    return entry.family if entry is not None else "baseline"
-
-
-def _defaults(method: str) -> dict:
-    entry = _entry(method)
-    return {} if entry is None else {f.name: f.default for f in dataclasses.fields(entry)
-                                     if f.default is not dataclasses.MISSING}
-
-
-label = pruners.label  # "dissipating (cubic)": the one definition, in the registry's module
-_base = labels.base  # "dissipating (cubic) [epochs=2]" -> "dissipating"
+family = common.family
+label = common.label  # "dissipating (cubic)": the one definition, in the registry's module
 
 
 # ---- what a run was: its whole identity but seed and sparsity (labels.identity) ------------------
@@ -131,7 +112,7 @@ _configs = labels.identities
 _json = labels.canonical
 
 
-def _profiled(table, drop=(), within=("dataset", "arch")):
+def profiled(table, drop=(), within=("dataset", "arch")):
     """``table`` with the columns ``profile`` (the identity without the keys ``drop``, as JSON:
     runs of one profile may be averaged, others never) and ``suffix`` (what tells the profile from
     the others of the same ``within`` group, and its pruner version where not today's)."""
@@ -151,7 +132,6 @@ def _profiled(table, drop=(), within=("dataset", "arch")):
 _named = labels.named
 
 
-REGIMES = ("uniform", "free")
 REGIME_TITLE = {"uniform": "uniform: every method layerwise", "free": "free: random ERK, scores global"}
 
 
@@ -160,7 +140,7 @@ def _regime(method: str, config: dict) -> str | None:
     for the references (dense, post-training), which stand in both."""
     if family(method) == "reference":
         return None
-    return claims.regime(method, config) or ("uniform" if config.get("scope") in (None, claims.UNIFORM)
+    return common.regime(method, config) or ("uniform" if config.get("scope") in (None, common.UNIFORM)
                                              else "free")
 
 
@@ -179,7 +159,7 @@ def _labelled(table):
     methods = list(table["method"])
     rest = []
     for method, config in zip(methods, configs):
-        entry, defaults = _entry(method), _defaults(method)
+        entry, defaults = common.entry(method), common.defaults(method)
         keys = set(entry.lines if entry is not None else ()) | {"scope", "epochs"}
         rest.append(_json({k: v for k, v in config.items() if k in defaults and k not in keys and v != defaults[k]}))
     return table.assign(label=[label(m, c) for m, c in zip(methods, configs)],
@@ -200,7 +180,7 @@ def _picked(table):
     return keep
 
 
-def _default(table):
+def main_comparison(table):
     """The main comparison, runs grouped by what they were (``_picked``). Runs that still differ
     (in epochs, training settings, or scope within a regime) are never averaged: each group gets
     what tells it from the others of its label and regime in its label. Adds the columns
@@ -212,14 +192,14 @@ def _default(table):
         return table.assign(label=pd.Series(dtype=str), regime=pd.Series(dtype=object),
                             profile=pd.Series(dtype=str)).drop(columns="rest")
     table = pd.concat(_picked(table)).drop(columns="rest")
-    table = _profiled(table.assign(within=table["regime"].fillna("")),
+    table = profiled(table.assign(within=table["regime"].fillna("")),
                       within=("dataset", "arch", "label", "within")).drop(columns="within")
     table["label"] = [_named(n, s) for n, s in zip(table["label"], table["suffix"])]
     return table.drop(columns="suffix")
 
 
 def regimed(table):
-    """The main comparison's runs (``_default``) with each label that stands in more than one
+    """The main comparison's runs (``main_comparison``) with each label that stands in more than one
     regime naming its own ("random, free"): for a figure that draws the regimes in one panel."""
     if table.empty:
         return table
@@ -242,7 +222,7 @@ def store_groups(table):
         return pd.DataFrame(columns=columns)
     table = table.reset_index(drop=True)
     shown = set(pd.concat(_picked(_labelled(table))).index) if (table["ablation"] == "none").any() else set()
-    table = _profiled(table.assign(origin=_origins(table), label=[label(m, c) for m, c in
+    table = profiled(table.assign(origin=_origins(table), label=[label(m, c) for m, c in
                                                                    zip(table["method"], _configs(table))]),
                       within=("dataset", "arch", "method"))
     rows = []
@@ -260,15 +240,15 @@ def store_groups(table):
     return pd.DataFrame(rows, columns=columns)
 
 
-def _cells(table) -> list[tuple[str, str]]:
+def cells_of(table) -> list[tuple[str, str]]:
     return sorted({(d, a) for d, a in zip(table["dataset"], table["arch"])})
 
 
-def _cell(table, key):
+def cell_of(table, key):
     return table[(table["dataset"] == key[0]) & (table["arch"] == key[1])]
 
 
-def _grid(rows: list, cols: list, height: float = ROW):
+def panel_grid(rows: list, cols: list, height: float = ROW):
     """One panel per (row, column), the figure as wide as the page (``WIDTH``) whatever the
     columns, a row ``height`` inches tall; an empty figure still has one (blank) panel. Laid out
     by matplotlib's constrained layout: no title, label or legend is cut or overlaps another."""
@@ -282,11 +262,11 @@ def _grid(rows: list, cols: list, height: float = ROW):
     return fig, panels
 
 
-def _title(key, *more) -> str:
+def title_of(key, *more) -> str:
     return ", ".join([f"{key[0]} / {key[1]}", *[m for m in more if m]])
 
 
-def _note(fig):
+def noted(fig):
     """The note and one legend for the whole figure, below the panels (no legend hides a curve,
     none is taller than the figure), each entry once: a name has one style in every panel. The
     figure grows by the legend's rows and by a strip above the panels, never in width: the
@@ -317,7 +297,7 @@ STRIP = 0.3  # inches above the panels: the figure's heading and the note
 
 
 def heading(fig, text: str) -> None:
-    """The figure's heading, at the left of the strip above its panels (``_note`` keeps it free)."""
+    """The figure's heading, at the left of the strip above its panels (``noted`` keeps it free)."""
     fig.text(0.005, 1 - 0.04 / fig.get_figheight(), plain(text), ha="left", va="top", fontsize=RC["figure.titlesize"],
              fontweight="bold")
 
@@ -343,22 +323,22 @@ def wrapped(text: str, inches: float, size: float) -> str:
     return "\n".join(textwrap.wrap(plain(text), chars, break_on_hyphens=False)) or plain(text)
 
 
-def _label(ax, xlabel: str, ylabel: str, title: str) -> None:
+def label_axes(ax, xlabel: str, ylabel: str, title: str) -> None:
     ax.set_xlabel(_fit(ax, xlabel, RC["axes.labelsize"]))
     ax.set_ylabel(plain(ylabel))
     ax.set_title(_fit(ax, title, RC["axes.titlesize"]))
     ax.grid(alpha=0.3)
 
 
-def _order(method: str) -> int:
+def registry_order(method: str) -> int:
     names = pruners.PRUNERS.names()
     return names.index(method) if method in names else len(names)
 
 
-def _methods(table, column: str = "method"):
+def in_registry_order(table, column: str = "method"):
     """The methods (or labels) present, in registry order; a method's default label first."""
     present = list(dict.fromkeys(table[column]))
-    return sorted(present, key=lambda n: (_order(_base(n)), n != label(_base(n), {}), n))
+    return sorted(present, key=lambda n: (registry_order(common.base(n)), n != label(common.base(n), {}), n))
 
 
 LINESTYLES = ("-", "-.", "--", ":", (0, (5, 1, 1, 1)), (0, (1, 3)))
@@ -369,7 +349,7 @@ def _variant_style(method: str, config: dict):
     """The line style of a method's variant: the place of its first line option's value among the
     values that option declares (dissipating's schedule), else of its allocation scope; None for
     a method with neither."""
-    entry = _entry(method)
+    entry = common.entry(method)
     declared = {o.name: o for o in entry.declared()} if entry is not None else {}
     for key in entry.lines if entry is not None else ():
         choices = declared[key].choices if key in declared else None
@@ -381,24 +361,24 @@ def _variant_style(method: str, config: dict):
 def _variant_rank(method: str, name: str) -> int:
     """Where a label of ``method`` stands among its variants: the place of its line options'
     values among those the options declare (dissipating's schedules in their declared order)."""
-    entry = _entry(method)
+    entry = common.entry(method)
     if entry is None or not entry.lines:
         return 0
     try:
-        return claims.declared_labels(method).index(name.split(" [")[0])
+        return common.declared_labels(method).index(name.split(" [")[0])
     except (ValueError, InitpruneError):
         return 0
 
 
-def _style(name: str, config: dict | None = None, names=()) -> dict:
+def style_of(name: str, config: dict | None = None, names=()) -> dict:
     """A colour per label: a method's hue, each of its labels in the figure (``names``: all of
     them, for styles that agree across panels) a shade of it, darkest first in the order its line
     option declares its values; the line style follows the line option's value (else the
     allocation scope) and the marker the label's place, so that no two labels read alike even
     in grey."""
-    method, config = _base(name), config or {}
+    method, config = common.base(name), config or {}
     ls = _variant_style(method, config) or FAMILY_STYLE.get(family(method), "-.")
-    same = sorted([n for n in dict.fromkeys(names) if _base(n) == method] or [name],
+    same = sorted([n for n in dict.fromkeys(names) if common.base(n) == method] or [name],
                   key=lambda n: (_variant_rank(method, n), n))
     index = same.index(name) if name in same else 0
     return {"color": shades(color(method), len(same))[index], "ls": ls, "marker": MARKERS[index % len(MARKERS)]}
@@ -410,7 +390,7 @@ def _curves(ax, part, names, confident=None, every=()):
     rival. ``every``: every label of the figure (for markers that agree across panels)."""
     for name in names:
         rows = part[part["label"] == name]
-        method = _base(name)
+        method = common.base(name)
         config = _configs(rows.iloc[:1])[0]
         if _dense(method):
             mean = rows["test_accuracy"].mean()
@@ -421,7 +401,7 @@ def _curves(ax, part, names, confident=None, every=()):
         stats = rows.groupby("sparsity")["test_accuracy"].agg(["mean", "std"]).sort_index()
         density = 1 - stats.index.to_numpy()
         ax.errorbar(density, stats["mean"], yerr=stats["std"].fillna(0), capsize=3, label=name,
-                    **_style(name, config, every or names))
+                    **style_of(name, config, every or names))
         marked = sorted(set((confident or {}).get(name, ())) & set(stats.index))
         if marked:
             ax.scatter(1 - np.array(marked), stats.loc[marked, "mean"], marker="*", s=160, zorder=5,
@@ -429,10 +409,10 @@ def _curves(ax, part, names, confident=None, every=()):
     if confident and any(confident.values()):
         ax.scatter([], [], marker="*", s=160, facecolor="gold", edgecolor="gray",
                    label="better than every rival (primary verdict)")
-    _density_axis(ax, 1 - part.loc[~part["method"].map(_dense), "sparsity"].to_numpy())
+    density_axis(ax, 1 - part.loc[~part["method"].map(_dense), "sparsity"].to_numpy())
 
 
-def _density_axis(ax, densities) -> None:
+def density_axis(ax, densities) -> None:
     """A log density axis, dense on the left, ticked at the densities run (not at powers of ten,
     whose minor labels collide on a narrow range)."""
     from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter
@@ -454,33 +434,33 @@ def _regime_grid(table):
     (the references in each), as wide as the page: the figure, every label of it, and per panel
     that has runs of its regime (axes, regime, cell, its runs, its title). A panel without runs of
     its own (a cell run in one regime only) is left blank, without axes."""
-    regimes = [r for r in REGIMES if r in set(table["regime"].dropna())] or ["uniform"]
-    fig, grid = _grid(_cells(table), regimes)
+    regimes = [r for r in common.REGIMES if r in set(table["regime"].dropna())] or ["uniform"]
+    fig, grid = panel_grid(cells_of(table), regimes)
     panels = []
     for (key, regime), ax in grid.items():
-        part = _cell(table, key)
+        part = cell_of(table, key)
         if len(regimes) > 1 and not (part["regime"] == regime).any():
             ax.set_axis_off()
             continue
         part = part[part["regime"].isna() | (part["regime"] == regime)]
         named = REGIME_TITLE[regime] if len(regimes) > 1 or regime != "uniform" else ""
-        panels.append((ax, regime, key, part, _title(key, named)))
-    return fig, _methods(table, "label"), panels
+        panels.append((ax, regime, key, part, title_of(key, named)))
+    return fig, in_registry_order(table, "label"), panels
 
 
-def _by_regime(table, methods=None):
+def by_regime(table, methods=None):
     """Panels of accuracy against density: one row per dataset and architecture, one column per
     allocation regime present (the references in each)."""
-    found = claims.starred(verdicts(table))  # {(dataset, arch, regime): {label: sparsities}}
-    table = _default(table)
+    found = claims.starred(claims.verdicts(table))  # {(dataset, arch, regime): {label: sparsities}}
+    table = main_comparison(table)
     if methods is not None:
         table = table[table["method"].isin(methods)]
     if table.empty:
         raise Empty("no runs of these methods in this store")
     fig, every, panels = _regime_grid(table)
     for ax, regime, key, part, title in panels:
-        _curves(ax, part, _methods(part, "label"), found.get((*key, regime), {}), every)
-        _label(ax, "density (fraction of weights kept, log)", "test accuracy", title)
+        _curves(ax, part, in_registry_order(part, "label"), found.get((*key, regime), {}), every)
+        label_axes(ax, "density (fraction of weights kept, log)", "test accuracy", title)
     return fig
 
 
@@ -488,7 +468,7 @@ def accuracy_vs_sparsity(table):
     """Figure 1: test accuracy against density (log axis), mean and spread over seeds, a row of
     panels per dataset and architecture and a column per allocation regime; a star where the
     paper's claim for that method is better than each of its rivals with confidence."""
-    return _note(_by_regime(table))
+    return noted(by_regime(table))
 
 
 def learning_curves(table, sparsity: float | None = None):
@@ -496,12 +476,12 @@ def learning_curves(table, sparsity: float | None = None):
     dataset and architecture, a column per allocation regime): ``sparsity``, or the highest that
     every pruning method of the panel has; a method that lacks it is shown at its own highest,
     and its label says so. Mean over seeds, the band from min to max."""
-    table = _default(table)
+    table = main_comparison(table)
     if table.empty:
         raise Empty("no finished runs in this store")
     fig, every, panels = _regime_grid(table)
     for ax, _, _, part, title in panels:
-        names = _methods(part, "label")
+        names = in_registry_order(part, "label")
         pruned = part[~part["method"].map(_dense)]
         common = set.intersection(*[set(g["sparsity"]) for _, g in pruned.groupby("label")]) if len(pruned) else set()
         at = sparsity if sparsity is not None else (max(common) if common else
@@ -518,17 +498,17 @@ def learning_curves(table, sparsity: float | None = None):
             length = min(len(h) for h in rows["history"])
             curves = np.array([[h["test_accuracy"] for h in hist[:length]] for hist in rows["history"]], dtype=float)
             epochs = np.arange(1, length + 1)
-            style = _style(name, _configs(rows.iloc[:1])[0], every)
+            style = style_of(name, _configs(rows.iloc[:1])[0], every)
             ax.plot(epochs, curves.mean(0), label=shown, markersize=4, **style)
             ax.fill_between(epochs, curves.min(0), curves.max(0), alpha=0.15, color=style["color"])
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        _label(ax, "epoch", "test accuracy", ", ".join([title, f"s={named[float(at)]}" if at is not None else ""]))
-    return _note(fig)
+        label_axes(ax, "epoch", "test accuracy", ", ".join([title, f"s={named[float(at)]}" if at is not None else ""]))
+    return noted(fig)
 
 
 def layer_density(results: list[dict]):
     """Density of each layer's mask, one bar group per layer, one bar per run."""
-    fig, ax = plt.subplots(figsize=(WIDTH, 3.8), layout="constrained")  # _note sets the layout's rect
+    fig, ax = plt.subplots(figsize=(WIDTH, 3.8), layout="constrained")  # noted sets the layout's rect
     layers = list(results[0]["layers"]) if results else []
     width = 0.8 / max(1, len(results))
     for i, r in enumerate(results):
@@ -538,8 +518,8 @@ def layer_density(results: list[dict]):
     ax.set_xticks(np.arange(len(layers)) + 0.4 - width / 2)
     ax.set_xticklabels([plain(n) for n in layers], fontsize=8)
     ax.set_yscale("log")
-    _label(ax, "", "density (kept / weights)", "Which layers keep their weights")
-    return _note(fig)
+    label_axes(ax, "", "density (kept / weights)", "Which layers keep their weights")
+    return noted(fig)
 
 
 def _cost(table, kind: str):
@@ -554,7 +534,7 @@ def _accuracy_stats(table):
     standard deviation and count of the final test accuracy over seeds, and the mean effective
     sparsity and training and inference cost (NaN where no run of it measured them). The regime
     is "" for the references, which stand in both."""
-    table = _default(table)
+    table = main_comparison(table)
     effective = [float(v) if v is not None and v == v else math.nan
                  for v in (table["effective_sparsity"] if "effective_sparsity" in table else [None] * len(table))]
     table = table.assign(cost_training=_cost(table, "training"), cost_inference=_cost(table, "inference"),
@@ -565,10 +545,10 @@ def _accuracy_stats(table):
 
 
 def _in_order(frame, column: str = "method"):
-    """Rows by dataset, arch, regime (the references first, then ``REGIMES``) and method label in
+    """Rows by dataset, arch, regime (the references first, then ``common.REGIMES``) and method label in
     registry order."""
-    order = {name: i for i, name in enumerate(_methods(frame, column))}
-    regimes = {r: i for i, r in enumerate(("", *REGIMES))}
+    order = {name: i for i, name in enumerate(in_registry_order(frame, column))}
+    regimes = {r: i for i, r in enumerate(("", *common.REGIMES))}
     return frame.sort_values(["dataset", "arch", "regime", column], key=lambda col: col.map(order)
                              if col.name == column else col.map(regimes) if col.name == "regime" else col)
 
@@ -582,7 +562,7 @@ def accuracy_table(table):
     ``cost_cells``)."""
     import pandas as pd
 
-    if _default(table).empty:
+    if main_comparison(table).empty:
         return pd.DataFrame(columns=["dataset", "arch", "regime", "method"])
     stats = _accuracy_stats(table)
     cells = stats.apply(lambda r: f"{r['mean']:.4f}" + (f" ± {r['std']:.4f}" if r["count"] > 1 else "")
@@ -655,21 +635,21 @@ def accuracy_vs_cost(table):
     """Figure 6a: test accuracy against training cost (FLOPs relative to one dense training, log
     axis), one point per method label and sparsity, mean over seeds; a row of panels per dataset
     and architecture, a column per allocation regime."""
-    table = _default(table)
+    table = main_comparison(table)
     table = table.assign(cost_training=_cost(table, "training")).dropna(subset=["cost_training"])
     if table.empty:
         raise Empty("no run in this store counted its training cost")
     fig, every, panels = _regime_grid(table)
     for ax, _, _, part, title in panels:
-        for name in _methods(part, "label"):
+        for name in in_registry_order(part, "label"):
             rows = part[part["label"] == name]
             stats = rows.groupby("sparsity")[["cost_training", "test_accuracy"]].mean()
-            style = _style(name, _configs(rows.iloc[:1])[0], every)
+            style = style_of(name, _configs(rows.iloc[:1])[0], every)
             ax.plot(stats["cost_training"], stats["test_accuracy"], label=name, **{**style, "ls": style["ls"]
                     if len(stats) > 1 else "none"}, alpha=0.85)
         ax.set_xscale("log")
-        _label(ax, "training cost (FLOPs relative to one dense training, log)", "test accuracy", title)
-    return _note(fig)
+        label_axes(ax, "training cost (FLOPs relative to one dense training, log)", "test accuracy", title)
+    return noted(fig)
 
 
 def ablation_loss(table):
@@ -678,24 +658,24 @@ def ablation_loss(table):
     The reference is the rewind control (the final mask retrained from θ0) where it was run, else
     the method's own run; the panel title says which. A method whose accuracy survives shuffling
     chooses layer densities, not weights."""
-    rows = _profiled(table, within=("dataset", "arch", "method"))
+    rows = profiled(table, within=("dataset", "arch", "method"))
     rows = rows.assign(label=[label(m, c) for m, c in zip(rows["method"], _configs(rows))])
     keys = ["dataset", "arch", "method", "sparsity", "seed", "profile"]
     ablated = rows[~rows["ablation"].isin(["none", "rewind"])]
     if ablated.empty:
         raise Empty("no sanity-check runs in this store")
     kinds = list(dict.fromkeys(ablated["ablation"]))
-    cells = _cells(ablated)
-    fig, panels = _grid(cells, ["all"], height=3.6)
+    cells = cells_of(ablated)
+    fig, panels = panel_grid(cells, ["all"], height=3.6)
     for (key, _), ax in panels.items():
-        part = _cell(rows, key)
+        part = cell_of(rows, key)
         reference = "rewind" if (part["ablation"] == "rewind").any() else "none"
         base = part[part["ablation"] == reference].drop_duplicates(keys).set_index(keys)["test_accuracy"]
-        joined = _cell(ablated, key).join(base.rename("reference"), on=keys).dropna(subset=["reference"])
+        joined = cell_of(ablated, key).join(base.rename("reference"), on=keys).dropna(subset=["reference"])
         joined = joined.assign(lost=joined["reference"] - joined["test_accuracy"],
                                name=[_named(n, s) for n, s in zip(joined["label"], joined["suffix"])])
         stats = joined.groupby(["name", "ablation"])["lost"].agg(["mean", "std"]).reset_index()
-        methods = _methods(stats, "name")
+        methods = in_registry_order(stats, "name")
         width = 0.8 / max(1, len(kinds))
         for i, kind in enumerate(kinds):
             bars = stats[stats["ablation"] == kind].set_index("name").reindex(methods)
@@ -706,8 +686,8 @@ def ablation_loss(table):
         ax.set_xticklabels([wrapped(m, WIDTH / max(1, len(methods)), RC["xtick.labelsize"]) for m in methods])
         ax.axhline(0, color="black", lw=0.8)
         against = "the rewind control" if reference == "rewind" else "the unablated run (no rewind control run)"
-        _label(ax, "", "test accuracy lost", _title(key, f"lost against {against}"))
-    return _note(fig)
+        label_axes(ax, "", "test accuracy lost", title_of(key, f"lost against {against}"))
+    return noted(fig)
 
 
 def effective_vs_nominal(table):
@@ -715,7 +695,7 @@ def effective_vs_nominal(table):
     nominal density, per method label, a row of panels per dataset and architecture and a column
     per regime; on the diagonal every kept weight can carry signal. Runs logged before effective
     sparsity was measured are left out."""
-    table = _default(table)
+    table = main_comparison(table)
     if "effective_sparsity" in table:
         table = table[table["effective_sparsity"].notna() & ~table["method"].map(_dense)]
     else:
@@ -724,18 +704,18 @@ def effective_vs_nominal(table):
         raise Empty("no run in this store measured its effective sparsity")
     fig, every, panels = _regime_grid(table)
     for ax, _, _, part, title in panels:
-        for name in _methods(part, "label"):
+        for name in in_registry_order(part, "label"):
             rows = part[part["label"] == name]
             stats = rows.groupby("sparsity")["effective_sparsity"].mean().sort_index()
             ax.plot(1 - stats.index.to_numpy(), 1 - stats.to_numpy(), label=name,
-                    **_style(name, _configs(rows.iloc[:1])[0], every))
+                    **style_of(name, _configs(rows.iloc[:1])[0], every))
         lims = [d for d in 1 - part["sparsity"].to_numpy() if d > 0]
         if lims:
             ax.plot([min(lims), 1], [min(lims), 1], color="gray", lw=0.8, ls=":", label="every kept weight alive")
             ax.set_xscale("log")
             ax.set_yscale("log")
-        _label(ax, "nominal density (kept, log)", "effective density (log)", title)
-    return _note(fig)
+        label_axes(ax, "nominal density (kept, log)", "effective density (log)", title)
+    return noted(fig)
 
 
 # ---- every figure, and the parts the report shows it in ------------------------------------------
@@ -743,18 +723,37 @@ def effective_vs_nominal(table):
 BY_CELL, BY_FAMILY = "cell", "family"
 FAMILY_TITLE = {"paper": "the paper's methods", "control": "the criterion controls",  # in the report's order
                 "baseline": "the established baselines", "reference": "the references"}
-_FIGURES: dict = {}  # every figure by name, in the report's order: the generic ones, each method's own
-_PARTS: dict = {}  # name: how the report cuts its table (BY_CELL, BY_FAMILY)
 
 
-def contributes(name: str, by: tuple[str, ...] = (BY_CELL,)):
-    """Add the decorated ``figure(table)`` to the figures: how a method's own figures module (named by
-    its pruner's ``figures``) contributes the figures of its report. ``by``: how the report cuts the
-    table into figures of their own, each as wide as the page: a figure per dataset and
-    architecture (``BY_CELL``), and per family of methods (``BY_FAMILY``: the paper's, the
-    controls, the baselines, each with the references). The figure is drawn in the report's
-    type sizes (``RC``); where it has nothing to draw, the decorated function prints the one line
-    why and returns None, a notebook's cell shows that line (``figure`` raises ``Empty``)."""
+@dataclasses.dataclass(frozen=True)
+class Figure:
+    """A figure of the report, declared once: its ``name`` (its files, its place on the page and in
+    figures.ipynb), ``draw`` (the function that draws it of a runs table or raises ``Empty``),
+    ``caption`` (what to look at in it, said once above its parts), ``by`` (how the report cuts
+    the table: a figure per dataset and architecture, ``BY_CELL``, and per family of methods,
+    ``BY_FAMILY``), and for a method's own figure ``of``, the registered methods whose runs it
+    draws (it is attached to their entries), and ``beside``, those drawn with them for reference."""
+
+    name: str
+    draw: object
+    caption: str
+    by: tuple[str, ...] = (BY_CELL,)
+    of: tuple[str, ...] = ()
+    beside: tuple[str, ...] = ()
+
+
+_REPORT: dict = {}  # the figures of every method (``of`` empty), by name, in the report's order
+
+
+def contributes(name: str, caption: str, by: tuple[str, ...] = (BY_CELL,), of: tuple[str, ...] = (),
+                beside: tuple[str, ...] = ()):
+    """Declare the decorated ``figure(table)`` a figure of the report (``Figure``): where ``of``
+    names methods, it is attached to their registry entries (``PRUNERS.attach("figures", ...)``:
+    how a method, a plugin's too, contributes the figures of what it reports) and the function
+    is called with ``of`` and ``beside`` as keywords; else it is one of every method's. The
+    decorated function draws in the report's type sizes (``RC``); where it has nothing to draw,
+    it prints the one line why and returns None, so that a notebook's cell shows that line
+    (``figure`` raises ``Empty``)."""
     import functools
 
     def add(make):
@@ -763,55 +762,70 @@ def contributes(name: str, by: tuple[str, ...] = (BY_CELL,)):
             """The figure, or where it has nothing to draw None, the one line why printed (a notebook's
             cell shows that line, not a blank box)."""
             try:
-                return figure(name, *args, **kwargs)
+                return draw_figure(shown.figure, *args, **kwargs)
             except Empty as empty:
                 print(f"{name}: left out, {empty}")
                 return None
 
-        _FIGURES[name], _PARTS[name], _DRAW[name] = shown, tuple(by), make
+        shown.figure = Figure(name, make, caption, tuple(by), tuple(of), tuple(beside))
+        if of:
+            pruners.PRUNERS.attach("figures", *of)(shown)
+        else:
+            _REPORT[name] = shown
         return shown
 
     return add
 
 
-_DRAW: dict = {}  # name: the function that draws it or raises Empty
+def draw_figure(declared: Figure, *args, **kwargs):
+    """A declared figure of a table, in the report's type sizes (``RC``); ``Empty`` where it has
+    nothing to draw."""
+    with plt.rc_context(RC):
+        if declared.of:
+            kwargs = {"of": declared.of, "beside": declared.beside, **kwargs}
+        return declared.draw(*args, **kwargs)
 
 
 def figure(name: str, *args, **kwargs):
-    """Figure ``name`` of a table, in the report's type sizes (``RC``); ``Empty`` where it has
-    nothing to draw."""
-    every()
-    with plt.rc_context(RC):
-        return _DRAW[name](*args, **kwargs)
+    """Figure ``name`` of a table (``draw_figure``)."""
+    return draw_figure(every()[name].figure, *args, **kwargs)
 
 
-accuracy_vs_sparsity = contributes("accuracy_vs_sparsity", (BY_CELL, BY_FAMILY))(accuracy_vs_sparsity)
-learning_curves = contributes("learning_curves", (BY_CELL, BY_FAMILY))(learning_curves)
-ablation_loss = contributes("ablation_loss")(ablation_loss)
-effective_vs_nominal = contributes("effective_vs_nominal", (BY_CELL, BY_FAMILY))(effective_vs_nominal)
-accuracy_vs_cost = contributes("accuracy_vs_cost", (BY_CELL, BY_FAMILY))(accuracy_vs_cost)
+accuracy_vs_sparsity = contributes(
+    "accuracy_vs_sparsity", "Where the curves part as density falls (to the right), and whether a method stays "
+    "above random at the sparsities tested; the error bars are the spread over seeds, the dashed line dense. A gold "
+    "star marks a sparsity where a claimed method beats every rival with 95% confidence.",
+    (BY_CELL, BY_FAMILY))(accuracy_vs_sparsity)
+learning_curves = contributes(
+    "learning_curves", "Where each curve ends, not where it starts: a method that starts higher but ends level only "
+    "trains faster, it does not prune better. The band spans the seeds.", (BY_CELL, BY_FAMILY))(learning_curves)
+ablation_loss = contributes(
+    "ablation_loss", "Bars near zero for shuffle mean the method chose layer densities, not weights; a tall invert "
+    "bar means its choice of weights matters. Losses are against the rewind control where it was run.")(ablation_loss)
+effective_vs_nominal = contributes(
+    "effective_vs_nominal", "Points below the dotted diagonal: kept weights that no path from input to logits uses "
+    "(dead); a method far below it at high sparsity is sparser than it says.",
+    (BY_CELL, BY_FAMILY))(effective_vs_nominal)
+accuracy_vs_cost = contributes(
+    "accuracy_vs_cost", "Up and to the left is better: the same accuracy for less training. Methods that train "
+    "candidates or prune late pay for it here.", (BY_CELL, BY_FAMILY))(accuracy_vs_cost)
 
 
 def every() -> dict:
-    """Every figure by name, each registered method's own included (a plugin's too): their modules
-    are imported on the first call, not when this module is, so that a plugin that fails to load
-    is one line from the command that looked it up."""
+    """Every figure by name, in the report's order: those of every method, then each registered
+    method's own (attached to its entry, a plugin's too), in registry order. The report's own
+    modules of figures import this one and register on import (the package imports them)."""
+    found = dict(_REPORT)
     for method in pruners.PRUNERS.names():
-        if pruners.PRUNERS[method].figures:
-            importlib.import_module(pruners.PRUNERS[method].figures)
-    return _FIGURES
-
-
-def __getattr__(name: str):
-    if name == "FIGURES":  # figures.FIGURES: every figure, as every() gives them
-        return every()
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        for shown in pruners.PRUNERS.attached(method, "figures"):
+            found.setdefault(shown.figure.name, shown)
+    return found
 
 
 def _ancestors(method: str) -> list[str]:
     """The registered methods ``method`` is built on (a control's: the paper method whose schedule
     it shares), nearest first."""
-    entry = _entry(method)
+    entry = common.entry(method)
     if entry is None:
         return []
     return [m for m in pruners.PRUNERS.names() if m != method and issubclass(entry, pruners.PRUNERS[m])]
@@ -831,7 +845,7 @@ def families(table) -> list[tuple[str, str, object]]:
     of = table["method"].map(family)
     known = list(FAMILY_TITLE)
     present = sorted(set(of) - {"reference"}, key=lambda f: (known.index(f) if f in known else len(known),
-                                                             min(_order(m) for m in table["method"][of == f])))
+                                                             min(registry_order(m) for m in table["method"][of == f])))
     if not present:
         return [("reference", FAMILY_TITLE["reference"], table)]
     configs = _configs(table)
@@ -842,7 +856,7 @@ def families(table) -> list[tuple[str, str, object]]:
         for method in dict.fromkeys(table["method"][members]):
             mine = [configs[i] for i in np.flatnonzero(table["method"] == method)]
             for parent in _ancestors(method):
-                lines = _entry(parent).lines
+                lines = common.entry(parent).lines
                 held = {tuple(c.get(k) for k in lines) for c in mine}
                 keep |= (table["method"] == parent) & np.array([tuple(c.get(k) for k in lines) in held
                                                                 for c in configs], dtype=bool)
@@ -856,10 +870,10 @@ def parts(name: str, table) -> list[tuple[str, str, str, object]]:
     methods (the heading: the family's title; the panels name the cell)."""
     import re
 
-    by = _PARTS.get(name, (BY_CELL,))
+    by = every()[name].figure.by
     out = []
-    for key in _cells(table) if BY_CELL in by else [None]:
-        cell = table if key is None else _cell(table, key)
+    for key in cells_of(table) if BY_CELL in by else [None]:
+        cell = table if key is None else cell_of(table, key)
         for fam, title, part in families(cell) if BY_FAMILY in by else [(None, "", cell)]:
             words = [*(key or ()), *([fam] if fam else [])]
             slug = "-".join(re.sub(r"[^A-Za-z0-9_.]+", "_", str(w)) for w in words)
@@ -916,9 +930,10 @@ def draw(name: str, table, out: Path) -> dict:
 
 def assemble(table, out: str | Path) -> list[Path]:
     """Every figure as PNG and PDF (a file per part: ``parts``), ``figures.json`` (what each part
-    is and its smallest type, for the page; the line that stands for a figure left out), the
-    accuracy table as CSV and Markdown, and claims.md. The files of an earlier assembly that this
-    one does not write again are removed."""
+    is and its smallest type, for the page; the line that stands for a figure left out), and the
+    accuracy table as CSV and Markdown (the verdict's files are the assembly's:
+    ``assembly.verdict``). The files of an earlier assembly that this one does not write again
+    are removed."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     if len(table) and table["test_accuracy"].isna().any():  # a diverged run has no accuracy to draw
@@ -939,10 +954,7 @@ def assemble(table, out: str | Path) -> list[Path]:
     acc = accuracy_table(table)
     acc.to_csv(out / "accuracy_table.csv", index=False)
     (out / "accuracy_table.md").write_text(accuracy_markdown(table))
-    (out / "claims.md").write_text(claims_markdown(table))
-    (out / "claims.json").write_text(json.dumps(verdicts(table), indent=1))
-    return written + [out / n for n in (MANIFEST, "accuracy_table.csv", "accuracy_table.md", "claims.md",
-                                        "claims.json")]
+    return written + [out / n for n in (MANIFEST, "accuracy_table.csv", "accuracy_table.md")]
 
 
 def manifest(out: str | Path) -> dict:
@@ -963,11 +975,22 @@ def show(out: str | Path, name: str) -> None:
     and per family of methods), or the line that says why it was left out."""
     found = images(out, name)
     if not found:
-        print(f"{name}: left out, {manifest(out)[name]['left_out']}")
+        print(f"{name}: left out, {manifest(out).get(name, {}).get('left_out') or 'not assembled in ' + str(out)}")
         return
     from IPython.display import Image, display
 
     display(*[Image(path) for path in found])
+
+
+def show_all(out: str | Path) -> None:
+    """In a notebook: every figure (``every``) in ``out``, each under its name and caption (its
+    ``Figure``), or the line that says why it was left out."""
+    from IPython.display import Markdown, display
+
+    for name, shown in every().items():
+        if images(out, name):
+            display(Markdown(f"**{name.replace('_', ' ')}**: {shown.figure.caption}"))
+        show(out, name)
 
 
 def accuracy_markdown(table) -> str:

@@ -21,36 +21,6 @@ import platform
 import re
 from pathlib import Path
 
-# what to look at in each figure (figures.FIGURES names them; one missing here gets its title only),
-# said once above its parts (a figure per dataset and architecture, and per family of methods)
-CAPTIONS = {
-    "accuracy_vs_sparsity": "Where the curves part as density falls (to the right), and whether a method stays above "
-                            "random at the sparsities tested; the error bars are the spread over seeds, the dashed "
-                            "line dense. A gold star marks a sparsity where a claimed method beats every rival with "
-                            "95% confidence.",
-    "learning_curves": "Where each curve ends, not where it starts: a method that starts higher but ends level only "
-                       "trains faster, it does not prune better. The band spans the seeds.",
-    "ablation_loss": "Bars near zero for shuffle mean the method chose layer densities, not weights; a tall invert "
-                     "bar means its choice of weights matters. Losses are against the rewind control where it "
-                     "was run.",
-    "effective_vs_nominal": "Points below the dotted diagonal: kept weights that no path from input to logits uses "
-                            "(dead); a method far below it at high sparsity is sparser than it says.",
-    "accuracy_vs_cost": "Up and to the left is better: the same accuracy for less training. Methods that train "
-                        "candidates or prune late pay for it here.",
-    "kstarts_candidates": "Whether the starred winner stands apart from the other candidates of its run; a winner "
-                          "inside the cloud was picked by noise.",
-    "kstarts_k_and_fitness": "Whether accuracy rises with k (more random starts) above random's line (k = 1); a "
-                             "flat line means the choice among candidates buys nothing.",
-    "kstarts_fitness_vs_final": "A rising trend: fitter candidates after the warm-up end more accurate. Without "
-                                "it the fitness does not pick better masks.",
-    "dissipating_schedules": "How far apart the schedules are, against random at the same sparsities: the schedule "
-                             "alone can decide the verdict.",
-    "dissipating_sparsity": "Each curve should reach its target by the last pruning epoch E_d and stay there; "
-                            "combined starts at K-starts' s_k.",
-    "dissipating_movement": "How the histograms shift between pruning epochs: the pruned weights are the left tail; "
-                            "a tail that stops moving means the mask has settled.",
-    "dissipating_prune_epochs": "A plateau: the smallest E_d that does as well as more epochs of pruning.",
-}
 STYLE = """
 body { font-family: system-ui, sans-serif; max-width: 70rem; margin: 2rem auto; padding: 0 1rem; color: #222; }
 h1 { font-size: 1.6rem; } h2 { margin-top: 2.5rem; border-bottom: 1px solid #ccc; }
@@ -312,7 +282,7 @@ def _figures(out: Path) -> list[str]:
 
     shown = figures.manifest(out)
     parts = ["<h2>Figures</h2>"]
-    for name in figures.FIGURES:
+    for name, declared in figures.every().items():
         entry = shown.get(name)
         if entry is None:
             continue
@@ -322,8 +292,7 @@ def _figures(out: Path) -> list[str]:
                          f"{html.escape(entry['left_out'] or 'nothing to draw')}.</p>")
             continue
         parts.append(f'<h3 id="{name}">{html.escape(title)}</h3>')
-        if name in CAPTIONS:
-            parts.append(f'<p class="look">{html.escape(CAPTIONS[name])}</p>')
+        parts.append(f'<p class="look">{html.escape(declared.figure.caption)}</p>')  # what to look at, declared with it
         for f in entry["figures"]:
             png = out / f["file"]
             if not png.exists():
