@@ -1,7 +1,8 @@
 """The paper's figures, each a function of a table of runs (a pandas DataFrame, one row per run,
 as ``results.runs_table`` returns it) that returns a matplotlib figure.
 
-Columns used: method, dataset, arch, sparsity, seed, ablation, test_accuracy, epochs, options
+Columns used: method, dataset, arch, sparsity, seed, ablation, task and the test metric it names
+(``metric.scored``: test_accuracy, test_reconstruction_error), epochs, options
 (dict of resolved pruner options), training (dict of resolved training settings; missing: {}),
 threads, device, version (the pruner's; missing: today's), history (list of per-epoch dicts) and
 extra (the method's report).
@@ -36,7 +37,7 @@ from matplotlib.ticker import MaxNLocator
 from .. import masks, pruners
 from ..errors import InitpruneError
 from ..lab.results import BY_HAND
-from . import claims, labels
+from . import claims, labels, metric
 from .claims import claims_markdown, verdicts
 
 NOTE = "initprune, on our grid (docs/method.md), not the paper's numbers"
@@ -174,7 +175,7 @@ def _origins(table) -> list[str]:
 def _labelled(table):
     """The unablated runs with the columns ``label``, ``regime``, ``rest`` (the options beyond
     the label and scope that differ from the defaults, as JSON) and ``origin``."""
-    table = table[table["ablation"] == "none"] if "ablation" in table else table
+    table = metric.scored(table[table["ablation"] == "none"] if "ablation" in table else table)
     configs = _configs(table)
     methods = list(table["method"])
     rest = []
@@ -413,12 +414,12 @@ def _curves(ax, part, names, confident=None, every=()):
         method = _base(name)
         config = _configs(rows.iloc[:1])[0]
         if _dense(method):
-            mean = rows["test_accuracy"].mean()
+            mean = rows["score"].mean()
             ax.axhline(mean, color="black", ls="--", lw=1, label=name)
-            ax.annotate(f"{mean:.3f}", (0.01, mean), xycoords=("axes fraction", "data"), fontsize=7,
+            ax.annotate(f"{mean:.3g}", (0.01, mean), xycoords=("axes fraction", "data"), fontsize=7,
                         va="bottom")
             continue
-        stats = rows.groupby("sparsity")["test_accuracy"].agg(["mean", "std"]).sort_index()
+        stats = rows.groupby("sparsity")["score"].agg(["mean", "std"]).sort_index()
         density = 1 - stats.index.to_numpy()
         ax.errorbar(density, stats["mean"], yerr=stats["std"].fillna(0), capsize=3, label=name,
                     **_style(name, config, every or names))
@@ -480,7 +481,7 @@ def _by_regime(table, methods=None):
     fig, every, panels = _regime_grid(table)
     for ax, regime, key, part, title in panels:
         _curves(ax, part, _methods(part, "label"), found.get((*key, regime), {}), every)
-        _label(ax, "density (fraction of weights kept, log)", "test accuracy", title)
+        _label(ax, "density (fraction of weights kept, log)", metric.axis(metric.of(part)), title)
     return fig
 
 
@@ -516,13 +517,15 @@ def learning_curves(table, sparsity: float | None = None):
                 if own != at:
                     shown = f"{name} (s={named[own]})"
             length = min(len(h) for h in rows["history"])
-            curves = np.array([[h["test_accuracy"] for h in hist[:length]] for hist in rows["history"]], dtype=float)
+            key = f"test_{metric.task(metric.of(rows)).metric}"  # the history's name for the task's metric
+            curves = np.array([[h.get(key) for h in hist[:length]] for hist in rows["history"]], dtype=float)
             epochs = np.arange(1, length + 1)
             style = _style(name, _configs(rows.iloc[:1])[0], every)
             ax.plot(epochs, curves.mean(0), label=shown, markersize=4, **style)
             ax.fill_between(epochs, curves.min(0), curves.max(0), alpha=0.15, color=style["color"])
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        _label(ax, "epoch", "test accuracy", ", ".join([title, f"s={named[float(at)]}" if at is not None else ""]))
+        at_s = f"s={named[float(at)]}" if at is not None else ""
+        _label(ax, "epoch", metric.axis(metric.of(part)), ", ".join([title, at_s]))
     return _note(fig)
 
 
@@ -560,7 +563,7 @@ def _accuracy_stats(table):
     table = table.assign(cost_training=_cost(table, "training"), cost_inference=_cost(table, "inference"),
                          effective=effective, regime=table["regime"].fillna(""))
     groups = table.groupby(["dataset", "arch", "regime", "label", "sparsity"])
-    stats = groups["test_accuracy"].agg(["mean", "std", "count"])
+    stats = groups["score"].agg(["mean", "std", "count"])
     return stats.join(groups[["cost_training", "cost_inference", "effective"]].mean())
 
 
@@ -663,12 +666,12 @@ def accuracy_vs_cost(table):
     for ax, _, _, part, title in panels:
         for name in _methods(part, "label"):
             rows = part[part["label"] == name]
-            stats = rows.groupby("sparsity")[["cost_training", "test_accuracy"]].mean()
+            stats = rows.groupby("sparsity")[["cost_training", "score"]].mean()
             style = _style(name, _configs(rows.iloc[:1])[0], every)
-            ax.plot(stats["cost_training"], stats["test_accuracy"], label=name, **{**style, "ls": style["ls"]
+            ax.plot(stats["cost_training"], stats["score"], label=name, **{**style, "ls": style["ls"]
                     if len(stats) > 1 else "none"}, alpha=0.85)
         ax.set_xscale("log")
-        _label(ax, "training cost (FLOPs relative to one dense training, log)", "test accuracy", title)
+        _label(ax, "training cost (FLOPs relative to one dense training, log)", metric.axis(metric.of(part)), title)
     return _note(fig)
 
 
@@ -678,7 +681,7 @@ def ablation_loss(table):
     The reference is the rewind control (the final mask retrained from θ0) where it was run, else
     the method's own run; the panel title says which. A method whose accuracy survives shuffling
     chooses layer densities, not weights."""
-    rows = _profiled(table, within=("dataset", "arch", "method"))
+    rows = _profiled(metric.scored(table), within=("dataset", "arch", "method"))
     rows = rows.assign(label=[label(m, c) for m, c in zip(rows["method"], _configs(rows))])
     keys = ["dataset", "arch", "method", "sparsity", "seed", "profile"]
     ablated = rows[~rows["ablation"].isin(["none", "rewind"])]
@@ -690,9 +693,10 @@ def ablation_loss(table):
     for (key, _), ax in panels.items():
         part = _cell(rows, key)
         reference = "rewind" if (part["ablation"] == "rewind").any() else "none"
-        base = part[part["ablation"] == reference].drop_duplicates(keys).set_index(keys)["test_accuracy"]
+        base = part[part["ablation"] == reference].drop_duplicates(keys).set_index(keys)["score"]
         joined = _cell(ablated, key).join(base.rename("reference"), on=keys).dropna(subset=["reference"])
-        joined = joined.assign(lost=joined["reference"] - joined["test_accuracy"],
+        sign = 1 if metric.higher(metric.of(part)) else -1  # lost: the metric's way to worse
+        joined = joined.assign(lost=sign * (joined["reference"] - joined["score"]),
                                name=[_named(n, s) for n, s in zip(joined["label"], joined["suffix"])])
         stats = joined.groupby(["name", "ablation"])["lost"].agg(["mean", "std"]).reset_index()
         methods = _methods(stats, "name")
@@ -706,7 +710,8 @@ def ablation_loss(table):
         ax.set_xticklabels([wrapped(m, WIDTH / max(1, len(methods)), RC["xtick.labelsize"]) for m in methods])
         ax.axhline(0, color="black", lw=0.8)
         against = "the rewind control" if reference == "rewind" else "the unablated run (no rewind control run)"
-        _label(ax, "", "test accuracy lost", _title(key, f"lost against {against}"))
+        worse = "lost" if sign > 0 else "gained"  # accuracy lost, reconstruction error gained
+        _label(ax, "", f"{metric.words(metric.of(part))} {worse}", _title(key, f"lost against {against}"))
     return _note(fig)
 
 
@@ -921,10 +926,11 @@ def assemble(table, out: str | Path) -> list[Path]:
     one does not write again are removed."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    if len(table) and table["test_accuracy"].isna().any():  # a diverged run has no accuracy to draw
-        nan = table["test_accuracy"].isna()
+    table = metric.scored(table)  # each run's test metric, through its task
+    if len(table) and table["score"].isna().any():  # a diverged run has no metric to draw
+        nan = table["score"].isna()
         named = [f"{r.method} s={r.sparsity:g} seed {r.seed} (run {r.run_id})" for r in table[nan].itertuples()]
-        print(f"initprune: warning: left out of the figures and tables, their test accuracy is NaN: "
+        print(f"initprune: warning: left out of the figures and tables, their test metric is NaN: "
               f"{', '.join(named)}")
         table = table[~nan]
     before = manifest(out)
@@ -976,7 +982,10 @@ def accuracy_markdown(table) -> str:
     cells = accuracy_cells(table)
     if not cells:
         return "No finished runs yet.\n"
-    return "\n".join(f"### {labels.markdown(f'{d} / {a}')}\n\n{_markdown(frame)}" for (d, a), frame in cells)
+    table = metric.scored(table)
+    axis = {(d, a): metric.axis(metric.of(_cell(table, (d, a)))) for (d, a), _ in cells}  # each cell's metric
+    return "\n".join(f"### {labels.markdown(f'{d} / {a}: {axis[(d, a)]}')}\n\n{_markdown(frame)}"
+                     for (d, a), frame in cells)
 
 
 def _markdown(frame) -> str:

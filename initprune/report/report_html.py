@@ -339,17 +339,19 @@ def _figures(out: Path) -> list[str]:
 def _accuracy(table) -> list[str]:
     """The accuracy table per dataset and architecture, the cost and effective sparsity folded
     under each, and the groups of runs the main comparison leaves out."""
-    from . import figures
+    from . import figures, metric
 
-    parts = ["<h2>Accuracy</h2>", "<p>Final test accuracy, mean ± standard deviation over seeds (n: how many; "
-             "one seed: no spread), one row per method and configuration, one column per sparsity "
+    parts = ["<h2>Accuracy</h2>", "<p>The final test metric of each cell's task (test accuracy; for an "
+             "autoencoder, test reconstruction error, lower is better), mean ± standard deviation over seeds (n: "
+             "how many; one seed: no spread), one row per method and configuration, one column per sparsity "
              "(accuracy_table.csv holds it all as data).</p>"]
     cells = figures.accuracy_cells(table) if len(table) else []
     if not cells:
         parts.append("<p>No accuracy table yet.</p>")
     costs = dict(figures.cost_cells(table)) if len(table) else {}
     for (dataset, arch), frame in cells:
-        parts.append(f"<h3>{html.escape(f'{dataset} / {arch}')}</h3>")
+        task = metric.of(table[(table["dataset"] == dataset) & (table["arch"] == arch)])
+        parts.append(f"<h3>{html.escape(f'{dataset} / {arch}: {metric.axis(task)}')}</h3>")
         parts.append(_table(frame, numeric=[c for c in frame.columns if c != "method"]))
         if (dataset, arch) in costs:
             cost = costs[(dataset, arch)]
