@@ -106,9 +106,12 @@ def runs_table(uri: str | None = None, echo=print):
     computed with (its run's param; part of its identity, not of its result JSON); ``profile`` and
     ``tested_sparsities`` are those of the execution that ran it (its parent run's tags: the
     profile, and the sparsities of its cell that carry the verdict's tests, a list, or None where
-    it declared none or the point was run by hand); ``origin`` is where the point came from: the
-    profile of the sweep whose execution ran it, or ``run`` (``python -m initprune run``, by hand,
-    a run with no execution above it)."""
+    it declared none or the point was run by hand), ``reference_epochs`` the epochs of one dense
+    training its cell's cost is relative to, where it declared them (else None); ``origin`` is where
+    the point came from: the profile of the sweep whose execution ran it, or ``run`` (``python -m
+    initprune run``, by hand, a run with no execution above it)."""
+    import pandas as pd
+
     c, exp_id = store.ensure_store(uri)
     executions = {r.info.run_id: r.data.tags for r in _search_all(c, exp_id, "tags.kind = 'execution'")}
     results, versions, parents, origins, seen = [], [], [], [], set()
@@ -128,6 +131,8 @@ def runs_table(uri: str | None = None, echo=print):
             seen.add(key)
     return to_table(results).assign(version=versions, profile=[t.get("profile") for t in parents],
                                     tested_sparsities=[tested(t.get("tested_sparsities")) for t in parents],
+                                    reference_epochs=pd.array([int(t["reference_epochs"]) if t.get(
+                                        "reference_epochs") else None for t in parents], dtype=object),
                                     origin=origins)
 
 

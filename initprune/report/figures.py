@@ -37,7 +37,7 @@ from matplotlib.ticker import MaxNLocator
 from .. import masks, pruners
 from ..errors import InitpruneError
 from ..lab.results import BY_HAND
-from . import claims, labels, metric
+from . import claims, cost, labels, metric
 from .claims import claims_markdown, verdicts
 
 NOTE = "initprune, on our grid (docs/method.md), not the paper's numbers"
@@ -554,17 +554,18 @@ def _cost(table, kind: str):
 
 def _accuracy_stats(table):
     """Per (dataset, arch, regime, method label, sparsity) of the main comparison: the mean,
-    standard deviation and count of the final test accuracy over seeds, and the mean effective
-    sparsity and training and inference cost (NaN where no run of it measured them). The regime
+    standard deviation and count of the final test metric over seeds (its task's: ``metric``), and
+    the mean effective sparsity, training cost (``cost.training``), training seconds and inference
+    cost (NaN where no run of it measured them). The regime
     is "" for the references, which stand in both."""
     table = _default(table)
     effective = [float(v) if v is not None and v == v else math.nan
                  for v in (table["effective_sparsity"] if "effective_sparsity" in table else [None] * len(table))]
-    table = table.assign(cost_training=_cost(table, "training"), cost_inference=_cost(table, "inference"),
-                         effective=effective, regime=table["regime"].fillna(""))
+    table = table.assign(cost_training=cost.training(table), cost_inference=_cost(table, "inference"),
+                         training_seconds=cost.seconds(table), effective=effective, regime=table["regime"].fillna(""))
     groups = table.groupby(["dataset", "arch", "regime", "label", "sparsity"])
     stats = groups["score"].agg(["mean", "std", "count"])
-    return stats.join(groups[["cost_training", "cost_inference", "effective"]].mean())
+    return stats.join(groups[["cost_training", "cost_inference", "training_seconds", "effective"]].mean())
 
 
 def _in_order(frame, column: str = "method"):
@@ -599,6 +600,8 @@ def accuracy_table(table):
         for kind in ("training", "inference"):
             values = stats[f"cost_{kind}"].unstack("sparsity")[s]
             columns[f"{c} {kind} cost"] = values.map(lambda v: "" if math.isnan(v) else f"{v:.3g}")
+        columns[f"{c} training seconds"] = stats["training_seconds"].unstack("sparsity")[s].map(
+            lambda v: "" if math.isnan(v) else f"{v:.3g}")
     wide = pd.DataFrame(columns).reset_index().rename(columns={"label": "method"})
     return pd.DataFrame(_in_order(wide)).fillna("")
 
@@ -634,8 +637,9 @@ def accuracy_cells(table) -> list[tuple[tuple[str, str], object]]:
 
 def cost_cells(table) -> list[tuple[tuple[str, str], object]]:
     """Per dataset and architecture, one row per regime, method label and sparsity: the mean
-    effective sparsity and the mean training and inference cost (FLOPs relative to dense) over
-    seeds; "n/a" where no run of it measured them (stored before they were counted)."""
+    effective sparsity, training cost (FLOPs relative to one dense training of the cell's
+    reference epochs: ``cost``), measured training seconds and inference cost (FLOPs relative to
+    dense) over seeds; "n/a" where no run of it measured them (stored before they were counted)."""
     import pandas as pd
 
     stats = _accuracy_stats(table)
@@ -650,6 +654,7 @@ def cost_cells(table) -> list[tuple[tuple[str, str], object]]:
             "s": [named[s] for s in part["sparsity"]],
             "effective sparsity": [show(v, ".4f") for v in part["effective"]],
             "training cost": [show(v, ".3g") for v in part["cost_training"]],
+            "training seconds": [show(v, ".3g") for v in part["training_seconds"]],
             "inference cost": [show(v, ".3g") for v in part["cost_inference"]]})))
     return out
 
@@ -659,7 +664,7 @@ def accuracy_vs_cost(table):
     axis), one point per method label and sparsity, mean over seeds; a row of panels per dataset
     and architecture, a column per allocation regime."""
     table = _default(table)
-    table = table.assign(cost_training=_cost(table, "training")).dropna(subset=["cost_training"])
+    table = table.assign(cost_training=cost.training(table)).dropna(subset=["cost_training"])
     if table.empty:
         raise Empty("no run in this store counted its training cost")
     fig, every, panels = _regime_grid(table)
