@@ -345,6 +345,10 @@ def run(config: RunSpec, data_root: str | Path | None = None, device: str | None
         target=data.target if data.unit is not None else None, **config.training, **config.options,
     )
     result = _run_result(config, fitted, time.perf_counter() - began)
+    if tasks.get(task).on_input:  # a reconstruction: a few test images for the report (initprune/samples.py)
+        from . import samples
+
+        result.reconstructions = samples.reconstructions(model, data)  # not a field: logged as an artifact
     try:
         if record:
             record(result)

@@ -100,3 +100,44 @@ def test_metric_reads_each_rows_task_and_a_table_from_before_tasks_is_classifica
                              "sparsity_actual": 0.0, "test_accuracy": 0.9, "val_accuracy": 0.9, "epochs": 1}])
     assert list(metric.scored(old.drop(columns=["task"]))["score"]) == [0.9]
     assert metric.axis("classification") == "test accuracy (higher is better)"
+
+
+def kept(level: float) -> dict:
+    """Kept test images: 8 digits-sized targets and the outputs ``level`` away from them."""
+    import numpy as np
+
+    targets = np.linspace(0, 1, 8 * 64).reshape(8, 64).astype(np.float16)
+    return {"targets": targets, "outputs": np.clip(targets + level, 0, 1).astype(np.float16)}
+
+
+def test_the_reconstruction_figure_draws_dense_random_and_each_paper_method_at_the_highest_tested_sparsity():
+    table = cell(gap=0.001)
+    table = table.assign(reconstructions=[kept(0.01 * i) for i in range(len(table))])
+    fig = figures.figure("reconstructions", table)
+    rows = {ax.get_ylabel().split("\n")[0] for ax in fig.axes if ax.get_ylabel()}
+    assert rows == {"input", "dense", "random", "kstarts"}
+    images = [im for ax in fig.axes for im in ax.get_images()]
+    assert len(images) == 4 * 8 and images[0].get_array().shape == (8, 8)  # a 64-vector drawn 8 x 8
+    assert "s=0.9 (highest tested sparsity)" in fig.texts[0].get_text() or \
+        any("highest tested" in t.get_text() for t in fig.texts)
+
+
+def test_the_reconstruction_figure_is_left_out_in_one_line_where_no_run_kept_images(tmp_path):
+    shown = figures.draw("reconstructions", cell(gap=0.001), tmp_path)
+    assert shown["figures"] == [] and "kept its test images" in shown["left_out"]
+
+
+def test_a_reconstruction_run_keeps_its_test_images_in_the_store_and_the_runs_table_reads_them(tmp_path):
+    from initprune import samples, spec
+    from initprune.lab import grid
+
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    config = spec.RunSpec(method="random", dataset="digits", arch="autoencoder", epochs=1, sparsity=0.5, seed=0)
+    from initprune import api
+
+    result = api.run(config, record=lambda report: grid.log_run(config, report, uri))
+    table = results.runs_table(uri)
+    [images] = list(table["reconstructions"])
+    assert images["targets"].shape == images["outputs"].shape == (samples.COUNT, 1, 8, 8)  # digits: 1 x 8 x 8
+    assert (images["outputs"] == result.reconstructions["outputs"]).all()
+    assert "reconstructions" not in result.to_dict()  # the result JSON is unchanged

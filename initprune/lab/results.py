@@ -9,6 +9,7 @@ import json
 import urllib.parse
 from pathlib import Path
 
+from .. import samples
 from ..errors import InitpruneError
 from ..result import RunResult
 from ..tasks import TASKS
@@ -38,6 +39,21 @@ def load_result(run) -> RunResult:
                          f"be read ({problem})") from None
     result["run_id"] = run.info.run_id
     return RunResult.from_dict(result)
+
+
+def load_samples(run) -> dict | None:
+    """A reconstruction run's kept test images (``samples.ARTIFACT``: targets and outputs), None
+    where the run kept none (a classifier, a run stored before they were kept) or they cannot be read."""
+    uri = run.info.artifact_uri
+    try:
+        if uri.startswith("file:"):
+            path = Path(urllib.parse.urlparse(uri).path) / samples.ARTIFACT
+            return samples.decode(path.read_bytes()) if path.is_file() else None
+        import mlflow.artifacts
+
+        return samples.decode(Path(mlflow.artifacts.download_artifacts(f"{uri}/{samples.ARTIFACT}")).read_bytes())
+    except Exception:  # missing or damaged: the picture leaves the run out, its numbers stay
+        return None
 
 
 def _point(run) -> str:
@@ -109,12 +125,13 @@ def runs_table(uri: str | None = None, echo=print):
     it declared none or the point was run by hand), ``reference_epochs`` the epochs of one dense
     training its cell's cost is relative to, where it declared them (else None); ``origin`` is where
     the point came from: the profile of the sweep whose execution ran it, or ``run`` (``python -m
-    initprune run``, by hand, a run with no execution above it)."""
+    initprune run``, by hand, a run with no execution above it); ``reconstructions`` a
+    reconstruction run's kept test images (``load_samples``), else None."""
     import pandas as pd
 
     c, exp_id = store.ensure_store(uri)
     executions = {r.info.run_id: r.data.tags for r in _search_all(c, exp_id, "tags.kind = 'execution'")}
-    results, versions, parents, origins, seen = [], [], [], [], set()
+    results, versions, parents, origins, kept, seen = [], [], [], [], [], set()
     for run in _search_all(c, exp_id, "tags.kind = 'point' and attributes.status = 'FINISHED'"):
         key = (run.data.tags.get("config_hash"), run.data.tags.get("seed"))
         if key not in seen:
@@ -128,12 +145,13 @@ def runs_table(uri: str | None = None, echo=print):
             parent = run.data.tags.get("mlflow.parentRunId")
             parents.append(executions.get(parent, {}))
             origins.append((executions.get(parent, {}).get("profile") or "?") if parent else BY_HAND)
+            kept.append(load_samples(run) if results[-1].task != "classification" else None)
             seen.add(key)
     return to_table(results).assign(version=versions, profile=[t.get("profile") for t in parents],
                                     tested_sparsities=[tested(t.get("tested_sparsities")) for t in parents],
                                     reference_epochs=pd.array([int(t["reference_epochs"]) if t.get(
                                         "reference_epochs") else None for t in parents], dtype=object),
-                                    origin=origins)
+                                    origin=origins, reconstructions=pd.array(kept, dtype=object))
 
 
 BY_HAND = "run"  # the origin of a point ``python -m initprune run`` trained, outside any sweep

@@ -18,7 +18,7 @@ import threading
 import time
 from pathlib import Path
 
-from .. import pruners, spec
+from .. import pruners, samples, spec
 from ..data import REPO_ROOT
 from ..errors import InitpruneError
 from ..result import RunResult
@@ -282,6 +282,19 @@ def log_point(c, run_id: str, config: RunSpec, result: RunResult) -> None:
     for start in range(1000, len(metrics), 1000):
         c.log_batch(run_id, metrics=metrics[start:start + 1000])
     c.log_dict(run_id, result.to_dict(), "result.json")
+    kept = getattr(result, "reconstructions", None)  # a reconstruction run's test images (initprune/samples.py)
+    if kept is not None:
+        _log_bytes(c, run_id, samples.ARTIFACT, samples.encode(kept))
+
+
+def _log_bytes(c, run_id: str, name: str, raw: bytes) -> None:
+    """``raw`` as the run's artifact ``name``."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / name
+        path.write_bytes(raw)
+        c.log_artifact(run_id, str(path))
 
 
 def check_execution(c, parent_run_id: str | None) -> None:

@@ -1000,3 +1000,6 @@ def _markdown(frame) -> str:
     rule = "| " + " | ".join("---" for _ in frame.columns) + " |"
     body = ["| " + " | ".join(map(labels.markdown, row)) + " |" for row in frame.itertuples(index=False)]
     return "\n".join([head, rule, *body]) + "\n"
+
+
+from . import figures_reconstruction  # noqa: E402, F401  (its figure joins the report's, after the generic ones)

@@ -35,6 +35,9 @@ CAPTIONS = {
                      "was run.",
     "effective_vs_nominal": "Points below the dotted diagonal: kept weights that no path from input to logits uses "
                             "(dead); a method far below it at high sparsity is sparser than it says.",
+    "reconstructions": "The first test images (top row) as dense, random and each paper method reconstruct them at "
+                       "the highest tested sparsity of an autoencoder's cell, each beside its mean test error: what a "
+                       "difference in reconstruction error looks like (blur, lost strokes, one digit for another).",
     "accuracy_vs_cost": "Up and to the left is better: the same accuracy for less training. Methods that train "
                         "candidates or prune late pay for it here.",
     "kstarts_candidates": "Whether the starred winner stands apart from the other candidates of its run; a winner "
