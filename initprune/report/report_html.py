@@ -358,9 +358,9 @@ def _accuracy(table) -> list[str]:
         parts.append(_table(frame, numeric=[c for c in frame.columns if c != "method"]))
         if (dataset, arch) in costs:
             cost = costs[(dataset, arch)]
-            parts.append("<details><summary>effective sparsity, training cost (FLOPs relative to one dense "
-                         "training of the cell's reference epochs; n/a: stored without absolute FLOPs), training "
-                         "seconds and inference cost, "
+            parts.append("<details><summary>effective sparsity and cost (training: FLOPs relative to one "
+                         "dense training of the cell's reference epochs, n/a where stored without absolute FLOPs; "
+                         "training seconds; inference: FLOPs relative to dense), "
                          f"{html.escape(f'{dataset} / {arch}')}</summary>"
                          f"{_table(cost, numeric=[c for c in cost.columns if c != 'method'])}</details>")
     parts += _store(table)
