@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from . import connectivity, masks, memory, models, pruners, seeds, stacking, tasks
+from . import connectivity, masks, memory, models, pruners, samples, seeds, stacking, tasks
 from . import data as datasets
 from . import train as loop
 from .errors import InitpruneError
@@ -435,6 +435,8 @@ def run_group(specs: list[RunSpec], data_root: str | Path | None = None, *,
                 fitted = _finish(p)
                 seconds[i] += time.perf_counter() - began
                 out[i] = _run_result(specs[i], fitted, seconds[i])
+                if tasks.get(task_of(specs[i])).on_input:  # a reconstruction: a few test images for the report
+                    out[i].reconstructions = samples.reconstructions(models_of[i], data)  # an artifact, not a field
                 if then is not None:
                     then(out[i], models_of[i], fitted.mask)
             except Exception as err:

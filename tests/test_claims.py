@@ -355,7 +355,7 @@ def test_the_runs_table_carries_each_points_executions_declaration(tmp_path):
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     runs = store.points(uri)
     declared_run, _ = runs.start_attempt("random", "digits", "mlp", "offline", "cell1", "sweep1",
-                                         tested_sparsities="[0.5, 0.9]")
+                                         tested_sparsities="[0.5, 0.9]", reference_epochs="4")
     plain_run, _ = runs.start_attempt("random", "digits", "mlp", "demo", "cell2", "sweep1")
     for seed, parent in ((0, declared_run), (1, plain_run), (2, None)):  # seed 2: run by hand
         config = spec.RunSpec(method="random", epochs=1, sparsity=0.5, seed=seed)
@@ -365,6 +365,7 @@ def test_the_runs_table_carries_each_points_executions_declaration(tmp_path):
         runs.finish(run_id, parent)
     table = results.runs_table(uri).sort_values("seed")
     assert list(table["tested_sparsities"]) == [[0.5, 0.9], None, None]
+    assert list(table["reference_epochs"]) == [4, None, None]  # the cost's reference, where declared
     assert list(table["profile"].fillna("by hand")) == ["offline", "demo", "by hand"]
 
 

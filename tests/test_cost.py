@@ -236,7 +236,8 @@ def cost_table():
                 "history": [{"epoch": 1, "train_loss": 1.0, "val_accuracy": acc, "test_accuracy": acc,
                              "sparsity": sparsity, "seconds": 0.1}], "layers": {}, "extra": {}, "options": {},
                 "variant": "{}", "run_id": f"{method}{sparsity}{seed}",
-                **({"cost": {"training": cost, "inference": cost / 2}} if cost is not None else {})}
+                **({"cost": {"training": cost, "inference": cost / 2, "training_flops": cost * 1e6,
+                             "dense_epoch_flops": 1e6}} if cost is not None else {})}
 
     rows = [row("dense", 0.0, s, 0.97, 1.0) for s in (0, 1)]
     rows += [{**row("random", 0.9, s, 0.8, 0.1 + 0.02 * s), "effective_sparsity": 0.91 + 0.01 * s} for s in (0, 1)]
@@ -248,7 +249,8 @@ def test_accuracy_table_shows_the_mean_costs_beside_each_accuracy():
     from initprune.report import figures
 
     acc = figures.accuracy_table(cost_table()).set_index("method")
-    assert list(acc.columns[-4:]) == ["s=0.9", "s=0.9 effective", "s=0.9 training cost", "s=0.9 inference cost"]
+    assert list(acc.columns[-5:]) == ["s=0.9", "s=0.9 effective", "s=0.9 training cost", "s=0.9 inference cost",
+                                      "s=0.9 training seconds"]
     assert (acc.loc["random", "s=0.9 training cost"], acc.loc["random", "s=0.9 inference cost"]) == ("0.11", "0.055")
     assert acc.loc["magnitude", "s=0.9 training cost"] == "" and acc.loc["magnitude", "s=0.9"].startswith("0.8200")
     assert acc.loc["dense", "s=0 training cost"] == "1"

@@ -290,7 +290,7 @@ def test_the_import_graph_is_read_through_the_folders():
     core, a report module's ``from ..lab import``, the app's ``from .report import``."""
     modules = _modules()
     assert {"api", "data", "pruners", "lab.faults", "lab.points", "lab.store"} <= _imports(modules["lab.grid"])
-    assert {"lab.results", "lab.runs", "lab.store", "lab.tasks", "report.figures"} <= _imports(
+    assert {"lab.results", "lab.root", "lab.store", "lab.tasks", "report.figures"} <= _imports(
         modules["report.assembly"])
     assert {"lab.grid", "lab.store", "report.assembly", "api"} <= _imports(modules["cli"])
     assert {"report.stats", "data", "pruners"} <= _imports(modules["report.claims"])

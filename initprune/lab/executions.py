@@ -47,6 +47,7 @@ class Execution:
     optional: bool = False  # left out, in one line, where its dataset cannot be had on this machine
     gpus: float | None = None  # the command line's GPUs per execution (--gpus-per-task), over the profile's
     tested: tuple | None = None  # its cell's tested sparsities (profiles.TESTED); None: none declared
+    reference_epochs: int | None = None  # its cell's cost reference (profiles.REFERENCE); None: dense's epochs
     _points: list | None = field(default=None, repr=False, compare=False)
 
     @property

@@ -14,13 +14,14 @@ import dataclasses
 import json
 import os
 import socket
+import tempfile
 import threading
 import time
 import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
 
-from .. import pruners, spec
+from .. import pruners, samples, spec
 from ..errors import InitpruneError
 from ..result import RunResult
 from ..spec import RunSpec
@@ -199,6 +200,12 @@ class Points:
         for start in range(1000, len(metrics), 1000):
             self.client.log_batch(run_id, metrics=metrics[start:start + 1000])
         self.client.log_dict(run_id, result.to_dict(), "result.json")
+        kept = getattr(result, "reconstructions", None)  # a reconstruction run's test images (initprune/samples.py)
+        if kept is not None:
+            with tempfile.TemporaryDirectory() as tmp:
+                path = Path(tmp) / samples.ARTIFACT
+                path.write_bytes(samples.encode(kept))
+                self.client.log_artifact(run_id, str(path))
 
     def record(self, run_id: str, config: RunSpec, result: RunResult, parent: str | None) -> None:
         """Log a trained point to its run, then mark it FINISHED (``finish``); ``result.run_id`` set."""
@@ -273,6 +280,21 @@ class Points:
                     self.client.delete_tag(parent, "waiting")
 
     # ---- reading results back -------------------------------------------------------------------
+
+    @staticmethod
+    def samples(run) -> dict | None:
+        """A reconstruction run's kept test images (``samples.ARTIFACT``: targets and outputs), None
+        where it kept none (a classifier, a run stored before they were kept) or they cannot be read."""
+        uri = run.info.artifact_uri
+        try:
+            if uri.startswith("file:"):
+                path = Path(urllib.parse.urlparse(uri).path) / samples.ARTIFACT
+                return samples.decode(path.read_bytes()) if path.is_file() else None
+            import mlflow.artifacts
+
+            return samples.decode(Path(mlflow.artifacts.download_artifacts(f"{uri}/{samples.ARTIFACT}")).read_bytes())
+        except Exception:  # missing or damaged: the picture leaves the run out, its numbers stay
+            return None
 
     @staticmethod
     def load(run) -> RunResult:

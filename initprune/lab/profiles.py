@@ -25,6 +25,10 @@ RESOURCES = ("cpus", "gpus")  # what one execution asks of a cluster (Ray, Dask)
 # verdict"), declared per execution or in defaults before the profile runs; the rest are descriptive.
 # Not part of the grid cell's identity: the sweep records it on the execution's run, the report reads it
 TESTED = "tested_sparsities"
+# the epochs of one dense training that a cell's training cost is relative to (docs/method.md,
+# "Cost"), declared per execution or in defaults; outside the identity like TESTED. Undeclared:
+# the epochs of the cell's dense points
+REFERENCE = "reference_epochs"
 
 
 def notebook_parameters(name: str) -> dict:
@@ -154,6 +158,7 @@ def load_profile(name: str, gpus: float | None = None) -> list[Execution]:
         given = {**(spec.get("defaults") or {}),
                  **{k: v for k, v in entry.items() if k not in ("notebook", "resources", "optional")}}
         tested = given.pop(TESTED, None)
+        reference = _reference(where, given.pop(REFERENCE, None))
         if not isinstance(entry.get("optional", False), bool):
             raise InitpruneError(f"{where}: 'optional' must be true or false, got {entry['optional']!r}")
         asks = {**_resources(path.name, spec.get("resources")), **_resources(where, entry.get("resources"))}
@@ -169,7 +174,7 @@ def load_profile(name: str, gpus: float | None = None) -> list[Execution]:
                 _check_type(where, key, value, defaults[key])
         execution = Execution(entry["notebook"], {**defaults, **{k: v for k, v in given.items() if k in defaults}},
                               given, asks, optional=entry.get("optional", False), gpus=gpus,
-                              tested=_tested(where, tested))
+                              tested=_tested(where, tested), reference_epochs=reference)
         try:
             takes = {o for m in execution.methods for o in pruners.option_names(m)}
             _as_declared(execution)
@@ -185,6 +190,16 @@ def load_profile(name: str, gpus: float | None = None) -> list[Execution]:
         out.append(execution)
     _check_tested(path.name, out)
     return out
+
+
+def _reference(where: str, value) -> int | None:
+    """An execution's ``reference_epochs``: None where it declares none, else a positive whole number."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise InitpruneError(f"{where}: '{REFERENCE}' must be a positive whole number of epochs (one dense training "
+                             f"that the cell's training cost is relative to), got {value!r}")
+    return value
 
 
 def _tested(where: str, value) -> tuple[float, ...] | None:

@@ -41,12 +41,16 @@ def runs_table(uri: str | None = None, echo=print):
     computed with (its run's param; part of its identity, not of its result JSON); ``profile`` and
     ``tested_sparsities`` are those of the execution that ran it (its parent run's tags: the
     profile, and the sparsities of its cell that carry the verdict's tests, a list, or None where
-    it declared none or the point was run by hand); ``origin`` is where the point came from: the
-    profile of the sweep whose execution ran it, or ``run`` (``python -m initprune run``, by hand,
-    a run with no execution above it)."""
+    it declared none or the point was run by hand), ``reference_epochs`` the epochs of one dense
+    training its cell's cost is relative to, where it declared them (else None); ``origin`` is where
+    the point came from: the profile of the sweep whose execution ran it, or ``run`` (``python -m
+    initprune run``, by hand, a run with no execution above it); ``reconstructions`` a
+    reconstruction run's kept test images (``Points.samples``), else None."""
+    import pandas as pd
+
     runs = store.points(uri)
     executions = runs.executions()
-    results, versions, parents, origins, seen = [], [], [], [], set()
+    results, versions, parents, origins, kept, seen = [], [], [], [], [], set()
     for run in runs.finished_runs():
         key = (run.data.tags.get("config_hash"), run.data.tags.get("seed"))
         if key not in seen:
@@ -60,10 +64,13 @@ def runs_table(uri: str | None = None, echo=print):
             parent = run.data.tags.get(TAGS["parent"])
             parents.append(executions.get(parent, {}))
             origins.append((executions.get(parent, {}).get("profile") or "?") if parent else BY_HAND)
+            kept.append(Points.samples(run) if results[-1].task != "classification" else None)
             seen.add(key)
     return to_table(results).assign(version=versions, profile=[t.get("profile") for t in parents],
                                     tested_sparsities=[tested(t.get("tested_sparsities")) for t in parents],
-                                    origin=origins)
+                                    reference_epochs=pd.array([int(t["reference_epochs"]) if t.get(
+                                        "reference_epochs") else None for t in parents], dtype=object),
+                                    origin=origins, reconstructions=pd.array(kept, dtype=object))
 
 
 BY_HAND = "run"  # the origin of a point ``python -m initprune run`` trained, outside any sweep

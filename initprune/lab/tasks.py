@@ -77,6 +77,8 @@ def run_task(task: Task, keep_kernel: bool = False) -> dict:
     with _environ(env):  # the notebook's kernel inherits it
         runs = store.points()
         declared = {} if ex.tested is None else {"tested_sparsities": json.dumps(list(ex.tested))}
+        if ex.reference_epochs is not None:  # the report's cost reference (profiles.REFERENCE)
+            declared["reference_epochs"] = str(ex.reference_epochs)
         run_id, attempt = runs.start_attempt(ex.notebook, p["dataset"], p["arch"], task.profile, ex.cell,
                                              task.sweep, **declared)
         with tempfile.TemporaryDirectory() as tmp:

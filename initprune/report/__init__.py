@@ -3,4 +3,10 @@ imports the core and the lab."""
 
 # the report's own modules of figures: each registers its figures (``figures.contributes``) on import,
 # so that ``figures.every()`` holds them whichever module of the report was imported first
-from . import figures_controls, figures_dissipating, figures_kstarts, figures_seconds  # noqa: E402, F401
+from . import (  # noqa: E402, F401
+    figures_controls,
+    figures_dissipating,
+    figures_kstarts,
+    figures_reconstruction,
+    figures_seconds,
+)

@@ -11,7 +11,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from ..lab import results, runs, store
+from ..lab import results, root, store
 from ..lab.tasks import KERNEL, NOTEBOOKS, first_line, load_papermill
 from . import claims, figures, findings, forest, raw, report_html
 
@@ -20,7 +20,7 @@ FINDINGS = store.ROOT / "results" / "offline"  # the one report whose claims.jso
 
 def figures_run(c, exp_id: str) -> str:
     """Open the run that holds one assembly of the figures (the one place that makes it)."""
-    return c.create_run(exp_id, tags={"kind": "figures", "git_commit": runs.git_commit()},
+    return c.create_run(exp_id, tags={"kind": "figures", "git_commit": root.git_commit()},
                         run_name="figures").info.run_id
 
 

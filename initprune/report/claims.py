@@ -29,7 +29,7 @@ import numpy as np
 
 from .. import data, pruners
 from ..errors import InitpruneError
-from . import common, labels, stats
+from . import common, labels, metric, stats
 from .common import REGIMES, UNIFORM, declared_labels, label, regime, resolved  # noqa: F401  (claims.UNIFORM: the figures')
 
 PRIMARY = "primary"  # a role with a claim of the paper; every other role is a secondary family of its own
@@ -101,10 +101,22 @@ def rivals() -> list[str]:
         [m for m in pruners.of_family("reference") if pruners.PRUNERS[m].fixed_sparsity is None]
 
 
-def margin(dataset: str) -> float:
-    """The dataset's equivalence margin for a classification (points): its declaration in ``data``,
-    else the default."""
-    return stats.margin("classification", data.DATASETS[dataset].margin if dataset in data.DATASETS else None)
+def margin(dataset: str, task: str = "classification") -> float:
+    """The equivalence margin of ``task`` on ``dataset``: a classification's (points) the dataset's
+    declaration in ``data``, else the default; a reconstruction's (percent of the dense model's
+    test error) the task's (``stats.margin``)."""
+    return stats.margin(task, data.DATASETS[dataset].margin if dataset in data.DATASETS else None)
+
+
+def dense_errors(picked) -> dict:
+    """{(dataset, arch, setting): the dense model's mean test metric over its seeds}, what a
+    reconstruction's differences are relative to (``stats.difference``)."""
+    out: dict = {}
+    for (d, a, g, _, name), runs in picked.items():
+        entry = common.entry(common.base(name))
+        if entry is not None and entry.fixed_sparsity == 0 and (d, a, g) not in out:
+            out[(d, a, g)] = float(metric.scored(runs)["score"].mean())
+    return out
 
 
 setting = labels.setting  # epochs, training settings, threads and device: a replication of its own
@@ -134,7 +146,7 @@ def _prepare(table):
     tested sparsities its runs' executions declared (their union; None where none declared any)."""
     import pandas as pd
 
-    table = table[table["ablation"] == "none"]
+    table = metric.scored(table[table["ablation"] == "none"])  # each run's test metric, through its task
     if table.empty:
         return {}, {}
     values = [resolved(m, o) for m, o in zip(table["method"], table["options"])]
@@ -164,24 +176,46 @@ def _prepare(table):
 
 
 def _runs(part) -> dict:
-    """{(seed, sparsity): (accuracy, correctness or None, run id)}, the first run of each point."""
+    """{(seed, sparsity): (test metric, per-example record or None, run id)}, the first run of each
+    point; the metric and the record those of the runs' task (``metric.scored``: test accuracy and
+    correctness, test reconstruction error and squared errors)."""
     out = {}
-    correct = part["test_correct"] if "test_correct" in part else [None] * len(part)
+    part = metric.scored(part)
+    field = metric.record_field(metric.of(part))
+    kept = part[field] if field in part else [None] * len(part)
     ids = part["run_id"] if "run_id" in part else ["?"] * len(part)
-    for seed, sparsity, acc, c, run_id in zip(part["seed"], part["sparsity"], part["test_accuracy"], correct, ids):
-        out.setdefault((int(seed), float(sparsity)), (float(acc), c if isinstance(c, str) and c else None, run_id))
+    for seed, sparsity, score, c, run_id in zip(part["seed"], part["sparsity"], part["score"], kept, ids):
+        out.setdefault((int(seed), float(sparsity)), (float(score), c if _logged(c) else None, run_id))
     return out
 
 
-def _record(a, b, seed, sparsity):
+def _logged(record) -> bool:
+    """Whether a run logged its per-example record: correctness as '0'/'1', squared errors as a list."""
+    return (isinstance(record, str) and bool(record)) or (isinstance(record, (list, tuple, np.ndarray))
+                                                          and len(record) > 0)
+
+
+def _examples(record) -> np.ndarray:
+    """A per-example record as numbers: correctness (a string of '0' and '1') as 0/1, squared errors as they are."""
+    return stats.correctness(record) if isinstance(record, str) else np.asarray(record, dtype=float)
+
+
+def _difference(a, b, scale=None):
+    """A's advantage over B in the verdict's units (``stats.difference``): points of accuracy, or
+    with ``scale`` = (task, dense model's mean test error) percent of that error, lower error better."""
+    return stats.difference(a, b) if scale is None else stats.difference(a, b, *scale)
+
+
+def _record(a, b, seed, sparsity, scale=None):
     """The per-example differences of one seed's pair of runs, or None where either lacks them."""
     (_, ca, id_a), (_, cb, id_b) = a, b
     if ca is None or cb is None:
         return None
     try:
-        return stats.difference(stats.correctness(ca), stats.correctness(cb))
+        return _difference(_examples(ca), _examples(cb), scale)
     except InitpruneError as e:
-        raise InitpruneError(f"runs {id_a} and {id_b} (seed {seed}, sparsity {sparsity:g}), their test_correct: "
+        field = "test_correct" if isinstance(ca, str) else "test_squared_error"
+        raise InitpruneError(f"runs {id_a} and {id_b} (seed {seed}, sparsity {sparsity:g}), their {field}: "
                              f"{e}") from None
 
 
@@ -192,18 +226,20 @@ def _test_se(records: list, where: str) -> float:
         raise InitpruneError(f"{where}: {e}") from None
 
 
-def contrast(ra: dict, rb: dict, sparsity: float) -> dict | None:
+def contrast(ra: dict, rb: dict, sparsity: float, scale=None) -> dict | None:
     """Method A minus rival B (their ``_runs``) at one sparsity, paired by seed: the seeds both
-    have there, their differences (points) and the test-set term from the per-example correctness
-    of the seeds that logged it. None where they share no seed at that sparsity."""
+    have there, their differences (points; with ``scale``, a reconstruction's (task, dense error):
+    percent of the dense model's mean test error, positive where A's error is lower) and the
+    test-set term from the per-example records of the seeds that logged them. None where they
+    share no seed at that sparsity."""
     seeds = sorted(seed for seed, p in ra if p == sparsity and (seed, p) in rb)
     if not seeds:
         return None
     diffs, records = [], []
     for seed in seeds:
         a, b = ra[(seed, sparsity)], rb[(seed, sparsity)]
-        diffs.append(stats.difference(a[0], b[0]))
-        record = _record(a, b, seed, sparsity)
+        diffs.append(_difference(a[0], b[0], scale))
+        record = _record(a, b, seed, sparsity, scale)
         if record is not None:
             records.append(record)
     where = f"runs {ra[(seeds[0], sparsity)][2]} and {rb[(seeds[0], sparsity)][2]} (sparsity {sparsity:g})"
@@ -211,7 +247,7 @@ def contrast(ra: dict, rb: dict, sparsity: float) -> dict | None:
             "with_correctness": len(records), "pairs": len(seeds)}
 
 
-def mean_contrast(ra: dict, rb: dict, sparsities) -> dict | None:
+def mean_contrast(ra: dict, rb: dict, sparsities, scale=None) -> dict | None:
     """The descriptive mean over ``sparsities`` (``stats.summary``): the seeds both have at every
     one of them, each seed's mean difference, the test-set term of the per-example means where
     every pair logged its correctness. None where no seed has them all."""
@@ -219,8 +255,8 @@ def mean_contrast(ra: dict, rb: dict, sparsities) -> dict | None:
     seeds = sorted(seed for seed in {s for s, _ in ra} if all((seed, p) in ra and (seed, p) in rb for p in sparsities))
     if not seeds or not sparsities:
         return None
-    diffs = [[stats.difference(ra[(s, p)][0], rb[(s, p)][0]) for p in sparsities] for s in seeds]
-    records = [[_record(ra[(s, p)], rb[(s, p)], s, p) for p in sparsities] for s in seeds]
+    diffs = [[_difference(ra[(s, p)][0], rb[(s, p)][0], scale) for p in sparsities] for s in seeds]
+    records = [[_record(ra[(s, p)], rb[(s, p)], s, p, scale) for p in sparsities] for s in seeds]
     complete = all(r is not None for row in records for r in row)
     try:
         found = stats.summary(diffs, records if complete else None)
@@ -285,6 +321,9 @@ def _matched_families(picked, d: str, a: str, g: str, reg: str) -> list:
     return out
 
 
+# the unit of a contrast's effect per task: a classification's points of accuracy; a reconstruction's
+# percent of the cell's dense model's mean test error (positive: the method's error is lower)
+UNITS = {"classification": "points", "reconstruction": "% of dense error"}
 ROLES = ("test", "mean", "descriptive")  # a declared test; the mean over its sparsities; an untested sparsity
 WORDS_BETTER = ("better", "better, within margin")
 
@@ -310,7 +349,9 @@ def _family_rows(base: dict, family_id: str, pairs, tested) -> list[dict]:
     it declares none (descriptive rows only)."""
     out = []
     tests = [(m, r, a, b, s) for m, r, a, b in pairs for s in tested]
-    found = [contrast(a, b, s) if a is not None and b is not None else None for _, _, a, b, s in tests]
+    scale = None if base.get("task", metric.CLASSIFICATION) == metric.CLASSIFICATION else \
+        (base["task"], base["dense_error"])
+    found = [contrast(a, b, s, scale) if a is not None and b is not None else None for _, _, a, b, s in tests]
     judged = stats.judge(found, base["margin"]) if tests else []
     for (m, r, _, _, s), c, j in zip(tests, found, judged):
         row = _blank(**base, role="test", method=m, rival=r, sparsity=s, sparsities=[s], family=len(tests),
@@ -324,7 +365,7 @@ def _family_rows(base: dict, family_id: str, pairs, tested) -> list[dict]:
             continue
         every = sorted({p for _, p in a} & {p for _, p in b})
         over = list(tested) if tested else every
-        c = mean_contrast(a, b, over) if len(over) > 1 else None
+        c = mean_contrast(a, b, over, scale) if len(over) > 1 else None
         if c is not None:
             row = _blank(**base, role="mean", method=m, rival=r, sparsities=over, family_id=family_id)
             row.update({k: c[k] for k in ("mean", "low", "high", "low90", "high90", "se_test", "diffs", "seeds",
@@ -333,7 +374,7 @@ def _family_rows(base: dict, family_id: str, pairs, tested) -> list[dict]:
             row["zeros"], row["se_seed"] = int(sum(x == 0 for x in c["diffs"])), _se_seed(row["sd"], row["n"])
             out.append(row)
         for s in (p for p in every if p not in tested):
-            c = contrast(a, b, s)
+            c = contrast(a, b, s, scale)
             if c is not None:
                 row = _blank(**base, role="descriptive", method=m, rival=r, sparsity=s, sparsities=[s],
                              family_id=family_id)
@@ -359,6 +400,7 @@ def verdicts(table) -> list[dict]:
     cells = sorted({(d, a, g, r) for d, a, g, r, _ in picked},
                    key=lambda k: (k[0], k[1], where[k[:3]], REGIMES.index(k[3])))
     paper = [name for m in pruners.of_family("paper") for name in declared_labels(m)]
+    dense = dense_errors(picked)
     for dataset, arch, g, reg in cells:
         here = {name: _runs(runs) for (d, a, s, r, name), runs in picked.items()
                 if (d, a, s, r) == (dataset, arch, g, reg)}
@@ -380,8 +422,14 @@ def verdicts(table) -> list[dict]:
                              f"{name}, {reg}, {m} vs {rival}"))
         if not any(a is not None and b is not None for *_, pairs, _ in families for _, _, a, b in pairs):
             continue  # no contrast has runs in this cell and regime (dense alone, say)
+        task = metric.of(next(runs for (d, a, s, r, _), runs in picked.items() if (d, a, s, r) == (dataset, arch, g,
+                                                                                                  reg)))
+        if task != metric.CLASSIFICATION and not dense.get((dataset, arch, g), 0) > 0:
+            continue  # a reconstruction's differences are percent of the dense error: no dense runs, no verdict
         base = {"dataset": dataset, "arch": arch, "regime": reg, "setting": json.loads(g),
-                "where": where[(dataset, arch, g)], "margin": margin(dataset), "tested": list(tested)}
+                "where": where[(dataset, arch, g)], "margin": margin(dataset, task), "tested": list(tested),
+                "task": task, "unit": UNITS.get(task, "points"),
+                "dense_error": dense.get((dataset, arch, g)) if task != metric.CLASSIFICATION else None}
         for kind, number, text, pairs, family_id in families:
             if kind == "secondary" and not any(a is not None and b is not None for _, _, a, b in pairs):
                 continue
@@ -550,7 +598,7 @@ def summary_line(r: dict) -> str:
     n = r["n"]
     zeros = f", {r['zeros']} of them 0" if r["zeros"] else ""
     power = f"; {r['underpowered']}" if r["underpowered"] else ""
-    return (f"{head}: {_num(r['mean'])} points {_interval(r)}, adjusted p = {_p(r['adjusted_p'])} "
+    return (f"{head}: {_num(r['mean'])} {r.get('unit', 'points')} {_interval(r)}, adjusted p = {_p(r['adjusted_p'])} "
             f"(family of {r['family']}), {n} seed{'s' if n != 1 else ''} ({_seeds(r['seeds'])}{zeros}): "
             f"{r['verdict']}{power}{_record_note(r)}")
 
@@ -566,8 +614,10 @@ def glance_lines(table: dict) -> list[str]:
 
 
 READING = ("Effect = test accuracy of the method minus its rival, in points, mean over the seeds both have at "
-           "that sparsity; cells, allocation regimes (uniform: every method layerwise; free: random positions by "
-           "ERK, rankings global) and sparsities are judged apart, never pooled. Only the sparsities the profile "
+           "that sparsity (an autoencoder's cell: its rival's test reconstruction error minus its own, in percent "
+           "of the cell's dense model's mean test error, so that lower error reads better); cells, allocation "
+           "regimes (uniform: every method layerwise; free: random positions by ERK, rankings global) and "
+           "sparsities are judged apart, never pooled. Only the sparsities the profile "
            "declared before it ran (`tested_sparsities`) carry tests; the others, and the mean over the tested "
            "ones, are descriptive (no verdict word). p: exact paired sign-flip test over the seeds (two-sided), "
            "Holm-adjusted within each family (one claim in one cell and regime over its contrasts and tested "
@@ -583,7 +633,8 @@ READING = ("Effect = test accuracy of the method minus its rival, in points, mea
 
 
 def _family_table(group: list[dict]) -> list[str]:
-    lines = ["| contrast | s | seeds | zeros | effect (points) | 95% interval | 90% interval | se seed | se test "
+    unit = group[0].get("unit", "points")
+    lines = [f"| contrast | s | seeds | zeros | effect ({unit}) | 95% interval | 90% interval | se seed | se test "
              "| margin | p | adjusted p | verdict |",
              "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in group:

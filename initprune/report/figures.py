@@ -1,7 +1,8 @@
 """The paper's figures, each a function of a table of runs (a pandas DataFrame, one row per run,
 as ``results.runs_table`` returns it) that returns a matplotlib figure.
 
-Columns used: method, dataset, arch, sparsity, seed, ablation, test_accuracy, epochs, options
+Columns used: method, dataset, arch, sparsity, seed, ablation, task and the test metric it names
+(``metric.scored``: test_accuracy, test_reconstruction_error), epochs, options
 (dict of resolved pruner options), training (dict of resolved training settings; missing: {}),
 threads, device, version (the pruner's; missing: today's), history (list of per-epoch dicts) and
 extra (the method's report).
@@ -35,7 +36,7 @@ from matplotlib.ticker import MaxNLocator
 from .. import masks, pruners
 from ..errors import InitpruneError
 from ..lab.results import BY_HAND
-from . import claims, common, labels
+from . import claims, common, cost, labels, metric
 
 NOTE = "initprune, on our grid (docs/method.md), not the paper's numbers"
 FAMILY_STYLE = {"paper": "-", "baseline": ":", "reference": "--"}
@@ -154,7 +155,7 @@ def _origins(table) -> list[str]:
 def _labelled(table):
     """The unablated runs with the columns ``label``, ``regime``, ``rest`` (the options beyond
     the label and scope that differ from the defaults, as JSON) and ``origin``."""
-    table = table[table["ablation"] == "none"] if "ablation" in table else table
+    table = metric.scored(table[table["ablation"] == "none"] if "ablation" in table else table)
     configs = _configs(table)
     methods = list(table["method"])
     rest = []
@@ -393,12 +394,12 @@ def _curves(ax, part, names, confident=None, every=()):
         method = common.base(name)
         config = _configs(rows.iloc[:1])[0]
         if _dense(method):
-            mean = rows["test_accuracy"].mean()
+            mean = rows["score"].mean()
             ax.axhline(mean, color="black", ls="--", lw=1, label=name)
-            ax.annotate(f"{mean:.3f}", (0.01, mean), xycoords=("axes fraction", "data"), fontsize=7,
+            ax.annotate(f"{mean:.3g}", (0.01, mean), xycoords=("axes fraction", "data"), fontsize=7,
                         va="bottom")
             continue
-        stats = rows.groupby("sparsity")["test_accuracy"].agg(["mean", "std"]).sort_index()
+        stats = rows.groupby("sparsity")["score"].agg(["mean", "std"]).sort_index()
         density = 1 - stats.index.to_numpy()
         ax.errorbar(density, stats["mean"], yerr=stats["std"].fillna(0), capsize=3, label=name,
                     **style_of(name, config, every or names))
@@ -460,7 +461,7 @@ def by_regime(table, methods=None):
     fig, every, panels = _regime_grid(table)
     for ax, regime, key, part, title in panels:
         _curves(ax, part, in_registry_order(part, "label"), found.get((*key, regime), {}), every)
-        label_axes(ax, "density (fraction of weights kept, log)", "test accuracy", title)
+        label_axes(ax, "density (fraction of weights kept, log)", metric.axis(metric.of(part)), title)
     return fig
 
 
@@ -496,13 +497,15 @@ def learning_curves(table, sparsity: float | None = None):
                 if own != at:
                     shown = f"{name} (s={named[own]})"
             length = min(len(h) for h in rows["history"])
-            curves = np.array([[h["test_accuracy"] for h in hist[:length]] for hist in rows["history"]], dtype=float)
+            key = f"test_{metric.task(metric.of(rows)).metric}"  # the history's name for the task's metric
+            curves = np.array([[h.get(key) for h in hist[:length]] for hist in rows["history"]], dtype=float)
             epochs = np.arange(1, length + 1)
             style = style_of(name, _configs(rows.iloc[:1])[0], every)
             ax.plot(epochs, curves.mean(0), label=shown, markersize=4, **style)
             ax.fill_between(epochs, curves.min(0), curves.max(0), alpha=0.15, color=style["color"])
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        label_axes(ax, "epoch", "test accuracy", ", ".join([title, f"s={named[float(at)]}" if at is not None else ""]))
+        at_s = f"s={named[float(at)]}" if at is not None else ""
+        label_axes(ax, "epoch", metric.axis(metric.of(part)), ", ".join([title, at_s]))
     return noted(fig)
 
 
@@ -531,17 +534,18 @@ def _cost(table, kind: str):
 
 def _accuracy_stats(table):
     """Per (dataset, arch, regime, method label, sparsity) of the main comparison: the mean,
-    standard deviation and count of the final test accuracy over seeds, and the mean effective
-    sparsity and training and inference cost (NaN where no run of it measured them). The regime
+    standard deviation and count of the final test metric over seeds (its task's: ``metric``), and
+    the mean effective sparsity, training cost (``cost.training``), training seconds and inference
+    cost (NaN where no run of it measured them). The regime
     is "" for the references, which stand in both."""
     table = main_comparison(table)
     effective = [float(v) if v is not None and v == v else math.nan
                  for v in (table["effective_sparsity"] if "effective_sparsity" in table else [None] * len(table))]
-    table = table.assign(cost_training=_cost(table, "training"), cost_inference=_cost(table, "inference"),
-                         effective=effective, regime=table["regime"].fillna(""))
+    table = table.assign(cost_training=cost.training(table), cost_inference=_cost(table, "inference"),
+                         training_seconds=cost.seconds(table), effective=effective, regime=table["regime"].fillna(""))
     groups = table.groupby(["dataset", "arch", "regime", "label", "sparsity"])
-    stats = groups["test_accuracy"].agg(["mean", "std", "count"])
-    return stats.join(groups[["cost_training", "cost_inference", "effective"]].mean())
+    stats = groups["score"].agg(["mean", "std", "count"])
+    return stats.join(groups[["cost_training", "cost_inference", "training_seconds", "effective"]].mean())
 
 
 def _in_order(frame, column: str = "method"):
@@ -576,6 +580,8 @@ def accuracy_table(table):
         for kind in ("training", "inference"):
             values = stats[f"cost_{kind}"].unstack("sparsity")[s]
             columns[f"{c} {kind} cost"] = values.map(lambda v: "" if math.isnan(v) else f"{v:.3g}")
+        columns[f"{c} training seconds"] = stats["training_seconds"].unstack("sparsity")[s].map(
+            lambda v: "" if math.isnan(v) else f"{v:.3g}")
     wide = pd.DataFrame(columns).reset_index().rename(columns={"label": "method"})
     return pd.DataFrame(_in_order(wide)).fillna("")
 
@@ -611,8 +617,9 @@ def accuracy_cells(table) -> list[tuple[tuple[str, str], object]]:
 
 def cost_cells(table) -> list[tuple[tuple[str, str], object]]:
     """Per dataset and architecture, one row per regime, method label and sparsity: the mean
-    effective sparsity and the mean training and inference cost (FLOPs relative to dense) over
-    seeds; "n/a" where no run of it measured them (stored before they were counted)."""
+    effective sparsity, training cost (FLOPs relative to one dense training of the cell's
+    reference epochs: ``cost``), measured training seconds and inference cost (FLOPs relative to
+    dense) over seeds; "n/a" where no run of it measured them (stored before they were counted)."""
     import pandas as pd
 
     stats = _accuracy_stats(table)
@@ -627,6 +634,7 @@ def cost_cells(table) -> list[tuple[tuple[str, str], object]]:
             "s": [named[s] for s in part["sparsity"]],
             "effective sparsity": [show(v, ".4f") for v in part["effective"]],
             "training cost": [show(v, ".3g") for v in part["cost_training"]],
+            "training seconds": [show(v, ".3g") for v in part["training_seconds"]],
             "inference cost": [show(v, ".3g") for v in part["cost_inference"]]})))
     return out
 
@@ -636,19 +644,19 @@ def accuracy_vs_cost(table):
     axis), one point per method label and sparsity, mean over seeds; a row of panels per dataset
     and architecture, a column per allocation regime."""
     table = main_comparison(table)
-    table = table.assign(cost_training=_cost(table, "training")).dropna(subset=["cost_training"])
+    table = table.assign(cost_training=cost.training(table)).dropna(subset=["cost_training"])
     if table.empty:
         raise Empty("no run in this store counted its training cost")
     fig, every, panels = _regime_grid(table)
     for ax, _, _, part, title in panels:
         for name in in_registry_order(part, "label"):
             rows = part[part["label"] == name]
-            stats = rows.groupby("sparsity")[["cost_training", "test_accuracy"]].mean()
+            stats = rows.groupby("sparsity")[["cost_training", "score"]].mean()
             style = style_of(name, _configs(rows.iloc[:1])[0], every)
-            ax.plot(stats["cost_training"], stats["test_accuracy"], label=name, **{**style, "ls": style["ls"]
+            ax.plot(stats["cost_training"], stats["score"], label=name, **{**style, "ls": style["ls"]
                     if len(stats) > 1 else "none"}, alpha=0.85)
         ax.set_xscale("log")
-        label_axes(ax, "training cost (FLOPs relative to one dense training, log)", "test accuracy", title)
+        label_axes(ax, "training cost (FLOPs relative to one dense training, log)", metric.axis(metric.of(part)), title)
     return noted(fig)
 
 
@@ -658,7 +666,7 @@ def ablation_loss(table):
     The reference is the rewind control (the final mask retrained from θ0) where it was run, else
     the method's own run; the panel title says which. A method whose accuracy survives shuffling
     chooses layer densities, not weights."""
-    rows = profiled(table, within=("dataset", "arch", "method"))
+    rows = profiled(metric.scored(table), within=("dataset", "arch", "method"))
     rows = rows.assign(label=[label(m, c) for m, c in zip(rows["method"], _configs(rows))])
     keys = ["dataset", "arch", "method", "sparsity", "seed", "profile"]
     ablated = rows[~rows["ablation"].isin(["none", "rewind"])]
@@ -670,9 +678,10 @@ def ablation_loss(table):
     for (key, _), ax in panels.items():
         part = cell_of(rows, key)
         reference = "rewind" if (part["ablation"] == "rewind").any() else "none"
-        base = part[part["ablation"] == reference].drop_duplicates(keys).set_index(keys)["test_accuracy"]
+        base = part[part["ablation"] == reference].drop_duplicates(keys).set_index(keys)["score"]
         joined = cell_of(ablated, key).join(base.rename("reference"), on=keys).dropna(subset=["reference"])
-        joined = joined.assign(lost=joined["reference"] - joined["test_accuracy"],
+        sign = 1 if metric.higher(metric.of(part)) else -1  # lost: the metric's way to worse
+        joined = joined.assign(lost=sign * (joined["reference"] - joined["score"]),
                                name=[_named(n, s) for n, s in zip(joined["label"], joined["suffix"])])
         stats = joined.groupby(["name", "ablation"])["lost"].agg(["mean", "std"]).reset_index()
         methods = in_registry_order(stats, "name")
@@ -686,7 +695,8 @@ def ablation_loss(table):
         ax.set_xticklabels([wrapped(m, WIDTH / max(1, len(methods)), RC["xtick.labelsize"]) for m in methods])
         ax.axhline(0, color="black", lw=0.8)
         against = "the rewind control" if reference == "rewind" else "the unablated run (no rewind control run)"
-        label_axes(ax, "", "test accuracy lost", title_of(key, f"lost against {against}"))
+        worse = "lost" if sign > 0 else "gained"  # accuracy lost, reconstruction error gained
+        label_axes(ax, "", f"{metric.words(metric.of(part))} {worse}", title_of(key, f"lost against {against}"))
     return noted(fig)
 
 
@@ -936,10 +946,11 @@ def assemble(table, out: str | Path) -> list[Path]:
     are removed."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    if len(table) and table["test_accuracy"].isna().any():  # a diverged run has no accuracy to draw
-        nan = table["test_accuracy"].isna()
+    table = metric.scored(table)  # each run's test metric, through its task
+    if len(table) and table["score"].isna().any():  # a diverged run has no metric to draw
+        nan = table["score"].isna()
         named = [f"{r.method} s={r.sparsity:g} seed {r.seed} (run {r.run_id})" for r in table[nan].itertuples()]
-        print(f"initprune: warning: left out of the figures and tables, their test accuracy is NaN: "
+        print(f"initprune: warning: left out of the figures and tables, their test metric is NaN: "
               f"{', '.join(named)}")
         table = table[~nan]
     before = manifest(out)
@@ -999,7 +1010,10 @@ def accuracy_markdown(table) -> str:
     cells = accuracy_cells(table)
     if not cells:
         return "No finished runs yet.\n"
-    return "\n".join(f"### {labels.markdown(f'{d} / {a}')}\n\n{_markdown(frame)}" for (d, a), frame in cells)
+    table = metric.scored(table)
+    axis = {(d, a): metric.axis(metric.of(cell_of(table, (d, a)))) for (d, a), _ in cells}  # each cell's metric
+    return "\n".join(f"### {labels.markdown(f'{d} / {a}: {axis[(d, a)]}')}\n\n{_markdown(frame)}"
+                     for (d, a), frame in cells)
 
 
 def _markdown(frame) -> str:
@@ -1009,3 +1023,4 @@ def _markdown(frame) -> str:
     rule = "| " + " | ".join("---" for _ in frame.columns) + " |"
     body = ["| " + " | ".join(map(labels.markdown, row)) + " |" for row in frame.itertuples(index=False)]
     return "\n".join([head, rule, *body]) + "\n"
+

@@ -234,7 +234,7 @@ def provenance(table, c=None, exp_id: str | None = None) -> dict:
     machine, time."""
     import torch
 
-    from ..lab import runs
+    from ..lab import root
 
     profiles, commits, ran = [], [], []
     if c is not None and exp_id is not None:
@@ -246,7 +246,7 @@ def provenance(table, c=None, exp_id: str | None = None) -> dict:
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
     return {
-        "commit": f"{runs.git_commit()} (this page); the runs' sweeps at {', '.join(commits) or 'unknown'}",
+        "commit": f"{root.git_commit()} (this page); the runs' sweeps at {', '.join(commits) or 'unknown'}",
         "profiles in the store": ", ".join(profiles) or "none",
         "runs": f"{len(table)} finished points",
         "seeds": ", ".join(map(str, seeds)) or "none",
@@ -308,21 +308,25 @@ def _figures(out: Path) -> list[str]:
 def _accuracy(table) -> list[str]:
     """The accuracy table per dataset and architecture, the cost and effective sparsity folded
     under each, and the groups of runs the main comparison leaves out."""
-    from . import figures
+    from . import figures, metric
 
-    parts = ["<h2>Accuracy</h2>", "<p>Final test accuracy, mean ± standard deviation over seeds (n: how many; "
-             "one seed: no spread), one row per method and configuration, one column per sparsity "
+    parts = ["<h2>Accuracy</h2>", "<p>The final test metric of each cell's task (test accuracy; for an "
+             "autoencoder, test reconstruction error, lower is better), mean ± standard deviation over seeds (n: "
+             "how many; one seed: no spread), one row per method and configuration, one column per sparsity "
              "(accuracy_table.csv holds it all as data).</p>"]
     cells = figures.accuracy_cells(table) if len(table) else []
     if not cells:
         parts.append("<p>No accuracy table yet.</p>")
     costs = dict(figures.cost_cells(table)) if len(table) else {}
     for (dataset, arch), frame in cells:
-        parts.append(f"<h3>{html.escape(f'{dataset} / {arch}')}</h3>")
+        task = metric.of(table[(table["dataset"] == dataset) & (table["arch"] == arch)])
+        parts.append(f"<h3>{html.escape(f'{dataset} / {arch}: {metric.axis(task)}')}</h3>")
         parts.append(_table(frame, numeric=[c for c in frame.columns if c != "method"]))
         if (dataset, arch) in costs:
             cost = costs[(dataset, arch)]
-            parts.append("<details><summary>effective sparsity and cost (FLOPs relative to dense), "
+            parts.append("<details><summary>effective sparsity and cost (training: FLOPs relative to one "
+                         "dense training of the cell's reference epochs, n/a where stored without absolute FLOPs; "
+                         "training seconds; inference: FLOPs relative to dense), "
                          f"{html.escape(f'{dataset} / {arch}')}</summary>"
                          f"{_table(cost, numeric=[c for c in cost.columns if c != 'method'])}</details>")
     parts += _store(table)
