@@ -70,9 +70,7 @@ CONTROLS = [("gradual_random", {}), ("gradual_magnitude", {}), ("kstarts_gradual
             ("magnitude", {})]
 
 
-@pytest.mark.parametrize("reg", ["uniform", pytest.param("free", marks=pytest.mark.xfail(
-    strict=True, reason="report/claims.py's FREE does not read kstarts_gradual_random's allocation, K-starts erk "
-                        "then global as combined's, as the free regime"))])
+@pytest.mark.parametrize("reg", ["uniform", "free"])
 def test_offline_controls_has_8_seeds_of_every_secondary_rival_at_the_tested_sparsities(loaded, reg):
     points = [p for p in _points(loaded["offline-controls"]) if (p.dataset, p.arch) == CELL and p.ablation == "none"]
     for method, options in CONTROLS:

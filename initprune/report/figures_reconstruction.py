@@ -85,7 +85,7 @@ def reconstructions(table):
     lines = []
     for (name, regime), group in shown.groupby(["label", shown["regime"].fillna("")], sort=False):
         first = group.sort_values("seed").iloc[0]
-        lines.append((F.registry_order(F._base(name)), regime, name, first, group["score"].mean()))
+        lines.append((F.registry_order(common.base(name)), regime, name, first, group["score"].mean()))
     lines.sort(key=lambda x: (x[0], x[1]))
     count = min(len(first["reconstructions"]["outputs"]) for *_, first, _ in lines)
     targets = lines[0][3]["reconstructions"]["targets"]
