@@ -28,12 +28,17 @@ __version__ = "0.1.0"
 
 
 def __getattr__(name: str):
-    if name not in _FROM:
-        raise AttributeError(f"module 'initprune' has no attribute '{name}'")
     import importlib
 
-    # not kept here: what a notebook's use of initprune changes nothing a kept kernel compares (lab/kernel.py)
-    return getattr(importlib.import_module(f"{__name__}.{_FROM[name]}"), name)
+    if name in _FROM:
+        # not kept here: what a notebook's use of initprune changes nothing a kept kernel compares (lab/kernel.py)
+        return getattr(importlib.import_module(f"{__name__}.{_FROM[name]}"), name)
+    try:  # a module of the package (initprune.api), imported where first used as the exports are
+        return importlib.import_module(f"{__name__}.{name}")
+    except ModuleNotFoundError as err:
+        if err.name != f"{__name__}.{name}":  # a module of ours that lacks one of its own imports
+            raise
+        raise AttributeError(f"module 'initprune' has no attribute '{name}'") from None
 
 _APP = ("cli", "__main__")  # the command line: at the package's root beside the core
 

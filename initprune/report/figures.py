@@ -950,8 +950,8 @@ def assemble(table, out: str | Path) -> list[Path]:
     if len(table) and table["score"].isna().any():  # a diverged run has no metric to draw
         nan = table["score"].isna()
         named = [f"{r.method} s={r.sparsity:g} seed {r.seed} (run {r.run_id})" for r in table[nan].itertuples()]
-        print(f"initprune: warning: left out of the figures and tables, their test metric is NaN: "
-              f"{', '.join(named)}")
+        said = " or ".join(sorted({metric.words(t) for t in table[nan]["task"]}))  # test accuracy, ...
+        print(f"initprune: warning: left out of the figures and tables, their {said} is NaN: {', '.join(named)}")
         table = table[~nan]
     before = manifest(out)
     shown = {name: draw(name, table, out) for name in every()}

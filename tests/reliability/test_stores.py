@@ -305,6 +305,7 @@ def test_the_figures_notebook_uses_the_store_of_the_command(tmp_path):
         shutil.copytree(REPO / "initprune", clone / "initprune", ignore=shutil.ignore_patterns("__pycache__"))
         (clone / "notebooks").mkdir()
         shutil.copy(REPO / "notebooks" / "figures.ipynb", clone / "notebooks")
+        shutil.copy(REPO / "pyproject.toml", clone)  # what makes a folder a clone (lab/root.py)
     proc = initprune("figures", "--out", str(tmp_path / "figures"), uri=None, cwd=here,
                      env={"PYTHONPATH": str(other), "INITPRUNE_FIGURES": ""}, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
