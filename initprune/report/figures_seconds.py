@@ -114,8 +114,9 @@ def _draw(axes: dict, kept: list[dict], where: str = "") -> None:
             style = dict(color=F.color(_method(name)), label=name)
             xs = sorted(per)
             mean = [_mean(per[s]) for s in xs]
-            low = [m - min(per[s]) for m, s in zip(mean, xs)]
-            high = [max(per[s]) - m for m, s in zip(mean, xs)]
+            # the seeds' range about their mean, never below 0 (equal seconds average a hair past their max)
+            low = [max(m - min(per[s]), 0.0) for m, s in zip(mean, xs)]
+            high = [max(max(per[s]) - m, 0.0) for m, s in zip(mean, xs)]
             ax.errorbar([1 - s for s in xs], mean, yerr=[low, high], ls=STYLE.get(compute, "-"), marker="o",
                         ms=4, capsize=3, **style)
         ax.set_yscale("log")
