@@ -153,7 +153,7 @@ def test_run_is_logged_like_a_sweeps_point_and_a_sweep_then_reuses_it(tmp_path, 
     from initprune.lab import grid
 
     again = grid.run_grid("kstarts", "digits", "mlp", [0.9], [0], 2, options={"k": 2}, progress=False)
-    assert again[0]["run_id"] == result["run_id"]  # read back, not trained again
+    assert again[0].run_id == result["run_id"]  # read back, not trained again
 
 
 def test_two_runs_of_one_point_are_both_kept_and_counted_once(tmp_path, monkeypatch):
