@@ -364,10 +364,10 @@ def run_group(specs: list[RunSpec], data_root: str | Path | None = None, *,
     Each seed is pruned as it is alone; the training that follows goes through
     ``train.train_group``, which trains the seeds as one stacked model where that is bitwise
     what each gets alone and every seed trains dense (initprune/stacking.py), else one by one.
-    Which seeds are grouped is ``plan``'s (``stacking.RULES``). ``then(result, model, mask)``,
+    Which seeds are grouped is ``stacking.plan``'s (``stacking.RULES``). ``then(result, model, mask)``,
     called once a seed's result is made, hands over what the result does not hold (``run`` writes
     its outputs there); its error is that seed's."""
-    if any(_seedless(s) != _seedless(specs[0]) for s in specs):
+    if any(stacking.seedless(s) != stacking.seedless(specs[0]) for s in specs):
         raise ValueError("a group's specs must differ in the seed only")
     out: list[RunResult | BaseException | None] = [None] * len(specs)
     began = time.perf_counter()
@@ -416,25 +416,6 @@ def run_group(specs: list[RunSpec], data_root: str | Path | None = None, *,
             except Exception as err:
                 out[i] = err
     return out
-
-
-def plan(points: list[RunSpec]) -> list[list[RunSpec]]:
-    """The points in order, cut into the groups ``run_group`` trains: neighbours that differ
-    only in the seed, of a cell whose rule stacks (``stacking.RULES``) on the device kind this
-    machine resolves them to, at most the rule's seeds per group; every other point a group of one."""
-    groups: list[list[RunSpec]] = []
-    for p in points:
-        last = groups[-1] if groups else None
-        most = stacking.seeds_per_stack(device_kind(p.device), p.dataset, p.arch, p.threads)
-        if last and len(last) < most and _seedless(last[0]) == _seedless(p):
-            last.append(p)
-        else:
-            groups.append([p])
-    return groups
-
-
-def _seedless(spec: RunSpec) -> str:
-    return json.dumps({k: v for k, v in spec.to_dict().items() if k != "seed"}, sort_keys=True, default=str)
 
 
 def _run_result(config: RunSpec, fitted: RunResult, seconds: float) -> RunResult:
