@@ -239,7 +239,7 @@ def test_the_dry_run_tells_executions_apart_and_estimates_for_the_jobs_it_will_u
 
 def test_an_estimate_divides_over_jobs_but_never_over_more_executions_than_are_left(monkeypatch):
     from initprune.lab import profiles
-    from initprune.lab.executions import Status
+    from initprune.lab.sweep import Status
 
     class Ex:
         def __init__(self, *points):
