@@ -20,8 +20,7 @@ from . import train as loop
 from .errors import InitpruneError
 from .options import OptionError
 from .result import RunResult
-from .spec import ABLATIONS, FIT_EPOCHS, RUN, RunSpec, check_epochs, device_kind, make_pruner  # noqa: F401  moved: re-exported
-from .spec import SETTINGS as SPEC_SETTINGS
+from .spec import FIT_EPOCHS, RUN, SETTINGS, RunSpec, check_epochs, device_kind, make_pruner
 from .spec import resolve_device as _resolve_name
 from .train import Settings, Trainee, Trainer
 
@@ -103,9 +102,6 @@ def _first_batch(name: str, loader, dtype: torch.dtype):
     if batch is None:
         raise InitpruneError(f"{name}: the DataLoader yields no batches")
     return datasets.check_batch(name, batch, dtype)
-
-
-SETTINGS = SPEC_SETTINGS  # the options fit hands to Settings
 
 
 @dataclass(frozen=True)
