@@ -149,7 +149,7 @@ def point_runs(c, exp_id):
 def test_a_finished_point_without_its_result_counts_as_not_finished(store, tmp_path, capsys):
     from urllib.parse import urlparse
 
-    from initprune.lab import executions, profiles, results
+    from initprune.lab import profiles, results, sweep
 
     c, exp_id = ensure_store(store)
     first = grid.run_grid("random", "digits", "mlp", [0.5, 0.7], [0], 1, progress=False, device="cpu")
@@ -171,7 +171,7 @@ def test_a_finished_point_without_its_result_counts_as_not_finished(store, tmp_p
 
     profile = tmp_path / "three.yaml"
     profile.write_text("executions:\n  - {notebook: random, sparsities: [0.5, 0.7, 0.9], seeds: [0], epochs: 1}\n")
-    (row,) = executions.status(profiles.load_profile(str(profile)))
+    (row,) = sweep.status(profiles.load_profile(str(profile)))
     assert len(row.points) == 3 and len(row.finished) == 1  # its execution runs again on a resume
 
     again = grid.run_grid("random", "digits", "mlp", [0.5, 0.7, 0.9], [0], 1, progress=False, device="cpu")
