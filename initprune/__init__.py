@@ -10,11 +10,11 @@ from .errors import DivergedError, InitpruneError
 
 # the rest is imported where it is first used (initprune.fit, initprune.PRUNERS): torch takes
 # seconds, and `python -m initprune run` checks its names before it (__main__.py)
-_FROM = {"fit": "api", "run": "api", "save": "api", "load": "api", "Result": "api", "run_group": "api",
+_FROM = {"fit": "api", "run": "api", "save": "api", "load": "api", "run_group": "api",
          "RunResult": "result", "RunSpec": "spec", "PRUNERS": "pruners", "MODELS": "models", "DATASETS": "data",
          "TASKS": "tasks"}
 if TYPE_CHECKING:
-    from .api import Result, fit, load, run, run_group, save
+    from .api import fit, load, run, run_group, save
     from .data import DATASETS
     from .models import MODELS
     from .pruners import PRUNERS
@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from .spec import RunSpec
     from .tasks import TASKS
 
-__all__ = ["fit", "run", "run_group", "save", "load", "Result", "RunResult", "RunSpec", "PRUNERS", "MODELS",
+__all__ = ["fit", "run", "run_group", "save", "load", "RunResult", "RunSpec", "PRUNERS", "MODELS",
            "DATASETS", "TASKS", "InitpruneError", "DivergedError"]
 __version__ = "0.1.0"
 

@@ -20,41 +20,9 @@ from . import train as loop
 from .errors import InitpruneError
 from .options import OptionError
 from .result import RunResult
-from .spec import ABLATIONS, FIT_EPOCHS, RUN, RunSpec, check_epochs, device_kind, make_pruner  # noqa: F401  moved: re-exported
-from .spec import SETTINGS as SPEC_SETTINGS
+from .spec import FIT_EPOCHS, RUN, SETTINGS, RunSpec, check_epochs, device_kind, make_pruner
 from .spec import resolve_device as _resolve_name
 from .train import Settings, Trainee, Trainer
-
-
-@dataclass
-class Result:
-    """What ``fit`` returns. The task's metric is under its own name: ``test_accuracy`` and
-    ``val_accuracy`` for a classifier (None otherwise), ``test_reconstruction_error`` and
-    ``val_reconstruction_error`` for a reconstruction; ``metric`` names it."""
-
-    mask: masks.Mask
-    sparsity_target: float
-    sparsity_actual: float
-    test_accuracy: float | None
-    val_accuracy: float | None
-    epochs: int
-    history: list[dict]
-    layers: dict[str, dict[str, int]]
-    extra: dict
-    seconds: float
-    cost: dict = field(default_factory=dict)  # {"training", "inference"}: theoretical FLOPs relative to dense
-    effective_sparsity: float | None = None  # removed or on no path from input to output (connectivity.effective)
-    dead_classes: int | None = None  # logits no path from the input reaches (None: not a classifier)
-    test_correct: str | None = None  # '0'/'1' per test example, in the order the test split gives them
-    compute_layers: dict[str, str] | None = None  # per prunable weight, "sparse" or "dense" once its mask was final
-    training_seconds: float | None = None  # measured time of the training steps and scoring passes
-    task: str = "classification"  # initprune/tasks.py
-    metric: str = "test_accuracy"  # the field that holds the task's test metric
-    higher_is_better: bool = True
-    test_reconstruction_error: float | None = None  # test MSE against the input in [0, 1]
-    val_reconstruction_error: float | None = None
-    dead_outputs: int | None = None  # outputs (logits, reconstructed entries) no path from the input reaches
-    test_squared_error: list[float] | None = None  # per test example, in the order the test split gives them
 
 
 @contextlib.contextmanager
@@ -136,15 +104,13 @@ def _first_batch(name: str, loader, dtype: torch.dtype):
     return datasets.check_batch(name, batch, dtype)
 
 
-SETTINGS = SPEC_SETTINGS  # the options fit hands to Settings
-
-
 @dataclass(frozen=True)
 class Setup:
     """How one run trains, resolved once, before anything loads: ``fit``'s arguments or a
     ``RunSpec``'s fields, checked (the pruner's options, the training settings, the epochs it
     needs, the device this machine has), and what the data brings (``augment``, ``target``)."""
 
+    method: str
     pruner: pruners.Pruner
     settings: Settings
     sparsity: float
@@ -165,20 +131,21 @@ class Setup:
         settings = Settings(**{k: v for k, v in options.items() if k in SETTINGS})
         pruner = make_pruner(method, sparsity, ablation, **{k: v for k, v in options.items() if k not in SETTINGS})
         check_epochs(pruner, epochs)
-        return cls(pruner, settings, sparsity, epochs, seed, resolve_device(device), ablation, task, augment, target)
+        return cls(method, pruner, settings, sparsity, epochs, seed, resolve_device(device), ablation, task, augment,
+                   target)
 
     @classmethod
     def of_spec(cls, spec: RunSpec, data: datasets.Data) -> Setup:
         """A spec on its dataset (already resolved and checked where it was made)."""
-        return cls.of(spec.method, spec.sparsity, spec.epochs, spec.seed, spec.device, spec.ablation, task_of(spec),
-                      data.augment, data.target if data.unit is not None else None,
+        return cls.of(spec.method, spec.sparsity, spec.epochs, spec.seed, spec.device, spec.ablation,
+                      models.task_of(spec.arch), data.augment, data.target if data.unit is not None else None,
                       {**spec.training, **spec.options})
 
 
 def fit(model: nn.Module, train, test, method: str = RUN["method"], sparsity: float = RUN["sparsity"],
         epochs: int = FIT_EPOCHS, seed: int = RUN["seed"], *, val=None, device: str = RUN["device"], augment=None,
         ablation: str = RUN["ablation"], threads: int | None = None, task: str = "classification", target=None,
-        **options) -> Result:
+        **options) -> RunResult:
     """Prune ``model`` with ``method`` at ``sparsity`` and train it for ``epochs`` in all.
 
     ``train``/``val``/``test``: ``(X, y)`` tensors or DataLoaders. The model is trained in place;
@@ -258,8 +225,9 @@ def _prune(model: nn.Module, train, val, test, setup: Setup) -> Pruned:
     return Pruned(setup, trainer, trainee, extra, test, began, shape)
 
 
-def _finish(p: Pruned) -> Result:
-    """The result of a run whose training is done."""
+def _finish(p: Pruned) -> RunResult:
+    """The result of a run whose training is done, with its mask: ``fit``'s (no dataset, no
+    architecture); ``run_group`` adds the spec's identity."""
     trainer, trainee = p.trainer, p.trainee
     last = trainee.history[-1]
     task = trainer.task
@@ -267,7 +235,8 @@ def _finish(p: Pruned) -> Result:
     compute_layers = trainee.compute_layers or {n: "dense" for n in trainee.mask}
     trainee.densify()  # the model leaves as it came in: dense layers, the pruned weights zero
     reach = connectivity.effective(trainee.model, trainee.mask, p.input_shape)
-    return Result(
+    return RunResult(
+        method=p.setup.method, dataset=None, arch=None, seed=p.setup.seed, ablation=p.setup.ablation,
         mask={n: m.cpu() for n, m in trainee.mask.items()},
         sparsity_target=float(p.setup.sparsity),
         sparsity_actual=masks.sparsity(trainee.mask),
@@ -391,10 +360,10 @@ def run_group(specs: list[RunSpec], data_root: str | Path | None = None, *,
     Each seed is pruned as it is alone; the training that follows goes through
     ``train.train_group``, which trains the seeds as one stacked model where that is bitwise
     what each gets alone and every seed trains dense (initprune/stacking.py), else one by one.
-    Which seeds are grouped is ``plan``'s (``stacking.RULES``). ``then(result, model, mask)``,
+    Which seeds are grouped is ``stacking.plan``'s (``stacking.RULES``). ``then(result, model, mask)``,
     called once a seed's result is made, hands over what the result does not hold (``run`` writes
     its outputs there); its error is that seed's."""
-    if any(_seedless(s) != _seedless(specs[0]) for s in specs):
+    if any(stacking.seedless(s) != stacking.seedless(specs[0]) for s in specs):
         raise ValueError("a group's specs must differ in the seed only")
     out: list[RunResult | BaseException | None] = [None] * len(specs)
     began = time.perf_counter()
@@ -435,7 +404,8 @@ def run_group(specs: list[RunSpec], data_root: str | Path | None = None, *,
                 fitted = _finish(p)
                 seconds[i] += time.perf_counter() - began
                 out[i] = _run_result(specs[i], fitted, seconds[i])
-                if tasks.get(task_of(specs[i])).on_input:  # a reconstruction: a few test images for the report
+                # a reconstruction: a few test images for the report
+                if tasks.get(models.task_of(specs[i].arch)).on_input:
                     out[i].reconstructions = samples.reconstructions(models_of[i], data)  # an artifact, not a field
                 if then is not None:
                     then(out[i], models_of[i], fitted.mask)
@@ -444,43 +414,14 @@ def run_group(specs: list[RunSpec], data_root: str | Path | None = None, *,
     return out
 
 
-def plan(points: list[RunSpec]) -> list[list[RunSpec]]:
-    """The points in order, cut into the groups ``run_group`` trains: neighbours that differ
-    only in the seed, of a cell whose rule stacks (``stacking.RULES``) on the device kind this
-    machine resolves them to, at most the rule's seeds per group; every other point a group of one."""
-    groups: list[list[RunSpec]] = []
-    for p in points:
-        last = groups[-1] if groups else None
-        most = stacking.seeds_per_stack(device_kind(p.device), p.dataset, p.arch, p.threads)
-        if last and len(last) < most and _seedless(last[0]) == _seedless(p):
-            last.append(p)
-        else:
-            groups.append([p])
-    return groups
-
-
-def _seedless(spec: RunSpec) -> str:
-    return json.dumps({k: v for k, v in spec.to_dict().items() if k != "seed"}, sort_keys=True, default=str)
-
-
-def task_of(config: RunSpec) -> str:
-    """The task of a run: its architecture's (the spec checked that its dataset serves it)."""
-    return models.task_of(config.arch)
-
-
-_MEASURED = [f.name for f in dataclasses.fields(RunResult) if f.name in {g.name for g in dataclasses.fields(Result)}]
-
-
-def _run_result(config: RunSpec, fitted: Result, seconds: float) -> RunResult:
-    """``fit``'s result of a spec as the result JSON's record: what was measured, under the
-    same names, beside the spec's identity."""
-    return RunResult(
-        **{name: getattr(fitted, name) for name in _MEASURED if name != "seconds"},
-        method=config.method, dataset=config.dataset, arch=config.arch, seed=config.seed, ablation=config.ablation,
-        options=dict(config.options), training=dict(config.training),
-        variant=json.dumps(config.variant(), sort_keys=True), config_hash=config.hash(),
-        device=device_kind(config.device), threads=config.threads, seconds=seconds,
-    )
+def _run_result(config: RunSpec, fitted: RunResult, seconds: float) -> RunResult:
+    """``fit``'s result of a spec as the result JSON's record: the spec's identity beside what was
+    measured, the run's whole time, and no mask (``then`` is handed it, ``run`` writes it)."""
+    return dataclasses.replace(
+        fitted, dataset=config.dataset, arch=config.arch, options=dict(config.options),
+        training=dict(config.training), variant=json.dumps(config.variant(), sort_keys=True),
+        config_hash=config.hash(), device=device_kind(config.device), threads=config.threads, seconds=seconds,
+        mask=None)
 
 
 def check_writable(path: str | Path | None, flag: str) -> None:

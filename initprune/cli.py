@@ -15,7 +15,7 @@ from . import api, data, models, options, pruners
 from .errors import DivergedError, InitpruneError
 from .lab import grid, store
 from .options import OptionError
-from .spec import RUN, RunSpec
+from .spec import ABLATIONS, RUN, RunSpec
 from .train import Settings
 
 
@@ -46,7 +46,7 @@ def parser() -> argparse.ArgumentParser:
                    help="training epochs in all, pruning epochs included (default: %(default)s)")
     r.add_argument("--seed", type=int, default=default["seed"], help="(default: %(default)s)")
     r.add_argument("--ablation", default=default["ablation"],
-                   help=f"sanity check: {', '.join(api.ABLATIONS)} (default: %(default)s)")
+                   help=f"sanity check: {', '.join(ABLATIONS)} (default: %(default)s)")
     m = r.add_argument_group("method options (each method's, with defaults: python -m initprune list)")
     for declared in method_options().values():
         _add_option(m, declared[0][1], _shared_help(declared), all(o.kind is bool for _, o in declared))

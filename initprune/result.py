@@ -1,5 +1,5 @@
-"""The result of one run by name: one typed schema that ``run``, the result JSON (``--out``),
-MLflow's ``result.json``, the runs table, the figures and the notebooks all read.
+"""The result of one run: one typed schema that ``fit`` and ``run`` return and the result JSON
+(``--out``), MLflow's ``result.json``, the runs table, the figures and the notebooks all read.
 
 ``to_dict`` is the result JSON (README, "Command line"); ``from_dict`` reads one back, an older one
 included (a field it lacks takes its default: None where nothing was measured).
@@ -15,8 +15,8 @@ from typing import Any
 @dataclass
 class RunResult:
     method: str
-    dataset: str
-    arch: str
+    dataset: str | None  # None: ``fit``'s, of a model and data it was handed
+    arch: str | None
     seed: int
     sparsity_target: float
     sparsity_actual: float
@@ -48,6 +48,9 @@ class RunResult:
     val_reconstruction_error: float | None = None
     dead_outputs: int | None = None  # outputs (logits, reconstructed entries) no path from the input reaches
     test_squared_error: list[float] | None = None  # a reconstruction's per test example, in test-set order
+    # ``fit``'s final mask, {parameter name: bool tensor} (True = kept): what a caller prunes with,
+    # not part of the record (the result JSON, the store); ``run`` writes it with the model
+    mask: dict | None = field(default=None, repr=False, compare=False, metadata={"record": False})
 
     @property
     def score(self) -> float | None:
@@ -55,14 +58,15 @@ class RunResult:
         return getattr(self, self.metric)
 
     def to_dict(self) -> dict:
-        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        """The result JSON: every field of the record (the mask is not one)."""
+        return {f.name: getattr(self, f.name) for f in _record()}
 
     @classmethod
     def from_dict(cls, values: dict) -> RunResult:
         """A result JSON as written by any version (or a row made by hand): keys this schema does
         not know are dropped, a field it lacks is None or its default, and ``sparsity`` (the runs
         table's name) is read as ``sparsity_target``."""
-        fields = dataclasses.fields(cls)
+        fields = _record()
         given = {f.name: values[f.name] for f in fields if f.name in values}
         if "sparsity_target" not in given and "sparsity" in values:
             given["sparsity_target"] = values["sparsity"]
@@ -71,12 +75,17 @@ class RunResult:
         return cls(**given, **missing)
 
     def __contains__(self, key: str) -> bool:
-        return key in {f.name for f in dataclasses.fields(self)}
+        return key in {f.name for f in _record()}
 
     def __getitem__(self, key: str) -> Any:
         """Read like the result JSON (``result["test_accuracy"]``), for notebooks and scripts
         written against the dict this replaced."""
-        if key not in {f.name for f in dataclasses.fields(self)}:
+        if key not in {f.name for f in _record()}:
             raise KeyError(key)
         return getattr(self, key)
+
+
+def _record() -> list[dataclasses.Field]:
+    """The fields of the record: all but what a run hands its caller only (``mask``)."""
+    return [f for f in dataclasses.fields(RunResult) if f.metadata.get("record", True)]
 

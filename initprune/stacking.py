@@ -26,12 +26,14 @@ measurement; never measured at run time. A group whose seeds would train a layer
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor, nn
 
 if TYPE_CHECKING:
+    from .spec import RunSpec
     from .train import Settings, Trainee
 
 # (device kind, dataset, arch) -> the most seeds one stack trains; a cell not here goes one by
@@ -53,6 +55,27 @@ def seeds_per_stack(device: str, dataset: str, arch: str, threads: int) -> int:
     if threads != THREADS:
         return 1
     return max(1, RULES.get((device, dataset, arch), 1))
+
+
+def plan(points: list[RunSpec]) -> list[list[RunSpec]]:
+    """The points in order, cut into the groups ``api.run_group`` trains: neighbours that differ
+    only in the seed, of a cell whose rule stacks (``RULES``) on their device's kind, at most the
+    rule's seeds per group; every other point a group of one."""
+    groups: list[list[RunSpec]] = []
+    for p in points:
+        last = groups[-1] if groups else None
+        # a spec's device is resolved where it is made (cuda:1): its kind is the rule's
+        most = seeds_per_stack(p.device.partition(":")[0], p.dataset, p.arch, p.threads)
+        if last and len(last) < most and seedless(last[0]) == seedless(p):
+            last.append(p)
+        else:
+            groups.append([p])
+    return groups
+
+
+def seedless(spec: RunSpec) -> str:
+    """A spec without its seed: the same for the seeds of one point."""
+    return json.dumps({k: v for k, v in spec.to_dict().items() if k != "seed"}, sort_keys=True, default=str)
 
 
 SUPPORTED = (nn.Linear, nn.ReLU, nn.Flatten)

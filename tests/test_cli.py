@@ -153,7 +153,7 @@ def test_run_is_logged_like_a_sweeps_point_and_a_sweep_then_reuses_it(tmp_path, 
     from initprune.lab import grid
 
     again = grid.run_grid("kstarts", "digits", "mlp", [0.9], [0], 2, options={"k": 2}, progress=False)
-    assert again[0]["run_id"] == result["run_id"]  # read back, not trained again
+    assert again[0].run_id == result["run_id"]  # read back, not trained again
 
 
 def test_two_runs_of_one_point_are_both_kept_and_counted_once(tmp_path, monkeypatch):
@@ -239,7 +239,7 @@ def test_the_dry_run_tells_executions_apart_and_estimates_for_the_jobs_it_will_u
 
 def test_an_estimate_divides_over_jobs_but_never_over_more_executions_than_are_left(monkeypatch):
     from initprune.lab import profiles
-    from initprune.lab.executions import Status
+    from initprune.lab.sweep import Status
 
     class Ex:
         def __init__(self, *points):

@@ -153,7 +153,7 @@ def test_what_stacks_is_a_committed_rule_per_device_and_cell():
 def test_plan_groups_neighbouring_seeds_of_one_point_at_most_the_rule_s_count():
     points = specs("random", {}, 0.9, seeds=tuple(range(10))) + specs("random", {}, 0.5, seeds=(0, 1))
     points += [dataclasses.replace(points[0], arch="lenet5", dataset="mnist")]
-    plan = api.plan(points)
+    plan = stacking.plan(points)
     assert [[p.seed for p in g] for g in plan] == [list(range(8)), [8, 9], [0, 1], [0]]
     assert [g[0].sparsity for g in plan] == [0.9, 0.9, 0.5, 0.9]
 

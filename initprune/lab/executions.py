@@ -1,6 +1,6 @@
 """A sweep's unit of work: an ``Execution`` is one grid cell of a profile, one notebook run with
-its parameters, and ``status`` says which of its points are FINISHED in the store and whether
-its notebook was stored. Profiles (``profiles.py``) make them; sweeps (``sweep.py``) run them.
+its parameters and its points. Profiles (``profiles.py``) make them; sweeps (``sweep.py``) run
+them, and read which of their points are FINISHED (``sweep.status``).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from .. import pruners
 from ..errors import InitpruneError
 from ..spec import RUN, SETTINGS, resolve_device
-from . import grid, store
+from . import grid
 
 # the parameters every method notebook has beside its method's options
 COMMON = ("dataset", "arch", "sparsities", "seeds", "epochs", "data_root", "device", "log_to_mlflow",
@@ -114,34 +114,3 @@ class Execution:
                                        self.params["seeds"], self.params["epochs"], self.options,
                                        self.params.get("ablations", ("none",)), self.device, self.training)
         return self._points
-
-
-@dataclass
-class Status:
-    """Where an execution stands in the store: its points and those already FINISHED, as (config
-    hash, seed) keys (a point listed twice trains once, and counts once), and whether its notebook
-    ran to the end and was stored. Only then is it done."""
-
-    execution: Execution
-    points: set
-    finished: set
-    stored: bool
-
-    @property
-    def done(self) -> bool:
-        return self.finished == self.points and self.stored
-
-    @property
-    def left(self) -> set:
-        return self.points - self.finished
-
-
-def status(executions: list[Execution]) -> list[Status]:
-    """Each execution's ``Status``, from one look at the store."""
-    runs = store.points()
-    finished, stored = runs.finished_keys(), runs.finished_cells()
-    rows = []
-    for ex in executions:
-        points = {(p.hash(), p.seed) for p in ex.points()}
-        rows.append(Status(ex, points, points & finished, ex.cell in stored))
-    return rows

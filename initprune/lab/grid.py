@@ -10,7 +10,7 @@ import itertools
 import math
 import time
 
-from .. import api, data, models, pruners
+from .. import api, data, models, pruners, stacking
 from ..errors import InitpruneError
 from ..options import OptionError
 from ..result import RunResult
@@ -99,7 +99,7 @@ def run_grid(method: str | list, dataset: str = "digits", arch: str = "mlp", spa
     for name in {p.device for p in points}:  # a device this worker lacks: refused before anything is opened
         api.resolve_device(name)
     if not tracking:
-        return [r for group in api.plan(points) for r in _raised(api.run_group(group, data_root))]
+        return [r for group in stacking.plan(points) for r in _raised(api.run_group(group, data_root))]
     runs = store.points()
     own_parent = not parent_run_id
     if own_parent:
@@ -110,7 +110,7 @@ def run_grid(method: str | list, dataset: str = "digits", arch: str = "mlp", spa
 
         quiet = None if progress else True  # None: a bar only on a terminal
         bar = tqdm(total=len(points), desc=f"{method} {dataset}/{arch}", disable=quiet)
-        for group in api.plan(points):  # seeds that train together (stacking.RULES), else one by one
+        for group in stacking.plan(points):  # seeds that train together (stacking.RULES), else one by one
             out += run_points(runs, parent_run_id, group, data_root)
             bar.update(len(group))
         bar.close()

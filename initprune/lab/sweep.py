@@ -14,12 +14,13 @@ import sys
 import threading
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 from .. import progress, registry
 from ..errors import InitpruneError
 from . import executors, points, root, store
-from .executions import status
+from .executions import Execution
 from .points import Points
 from .profiles import available, estimate, load_profile
 from .tasks import NOTEBOOKS, Task
@@ -104,6 +105,37 @@ def sweep(profile: str, jobs: int | None = None, dry_run: bool = False, executor
     echo(f"done: {len(outcomes) - len(failed)} executions finished, {len(failed)} failed, "
          f"{len(rows) - len(todo)} skipped, in {time.perf_counter() - began:.0f}s")
     return 1 if failed else 0
+
+
+@dataclass
+class Status:
+    """Where an execution stands in the store: its points and those already FINISHED, as (config
+    hash, seed) keys (a point listed twice trains once, and counts once), and whether its notebook
+    ran to the end and was stored. Only then is it done."""
+
+    execution: Execution
+    points: set
+    finished: set
+    stored: bool
+
+    @property
+    def done(self) -> bool:
+        return self.finished == self.points and self.stored
+
+    @property
+    def left(self) -> set:
+        return self.points - self.finished
+
+
+def status(executions: list[Execution]) -> list[Status]:
+    """Each execution's ``Status``, from one look at the store."""
+    runs = store.points()
+    finished, stored = runs.finished_keys(), runs.finished_cells()
+    rows = []
+    for ex in executions:
+        points = {(p.hash(), p.seed) for p in ex.points()}
+        rows.append(Status(ex, points, points & finished, ex.cell in stored))
+    return rows
 
 
 def told_apart(executions) -> list[str]:

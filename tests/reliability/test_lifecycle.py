@@ -64,7 +64,7 @@ def test_a_running_point_whose_pid_another_process_now_has_is_dead_and_not_waite
             "random", "digits", "mlp", [0.5], [0], 1, progress=False, device="cpu")), daemon=True)
         training.start()
         training.join(60)
-        assert out and out[0][0]["run_id"] != point, "the sweep waited on a dead run"
+        assert out and out[0][0].run_id != point, "the sweep waited on a dead run"
         assert Points(c, exp_id).reap() == 2  # what a sweep does first: the dead runs are marked KILLED
         assert {c.get_run(r).info.status for r in (parent, point)} == {"KILLED"}
         assert other.poll() is None  # the live process is left alone
@@ -149,11 +149,11 @@ def point_runs(c, exp_id):
 def test_a_finished_point_without_its_result_counts_as_not_finished(store, tmp_path, capsys):
     from urllib.parse import urlparse
 
-    from initprune.lab import executions, profiles, results
+    from initprune.lab import profiles, results, sweep
 
     c, exp_id = ensure_store(store)
     first = grid.run_grid("random", "digits", "mlp", [0.5, 0.7], [0], 1, progress=False, device="cpu")
-    lost, kept = first[0]["run_id"], first[1]["run_id"]
+    lost, kept = first[0].run_id, first[1].run_id
     (Path(urlparse(c.get_run(lost).info.artifact_uri).path) / "result.json").unlink()
     # and a run whose status was edited to FINISHED before it logged anything
     edited_point = RunSpec(method="random", dataset="digits", arch="mlp", sparsity=0.9, epochs=1, seed=0)
@@ -171,18 +171,18 @@ def test_a_finished_point_without_its_result_counts_as_not_finished(store, tmp_p
 
     profile = tmp_path / "three.yaml"
     profile.write_text("executions:\n  - {notebook: random, sparsities: [0.5, 0.7, 0.9], seeds: [0], epochs: 1}\n")
-    (row,) = executions.status(profiles.load_profile(str(profile)))
+    (row,) = sweep.status(profiles.load_profile(str(profile)))
     assert len(row.points) == 3 and len(row.finished) == 1  # its execution runs again on a resume
 
     again = grid.run_grid("random", "digits", "mlp", [0.5, 0.7, 0.9], [0], 1, progress=False, device="cpu")
     said = capsys.readouterr().out
     assert f"point run {lost}" in said and f"point run {edited}" in said and "training it again" in said
-    assert again[1]["run_id"] == kept  # read back, not trained again
-    assert again[0]["run_id"] not in (lost, kept) and again[2]["run_id"] != edited  # trained again
+    assert again[1].run_id == kept  # read back, not trained again
+    assert again[0].run_id not in (lost, kept) and again[2].run_id != edited  # trained again
     status = point_runs(c, exp_id)
     assert status[lost] == status[edited] == "FAILED"
     assert sorted(status.values()) == ["FAILED", "FAILED", "FINISHED", "FINISHED", "FINISHED"]
-    assert sorted(results.runs_table(store)["run_id"]) == sorted(r["run_id"] for r in again)
+    assert sorted(results.runs_table(store)["run_id"]) == sorted(r.run_id for r in again)
 
 
 # 4 and 6. profiles: what a dry run must refuse as a run would
@@ -334,7 +334,7 @@ def test_a_point_whose_holder_on_another_host_missed_three_heartbeats_is_taken_o
     taken = c.get_run(point)
     assert taken.info.status == "FAILED" and "abandoned" in taken.data.tags["error"], taken.data.tags
     assert "elsewhere" in taken.data.tags["error"]
-    assert out[0][0]["run_id"] != point and c.get_run(out[0][0]["run_id"]).info.status == "FINISHED"
+    assert out[0][0].run_id != point and c.get_run(out[0][0].run_id).info.status == "FINISHED"
 
 
 def test_a_point_whose_holder_on_another_host_beats_is_waited_for(store, monkeypatch):

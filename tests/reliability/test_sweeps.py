@@ -58,7 +58,7 @@ def check_store(uri):
     finished = [r for r in points if r.info.status == "FINISHED"]
     for r in finished:  # a FINISHED point has everything a figure needs
         assert "test_accuracy" in r.data.metrics and "sparsity_actual" in r.data.metrics
-        assert Points.load(r)["test_accuracy"] == pytest.approx(r.data.metrics["test_accuracy"])
+        assert Points.load(r).test_accuracy == pytest.approx(r.data.metrics["test_accuracy"])
     for r in runs:
         if r.data.tags.get("kind") == "execution" and r.info.status == "FINISHED":
             assert c.list_artifacts(r.info.run_id), "a FINISHED execution without its notebook"
