@@ -255,8 +255,8 @@ def bench_halving_agreement(seeds_: int = 10) -> dict:
         full = initprune.run(initprune.RunSpec(method="kstarts", sparsity=0.95, epochs=20, seed=seed))
         half = initprune.run(initprune.RunSpec(method="kstarts", sparsity=0.95, epochs=20, seed=seed,
                                                  options={"selection": "halving"}))
-        rows.append((full["extra"]["winner"] == half["extra"]["winner"], full["test_accuracy"],
-                     half["test_accuracy"]))
+        rows.append((full.extra["winner"] == half.extra["winner"], full.test_accuracy,
+                     half.test_accuracy))
     return {"agreement": sum(r[0] for r in rows) / len(rows),
             "full_accuracy": statistics.mean(r[1] for r in rows),
             "halving_accuracy": statistics.mean(r[2] for r in rows),

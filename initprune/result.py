@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any
 
 
 @dataclass
@@ -76,13 +75,6 @@ class RunResult:
 
     def __contains__(self, key: str) -> bool:
         return key in {f.name for f in _record()}
-
-    def __getitem__(self, key: str) -> Any:
-        """Read like the result JSON (``result["test_accuracy"]``), for notebooks and scripts
-        written against the dict this replaced."""
-        if key not in {f.name for f in _record()}:
-            raise KeyError(key)
-        return getattr(self, key)
 
 
 def _record() -> list[dataclasses.Field]:

@@ -146,8 +146,8 @@ def test_cost_in_the_report_and_the_runs_metrics(monkeypatch):
     from initprune.lab.points import Points
 
     report = api.run(api.RunSpec(method="random", dataset="digits", sparsity=0.9, epochs=1), device="cpu")
-    assert set(report["cost"]) == {"training", "inference", "training_flops", "dense_epoch_flops"}
-    cost = report["cost"]
+    assert set(report.cost) == {"training", "inference", "training_flops", "dense_epoch_flops"}
+    cost = report.cost
     assert cost["training"] == pytest.approx(cost["inference"]) and cost["training"] < 0.11
 
     logged = []
@@ -161,8 +161,8 @@ def test_cost_in_the_report_and_the_runs_metrics(monkeypatch):
 
     Points(Client(), "0").log("x", api.RunSpec(method="random", sparsity=0.9, epochs=1), report)
     values = {m.key: m.value for m in logged}
-    assert values["cost.training"] == report["cost"]["training"]
-    assert values["cost.inference"] == report["cost"]["inference"]
+    assert values["cost.training"] == report.cost["training"]
+    assert values["cost.inference"] == report.cost["inference"]
 
 
 # ---- what the speed work must leave unchanged ------------------------------------------------------

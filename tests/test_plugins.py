@@ -108,8 +108,8 @@ def test_entry_points_bring_the_plugin_to_fit_and_run(plugged, tmp_path):
         initprune.fit(model, blobs.train, blobs.test, method="mine", sparsity=0.5, epochs=1, my_option=0)
     inverted = api.run(api.RunSpec(method="mine", dataset="blobs", arch="tiny", sparsity=0.5, epochs=1,
                                      ablation="invert"), device="cpu")
-    assert inverted["ablation"] == "invert" and 0 <= inverted["test_accuracy"] <= 1
-    torch.testing.assert_close(torch.tensor(inverted["sparsity_actual"]), torch.tensor(0.5), atol=0.02, rtol=0)
+    assert inverted.ablation == "invert" and 0 <= inverted.test_accuracy <= 1
+    torch.testing.assert_close(torch.tensor(inverted.sparsity_actual), torch.tensor(0.5), atol=0.02, rtol=0)
 
 
 def test_a_profile_runs_the_plugin_through_a_notebook_into_mlflow_and_the_figures(plugged, tmp_path):

@@ -324,7 +324,7 @@ def test_numpy_and_torch_numbers_in_a_report_are_logged_and_written_as_python_nu
     expected = {"f": 0.5, "i": 3, "t": 2.0, "a": [0, 1], "nested": [{"n": 1.5}]}
     written = json.loads((tmp_path / "out.json").read_text())["extra"]
     assert written == expected and json.loads(logged[0])["extra"] == expected
-    assert [type(report["extra"][k]) for k in ("f", "i", "t")] == [float, int, float]
+    assert [type(report.extra[k]) for k in ("f", "i", "t")] == [float, int, float]
 
 
 def test_every_built_in_colour_is_a_matplotlib_colour():
