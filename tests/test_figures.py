@@ -522,3 +522,16 @@ def test_the_quartile_and_seconds_figures_are_left_out_in_one_line_where_no_run_
     assert not list(tmp_path.iterdir())
     drawn = figures.draw("kept_by_quartile", table, tmp_path)  # the dissipating runs report theirs
     assert [f["file"] for f in drawn["figures"]] == ["kept_by_quartile-digits-mlp-paper.png"]
+
+
+def test_layer_density_draws_the_records_compare_returns():
+    """explore.ipynb draws ``api.compare``'s RunResults: one bar per run and layer, its density."""
+    from initprune.result import RunResult
+
+    layers = {"1.weight": {"numel": 100, "kept": 10}, "3.weight": {"numel": 50, "kept": 25}}
+    runs = [RunResult.from_dict({"method": m, "sparsity_actual": s, "layers": layers}) for m, s in
+            (("random", 0.77), ("kstarts", 0.77))]
+    fig = figures.layer_density(runs)
+    heights = sorted(round(b.get_height(), 6) for ax in fig.axes for b in ax.patches)
+    assert heights == [0.1, 0.1, 0.5, 0.5]
+    plt.close(fig)

@@ -509,15 +509,16 @@ def learning_curves(table, sparsity: float | None = None):
     return noted(fig)
 
 
-def layer_density(results: list[dict]):
-    """Density of each layer's mask, one bar group per layer, one bar per run."""
+def layer_density(results: list):
+    """Density of each layer's mask, one bar group per layer, one bar per run (``RunResult``s, as
+    ``run``, ``fit`` and ``api.compare`` return them)."""
     fig, ax = plt.subplots(figsize=(WIDTH, 3.8), layout="constrained")  # noted sets the layout's rect
-    layers = list(results[0]["layers"]) if results else []
+    layers = list(results[0].layers) if results else []
     width = 0.8 / max(1, len(results))
     for i, r in enumerate(results):
-        dens = [r["layers"][n]["kept"] / r["layers"][n]["numel"] for n in layers]
-        ax.bar(np.arange(len(layers)) + i * width, dens, width, label=f"{r['method']} (s={r['sparsity_actual']:.2f})",
-               color=color(r["method"]))
+        dens = [r.layers[n]["kept"] / r.layers[n]["numel"] for n in layers]
+        ax.bar(np.arange(len(layers)) + i * width, dens, width, label=f"{r.method} (s={r.sparsity_actual:.2f})",
+               color=color(r.method))
     ax.set_xticks(np.arange(len(layers)) + 0.4 - width / 2)
     ax.set_xticklabels([plain(n) for n in layers], fontsize=8)
     ax.set_yscale("log")
