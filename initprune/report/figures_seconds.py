@@ -77,8 +77,8 @@ def _grouped(kept: list[dict]):
 
 def _ratios(groups) -> dict:
     """{(compute, label): {sparsity: its mean seconds / the dense compute's}} where both ran."""
-    ratios = {(c, name): {s: _mean(v) / _mean(groups[(DENSE, name)][s]) for s, v in per.items()
-                          if s in groups[(DENSE, name)]}
+    dense = {name: per for (c, name), per in groups.items() if c == DENSE}  # read, never grown
+    ratios = {(c, name): {s: _mean(v) / _mean(dense[name][s]) for s, v in per.items() if s in dense.get(name, {})}
               for (c, name), per in groups.items() if c != DENSE}
     return {k: v for k, v in ratios.items() if v}
 
