@@ -113,8 +113,7 @@ def dense_errors(picked) -> dict:
     reconstruction's differences are relative to (``stats.difference``)."""
     out: dict = {}
     for (d, a, g, _, name), runs in picked.items():
-        entry = common.entry(common.base(name))
-        if entry is not None and entry.fixed_sparsity == 0 and (d, a, g) not in out:
+        if common.dense(common.base(name)) and (d, a, g) not in out:
             out[(d, a, g)] = float(metric.scored(runs)["score"].mean())
     return out
 

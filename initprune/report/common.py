@@ -27,6 +27,12 @@ def entry(method: str):
     return pruners.PRUNERS[method] if method in pruners.PRUNERS else None
 
 
+def dense(method: str) -> bool:
+    """A method that keeps every weight (the dense ceiling of a cell)."""
+    found = entry(method)
+    return found is not None and found.fixed_sparsity == 0
+
+
 def lines(method: str) -> tuple[str, ...]:
     """The options whose every value is a label of its own (dissipating's schedule)."""
     found = entry(method)

@@ -18,7 +18,7 @@ from collections import Counter
 
 import numpy as np
 
-from .. import pruners
+from . import common
 
 TRAINING, DENSE_EPOCH = "training_flops", "dense_epoch_flops"  # the result's absolute counts (cost dict)
 
@@ -29,10 +29,6 @@ def _number(value) -> float:
     except (TypeError, ValueError):
         return math.nan
     return value if math.isfinite(value) else math.nan
-
-
-def _dense(method: str) -> bool:
-    return method in pruners.PRUNERS and pruners.PRUNERS[method].fixed_sparsity == 0
 
 
 def reference_epochs(table) -> dict:
@@ -48,7 +44,7 @@ def reference_epochs(table) -> dict:
     epochs = table["epochs"] if "epochs" in table else [None] * len(table)
     counts: dict = {}
     for d, a, m, e in zip(table["dataset"], table["arch"], table["method"], epochs):
-        if (d, a) not in out and _dense(m) and not math.isnan(_number(e)):
+        if (d, a) not in out and common.dense(m) and not math.isnan(_number(e)):
             counts.setdefault((d, a), Counter())[int(e)] += 1
     for key, found in counts.items():
         most = max(found.values())

@@ -92,12 +92,6 @@ def shades(base: str, n: int) -> list[str]:
     return [to_hex(colorsys.hls_to_rgb(h, v, s)) for v in np.linspace(low, high, n)]
 
 
-def _dense(method: str) -> bool:
-    """A method that keeps every weight (the dense ceiling), drawn as a line across the panel."""
-    entry = common.entry(method)
-    return entry is not None and entry.fixed_sparsity == 0
-
-
 family = common.family
 label = common.label  # "dissipating (cubic)": the one definition, in the registry's module
 
@@ -393,7 +387,7 @@ def _curves(ax, part, names, confident=None, every=()):
         rows = part[part["label"] == name]
         method = common.base(name)
         config = _configs(rows.iloc[:1])[0]
-        if _dense(method):
+        if common.dense(method):
             mean = rows["score"].mean()
             ax.axhline(mean, color="black", ls="--", lw=1, label=name)
             ax.annotate(f"{mean:.3g}", (0.01, mean), xycoords=("axes fraction", "data"), fontsize=7,
@@ -410,7 +404,7 @@ def _curves(ax, part, names, confident=None, every=()):
     if confident and any(confident.values()):
         ax.scatter([], [], marker="*", s=160, facecolor="gold", edgecolor="gray",
                    label="better than every rival (primary verdict)")
-    density_axis(ax, 1 - part.loc[~part["method"].map(_dense), "sparsity"].to_numpy())
+    density_axis(ax, 1 - part.loc[~part["method"].map(common.dense), "sparsity"].to_numpy())
 
 
 def density_axis(ax, densities) -> None:
@@ -483,15 +477,15 @@ def learning_curves(table, sparsity: float | None = None):
     fig, every, panels = _regime_grid(table)
     for ax, _, _, part, title in panels:
         names = in_registry_order(part, "label")
-        pruned = part[~part["method"].map(_dense)]
-        common = set.intersection(*[set(g["sparsity"]) for _, g in pruned.groupby("label")]) if len(pruned) else set()
-        at = sparsity if sparsity is not None else (max(common) if common else
+        pruned = part[~part["method"].map(common.dense)]
+        shared = set.intersection(*[set(g["sparsity"]) for _, g in pruned.groupby("label")]) if len(pruned) else set()
+        at = sparsity if sparsity is not None else (max(shared) if shared else
                                                      (float(pruned["sparsity"].max()) if len(pruned) else None))
         named = labels.sparsities([*part["sparsity"], *([at] if at is not None else [])])
         for name in names:
             rows = part[part["label"] == name]
             shown = name
-            if not _dense(rows["method"].iloc[0]):
+            if not common.dense(rows["method"].iloc[0]):
                 own = float(at) if at in set(rows["sparsity"]) else float(rows["sparsity"].max())
                 rows = rows[rows["sparsity"] == own]
                 if own != at:
@@ -708,7 +702,7 @@ def effective_vs_nominal(table):
     sparsity was measured are left out."""
     table = main_comparison(table)
     if "effective_sparsity" in table:
-        table = table[table["effective_sparsity"].notna() & ~table["method"].map(_dense)]
+        table = table[table["effective_sparsity"].notna() & ~table["method"].map(common.dense)]
     else:
         table = table.iloc[:0]
     if table.empty:

@@ -18,12 +18,7 @@ from . import figures as F
 def _shown(method: str) -> bool:
     """Dense and the paper's methods (random among them): the rows of the picture."""
     entry = common.entry(method)
-    return entry is not None and (entry.fixed_sparsity == 0 or entry.family == "paper")
-
-
-def _dense(method: str) -> bool:
-    entry = common.entry(method)
-    return entry is not None and entry.fixed_sparsity == 0
+    return entry is not None and (common.dense(method) or entry.family == "paper")
 
 
 def _at(part) -> tuple[float, str]:
@@ -33,7 +28,7 @@ def _at(part) -> tuple[float, str]:
                 if isinstance(v, (list, tuple)) for s in v]
     if declared:
         return max(declared), "highest tested sparsity"
-    pruned = part[~part["method"].map(_dense)]["sparsity"]
+    pruned = part[~part["method"].map(common.dense)]["sparsity"]
     return float(pruned.max()), "highest sparsity run (none declared tested)"
 
 
@@ -79,8 +74,8 @@ def reconstructions(table):
     key = F.cells_of(rows)[0]  # the report draws a figure per cell
     part = F.cell_of(rows, key)
     at, how = _at(F.cell_of(table, key))
-    shown = part[part["method"].map(_dense) | (part["sparsity"] == at)]
-    if not (~shown["method"].map(_dense)).any():
+    shown = part[part["method"].map(common.dense) | (part["sparsity"] == at)]
+    if not (~shown["method"].map(common.dense)).any():
         raise F.Empty(f"no pruned reconstruction run at s={at:g} kept its test images")
     lines = []
     for (name, regime), group in shown.groupby(["label", shown["regime"].fillna("")], sort=False):
