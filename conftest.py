@@ -2,12 +2,15 @@
 MLflow and figures in a temporary folder, never the user's mlruns/ or figures/; and how the
 suite is laid out over its two workers."""
 
+import atexit
 import os
+import shutil
 import tempfile
 
 import pytest
 
 _tmp = tempfile.mkdtemp(prefix="initprune-tests-")
+atexit.register(shutil.rmtree, _tmp, True)  # each pytest process's own folder, gone when it ends
 os.environ["INITPRUNE_OFFLINE"] = "1"
 os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{_tmp}/mlflow.db"
 os.environ["INITPRUNE_FIGURES"] = f"{_tmp}/figures"

@@ -149,6 +149,10 @@ def test_a_worker_killed_mid_execution_is_retried_and_the_runs_are_the_local_poo
 
 
 def test_a_notebook_that_raises_is_failed_once_and_the_sweep_goes_on(server, cluster, two):
+    """The task returns the notebook's failure (tasks.run_task catches it), on any executor alike;
+    shown on Ray, the executor told to retry (max_retries), where a second attempt would show."""
+    if cluster[1] != "ray":
+        pytest.skip("a raising notebook is a returned result on every executor; shown on Ray, which retries")
     experiment = f"raise-{cluster[1]}"
     out = run_sweep(server, experiment, *cluster, profile=two, INITPRUNE_INJECT_FAILURE="random:1")
     assert out.returncode == 1, out.stdout
