@@ -202,18 +202,47 @@ def test_claims_json_is_recomputed_from_runs_csv_and_per_example_npz_alone(tmp_p
                 run_id = lab_runs.open_point(config, parent)
                 lab_runs.log(run_id, config, result)
                 lab_runs.finish(run_id, parent)
+    # an autoencoder's cell beside it: squared errors per example, lower is better, dense its scale
+    for method, s, lift in (("dense", 0.0, 0.0), ("random", 0.5, 0.0), ("random", 0.9, 0.0),
+                            ("kstarts", 0.5, -0.004), ("kstarts", 0.9, -0.004)):
+        for seed in range(7):
+            config = spec.RunSpec(method=method, dataset="digits", arch="autoencoder", epochs=1, sparsity=s, seed=seed)
+            errors = (rng.random(N) * 0.02 + 0.03 + lift).tolist()
+            result = RunResult.from_dict({**runs()[0], "method": method, "dataset": "digits", "arch": "autoencoder",
+                                          "seed": seed, "sparsity_target": s, "sparsity_actual": s,
+                                          "task": "reconstruction", "metric": "test_reconstruction_error",
+                                          "test_accuracy": None, "test_correct": None, "options": {},
+                                          "test_reconstruction_error": float(np.mean(errors)),
+                                          "val_reconstruction_error": float(np.mean(errors)),
+                                          "test_squared_error": errors, "config_hash": config.hash(),
+                                          "effective_sparsity": s, "extra": KSTARTS if method == "kstarts" else {}})
+            run_id = lab_runs.open_point(config, parent)
+            lab_runs.log(run_id, config, result)
+            lab_runs.finish(run_id, parent)
     table = results.runs_table(uri)
     expected = json.loads(json.dumps(claims.verdicts(table)))
     assert {r["role"] for r in expected} == {"test", "mean", "descriptive"} and any(
         r["verdict"] for r in expected)
+    assert any(r["verdict"] and r.get("arch") == "autoencoder" for r in expected), "no judged reconstruction row"
     out = tmp_path / "report"
     assert [p.name for p in raw.write(table, out)] == ["runs.csv", "per_example.npz"]
     del table
     frame = raw.read(out)
-    assert len(frame) == 63 and set(frame["run_id"]) == set(np.load(out / "per_example.npz").files)
+    assert len(frame) == 63 + 35 and set(frame["run_id"]) == set(np.load(out / "per_example.npz").files)
+    errors = frame[frame["task"] == "reconstruction"]["test_squared_error"]
+    assert len(errors) == 35 and all(len(e) == N and isinstance(e[0], float) for e in errors)
     assert {"options", "training", "seed", "test_accuracy", "effective_sparsity", "training_seconds",
             "cost_training", "test_examples", "tested_sparsities", "profile"} <= set(frame.columns)
     same(expected, json.loads(json.dumps(raw.recompute(out))))
+
+
+def test_the_committed_offline_claims_are_recomputed_from_its_raw_data_alone():
+    """results/offline/claims.json, every row and float (to 1e-9), from its runs.csv and
+    per_example.npz: the classifiers' correctness and the autoencoder's squared errors."""
+    out = root() / "results" / "offline"
+    committed = json.loads((out / "claims.json").read_text())
+    assert {r["task"] for r in committed} == {"classification", "reconstruction"}
+    same(committed, json.loads(json.dumps(raw.recompute(out))))
 
 
 def test_raw_data_missing_or_cut_is_a_clear_error(tmp_path):
