@@ -75,13 +75,14 @@ def test_the_readme_quotes_the_committed_offline_results_as_they_are():
     assert block in section and not [line for line in section.replace(block, "").splitlines()
                                      if line.startswith("- claim ")], "a verdict quoted outside the findings block"
     section = section.replace(block, "")
-    rows = {(r["dataset"], r["arch"], r["method"]): r for r in csv.DictReader((RESULTS / "accuracy_table.csv").open())}
+    rows = {(r["dataset"], r["arch"], r["regime"], r["method"]): r
+            for r in csv.DictReader((RESULTS / "accuracy_table.csv").open())}
     table = [[c.strip() for c in line.strip("|").split("|")] for line in section.splitlines()
              if line.startswith("| ") and not line.startswith("| method") and "---" not in line]
     assert len(table) >= 7
-    for method, *values in table:
-        row = rows[("fashion_mnist", "lenet300", method)]
-        assert all(v in row.values() for v in values if v), (method, values)
+    for method, regime, *values in table:
+        row = rows[("fashion_mnist", "lenet300", regime, method)]
+        assert all(v in row.values() for v in values if v), (method, regime, values)
     facts = json.loads((RESULTS / "provenance.json").read_text())
     [sweep] = [s for s in facts["sweeps"] if s["profile"] == "offline" and s["started"] in section]
     assert f"{sweep['wall_seconds'] / 60:.0f} minutes" in section and sweep["commits"][0] in section
