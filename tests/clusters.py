@@ -24,9 +24,12 @@ WORKER_ENV = {"PYTHONPATH": os.pathsep.join(filter(None, [PLUGINS, os.environ.ge
 
 
 def ctrl_c_as_in_a_terminal() -> None:
-    """For Popen's preexec_fn: a process started from a background job inherits SIGINT ignored;
-    give it a terminal's default, so that a test can press Ctrl-C wherever the suite runs."""
+    """For Popen's preexec_fn: a process started from a background job inherits SIGINT ignored,
+    and one started under nohup SIGHUP too (which `ui` and `server` then keep ignoring, as nohup
+    asks); give both a terminal's default, so that a test can press Ctrl-C or close the terminal
+    wherever the suite runs."""
     signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGHUP, signal.SIG_DFL)
 
 
 def free_port() -> int:

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
-from clusters import HOST, descendants, free_port
+from clusters import HOST, ctrl_c_as_in_a_terminal, descendants, free_port
 
 
 def session_of(pid: int) -> int | None:
@@ -82,7 +82,7 @@ def test_a_signal_to_ui_ends_mlflow_and_all_it_started_and_frees_the_port(tmp_pa
            "INITPRUNE_CREDENTIALS": str(tmp_path / "credentials")}
     proc = subprocess.Popen([sys.executable, "-m", "initprune", "ui", "--no-auth", "--host", HOST, "--port", str(port)],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True)
+                            start_new_session=True, preexec_fn=ctrl_c_as_in_a_terminal)  # under nohup too
     started, sessions = [], {proc.pid}
     try:
         out = lines_of(proc)
