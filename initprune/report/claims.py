@@ -184,14 +184,8 @@ def _runs(part) -> dict:
     kept = part[field] if field in part else [None] * len(part)
     ids = part["run_id"] if "run_id" in part else ["?"] * len(part)
     for seed, sparsity, score, c, run_id in zip(part["seed"], part["sparsity"], part["score"], kept, ids):
-        out.setdefault((int(seed), float(sparsity)), (float(score), c if _logged(c) else None, run_id))
+        out.setdefault((int(seed), float(sparsity)), (float(score), c if metric.logged(c) else None, run_id))
     return out
-
-
-def _logged(record) -> bool:
-    """Whether a run logged its per-example record: correctness as '0'/'1', squared errors as a list."""
-    return (isinstance(record, str) and bool(record)) or (isinstance(record, (list, tuple, np.ndarray))
-                                                          and len(record) > 0)
 
 
 def _examples(record) -> np.ndarray:

@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from ..errors import InitpruneError
 from ..tasks import TASKS
 
 CLASSIFICATION = "classification"
 
 
-def _task(value) -> str:
+def task_name(value) -> str:
     """A row's task: its ``task`` column, a classification where the table does not say."""
     return value if isinstance(value, str) and value else CLASSIFICATION
 
@@ -36,7 +38,7 @@ def scored(table):
     task names, NaN where the run has none). A table that already has ``score`` is returned as it is."""
     if "score" in table:
         return table
-    names = [_task(t) for t in table["task"]] if "task" in table else [CLASSIFICATION] * len(table)
+    names = [task_name(t) for t in table["task"]] if "task" in table else [CLASSIFICATION] * len(table)
     columns = {n: f"test_{task(n).metric}" for n in set(names)}
     values = {c: list(table[c]) if c in table else [None] * len(table) for c in set(columns.values())}
     scores = [_number(values[columns[n]][i]) for i, n in enumerate(names)]
@@ -74,6 +76,12 @@ def words(name: str) -> str:
 def higher(name: str) -> bool:
     """Whether a higher value of the task's metric is better."""
     return bool(task(name).higher_is_better)
+
+
+def logged(record) -> bool:
+    """Whether a run logged its per-example record: correctness as '0'/'1', squared errors as a list."""
+    return (isinstance(record, str) and bool(record)) or (isinstance(record, (list, tuple, np.ndarray))
+                                                          and len(record) > 0)
 
 
 def record_field(name: str) -> str:

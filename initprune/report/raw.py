@@ -36,7 +36,7 @@ def _metrics() -> tuple:
 
 def _record_field(task) -> str:
     """The field of a row's per-example record: its task's (a row without one is a classification)."""
-    return metric.record_field(task if isinstance(task, str) and task else metric.CLASSIFICATION)
+    return metric.record_field(metric.task_name(task))
 
 
 def _missing(value) -> bool:
@@ -61,8 +61,7 @@ def write(table, out: str | Path) -> list[Path]:
             row[k] = "" if _missing(row[k]) else json.dumps(row[k], sort_keys=True, default=str)
         row.update(_cost(r.get("cost")))
         record = r.get(_record_field(r.get("task")))
-        logged = (isinstance(record, str) and record) or (isinstance(record, (list, tuple, np.ndarray)) and len(record))
-        row["test_examples"] = len(record) if logged else 0
+        row["test_examples"] = len(record) if metric.logged(record) else 0
         if row["test_examples"]:
             if _missing(r.get("run_id")) or not str(r["run_id"]) or "/" in str(r["run_id"]) or r["run_id"] in records:
                 raise InitpruneError(f"a run with per-example records needs a run id of its own, without '/', to "
