@@ -66,7 +66,8 @@ def test_the_page_holds_every_figure_drawn_as_an_embedded_image_and_a_line_for_e
 def test_the_accuracy_table_has_a_column_per_sparsity_of_its_cell_and_the_costs_folded(report):
     page = report[1].read_text()
     accuracy = page.split("<h2>Accuracy</h2>", 1)[1].split("<h2>", 1)[0]
-    [table] = re.findall(r"<table>.*?</table>", accuracy.split("<details>")[0], flags=re.S)
+    [table] = re.findall(r"<table(?: class=\"accuracy\")?>.*?</table>", accuracy.split("<details>")[0], flags=re.S)
+    table = table.replace("\u00a0", " ")  # "mean ± sd" is held together by no-break spaces
     head = re.findall(r"<th(?: class=\"num\")?>(.*?)</th>", table)
     assert head == ["regime", "method", "n", "s=0", "s=0.9", "s=0.99"]
     assert '<td class="num">0.7100 ± 0.0000</td>' in table  # random at 0.9: n in its own column

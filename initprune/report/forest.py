@@ -12,15 +12,11 @@ import matplotlib
 import matplotlib.pyplot as plt
 
 from . import claims
+from .figures import plain, wrapped
 
 ROW = 0.34  # inches per contrast: its tested sparsities side by side within it
 WIDTH = 13.0  # inches: at 100 dpi about the 1,300 px a 1,400 px page gives a figure
 MARKERS = "osD^v<>ph"
-
-
-def plain(text: str) -> str:
-    """A label as matplotlib shows it: never mathtext (every ``$`` escaped)."""
-    return str(text).replace("$", r"\$")
 
 
 def forest(rows) -> matplotlib.figure.Figure | None:
@@ -85,9 +81,11 @@ def forest(rows) -> matplotlib.figure.Figure | None:
                frameon=False, bbox_to_anchor=(0.5, 0.0))
     first = found[0]
     where = f" [{first['where']}]" if first["where"] else ""
-    fig.suptitle(plain(f"{first['dataset']}/{first['arch']}{where}: the primary contrasts at each tested sparsity "
-                       "(filled: better or worse, Holm-adjusted; open: no such difference found)"), fontsize=12)
+    # the title in lines the figure's width holds (a long cell name ran past both edges)
+    title = wrapped(f"{first['dataset']}/{first['arch']}{where}: the primary contrasts at each tested sparsity "
+                    "(filled: better or worse, Holm-adjusted; open: no such difference found)", WIDTH, 12)
+    fig.suptitle(title, fontsize=12)
     fig.supxlabel("effect: method minus rival, points of test accuracy (mean over seeds, 95% interval)", fontsize=10,
                   y=0.4 / height)
-    fig.tight_layout(rect=(0, 0.55 / height, 1, 1 - 0.3 / height))
+    fig.tight_layout(rect=(0, 0.55 / height, 1, 1 - (0.3 + 0.2 * title.count("\n")) / height))
     return fig

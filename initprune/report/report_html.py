@@ -31,6 +31,7 @@ p.left-out { color: #666; font-style: italic; margin: .3rem 0; }
 table { border-collapse: collapse; font-size: .85rem; margin: .6rem 0 1rem; }
 th, td { border: 1px solid #ccc; padding: .2rem .45rem; text-align: left; }
 td.num, th.num { text-align: right; white-space: nowrap; font-variant-numeric: tabular-nums; }
+table.accuracy td.num { white-space: normal; } /* "mean ± sd" stays whole; "(n=12)" may go below it */
 th { background: #f3f3f3; } code { background: #f3f3f3; padding: 0 .2rem; }
 details { margin: .4rem 0 1rem; } summary { cursor: pointer; color: #3b6fb6; }
 .summary { background: #f7f9fc; border-left: 4px solid #3b6fb6; padding: .5rem 1rem; }
@@ -264,7 +265,8 @@ def _table(frame, numeric=(), cls: str = "") -> str:
     ``numeric``: the columns set right-aligned, on one line."""
     def cell(tag, name, value):
         align = ' class="num"' if name in numeric else ""
-        return f"<{tag}{align}>{html.escape(str(value), quote=False)}</{tag}>"
+        text = html.escape(str(value), quote=False).replace(" ± ", "\u00a0±\u00a0")  # "mean ± sd" never split
+        return f"<{tag}{align}>{text}</{tag}>"
 
     head = "".join(cell("th", c, c) for c in frame.columns)
     rows = "".join("<tr>" + "".join(cell("td", c, v) for c, v in zip(frame.columns, row)) + "</tr>"
@@ -321,7 +323,7 @@ def _accuracy(table) -> list[str]:
     for (dataset, arch), frame in cells:
         task = metric.of(table[(table["dataset"] == dataset) & (table["arch"] == arch)])
         parts.append(f"<h3>{html.escape(f'{dataset} / {arch}: {metric.axis(task)}')}</h3>")
-        parts.append(_table(frame, numeric=[c for c in frame.columns if c != "method"]))
+        parts.append(_table(frame, numeric=[c for c in frame.columns if c != "method"], cls="accuracy"))
         if (dataset, arch) in costs:
             cost = costs[(dataset, arch)]
             parts.append("<details><summary>effective sparsity and cost (training: FLOPs relative to one "
