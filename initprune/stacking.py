@@ -61,12 +61,12 @@ def plan(points: list[RunSpec]) -> list[list[RunSpec]]:
     """The points in order, cut into the groups ``api.run_group`` trains: neighbours that differ
     only in the seed, of a cell whose rule stacks (``RULES``) on their device's kind, at most the
     rule's seeds per group; every other point a group of one."""
-    from .spec import device_kind  # spec imports train, which imports this module
-
     groups: list[list[RunSpec]] = []
     for p in points:
         last = groups[-1] if groups else None
-        most = seeds_per_stack(device_kind(p.device), p.dataset, p.arch, p.threads)
+        # a spec's device is resolved where it is made (cuda:1): its kind is the rule's (spec.device_kind
+        # resolves it again; spec imports train, which imports this module)
+        most = seeds_per_stack(p.device.partition(":")[0], p.dataset, p.arch, p.threads)
         if last and len(last) < most and seedless(last[0]) == seedless(p):
             last.append(p)
         else:
