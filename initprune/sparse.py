@@ -162,7 +162,9 @@ class _Product(torch.autograd.Function):
         gt = g.reshape(-1, st.shape[0]).mT.contiguous()
         gx = gv = gb = None
         if ctx.needs_input_grad[0]:
-            gx = torch.sparse.mm(st.transposed(values), gt).mT.reshape(*ctx.lead, st.shape[1])
+            # contiguous, as a dense layer's input gradient is: the ReLU's backward before it
+            # runs 10x slower on a transposed gradient (115 against 12 µs a batch of 128x300)
+            gx = torch.sparse.mm(st.transposed(values), gt).mT.contiguous().view(*ctx.lead, st.shape[1])
         if ctx.needs_input_grad[1]:
             gv = torch.sparse.sampled_addmm(st.matrix(values), gt, xt.mT, beta=0.0).values()
         if ctx.has_bias and ctx.needs_input_grad[2]:
