@@ -26,8 +26,8 @@ from . import kernel
 from .tasks import Task, run_task
 
 PACKAGE = Path(__file__).resolve().parents[1]  # initprune/, its lab/ and report/ included
-# every executor takes (tasks, settings) and yields each task's small result as it completes;
-# settings: jobs, address (Ray), scheduler (Dask), retries; each reads those it needs
+# every executor takes the tasks and the sweep's settings as keywords (jobs, address, scheduler,
+# retries; each reads those it needs) and yields each task's small result as it completes
 EXECUTORS: Registry = Registry("executor")
 
 
@@ -57,21 +57,7 @@ def sigterm_as_ctrl_c():
 
 
 @EXECUTORS.register("local")
-def _local(tasks: list[Task], settings: dict) -> Iterator[dict]:
-    return local(tasks, settings.get("jobs", 1))
-
-
-@EXECUTORS.register("ray")
-def _ray(tasks: list[Task], settings: dict) -> Iterator[dict]:
-    return ray(tasks, settings.get("address"), settings.get("retries", 3))
-
-
-@EXECUTORS.register("dask")
-def _dask(tasks: list[Task], settings: dict) -> Iterator[dict]:
-    return dask(tasks, settings.get("scheduler"), settings.get("jobs", 1))
-
-
-def local(tasks: list[Task], jobs: int = 1) -> Iterator[dict]:
+def local(tasks: list[Task], jobs: int = 1, **_) -> Iterator[dict]:
     """A process pool on this machine (``--jobs``); one job runs in this process. Closed before
     every task returned (Ctrl-C, SIGTERM, an error), it stops its workers as Ctrl-C would, and
     waits for them to mark what they held KILLED and exit."""
@@ -146,7 +132,8 @@ def _failed(task: Task, err: BaseException) -> dict:
             "seconds": 0.0, "attempt": None, "cell": task.execution.cell}
 
 
-def ray(tasks: list[Task], address: str | None = None, retries: int = 3) -> Iterator[dict]:
+@EXECUTORS.register("ray")
+def ray(tasks: list[Task], address: str | None = None, retries: int = 3, **_) -> Iterator[dict]:
     """Each task a Ray task with the profile's CPUs and GPUs (Ray sets CUDA_VISIBLE_DEVICES for
     it), retried when its worker dies. With an address, the package's code travels in the
     runtime environment, for workers that do not share this filesystem."""
@@ -198,7 +185,8 @@ def ray(tasks: list[Task], address: str | None = None, retries: int = 3) -> Iter
         engine.shutdown()
 
 
-def dask(tasks: list[Task], scheduler: str | None = None, jobs: int = 1) -> Iterator[dict]:
+@EXECUTORS.register("dask")
+def dask(tasks: list[Task], scheduler: str | None = None, jobs: int = 1, **_) -> Iterator[dict]:
     """Each task a Dask future with an explicit key, ``pure=False``, released as soon as it is
     collected: a worker lost later then cannot make the scheduler run it again. With a scheduler
     address, the package's code is uploaded to its workers."""

@@ -326,6 +326,19 @@ class Points:
         whose result is missing counts as not finished (its execution trains it again)."""
         return {key(r) for r in self.finished_runs() if _has_result(r)}
 
+    def done(self) -> tuple[set[tuple[str, int]], set[str]]:
+        """What a sweep skips, in one call: ``finished_keys`` and ``finished_cells``."""
+        return self.finished_keys(), self.finished_cells()
+
+    def progress(self, sweep: str, since: int) -> tuple[dict[tuple[str, int], float], list]:
+        """A sweep's progress, in one call: {(config hash, seed): seconds} of the points FINISHED
+        from ``since`` (ms) on, and the sweep's executions that run now."""
+        finished = {}
+        for r in self.finished_runs(since):
+            if r.info.end_time:
+                finished.setdefault(key(r), (r.info.end_time - r.info.start_time) / 1000)
+        return finished, self.running(sweep)
+
     def finished_cells(self) -> set[str]:
         """The grid cells with a FINISHED execution: its notebook ran to the end and was stored."""
         return {r.data.tags.get("cell") for r in self.every(where("FINISHED", kind=EXECUTION))}

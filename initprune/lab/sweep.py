@@ -19,7 +19,7 @@ from pathlib import Path
 
 from .. import progress, registry
 from ..errors import InitpruneError
-from . import executors, points, root, store
+from . import executors, root, store
 from .executions import Execution
 from .points import Points
 from .profiles import available, estimate, load_profile
@@ -45,7 +45,8 @@ def sweep(profile: str, jobs: int | None = None, dry_run: bool = False, executor
     uri = store.default_uri()
     if ray_address or dask_scheduler:
         _check_shared_store(uri, shared_fs)
-    rows = status(executions)  # creates the store before any parallel writer starts
+    runs = store.points()  # creates the store before any parallel writer starts
+    rows = status(executions, runs)
     if dry_run:
         labels = told_apart([r.execution for r in rows])
         for r, label in zip(rows, labels):
@@ -56,7 +57,6 @@ def sweep(profile: str, jobs: int | None = None, dry_run: bool = False, executor
         echo(estimate(rows, [jobs] if jobs else sorted({1, os.cpu_count() or 1})))
         return 0
     jobs = jobs or 1
-    runs = store.points()
     if ray_address or dask_scheduler:
         _check_served_artifacts(runs, shared_fs)
     reaped = runs.reap()  # runs that a killed sweep left RUNNING on this host
@@ -79,11 +79,11 @@ def sweep(profile: str, jobs: int | None = None, dry_run: bool = False, executor
         tasks.append(Task(ex, profile, sweep_id, (NOTEBOOKS / f"{ex.notebook}.ipynb").read_text(), env,
                           need["cpus"], need["gpus"]))
     began = time.perf_counter()
-    stream = executors.EXECUTORS[executor](tasks, {"jobs": jobs, "address": ray_address, "scheduler": dask_scheduler,
-                                                   "retries": retries})
+    stream = executors.EXECUTORS[executor](tasks, jobs=jobs, address=ray_address, scheduler=dask_scheduler,
+                                           retries=retries)
     outcomes = []
-    progress = Progress({r.execution.cell: r.left for r in rows if r.execution in todo}, uri, sweep_id,
-                        progress_to, every, poll, f"sweep {Path(profile).stem}")
+    progress = Progress({r.execution.cell: r.left for r in rows if r.execution in todo}, store.points(uri),
+                        sweep_id, progress_to, every, poll, f"sweep {Path(profile).stem}")
     try:
         for result in stream:
             if result.get("cell"):  # the executor gave this task up: what it left RUNNING is dead
@@ -127,10 +127,9 @@ class Status:
         return self.points - self.finished
 
 
-def status(executions: list[Execution]) -> list[Status]:
-    """Each execution's ``Status``, from one look at the store."""
-    runs = store.points()
-    finished, stored = runs.finished_keys(), runs.finished_cells()
+def status(executions: list[Execution], runs: Points | None = None) -> list[Status]:
+    """Each execution's ``Status``, from one look at the store (``runs``: the default store)."""
+    finished, stored = (runs or store.points()).done()
     rows = []
     for ex in executions:
         points = {(p.hash(), p.seed) for p in ex.points()}
@@ -173,12 +172,12 @@ class Progress:
     seconds of its finished points (the mean over cells where none has finished), over the number
     of executions running at once."""
 
-    def __init__(self, left: dict[str, set], uri: str, sweep_id: str, stream=None, every: float = 60.0,
+    def __init__(self, left: dict[str, set], runs: Points, sweep_id: str, stream=None, every: float = 60.0,
                  poll: float = 3.0, desc: str = "sweep"):
         self.cell_of = {point: cell for cell, points in left.items() for point in points}
         self.left_by_cell = {cell: len(points) for cell, points in left.items()}
         self.total, self.sweep_id = len(self.cell_of), sweep_id
-        self.runs = store.points(uri)  # once: the thread reuses it
+        self.runs = runs  # a store handle of its own (the thread polls it)
         self.stream = stream or sys.stdout
         self.terminal = progress.on_terminal(self.stream)
         self.every, self.poll = every, poll
@@ -219,12 +218,8 @@ class Progress:
     def update(self) -> None:
         """Read the store once: this sweep's FINISHED points, how many executions run now, and a
         line for each that began to wait for a point another sweep trains (tag ``waiting``)."""
-        found = {}
-        for r in self.runs.finished_runs(since=int(self.began * 1000) - 1000):
-            point = points.key(r)
-            if point in self.cell_of and r.info.end_time:
-                found.setdefault(point, (r.info.end_time - r.info.start_time) / 1000)
-        running = self.runs.running(self.sweep_id)
+        finished, running = self.runs.progress(self.sweep_id, since=int(self.began * 1000) - 1000)
+        found = {point: seconds for point, seconds in finished.items() if point in self.cell_of}
         waits = {r.info.run_id: r.data.tags["waiting"] for r in running if r.data.tags.get("waiting")}
         for run_id, line in waits.items():
             if self.waits.get(run_id) != line:
