@@ -63,10 +63,12 @@ class Services:
         self.procs.append(proc)
         return proc
 
-    def stop(self) -> None:
+    def stop(self, grace: float = 5) -> None:
+        """SIGTERM to every session, then SIGKILL to what is still there after ``grace`` seconds
+        (``ray start --block`` outwaits 20: the tests are over, and nothing they read is kept)."""
         for proc in reversed(self.procs):
             _signal_group(proc, signal.SIGTERM)
-        deadline = time.time() + 20
+        deadline = time.time() + grace
         for proc in reversed(self.procs):
             try:
                 proc.wait(max(0.1, deadline - time.time()))
