@@ -113,3 +113,24 @@ def test_methods_run_under_auto_alone_draw_without_a_ratio():
                for m in ("random", "kstarts") for s in (0.95, 0.98)]
     fig = figures_seconds.seconds_vs_sparsity(records)
     assert set(_panels(fig)) == {"compute: auto"}
+
+
+def test_the_reports_panels_titles_and_labels_do_not_run_into_each_other():
+    """The report draws the panels of a cell side by side at the page's width, the cell named in
+    each title: no title or axis label overlaps another (the cell and the compute on one line ran
+    into the next panel, and so did the density label; the seconds grid showed it)."""
+    from initprune.report import figures as F
+
+    rows = figures_seconds._rows(_records())
+    kept = [r for r in rows if r["seconds"] is not None]
+    panels = figures_seconds._panels(kept)
+    key = ("fashion_mnist", "lenet300")
+    fig, grid = F.panel_grid([key], panels)
+    figures_seconds._draw({p: grid[(key, p)] for p in panels}, kept, F.title_of(key))
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    texts = [t for ax in fig.axes for t in (ax.title, ax.xaxis.label, ax.yaxis.label) if t.get_text()]
+    assert len(texts) == 3 * len(panels)
+    boxes = [(t.get_text(), t.get_window_extent(renderer)) for t in texts]
+    overlapping = [(a, b) for i, (a, box) in enumerate(boxes) for b, other in boxes[i + 1:] if box.overlaps(other)]
+    assert not overlapping, overlapping

@@ -99,7 +99,9 @@ def _draw(axes: dict, kept: list[dict], where: str = "") -> None:
     ratios = _ratios(groups)
     labels = sorted({k[1] for k in groups}, key=lambda name: (F.registry_order(_method(name)), name))
     densities = [1 - r["sparsity"] for r in kept if r["sparsity"] > 0]
-    named = (lambda text: f"{where}, {text}") if where else (lambda text: text)  # noqa: E731
+    # the cell on a line of its own: three panels share the page's width, and a title of both on
+    # one line ran into the next panel's
+    named = (lambda text: f"{where}\n{text}") if where else (lambda text: text)  # noqa: E731
     seconds_axes = []
     for compute, ax in axes.items():
         if compute == "ratio":
@@ -175,7 +177,7 @@ def _mean(values: list[float]) -> float:
 
 def _axes(ax, densities, ylabel: str, title: str) -> None:
     F.density_axis(ax, densities or [1.0])
-    ax.set_xlabel("density (fraction of weights kept, log)", fontsize=FONT + 1)
+    ax.set_xlabel("density (weights kept, log)", fontsize=FONT + 1)  # as wide as a third of the page allows
     ax.set_ylabel(ylabel, fontsize=FONT + 1)
     ax.set_title(title, fontsize=FONT + 2)
     ax.tick_params(labelsize=FONT)
