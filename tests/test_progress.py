@@ -14,7 +14,7 @@ class Terminal(io.StringIO):
         return True
 
 
-def trained_in_the_store(tasks, jobs=1):
+def trained_in_the_store(tasks, jobs=1, **_):
     """An executor whose tasks log their points to the store as a notebook would, without a kernel:
     the progress sees only the store, as with every executor."""
     runs = store.points()
@@ -38,12 +38,22 @@ def database(tmp_path_factory):
 @pytest.fixture
 def profile(database, tmp_path, monkeypatch, request):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", database)
-    monkeypatch.setattr(sweep.executors, "local", trained_in_the_store)
+    monkeypatch.setitem(sweep.executors.EXECUTORS._entries, "local", trained_in_the_store)
     path = tmp_path / "two.yaml"
     seed = len(request.node.name)  # each test its own points, so that none is already finished
     path.write_text("executions:\n  - {notebook: random, dataset: digits, arch: mlp, sparsities: [0.5, 0.9], "
                     f"seeds: [{seed}], epochs: 1}}\n")
     return str(path)
+
+
+def test_the_sweep_runs_on_the_executor_the_registry_holds(profile, monkeypatch):
+    """The fake executor above is what these tests' sweeps run (a fixture that patched the name
+    ``executors.local`` silently ran the real pool once the registry held the function itself)."""
+    calls = []
+    monkeypatch.setitem(sweep.executors.EXECUTORS._entries, "local",
+                        lambda tasks, **settings: calls.append(settings) or trained_in_the_store(tasks))
+    assert sweep.sweep(profile, progress_to=io.StringIO(), poll=0.2, echo=lambda *_: None) == 0
+    assert calls == [{"jobs": 1, "address": None, "scheduler": None, "retries": 3}]
 
 
 def test_a_terminal_shows_one_bar_over_the_points_and_a_line_per_execution(profile):
