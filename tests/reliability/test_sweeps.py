@@ -91,11 +91,12 @@ RUNNING_POINT = "tags.kind = 'point' and attributes.status = 'RUNNING'"
 
 
 def test_sigkill_at_several_points_then_ctrl_c_then_resume(store):
-    """SIGKILL at three points, then Ctrl-C, on one store, and one resume after all of them: each
-    crash and the Ctrl-C would end in the same full resume, so one resume checks what all left."""
-    # during a notebook's training, during MLflow logging, between executions
-    for pause, when in (("training:30", RUNNING_POINT), ("logging:30", RUNNING_POINT),
-                        ("", "tags.kind = 'execution' and attributes.status = 'FINISHED'")):
+    """SIGKILL at two points, then Ctrl-C, on one store, and one resume after all of them: each
+    crash and the Ctrl-C would end in the same full resume, so one resume checks what all left.
+    (A crash between executions, once a third point here, leaves a FINISHED execution that the
+    resume skips: tests/test_sweep.py's rerun that trains nothing shows that skip; 25 s saved.)"""
+    # during a notebook's training, during MLflow logging
+    for pause, when in (("training:30", RUNNING_POINT), ("logging:30", RUNNING_POINT)):
         seen = run_ids(store)
         proc = start(store, pause=pause)
         wait_for(store, when, seen)
@@ -123,7 +124,7 @@ def test_sigkill_at_several_points_then_ctrl_c_then_resume(store):
     points = check_store(store)
     killed = [r for r in points if r.info.status == "KILLED" and r.info.run_id in crashed]
     assert len(killed) >= 2  # the two the crashes caught mid-point; never counted, trained again
-    print(f"{len(points)} point runs after 3 crashes and a Ctrl-C: {len(killed)} KILLED by the crashes, "
+    print(f"{len(points)} point runs after 2 crashes and a Ctrl-C: {len(killed)} KILLED by the crashes, "
           f"{sum(r.info.status == 'FINISHED' for r in points)} FINISHED")
 
 
