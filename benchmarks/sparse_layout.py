@@ -17,6 +17,7 @@ ranges, and checks that both sparse copies end with bitwise the same weights.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import json
 import statistics
@@ -34,24 +35,29 @@ BATCH = 128
 KINDS = ("dense", "contiguous", "transposed")
 
 
-class _Transposed(sparse._Product):
+PRODUCT = sparse._Product  # the product as it is; a SparseLinear computes with whatever sparse._Product is
+
+
+class _Transposed(PRODUCT):
     """The product with the old input gradient: the transposed view, as it was before."""
 
     @staticmethod
     def backward(ctx, g):
-        gx, gv, gb, none = sparse._Product.backward(ctx, g)
+        gx, gv, gb, none = PRODUCT.backward(ctx, g)
         if gx is not None:
             n_in = ctx.st.shape[1]
             gx = gx.reshape(-1, n_in).mT.contiguous().mT.reshape(*ctx.lead, n_in)  # same values, transposed layout
         return gx, gv, gb, none
 
 
-def _transposed_forward(layer: sparse.SparseLinear):
-    def forward(x):
-        if layer.csr is None or not layer.csr._mine(layer.values):
-            layer.csr = sparse.Bound(layer.st, layer.values)
-        return _Transposed.apply(x, layer.values, layer.bias, layer.csr)
-    return forward
+@contextlib.contextmanager
+def _product(kind: str):
+    """The old layout's product while the "transposed" copy trains; the product as it is otherwise."""
+    sparse._Product = _Transposed if kind == "transposed" else PRODUCT
+    try:
+        yield
+    finally:
+        sparse._Product = PRODUCT
 
 
 def main(argv=None) -> int:
@@ -70,18 +76,17 @@ def main(argv=None) -> int:
         settings = Settings(lr=0.01, momentum=0.9, batch_size=BATCH, compute="dense" if kind == "dense" else "sparse")
         trainer = Trainer(Batches(x, y, BATCH, seed=0), None, None, settings, torch.device("cpu"), args.rounds + 1)
         trainee = Trainee(copy.deepcopy(model), settings, mask, final=True)
-        trainer.advance(trainee, 5)  # the layers switched to sparse, the kernels called once
-        if kind == "transposed":
-            for layer in trainee.sparse.values():
-                layer.forward = _transposed_forward(layer)
+        with _product(kind):
+            trainer.advance(trainee, 5)  # the layers switched to sparse, the kernels called once
         pairs[kind] = (trainer, trainee)
     times: dict[str, list[float]] = {k: [] for k in KINDS}
     for r in range(args.rounds):
         for kind in KINDS[r % 3:] + KINDS[:r % 3]:
             trainer, trainee = pairs[kind]
-            began = time.perf_counter()
-            trainer.advance(trainee, trainer.steps_per_epoch)
-            times[kind].append(time.perf_counter() - began)
+            with _product(kind):
+                began = time.perf_counter()
+                trainer.advance(trainee, trainer.steps_per_epoch)
+                times[kind].append(time.perf_counter() - began)
     same = all(torch.equal(a, b) for a, b in zip(pairs["contiguous"][1].model.parameters(),
                                                   pairs["transposed"][1].model.parameters()))
     out: dict = {"sparsity": args.sparsity, "rounds": args.rounds, "examples": n, "batch": BATCH,

@@ -45,7 +45,7 @@ def sweep(profile: str, jobs: int | None = None, dry_run: bool = False, executor
     uri = store.default_uri()
     if ray_address or dask_scheduler:
         _check_shared_store(uri, shared_fs)
-    runs = store.points()  # creates the store before any parallel writer starts
+    runs = store.points(uri)  # creates the store before any parallel writer starts
     rows = status(executions, runs)
     if dry_run:
         labels = told_apart([r.execution for r in rows])
