@@ -114,7 +114,7 @@ def paper_epochs() -> tuple[int, dict[str, float]]:
 
     points, out = 0, {}
     for ex in profiles.load_profile("paper"):
-        for p in ex.points():
+        for p in ex.points:
             out[p.arch] = out.get(p.arch, 0) + p.pruner().trained_epochs(p.epochs)
             points += 1
     return points, out

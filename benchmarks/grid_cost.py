@@ -145,7 +145,7 @@ def predict(profile: str, stored: dict) -> dict:
     total = {c: 0.0 for c in COMPUTES}
     count, epochs = 0, 0.0
     for ex in load_profile(profile):
-        for p in ex.points():
+        for p in ex.points:
             if (p.dataset, p.arch) != (DATASET, ARCH):
                 continue
             trained = p.pruner().trained_epochs(p.epochs)

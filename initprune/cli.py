@@ -220,12 +220,11 @@ def cmd_list(args) -> int:
 
 
 def cmd_sweep(args) -> int:
-    from .lab import executors, sweep
+    from .lab import sweep
 
-    with executors.sigterm_as_ctrl_c():  # SIGTERM stops a sweep as Ctrl-C does, its workers included
-        return sweep.sweep(args.profile, jobs=args.jobs, dry_run=args.dry_run, executor=args.executor,
-                           ray_address=args.ray_address, dask_scheduler=args.dask_scheduler,
-                           shared_fs=args.shared_fs, retries=args.retries, cpus=args.cpus, gpus=args.gpus)
+    return sweep.sweep(args.profile, jobs=args.jobs, dry_run=args.dry_run, executor=args.executor,
+                       ray_address=args.ray_address, dask_scheduler=args.dask_scheduler,
+                       shared_fs=args.shared_fs, retries=args.retries, cpus=args.cpus, gpus=args.gpus)
 
 
 def cmd_ui(args) -> int:

@@ -327,7 +327,7 @@ def test_a_profile_declares_tested_sparsities_outside_the_cells_identity(tmp_pat
     assert [ex.tested for ex in plain] == [None, None]
     assert [ex.tested for ex in found] == [(0.5, 0.9), ()]  # sorted; [] declares the execution descriptive
     assert [ex.cell for ex in found] == [ex.cell for ex in plain]  # the same grid cells, the same points
-    assert [p.hash() for ex in found for p in ex.points()] == [p.hash() for ex in plain for p in ex.points()]
+    assert [p.hash() for ex in found for p in ex.points] == [p.hash() for ex in plain for p in ex.points]
     # a sparsity that another execution of the cell runs may be declared (kstarts runs 0.8 only)
     assert profiles.load_profile(profile(tmp_path, "", "[0.5]"))[1].tested == (0.5,)
 

@@ -243,10 +243,7 @@ def test_an_estimate_divides_over_jobs_but_never_over_more_executions_than_are_l
 
     class Ex:
         def __init__(self, *points):
-            self.given = points
-
-        def points(self):
-            return list(self.given)
+            self.points = list(points)
 
     class Point:
         dataset, arch, epochs, seed = "digits", "mlp", 600, 0

@@ -164,7 +164,7 @@ def test_a_profile_names_the_controls_and_the_movement(tmp_path):
         "  - {notebook: baselines, method: [gradual_random, gradual_magnitude, kstarts_gradual_random],"
         " schedule: cubic, k: 2}\n"
         "  - {notebook: dissipating, schedule: cubic, movement: absolute}\n")
-    points = [p for ex in profiles.load_profile(str(path)) for p in ex.points()]
+    points = [p for ex in profiles.load_profile(str(path)) for p in ex.points]
     assert [(p.method, p.options["schedule"]) for p in points] == [
         ("gradual_random", "cubic"), ("gradual_magnitude", "cubic"), ("kstarts_gradual_random", "cubic"),
         ("dissipating", "cubic")]

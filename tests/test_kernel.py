@@ -12,7 +12,7 @@ import pytest
 
 from initprune.lab import kernel
 from initprune.lab.store import ensure_store
-from initprune.lab.tasks import _environ, _kept_kernel, load_papermill
+from initprune.lab.tasks import _environ, load_papermill
 
 papermill = load_papermill()
 
@@ -33,7 +33,7 @@ def run(tmp_path, cwd, *cells, env=None) -> list[str]:
     nbformat.write(nb, source)
     with _environ(env or {}):
         papermill.execute_notebook(str(source), str(output), cwd=str(cwd),
-                                   **_kept_kernel(papermill, str(cwd), env or {}))
+                                   **kernel.arguments(str(cwd), env or {}))
     done = nbformat.read(output, as_version=4).cells
     assert [c["execution_count"] for c in done] == list(range(1, len(cells) + 1))  # numbered as a fresh kernel
     return ["".join(o.get("text", "") for o in c["outputs"]).strip() for c in done]

@@ -39,14 +39,14 @@ def test_no_outputs_committed_and_no_logic_in_notebooks(path):
 @pytest.mark.parametrize("profile", profiles.profiles())
 def test_every_profile_passes_only_parameters_its_notebooks_have(profile):
     executions = profiles.load_profile(profile)  # validates names, types and every grid point
-    assert executions and all(ex.points() for ex in executions)
+    assert executions and all(ex.points for ex in executions)
 
 
 def test_profiles_cover_every_method_of_the_paper():
     for profile in ("smoke", "demo", "paper"):
-        methods = {p.method for ex in profiles.load_profile(profile) for p in ex.points()}
+        methods = {p.method for ex in profiles.load_profile(profile) for p in ex.points}
         assert {"dense", "random", "kstarts", "dissipating", "combined"} <= methods
-    demo = {p.sparsity for ex in profiles.load_profile("demo") for p in ex.points()}
+    demo = {p.sparsity for ex in profiles.load_profile("demo") for p in ex.points}
     assert {0.5, 0.8, 0.9, 0.95, 0.98} <= demo
 
 
@@ -86,10 +86,10 @@ def test_resources_come_from_the_command_line_then_the_profile_then_the_device(t
     path.write_text("resources: {cpus: 2}\nexecutions:\n  - {notebook: random}\n"
                     "  - {notebook: random, device: cuda}\n  - {notebook: random, resources: {cpus: 4, gpus: 0.5}}\n")
     plain, cuda, own = profiles.load_profile(str(path))
-    assert plain.resources() == {"cpus": 2, "gpus": 0}
-    assert cuda.resources() == {"cpus": 2, "gpus": 1}  # a cell told to train on cuda asks for one GPU
-    assert own.resources() == {"cpus": 4, "gpus": 0.5}
-    assert own.resources(cpus=1, gpus=0) == {"cpus": 1, "gpus": 0}
+    assert plain.resources == {"cpus": 2, "gpus": 0}
+    assert cuda.resources == {"cpus": 2, "gpus": 1}  # a cell told to train on cuda asks for one GPU
+    assert own.resources == {"cpus": 4, "gpus": 0.5}
+    assert profiles.load_profile(str(path), cpus=1, gpus=0)[2].resources == {"cpus": 1, "gpus": 0}
     assert plain.cell != cuda.cell and plain.cell == profiles.load_profile(str(path))[0].cell  # stable identity
 
 

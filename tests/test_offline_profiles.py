@@ -25,7 +25,7 @@ def loaded():
 
 
 def _points(executions):
-    return [p for ex in executions for p in ex.points()]
+    return [p for ex in executions for p in ex.points]
 
 
 @pytest.mark.parametrize("name", PROFILES)

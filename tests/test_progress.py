@@ -22,7 +22,7 @@ def trained_in_the_store(tasks, jobs=1, **_):
         ex = task.execution
         run_id, _ = runs.start_attempt(ex.notebook, ex.params["dataset"], ex.params["arch"],
                                        task.profile, ex.cell, task.sweep)
-        for point in ex.points():
+        for point in ex.points:
             point_run = runs.open_point(point, run_id)
             time.sleep(0.4)
             runs.finish(point_run, run_id)

@@ -256,13 +256,14 @@ def test_every_grid_notebook_has_the_common_parameters_and_they_are_reserved():
     executions.check_options(pruners.PRUNERS.names())  # no registered method's option takes one
 
 
-def test_a_sweep_hands_its_kernels_the_resolved_specs():
-    from initprune.lab import profiles
+def test_a_sweep_hands_its_kernels_the_resolved_specs(monkeypatch):
+    from initprune.lab import grid, profiles
 
     (ex, *_) = profiles.load_profile("smoke")
-    given = ex.parameters()["points"]
-    assert [RunSpec(**p).hash() for p in given] == [p.hash() for p in ex.points()]
-    assert ex.points() is ex.points()  # resolved once per execution
+    given = ex.parameters["points"]
+    assert [RunSpec(**p).hash() for p in given] == [p.hash() for p in ex.points]
+    monkeypatch.setattr(grid, "expand", lambda *a, **k: pytest.fail("expanded again"))  # resolved once, as it was made
+    assert ex.parameters["points"] == given and ex.points[0].hash() == RunSpec(**given[0]).hash()
 
 
 def test_every_module_has_a_layer_and_imports_nothing_above_it():
@@ -329,7 +330,7 @@ def test_an_integer_for_a_float_option_is_the_float(tmp_path):
         extra = f", temperature: {value}" if value else ""
         (ex,) = profiles.load_profile(_profile(tmp_path, name, "executions:\n  - {notebook: baselines, method: "
                                                f"[grasp], sparsities: [0.9], seeds: [0, 1], epochs: 2{extra}}}\n"))
-        cells[name] = (ex.cell, [(p.hash(), p.seed) for p in ex.points()])
+        cells[name] = (ex.cell, [(p.hash(), p.seed) for p in ex.points])
     assert cells["int"] == cells["float"]  # one grid cell, its points once
     assert cells["int"][1] == cells["default"][1]  # the default's points: read back, not trained again
 
@@ -364,7 +365,7 @@ def test_the_default_profiles_keep_their_identities(monkeypatch):
     found = {}
     for name, i, *point in DEFAULT_IDENTITIES:
         ex = loaded[name][i]
-        p = [p for p in ex.points() if [p.method, p.sparsity, p.seed, p.ablation] == point][-1]  # its last
+        p = [p for p in ex.points if [p.method, p.sparsity, p.seed, p.ablation] == point][-1]  # its last
         found[(name, i, *point)] = (p.hash(), ex.cell)
     assert found == DEFAULT_IDENTITIES
 
@@ -383,15 +384,15 @@ def test_device_auto_is_resolved_in_the_driver_against_its_workers(tmp_path, mon
     gpu_workers = _profile(tmp_path, "gpus", "resources: {gpus: 1}\n" + text)
     (on_cpu,), (declared,), (flagged,) = (profiles.load_profile(cpu_head), profiles.load_profile(gpu_workers),
                                           profiles.load_profile(cpu_head, gpus=1))
-    sent = declared.parameters()["points"]
-    assert [p["device"] for p in sent] == ["cuda"] and flagged.parameters()["points"] == sent
-    assert on_cpu.points()[0].device == "cpu"
+    sent = declared.parameters["points"]
+    assert [p["device"] for p in sent] == ["cuda"] and flagged.parameters["points"] == sent
+    assert on_cpu.points[0].device == "cpu"
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: pytest.fail("torch asked at hash time"))
-    spec = declared.points()[0]
-    assert spec.identity()["device"] == "cuda" and on_cpu.points()[0].identity()["device"] == "cpu"
+    spec = declared.points[0]
+    assert spec.identity()["device"] == "cuda" and on_cpu.points[0].identity()["device"] == "cpu"
     worker = RunSpec(**sent[0])  # what the kernel on a GPU worker builds and hashes: the same point
-    assert worker.hash() == spec.hash() == flagged.points()[0].hash() != on_cpu.points()[0].hash()
+    assert worker.hash() == spec.hash() == flagged.points[0].hash() != on_cpu.points[0].hash()
     assert dataclasses.replace(spec, device="cuda:1").hash() == spec.hash()  # the index is no identity
 
 

@@ -30,7 +30,7 @@ def runs(uri, kind, status=None):
 
 def test_smoke_sweep_logs_every_point_once_and_a_rerun_trains_nothing(store, capsys):
     assert cli.main(["sweep", "--profile", "smoke"]) == 0
-    expected = {(p.hash(), p.seed) for ex in profiles.load_profile("smoke") for p in ex.points()}
+    expected = {(p.hash(), p.seed) for ex in profiles.load_profile("smoke") for p in ex.points}
     points = runs(store, "point", "FINISHED")
     assert len(points) == len(expected) == 14  # the unablated SNIP point is shared by two executions
     assert {(r.data.tags["config_hash"], int(r.data.tags["seed"])) for r in points} == expected
@@ -275,7 +275,7 @@ def _profile(tmp_path, text):
 def test_a_profile_expands_a_training_setting_like_an_option_into_each_points_identity(tmp_path):
     (ex,) = _profile(tmp_path, "defaults: {compute: [dense, sparse]}\n"
                                "executions: [{notebook: random, sparsities: [0.9, 0.98], seeds: [0, 1], epochs: 1}]\n")
-    points = ex.points()
+    points = ex.points
     assert len(points) == 8  # two points per (sparsity, seed)
     by = {(p.sparsity, p.seed, p.training["compute"]): p for p in points}
     assert set(by) == {(s, seed, c) for s in (0.9, 0.98) for seed in (0, 1) for c in ("dense", "sparse")}
@@ -285,15 +285,15 @@ def test_a_profile_expands_a_training_setting_like_an_option_into_each_points_id
         assert dense.hash() == grid.expand("random", "digits", "mlp", [s], [0], 1)[0].hash()  # as without the key
         assert {k: v for k, v in sparse.training.items() if k != "compute"} == {
             k: v for k, v in dense.training.items() if k != "compute"}
-    assert ex.parameters()["training"] == {"compute": ["dense", "sparse"]}  # the notebook's, beside the specs
-    assert "options" not in ex.parameters()  # a setting is no method's option
+    assert ex.parameters["training"] == {"compute": ["dense", "sparse"]}  # the notebook's, beside the specs
+    assert "options" not in ex.parameters  # a setting is no method's option
     # per execution over the defaults, and in the notebooks' `training` parameter alike
     one, two = _profile(tmp_path, "defaults: {compute: sparse, seeds: [0], sparsities: [0.9], epochs: 1}\n"
                                   "executions: [{notebook: random, lr: [0.05, 0.1]},\n"
                                   "             {notebook: kstarts, k: 2, training: {compute: dense, lr: 1}}]\n")
-    assert sorted((p.training["lr"], p.training["compute"]) for p in one.points()) == [(0.05, "sparse"),
+    assert sorted((p.training["lr"], p.training["compute"]) for p in one.points) == [(0.05, "sparse"),
                                                                                       (0.1, "sparse")]
-    assert [p.training["lr"] for p in two.points()] == [1.0] and two.points()[0].training["compute"] == "sparse"
+    assert [p.training["lr"] for p in two.points] == [1.0] and two.points[0].training["compute"] == "sparse"
 
 
 @pytest.mark.parametrize("setting,message", [("compute: fast", "compute must be one of: dense, sparse, auto"),
@@ -309,7 +309,7 @@ def test_a_bad_training_setting_in_a_profile_is_one_line_naming_the_execution(tm
 def test_training_settings_keep_the_demo_profiles_identities():
     """The stored runs of `make demo` keep theirs: a profile that sets no training setting makes
     the points it made before training settings could be set (pinned here)."""
-    made = {p.hash() for ex in profiles.load_profile("demo") for p in ex.points()}
+    made = {p.hash() for ex in profiles.load_profile("demo") for p in ex.points}
     assert {"bfada03846d5",  # dense, digits / mlp, 20 epochs
             "5c30a2c9e1d0",  # kstarts, digits / mlp, s = 0.99
             "dab0f4874803",  # combined (cubic), digits / mlp, s = 0.99

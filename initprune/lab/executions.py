@@ -38,24 +38,61 @@ def check_options(methods: list[str]) -> None:
                                  "one of the notebooks' parameters; rename them")
 
 
+def methods_of(notebook: str, params: dict) -> list[str]:
+    """An execution's methods: its notebook's, or those it names (baselines, sanity); an empty
+    list is every registered baseline (baselines.ipynb's default)."""
+    method = params.get("method", notebook)
+    return (method or pruners.of_family("baseline")) if isinstance(method, list) else [method]
+
+
 @dataclass
 class Execution:
+    """One grid cell of a profile, resolved once as it is made: its resources, identity, label,
+    points and papermill parameters are fields, which the profile check, the sweep's status, its
+    tasks and their workers read as they are."""
+
     notebook: str
     params: dict  # every parameter of the notebook: its defaults, overridden by the profile
     given: dict = field(default_factory=dict)  # what the profile set: the cell's identity
     asks: dict = field(default_factory=dict)  # the profile's resources: {cpus, gpus}
     optional: bool = False  # left out, in one line, where its dataset cannot be had on this machine
+    cpus: float | None = None  # the command line's CPUs per execution (--cpus-per-task), over the profile's
     gpus: float | None = None  # the command line's GPUs per execution (--gpus-per-task), over the profile's
     tested: tuple | None = None  # its cell's tested sparsities (profiles.TESTED); None: none declared
     reference_epochs: int | None = None  # its cell's cost reference (profiles.REFERENCE); None: dense's epochs
-    _points: list | None = field(default=None, repr=False, compare=False)
+    # resolved from the above as it is made
+    resources: dict = field(init=False, compare=False)  # CPUs and GPUs of one execution
+    cell: str = field(init=False, compare=False)  # the grid cell's identity
+    label: str = field(init=False, compare=False)
+    points: list = field(init=False, repr=False, compare=False)  # its RunSpecs, resolved once
+    parameters: dict = field(init=False, repr=False, compare=False)  # what papermill passes
+
+    def __post_init__(self):
+        _as_declared(self.methods, self.given, self.params)
+        # the command line, else the profile, else one CPU and, for a notebook told to train on cuda, one GPU
+        self.resources = {"cpus": self.cpus if self.cpus is not None else self.asks.get("cpus", 1),
+                          "gpus": self.gpus if self.gpus is not None else
+                          self.asks.get("gpus", int(self.params.get("device") == "cuda"))}
+        # not which sweep ran it: its notebook and what the profile set
+        identity = json.dumps({"notebook": self.notebook, "given": self.given}, sort_keys=True, default=str)
+        self.cell = hashlib.sha256(identity.encode()).hexdigest()[:12]
+        options = " ".join(f"{k}={v}" for k, v in self.given.items() if k not in COMMON)
+        self.label = f"{self.notebook} {self.params['dataset']}/{self.params['arch']} {options}".strip()
+        check_options(self.methods)
+        method = self.methods if isinstance(self.params.get("method"), list) else self.notebook
+        self.points = grid.expand(method, self.params["dataset"], self.params["arch"], self.params["sparsities"],
+                                  self.params["seeds"], self.params["epochs"], self.options,
+                                  self.params.get("ablations", ("none",)), self.device, self.training)
+        # the notebook's parameters the profile set, the options, the training settings, and the
+        # resolved specs of its points, so that the kernel runs them as they are
+        out = {k: v for k, v in self.given.items() if k in self.params}
+        out = {**out, "options": self.options} if self.options else out
+        out = {**out, "training": self.training} if self.training else out
+        self.parameters = {**out, "points": [p.to_dict() for p in self.points]}
 
     @property
     def methods(self) -> list[str]:
-        """Its methods: the notebook's, or those it names (baselines, sanity); an empty list is
-        every registered baseline (baselines.ipynb's default)."""
-        method = self.params.get("method", self.notebook)
-        return (method or pruners.of_family("baseline")) if isinstance(method, list) else [method]
+        return methods_of(self.notebook, self.params)
 
     @property
     def options(self) -> dict:
@@ -70,47 +107,29 @@ class Execution:
         ``training`` parameter; a list runs each value. The dataset's settings stand for the rest."""
         return {**(self.params.get("training") or {}), **{k: v for k, v in self.given.items() if k in SETTINGS}}
 
-    def parameters(self) -> dict:
-        """What papermill passes: the notebook's parameters the profile set, the options, the
-        training settings, and the resolved specs of its points, so that the kernel runs them as
-        they are."""
-        out = {k: v for k, v in self.given.items() if k in self.params}
-        out = {**out, "options": self.options} if self.options else out
-        out = {**out, "training": self.training} if self.training else out
-        return {**out, "points": [p.to_dict() for p in self.points()]}
-
-    def resources(self, cpus: float | None = None, gpus: float | None = None) -> dict:
-        """CPUs and GPUs of one execution: the command line, else the profile, else one CPU and,
-        for a notebook told to train on cuda, one GPU."""
-        return {"cpus": cpus if cpus is not None else self.asks.get("cpus", 1),
-                "gpus": gpus if gpus is not None else self.asks.get("gpus", int(self.params.get("device") == "cuda"))}
-
     @property
     def device(self) -> str:
         """The device its points are made for, resolved here in the driver against its workers:
         ``auto`` is cuda where the executor is told to give each execution GPUs (the command
         line's, else the profile's resources) or this machine has one, else cpu. The points
         travel resolved, so that a driver without a GPU and workers with one agree on them."""
-        return resolve_device(self.params.get("device", "auto"), gpus=self.resources(gpus=self.gpus)["gpus"] > 0)
+        return resolve_device(self.params.get("device", "auto"), gpus=self.resources["gpus"] > 0)
 
-    @property
-    def label(self) -> str:
-        options = " ".join(f"{k}={v}" for k, v in self.given.items() if k not in COMMON)
-        return f"{self.notebook} {self.params['dataset']}/{self.params['arch']} {options}".strip()
 
-    @property
-    def cell(self) -> str:
-        """This grid cell's identity: its notebook and what the profile set, not which sweep ran it."""
-        spec = json.dumps({"notebook": self.notebook, "given": self.given}, sort_keys=True, default=str)
-        return hashlib.sha256(spec.encode()).hexdigest()[:12]
+def _as_declared(methods: list[str], given: dict, params: dict) -> None:
+    """The methods' options and the training settings the profile set, each as its declared type:
+    an integer given for a float option (``temperature: 200``, ``lr: 1``) is the float (200.0), as
+    the run's spec holds it, so that both spellings are one grid cell (``Execution.cell``) as they
+    are one point."""
+    from ..options import declared
+    from ..train import Settings
 
-    def points(self) -> list:
-        """The execution's points, resolved once (the profile check, the status and the task
-        share them)."""
-        if self._points is None:
-            check_options(self.methods)
-            method = self.methods if isinstance(self.params.get("method"), list) else self.notebook
-            self._points = grid.expand(method, self.params["dataset"], self.params["arch"], self.params["sparsities"],
-                                       self.params["seeds"], self.params["epochs"], self.options,
-                                       self.params.get("ablations", ("none",)), self.device, self.training)
-        return self._points
+    floats = {o.name for m in methods for o in pruners.PRUNERS[m].declared() if o.kind is float}
+    floats |= {o.name for o in declared(Settings) if o.kind is float}
+    as_float = lambda v: float(v) if isinstance(v, int) and not isinstance(v, bool) else v  # noqa: E731
+    held = lambda k, v: ([as_float(x) for x in v] if isinstance(v, list) else as_float(v)) if k in floats else v  # noqa: E731
+    for key in set(given) & floats - set(params):
+        given[key] = held(key, given[key])
+    for key in ("options", "training"):  # the notebooks' `options` and `training` parameters: the same
+        if isinstance(given.get(key), dict):
+            given[key] = params[key] = {k: held(k, v) for k, v in given[key].items()}

@@ -37,25 +37,6 @@ class Terminated(KeyboardInterrupt):
     status = 143
 
 
-@contextlib.contextmanager
-def sigterm_as_ctrl_c():
-    """While a sweep runs, SIGTERM raises Terminated in it (once: the clean-up that follows is
-    not cut short by a second one)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def stop(signum, frame):
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        raise Terminated()
-
-    before = signal.signal(signal.SIGTERM, stop)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, before)
-
-
 @EXECUTORS.register("local")
 def local(tasks: list[Task], jobs: int = 1, **_) -> Iterator[dict]:
     """A process pool on this machine (``--jobs``); one job runs in this process. Closed before

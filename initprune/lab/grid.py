@@ -163,10 +163,9 @@ def train(runs: Points, parent: str | None, configs: list[RunSpec], run_ids: lis
     in the middle loses nothing already FINISHED and trains the rest next time."""
     outcome: dict[int, RunResult | BaseException] = {}
     try:
-        # a point opened after its sweep gave the execution up (a Dask task cannot be stopped) is
-        # KILLED here, not left RUNNING: the sweep's clean-up had already passed
-        with runs.beating(run_ids):  # a sweep on another host sees them held
-            runs.check_execution(parent)
+        # a sweep on another host sees them held; a point opened after its sweep gave the execution
+        # up is KILLED here, not left RUNNING: the sweep's clean-up had already passed
+        with runs.beating(run_ids, parent):
             ready = []
             for i, config in enumerate(configs):
                 try:

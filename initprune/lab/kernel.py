@@ -223,6 +223,15 @@ def acquire(cwd: str, env: dict) -> KernelManager:
     return _kept["km"]
 
 
+def arguments(cwd: str, env: dict) -> dict:
+    """papermill's arguments for a notebook run in the kept kernel (``acquire``) by a task that set
+    ``env``, on its engine (``engine``)."""
+    from papermill.engines import papermill_engines
+
+    papermill_engines.register("initprune-kept", engine())
+    return {"progress_bar": False, "engine_name": "initprune-kept", "km": acquire(cwd, env)}
+
+
 def _execute(km: KernelManager, code: str) -> bool:
     """Run ``code`` in the kernel, silently; did it run without an error?"""
     kc = BlockingKernelClient(**km.get_connection_info(session=True), connection_file=km.connection_file, parent=km)

@@ -89,6 +89,7 @@ class Points:
 
     def __init__(self, client, exp_id: str):
         self.client, self.exp_id = client, exp_id
+        self.uri = getattr(client, "tracking_uri", None)  # where it is: a sweep hands it to its workers
 
     def search(self, query: str, most: int = 5000) -> list:
         return self.client.search_runs([self.exp_id], query, max_results=most)
@@ -240,9 +241,12 @@ class Points:
         _heard.pop(run_id, None)
 
     @contextlib.contextmanager
-    def beating(self, run_ids: list[str]):
-        """While the points of ``run_ids`` train: a thread refreshes their ``heartbeat`` tags every
-        HEARTBEAT seconds, which tells a sweep on another host that this process still holds them."""
+    def beating(self, run_ids: list[str], parent: str | None):
+        """While the points of ``run_ids`` train for the execution ``parent``: a thread refreshes their
+        ``heartbeat`` tags every HEARTBEAT seconds, which tells a sweep on another host that this
+        process still holds them. Superseded at once if the execution was given up meanwhile
+        (``check_execution``): a Dask task cannot be stopped, and what it trains then is not counted."""
+        self.check_execution(parent)
         stop, interval = threading.Event(), HEARTBEAT
 
         def beat():

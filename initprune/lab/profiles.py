@@ -15,7 +15,7 @@ from .. import pruners
 from ..errors import InitpruneError
 from ..spec import SETTINGS
 from . import root, store
-from .executions import Execution
+from .executions import Execution, methods_of
 from .tasks import NOTEBOOKS, load_papermill
 
 PROFILES = NOTEBOOKS / "profiles"
@@ -82,7 +82,7 @@ def _check_device(where: str, device) -> None:
         raise InitpruneError(f"{where}: {err}") from None
 
 
-def _check_runs(where: str, execution: Execution, points: list) -> None:
+def _check_runs(where: str, execution: Execution) -> None:
     """What each run of the execution checks before it trains, once per distinct configuration:
     its pruner, its training settings, and that its model and candidates fit in this machine's
     memory (on the device it asks for, where this machine has it)."""
@@ -93,7 +93,7 @@ def _check_runs(where: str, execution: Execution, points: list) -> None:
     cuda = torch.cuda.is_available()
     dev = torch.device(execution.device)  # as its points are made: auto resolved against the workers
     built, seen = {}, set()
-    for p in points:
+    for p in execution.points:
         key = (p.method, p.dataset, p.arch, p.ablation, repr(sorted(p.options.items())),
                repr(sorted(p.training.items())))  # cheap: a grid may have 100,000 points
         if key in seen:
@@ -122,9 +122,17 @@ def _check_type(where: str, key: str, value, default) -> None:
         raise InitpruneError(f"{where}: '{key}' must be {type(default).__name__}, got {value!r}")
 
 
-def load_profile(name: str, gpus: float | None = None) -> list[Execution]:
-    """The profile's executions, checked. ``gpus``: the GPUs the sweep's command line gives each
-    execution (over the profile's resources), against which ``device: auto`` is resolved."""
+def runnable(name: str, cpus: float | None = None, gpus: float | None = None) -> tuple[list[Execution], list[str]]:
+    """What a sweep runs of a profile on this machine: its executions (``load_profile``) less the
+    optional ones whose dataset it cannot have, and a line for each of those (``available``). A
+    sweep runs the notebooks of a clone: outside one, that is its one-line error."""
+    root.root()
+    return available(load_profile(name, cpus, gpus))
+
+
+def load_profile(name: str, cpus: float | None = None, gpus: float | None = None) -> list[Execution]:
+    """The profile's executions, checked. ``cpus``, ``gpus``: what the sweep's command line gives each
+    execution (over the profile's resources); ``device: auto`` is resolved against the GPUs."""
     path = _profile_path(name)
     if path is None:
         if name.endswith((".yaml", ".yml")):
@@ -157,7 +165,7 @@ def load_profile(name: str, gpus: float | None = None) -> list[Execution]:
             raise InitpruneError(f"{where}: each execution needs 'notebook: NAME'")
         given = {**(spec.get("defaults") or {}),
                  **{k: v for k, v in entry.items() if k not in ("notebook", "resources", "optional")}}
-        tested = given.pop(TESTED, None)
+        tested = _tested(where, given.pop(TESTED, None))
         reference = _reference(where, given.pop(REFERENCE, None))
         if not isinstance(entry.get("optional", False), bool):
             raise InitpruneError(f"{where}: 'optional' must be true or false, got {entry['optional']!r}")
@@ -172,21 +180,21 @@ def load_profile(name: str, gpus: float | None = None) -> list[Execution]:
         for key, value in given.items():
             if key in defaults:
                 _check_type(where, key, value, defaults[key])
-        execution = Execution(entry["notebook"], {**defaults, **{k: v for k, v in given.items() if k in defaults}},
-                              given, asks, optional=entry.get("optional", False), gpus=gpus,
-                              tested=_tested(where, tested), reference_epochs=reference)
+        params = {**defaults, **{k: v for k, v in given.items() if k in defaults}}
         try:
-            takes = {o for m in execution.methods for o in pruners.option_names(m)}
-            _as_declared(execution)
+            methods = methods_of(entry["notebook"], params)
+            takes = {o for m in methods for o in pruners.option_names(m)}
             for key in set(given) - set(defaults) - takes - set(SETTINGS):
                 raise InitpruneError(
                     f"'{key}' is neither a parameter of {entry['notebook']}.ipynb ({', '.join(defaults)}), nor an "
-                    f"option of {', '.join(execution.methods)} ({', '.join(sorted(takes)) or 'none'}), nor a training "
+                    f"option of {', '.join(methods)} ({', '.join(sorted(takes)) or 'none'}), nor a training "
                     f"setting ({', '.join(SETTINGS)})")
-            points = execution.points()  # unknown names, bad options, empty grids: fail before anything runs
+            # its points resolved: unknown names, bad options, empty grids fail before anything runs
+            execution = Execution(entry["notebook"], params, given, asks, optional=entry.get("optional", False),
+                                  cpus=cpus, gpus=gpus, tested=tested, reference_epochs=reference)
         except InitpruneError as err:
             raise InitpruneError(f"{where}: {err}") from None
-        _check_runs(where, execution, points)  # what each run checks before it trains: in a dry run too
+        _check_runs(where, execution)  # what each run checks before it trains: in a dry run too
         out.append(execution)
     _check_tested(path.name, out)
     return out
@@ -228,26 +236,6 @@ def _check_tested(name: str, executions: list[Execution]) -> None:
             raise InitpruneError(f"profile {name}, execution {i + 1}: tested sparsity {missing[0]:g} is run by no "
                                  f"execution of {pair[0]}/{pair[1]} in this profile; declare sparsities it runs "
                                  f"({', '.join(f'{s:g}' for s in sorted(run[pair]))})")
-
-
-def _as_declared(execution: Execution) -> None:
-    """The methods' options and the training settings the profile set, each as its declared type:
-    an integer given for a float option (``temperature: 200``, ``lr: 1``) is the float (200.0), as
-    the run's spec holds it, so that both spellings are one grid cell (``Execution.cell``) as they
-    are one point."""
-    from ..options import declared
-    from ..train import Settings
-
-    floats = {o.name for m in execution.methods for o in pruners.PRUNERS[m].declared() if o.kind is float}
-    floats |= {o.name for o in declared(Settings) if o.kind is float}
-    as_float = lambda v: float(v) if isinstance(v, int) and not isinstance(v, bool) else v  # noqa: E731
-    held = lambda k, v: ([as_float(x) for x in v] if isinstance(v, list) else as_float(v)) if k in floats else v  # noqa: E731
-    given = execution.given
-    for key in set(given) & floats - set(execution.params):
-        given[key] = held(key, given[key])
-    for key in ("options", "training"):  # the notebooks' `options` and `training` parameters: the same
-        if isinstance(given.get(key), dict):
-            given[key] = execution.params[key] = {k: held(k, v) for k, v in given[key].items()}
 
 
 def available(executions: list[Execution]) -> tuple[list[Execution], list[str]]:
@@ -313,7 +301,7 @@ def estimate(rows, jobs: int | list[int]) -> str:
     executions = 0
     for row in rows:
         fresh = 0
-        for p in row.execution.points():
+        for p in row.execution.points:
             key = (p.hash(), p.seed)
             if key in row.finished or key in counted:
                 continue

@@ -9,7 +9,9 @@ interrupted sweep resumes where it stopped and a finished one does no training.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import sys
 import threading
 import time
@@ -19,10 +21,10 @@ from pathlib import Path
 
 from .. import progress, registry
 from ..errors import InitpruneError
-from . import executors, root, store
+from . import executors, store
 from .executions import Execution
 from .points import Points
-from .profiles import available, estimate, load_profile
+from .profiles import estimate, runnable
 from .tasks import NOTEBOOKS, Task
 
 
@@ -37,15 +39,14 @@ def sweep(profile: str, jobs: int | None = None, dry_run: bool = False, executor
     on a terminal, else a line every ``every`` seconds; the store is read for finished points every
     ``poll`` seconds."""
     ray_address = ray_address or (os.environ.get("RAY_ADDRESS") if executor == "ray" else None)
-    _check_executor(executor, jobs, ray_address, dask_scheduler, retries, cpus, gpus)
-    root.root()  # a sweep runs the notebooks of a clone: outside one, that is its one-line error
-    executions, missing = available(load_profile(profile, gpus))  # device auto: resolved against the GPUs asked
+    run = _checked_executor(executor, jobs, ray_address, dask_scheduler, retries, cpus, gpus)
+    executions, missing = runnable(profile, cpus, gpus)  # device auto: resolved against the GPUs asked
     for line in missing:
         echo(line)
-    uri = store.default_uri()
     if ray_address or dask_scheduler:
-        _check_shared_store(uri, shared_fs)
-    runs = store.points(uri)  # creates the store before any parallel writer starts
+        _check_shared_store(store.default_uri(), shared_fs)
+    runs = store.points()  # creates the store before any parallel writer starts
+    uri = runs.uri
     rows = status(executions, runs)
     if dry_run:
         labels = told_apart([r.execution for r in rows])
@@ -75,25 +76,24 @@ def sweep(profile: str, jobs: int | None = None, dry_run: bool = False, executor
            "INITPRUNE_PLUGIN_PATH": os.pathsep.join(registry.plugin_paths())}
     tasks = []
     for ex in todo:  # a point's torch threads are part of its spec (1, or $INITPRUNE_THREADS), not of the job
-        need = ex.resources(cpus, gpus)
         tasks.append(Task(ex, profile, sweep_id, (NOTEBOOKS / f"{ex.notebook}.ipynb").read_text(), env,
-                          need["cpus"], need["gpus"]))
-    began = time.perf_counter()
-    stream = executors.EXECUTORS[executor](tasks, jobs=jobs, address=ray_address, scheduler=dask_scheduler,
-                                           retries=retries)
-    outcomes = []
-    progress = Progress({r.execution.cell: r.left for r in rows if r.execution in todo}, store.points(uri),
-                        sweep_id, progress_to, every, poll, f"sweep {Path(profile).stem}")
-    try:
-        for result in stream:
-            if result.get("cell"):  # the executor gave this task up: what it left RUNNING is dead
-                runs.end_sweep(sweep_id, result["cell"])
-            outcomes.append(result)
-            progress.execution(result)
-    finally:
-        stream.close()  # cancels what has not finished (Ctrl-C, an error)
-        progress.close()
-        killed = runs.end_sweep(sweep_id)  # nothing of this sweep stays RUNNING
+                          ex.resources["cpus"], ex.resources["gpus"]))
+    with sigterm_as_ctrl_c():  # SIGTERM stops a sweep as Ctrl-C does, its workers included
+        began = time.perf_counter()
+        stream = run(tasks, jobs=jobs, address=ray_address, scheduler=dask_scheduler, retries=retries)
+        outcomes = []
+        progress = Progress({r.execution.cell: r.left for r in rows if r.execution in todo}, store.points(uri),
+                            sweep_id, progress_to, every, poll, f"sweep {Path(profile).stem}")
+        try:
+            for result in stream:
+                if result.get("cell"):  # the executor gave this task up: what it left RUNNING is dead
+                    runs.end_sweep(sweep_id, result["cell"])
+                outcomes.append(result)
+                progress.execution(result)
+        finally:
+            stream.close()  # cancels what has not finished (Ctrl-C, an error)
+            progress.close()
+            killed = runs.end_sweep(sweep_id)  # nothing of this sweep stays RUNNING
     failed = [r for r in outcomes if r["error"]]
     for r in failed:
         echo(f"FAILED {r['label']}: {r['error']}")
@@ -105,6 +105,25 @@ def sweep(profile: str, jobs: int | None = None, dry_run: bool = False, executor
     echo(f"done: {len(outcomes) - len(failed)} executions finished, {len(failed)} failed, "
          f"{len(rows) - len(todo)} skipped, in {time.perf_counter() - began:.0f}s")
     return 1 if failed else 0
+
+
+@contextlib.contextmanager
+def sigterm_as_ctrl_c():
+    """While a sweep runs, SIGTERM raises Terminated in it (once: the clean-up that follows is
+    not cut short by a second one)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum, frame):
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        raise executors.Terminated()
+
+    before = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, before)
 
 
 @dataclass
@@ -132,7 +151,7 @@ def status(executions: list[Execution], runs: Points | None = None) -> list[Stat
     finished, stored = (runs or store.points()).done()
     rows = []
     for ex in executions:
-        points = {(p.hash(), p.seed) for p in ex.points()}
+        points = {(p.hash(), p.seed) for p in ex.points}
         rows.append(Status(ex, points, points & finished, ex.cell in stored))
     return rows
 
@@ -269,8 +288,9 @@ class Progress:
             self.write(self.line())
 
 
-def _check_executor(executor, jobs, ray_address, dask_scheduler, retries, cpus, gpus) -> None:
-    executors.EXECUTORS[executor]  # an unknown name lists the known ones
+def _checked_executor(executor, jobs, ray_address, dask_scheduler, retries, cpus, gpus):
+    """The executor of that name (an unknown one lists the known ones), once its settings are checked."""
+    run = executors.EXECUTORS[executor]
     if jobs is not None and jobs < 1:
         raise InitpruneError(f"--jobs must be at least 1, got {jobs}")
     if retries < 0:
@@ -284,6 +304,7 @@ def _check_executor(executor, jobs, ray_address, dask_scheduler, retries, cpus, 
         raise InitpruneError("--ray-address goes with --executor ray")
     if dask_scheduler and not dask_scheduler.startswith(("tcp://", "tls://", "ucx://", "inproc://")):
         raise InitpruneError(f"--dask-scheduler {dask_scheduler}: give the scheduler's address, tcp://HOST:8786")
+    return run
 
 
 def _check_shared_store(uri: str, shared_fs: bool) -> None:

@@ -89,8 +89,8 @@ def run_task(task: Task, keep_kernel: bool = False) -> dict:
             try:
                 papermill.execute_notebook(
                     str(source), str(output),
-                    parameters={**ex.parameters(), "parent_run_id": run_id, "profile": task.profile},
-                    cwd=cwd, **(_kept_kernel(papermill, cwd, env) if keep_kernel else KERNEL),
+                    parameters={**ex.parameters, "parent_run_id": run_id, "profile": task.profile},
+                    cwd=cwd, **(kernel.arguments(cwd, env) if keep_kernel else KERNEL),
                 )
                 error = None
             except KeyboardInterrupt:  # Ctrl-C: this execution and what it was training are KILLED
@@ -114,13 +114,6 @@ def run_task(task: Task, keep_kernel: bool = False) -> dict:
 
 def _kernel_name(notebook: str) -> str | None:
     return json.loads(notebook).get("metadata", {}).get("kernelspec", {}).get("name")
-
-
-def _kept_kernel(papermill, cwd: str, env: dict) -> dict:
-    """papermill's arguments for a notebook run in the kernel this process keeps, by a task that
-    set ``env``."""
-    papermill.engines.papermill_engines.register("initprune-kept", kernel.engine())
-    return {"progress_bar": False, "engine_name": "initprune-kept", "km": kernel.acquire(cwd, env)}
 
 
 def _abandon_cells(timeout: float = 5) -> None:

@@ -52,7 +52,7 @@ def reference(tmp_path_factory, two):
     out = run_sweep(uri, "local-reference", "--jobs", "2", profile=two)
     assert out.returncode == 0, out.stdout
     found = points(uri, "local-reference")
-    assert set(found) == {(p.hash(), p.seed) for ex in profiles.load_profile(str(two)) for p in ex.points()}
+    assert set(found) == {(p.hash(), p.seed) for ex in profiles.load_profile(str(two)) for p in ex.points}
     return found
 
 

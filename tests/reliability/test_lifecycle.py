@@ -341,7 +341,7 @@ def test_a_point_whose_holder_on_another_host_beats_is_waited_for(store, monkeyp
     monkeypatch.setattr(points, "HEARTBEAT", 0.1)
     c, exp_id = ensure_store(store)
     _, point = held_elsewhere(c, exp_id)
-    with Points(c, exp_id).beating([point]):  # the live sweep over there, as its heartbeat shows it
+    with Points(c, exp_id).beating([point], None):  # the live sweep over there, as its heartbeat shows it
         deadline = time.time() + 10 * points.HEARTBEAT
         while time.time() < deadline:
             assert Points(c, exp_id).holder(POINT).info.run_id == point

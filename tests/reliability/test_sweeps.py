@@ -53,7 +53,7 @@ def crash(proc) -> None:
 def check_store(uri):
     c, exp_id = ensure_store(uri)
     runs = c.search_runs([exp_id], "", max_results=5000)
-    expected = {(p.hash(), p.seed) for ex in profiles.load_profile(PROFILE) for p in ex.points()}
+    expected = {(p.hash(), p.seed) for ex in profiles.load_profile(PROFILE) for p in ex.points}
     points = [r for r in runs if r.data.tags.get("kind") == "point"]
     finished = [r for r in points if r.info.status == "FINISHED"]
     for r in finished:  # a FINISHED point has everything a figure needs
