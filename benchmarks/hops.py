@@ -12,13 +12,15 @@ it. From those chains, per process:
 * the spine: every package frame on a chain that reaches the store layer (``lab.points``,
   ``lab.store``; ``lab.runs`` before round 4) or the notebook's launch (``lab.kernel``);
 * rule A, the chain: calls between two spine frames of different modules;
-* rule B, every call (the issue's rule): rule A and each call a spine frame makes into a function of
+* rule B, the spine's every call: rule A and each call a spine frame makes into a function of
   another module (side calls: registry lookups, option and device checks, progress, fault hooks,
-  training itself), less what an import runs (class bodies, dataclass code, registrations).
+  the call that trains), less what an import runs (class bodies, dataclass code, registrations).
 
 Each distinct (caller, callee) pair counts once, however often it runs. The three process
-boundaries (shell to driver, driver to kernel, kernel back) are added to both. ``--root`` measures
-another checkout with this machine's environment (a worktree of an older commit, say).
+boundaries (shell to driver, driver to kernel, kernel back) are added to both. Apart, and in
+neither rule: ``training``, the calls between the core's modules below ``api.run_group`` (data,
+model, pruner, trainer: what trains the point, not the pipeline that carries it). ``--root``
+measures another checkout with this machine's environment (a worktree of an older commit, say).
 """
 
 from __future__ import annotations
@@ -122,13 +124,28 @@ def trace(root: Path) -> list[list]:
     return [driver[0], kernel[0]]
 
 
+ENTRIES = ("initprune.api:run_group", "initprune.api:run", "initprune.stack:run_group")  # now, and before round 4
+
+
+def training(chains: list) -> int:
+    """The distinct calls between two of the core's modules below the core's entry (``ENTRIES``)."""
+    pairs = set()
+    for chain, _ in chains:
+        entry = next((i for i, frame in enumerate(chain) if frame in ENTRIES), None)
+        if entry is not None:
+            below = chain[entry:]
+            pairs |= {(a, b) for a, b in zip(below, below[1:]) if _module(a) != _module(b) and not _import_time(b)}
+    return len(pairs)
+
+
 def measure(root: Path) -> dict:
     commit = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"], text=True,
                             capture_output=True).stdout.strip() or None
-    driver, kernel = (count(c) for c in trace(root))
+    traced = trace(root)
+    driver, kernel = (count(c) for c in traced)
     return {"root": str(root), "commit": commit, "process_boundaries": BOUNDARIES, "driver": driver, "kernel": kernel,
             "rule_a": driver["rule_a"] + kernel["rule_a"] + BOUNDARIES,
-            "rule_b": driver["rule_b"] + kernel["rule_b"] + BOUNDARIES}
+            "rule_b": driver["rule_b"] + kernel["rule_b"] + BOUNDARIES, "training": training(traced[1])}
 
 
 def main(argv=None) -> int:
@@ -142,8 +159,10 @@ def main(argv=None) -> int:
     for root in args.root:
         r = measure(root.resolve())
         d, k = r["driver"], r["kernel"]
-        print(f"{r['commit'] or r['root']}: rule A (the chain) {r['rule_a']} hops, rule B (every call) {r['rule_b']} "
-              f"(driver {d['rule_a']}/{d['rule_b']}, kernel {k['rule_a']}/{k['rule_b']}, +{BOUNDARIES} processes)")
+        print(f"{r['commit'] or r['root']}: rule A (the chain) {r['rule_a']} hops, "
+              f"rule B (the spine's every call) {r['rule_b']} "
+              f"(driver {d['rule_a']}/{d['rule_b']}, kernel {k['rule_a']}/{k['rule_b']}, +{BOUNDARIES} processes); "
+              f"below the core's entry, {r['training']} calls between its modules")
         if args.list:
             for name, part in (("driver", d), ("kernel", k)):
                 print(f"{name}:")
