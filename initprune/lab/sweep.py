@@ -38,47 +38,49 @@ def sweep(profile: str, jobs: int | None = None, dry_run: bool = False, executor
     Progress goes to ``progress_to`` (stdout; stderr stays for errors): a bar over the sweep's points
     on a terminal, else a line every ``every`` seconds; the store is read for finished points every
     ``poll`` seconds."""
-    ray_address = ray_address or (os.environ.get("RAY_ADDRESS") if executor == "ray" else None)
-    run = _checked_executor(executor, jobs, ray_address, dask_scheduler, retries, cpus, gpus)
-    executions, missing = runnable(profile, cpus, gpus)  # device auto: resolved against the GPUs asked
-    for line in missing:
-        echo(line)
-    if ray_address or dask_scheduler:
-        _check_shared_store(store.default_uri(), shared_fs)
-    runs = store.points()  # creates the store before any parallel writer starts
-    uri = runs.uri
-    rows = status(executions, runs)
-    if dry_run:
-        labels = told_apart([r.execution for r in rows])
-        for r, label in zip(rows, labels):
-            echo(f"{len(r.points):4d} points, {len(r.finished):4d} finished  {label}")
-        points, done = set().union(*(r.points for r in rows)), set().union(*(r.finished for r in rows))
-        echo(f"{len(points)} points in {len(rows)} executions, {len(done)} finished")
-        # for the --jobs given, else for one and for as many as this machine has cores
-        echo(estimate(rows, [jobs] if jobs else sorted({1, os.cpu_count() or 1})))
-        return 0
-    jobs = jobs or 1
-    if ray_address or dask_scheduler:
-        _check_served_artifacts(runs, shared_fs)
-    reaped = runs.reap()  # runs that a killed sweep left RUNNING on this host
-    if reaped:
-        echo(f"marked {reaped} run(s) KILLED that an interrupted sweep had left RUNNING")
-    # longest first (points left x epochs), so that no long execution starts last and runs alone
-    todo = [r.execution for r in sorted(rows, key=lambda r: -len(r.left) * r.execution.params["epochs"]) if not r.done]
-    echo(f"profile {profile}: {len(rows)} executions, {len(rows) - len(todo)} already finished, {len(todo)} to run"
-         + ("" if executor == "local" else f" on {executor} ({ray_address or dask_scheduler or 'a local cluster'})"))
-    if not todo:
-        echo(f"done: 0 executions finished, 0 failed, {len(rows)} skipped")
-        return 0
-    sweep_id = uuid.uuid4().hex
-    env = {"MLFLOW_TRACKING_URI": uri, **{k: v for k, v in os.environ.items()
-                                          if k.startswith(("INITPRUNE_", "MLFLOW_TRACKING_"))},
-           "INITPRUNE_PLUGIN_PATH": os.pathsep.join(registry.plugin_paths())}
-    tasks = []
-    for ex in todo:  # a point's torch threads are part of its spec (1, or $INITPRUNE_THREADS), not of the job
-        tasks.append(Task(ex, profile, sweep_id, (NOTEBOOKS / f"{ex.notebook}.ipynb").read_text(), env,
-                          ex.resources["cpus"], ex.resources["gpus"]))
     with sigterm_as_ctrl_c():  # SIGTERM stops a sweep as Ctrl-C does, its workers included
+        ray_address = ray_address or (os.environ.get("RAY_ADDRESS") if executor == "ray" else None)
+        run = _checked_executor(executor, jobs, ray_address, dask_scheduler, retries, cpus, gpus)
+        executions, missing = runnable(profile, cpus, gpus)  # device auto: resolved against the GPUs asked
+        for line in missing:
+            echo(line)
+        if ray_address or dask_scheduler:
+            _check_shared_store(store.default_uri(), shared_fs)
+        runs = store.points()  # creates the store before any parallel writer starts
+        uri = runs.uri
+        rows = status(executions, runs)
+        if dry_run:
+            labels = told_apart([r.execution for r in rows])
+            for r, label in zip(rows, labels):
+                echo(f"{len(r.points):4d} points, {len(r.finished):4d} finished  {label}")
+            points, done = set().union(*(r.points for r in rows)), set().union(*(r.finished for r in rows))
+            echo(f"{len(points)} points in {len(rows)} executions, {len(done)} finished")
+            # for the --jobs given, else for one and for as many as this machine has cores
+            echo(estimate(rows, [jobs] if jobs else sorted({1, os.cpu_count() or 1})))
+            return 0
+        jobs = jobs or 1
+        if ray_address or dask_scheduler:
+            _check_served_artifacts(runs, shared_fs)
+        reaped = runs.reap()  # runs that a killed sweep left RUNNING on this host
+        if reaped:
+            echo(f"marked {reaped} run(s) KILLED that an interrupted sweep had left RUNNING")
+        # longest first (points left x epochs), so that no long execution starts last and runs alone
+        todo = [r.execution for r in sorted(rows, key=lambda r: -len(r.left) * r.execution.params["epochs"])
+                if not r.done]
+        where = "" if executor == "local" else f" on {executor} ({ray_address or dask_scheduler or 'a local cluster'})"
+        echo(f"profile {profile}: {len(rows)} executions, {len(rows) - len(todo)} already finished, {len(todo)} to run"
+             + where)
+        if not todo:
+            echo(f"done: 0 executions finished, 0 failed, {len(rows)} skipped")
+            return 0
+        sweep_id = uuid.uuid4().hex
+        env = {"MLFLOW_TRACKING_URI": uri, **{k: v for k, v in os.environ.items()
+                                              if k.startswith(("INITPRUNE_", "MLFLOW_TRACKING_"))},
+               "INITPRUNE_PLUGIN_PATH": os.pathsep.join(registry.plugin_paths())}
+        tasks = []
+        for ex in todo:  # a point's torch threads are part of its spec (1, or $INITPRUNE_THREADS), not of the job
+            tasks.append(Task(ex, profile, sweep_id, (NOTEBOOKS / f"{ex.notebook}.ipynb").read_text(), env,
+                              ex.resources["cpus"], ex.resources["gpus"]))
         began = time.perf_counter()
         stream = run(tasks, jobs=jobs, address=ray_address, scheduler=dask_scheduler, retries=retries)
         outcomes = []
@@ -94,17 +96,17 @@ def sweep(profile: str, jobs: int | None = None, dry_run: bool = False, executor
             stream.close()  # cancels what has not finished (Ctrl-C, an error)
             progress.close()
             killed = runs.end_sweep(sweep_id)  # nothing of this sweep stays RUNNING
-    failed = [r for r in outcomes if r["error"]]
-    for r in failed:
-        echo(f"FAILED {r['label']}: {r['error']}")
-    if any("No space left on device" in r["error"] for r in failed):
-        echo("a disk is full: free space on it, then run the same command again (what finished is kept)")
-    retried = sum(1 for r in outcomes if (r.get("attempt") or 1) > 1)
-    if retried or killed:
-        echo(f"{retried} execution(s) retried after a lost worker; {killed} run(s) left RUNNING marked KILLED")
-    echo(f"done: {len(outcomes) - len(failed)} executions finished, {len(failed)} failed, "
-         f"{len(rows) - len(todo)} skipped, in {time.perf_counter() - began:.0f}s")
-    return 1 if failed else 0
+        failed = [r for r in outcomes if r["error"]]
+        for r in failed:
+            echo(f"FAILED {r['label']}: {r['error']}")
+        if any("No space left on device" in r["error"] for r in failed):
+            echo("a disk is full: free space on it, then run the same command again (what finished is kept)")
+        retried = sum(1 for r in outcomes if (r.get("attempt") or 1) > 1)
+        if retried or killed:
+            echo(f"{retried} execution(s) retried after a lost worker; {killed} run(s) left RUNNING marked KILLED")
+        echo(f"done: {len(outcomes) - len(failed)} executions finished, {len(failed)} failed, "
+             f"{len(rows) - len(todo)} skipped, in {time.perf_counter() - began:.0f}s")
+        return 1 if failed else 0
 
 
 @contextlib.contextmanager
