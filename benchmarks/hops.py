@@ -12,9 +12,12 @@ it. From those chains, per process:
 * the spine: every package frame on a chain that reaches the store layer (``lab.points``,
   ``lab.store``; ``lab.runs`` before round 4) or the notebook's launch (``lab.kernel``);
 * rule A, the chain: calls between two spine frames of different modules;
-* rule B, the spine's every call: rule A and each call a spine frame makes into a function of
-  another module (side calls: registry lookups, option and device checks, progress, fault hooks,
-  the call that trains), less what an import runs (class bodies, dataclass code, registrations).
+* rule B, the spine's every call: rule A and each call a spine frame, or a helper of one in its
+  own module, makes into a function of another module (side calls: registry lookups, option and
+  device checks, progress, fault hooks, the call that trains), less what an import runs (class
+  bodies, the function a dataclass builds its methods in, registrations). A call moved into a
+  helper of the same module still counts; one moved into another module's function (which the
+  spine then calls) counts as that one call.
 
 Each distinct (caller, callee) pair counts once, however often it runs. The three process
 boundaries (shell to driver, driver to kernel, kernel back) are added to both. Apart, and in
@@ -75,15 +78,18 @@ def _module(frame: str) -> str:
 
 
 def _import_time(frame: str) -> bool:
-    """What an import runs, seen as called from the function that imported: a class body, a
-    dataclass's generated code, a registration."""
+    """What an import runs, seen as called from the function that imported: a class body, the
+    function a dataclass builds its methods in (the methods it built run later, and count), a
+    registration."""
     name = frame.split(":", 1)[1]
-    return ((name.startswith("__create_fn__") and "__init__" not in name) or bool(re.fullmatch(r"_?[A-Z]\w*", name))
+    return (name == "__create_fn__" or bool(re.fullmatch(r"_?[A-Z]\w*", name))
             or "register" in name or name.endswith("Registry.__init__"))
 
 
 def count(chains: list) -> dict:
-    """Rules A and B over one process's recorded chains."""
+    """Rules A and B over one process's recorded chains. A spine frame's helpers in its own module
+    are part of it (the issue does not count the call into them): what they call counts in rule B,
+    so that a call moved into a helper is still counted."""
     spine = set()
     for chain, _ in chains:
         hit = next((i for i, frame in enumerate(chain) if frame.startswith(STORE)), None)
@@ -91,9 +97,12 @@ def count(chains: list) -> dict:
             spine.update(chain[:hit + 1])
     a, b = set(), set()
     for chain, _ in chains:
-        for caller, callee in zip(chain, chain[1:]):
-            if caller in spine and _module(caller) != _module(callee) and not _import_time(callee):
-                (a if callee in spine else b).add((caller, callee))
+        on = []  # per frame: a spine frame, or a helper of one in the same module
+        for i, frame in enumerate(chain):
+            on.append(frame in spine or (i > 0 and on[-1] and _module(chain[i - 1]) == _module(frame)))
+        for caller, callee, counted in zip(chain, chain[1:], on):
+            if counted and _module(caller) != _module(callee) and not _import_time(callee):
+                (a if caller in spine and callee in spine else b).add((caller, callee))
     def short(pairs):
         return [f"{x.removeprefix('initprune.')} -> {y.removeprefix('initprune.')}" for x, y in sorted(pairs)]
     return {"rule_a": len(a), "rule_b": len(a) + len(b), "chain": short(a), "side": short(b),

@@ -5,6 +5,7 @@ no machinery; the package has no import cycle."""
 import ast
 import dataclasses
 import json
+import pickle
 import subprocess
 import sys
 from pathlib import Path
@@ -262,8 +263,11 @@ def test_a_sweep_hands_its_kernels_the_resolved_specs(monkeypatch):
     (ex, *_) = profiles.load_profile("smoke")
     given = ex.parameters["points"]
     assert [RunSpec(**p).hash() for p in given] == [p.hash() for p in ex.points]
-    monkeypatch.setattr(grid, "expand", lambda *a, **k: pytest.fail("expanded again"))  # resolved once, as it was made
-    assert ex.parameters["points"] == given and ex.points[0].hash() == RunSpec(**given[0]).hash()
+    # resolved once, as it was made: what a worker unpickles (Ray, Dask, the local pool) is never expanded again
+    monkeypatch.setattr(grid, "expand", lambda *a, **k: pytest.fail("expanded again"))
+    worker = pickle.loads(pickle.dumps(ex))
+    assert worker.parameters["points"] == given and worker.cell == ex.cell and worker == ex
+    assert [p.hash() for p in worker.points] == [RunSpec(**p).hash() for p in given]
 
 
 def test_every_module_has_a_layer_and_imports_nothing_above_it():

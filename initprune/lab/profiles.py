@@ -165,7 +165,7 @@ def load_profile(name: str, cpus: float | None = None, gpus: float | None = None
             raise InitpruneError(f"{where}: each execution needs 'notebook: NAME'")
         given = {**(spec.get("defaults") or {}),
                  **{k: v for k, v in entry.items() if k not in ("notebook", "resources", "optional")}}
-        tested = _tested(where, given.pop(TESTED, None))
+        tested = given.pop(TESTED, None)
         reference = _reference(where, given.pop(REFERENCE, None))
         if not isinstance(entry.get("optional", False), bool):
             raise InitpruneError(f"{where}: 'optional' must be true or false, got {entry['optional']!r}")
@@ -180,6 +180,7 @@ def load_profile(name: str, cpus: float | None = None, gpus: float | None = None
         for key, value in given.items():
             if key in defaults:
                 _check_type(where, key, value, defaults[key])
+        tested = _tested(where, tested)  # where it was checked before: after the notebook's parameters
         params = {**defaults, **{k: v for k, v in given.items() if k in defaults}}
         try:
             methods = methods_of(entry["notebook"], params)
